@@ -1,0 +1,555 @@
+//! First pass: the TOML tree to a draft, table by table.
+//!
+//! Owns the scenario file's layout (which tables and keys exist, their types,
+//! units, defaults and per-value ranges). Cross-references between tables
+//! (legs to maps, faults to legs, timing against the workload) are checked
+//! later in `resolve`, so the draft keeps the position of everything that
+//! such a check may need to point at.
+
+use std::time::Duration;
+
+use toml::de::{DeTable, DeValue};
+
+use crate::diag::Report;
+use crate::kinds::{self, FaultKind};
+use crate::model::{Check, Cmp, Metric, PathStateExpect, Pattern, Selector};
+use crate::reader::{as_int, as_string, one_of, suggest, type_error, Got, Sp, Table};
+use crate::units::{format_duration, format_size};
+
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "seed",
+    "guest",
+    "map",
+    "leg",
+    "fault",
+    "workload",
+    "expect",
+];
+const GUEST_KEYS: &[&str] = &["memory_mib", "timeout"];
+const MAP_KEYS: &[&str] = &["name", "size", "selector", "queue_if_no_path", "groups"];
+const LEG_KEYS: &[&str] = &["name", "map"];
+const WORKLOAD_KEYS: &[&str] = &[
+    "map",
+    "duration",
+    "read_percent",
+    "block_size",
+    "queue_depth",
+    "rate_iops",
+    "pattern",
+    "verify",
+    "stall_threshold",
+];
+const FINAL_STATE_KEY: &str = "final_path_state";
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+
+pub(crate) const SCENARIO_NAME_MAX: usize = 32;
+pub(crate) const OBJECT_NAME_MAX: usize = 16;
+
+pub(crate) struct Draft {
+    pub name: Option<Sp<String>>,
+    pub description: Option<String>,
+    pub seed: u64,
+    pub guest: DraftGuest,
+    pub maps: Vec<DraftMap>,
+    pub legs: Vec<DraftLeg>,
+    pub faults: Vec<DraftFault>,
+    pub workload: Option<DraftWorkload>,
+    pub expect: DraftExpect,
+}
+
+pub(crate) struct DraftGuest {
+    pub memory_mib: u32,
+    pub timeout: Option<Sp<Duration>>,
+}
+
+pub(crate) type Groups = Vec<Sp<Vec<Sp<String>>>>;
+
+pub(crate) struct DraftMap {
+    pub name: Option<Sp<String>>,
+    /// `None` if the size was invalid (reported).
+    pub size: Option<u64>,
+    pub selector: Selector,
+    pub queue_if_no_path: bool,
+    pub groups: Option<Sp<Groups>>,
+}
+
+pub(crate) struct DraftLeg {
+    pub pos: usize,
+    pub name: Option<Sp<String>>,
+    pub map: Got<String>,
+}
+
+pub(crate) struct DraftFault {
+    pub pos: usize,
+    pub line: usize,
+    pub at: Option<Sp<Duration>>,
+    pub window: Option<Sp<Duration>>,
+    pub leg: Option<Sp<String>>,
+    pub kind: Option<Sp<FaultKind>>,
+}
+
+pub(crate) struct DraftWorkload {
+    pub pos: usize,
+    pub map: Got<String>,
+    pub duration: Option<Sp<Duration>>,
+    pub read_percent: u8,
+    pub block_size: Option<Sp<u32>>,
+    pub queue_depth: u32,
+    pub rate_iops: Option<u32>,
+    pub pattern: Pattern,
+    pub verify: bool,
+    pub stall_threshold: Duration,
+}
+
+#[derive(Default)]
+pub(crate) struct DraftExpect {
+    pub checks: Vec<Check>,
+    pub final_path_state: Vec<(Sp<String>, PathStateExpect)>,
+}
+
+/// Decodes the whole document; every problem found is reported.
+pub(crate) fn decode(r: &mut Report, doc: &DeTable) -> Draft {
+    let top = Table::new("the top-level table", 0, doc);
+    top.reject_unknown(r, TOP_KEYS, |key| {
+        let home = [
+            ("[guest]", GUEST_KEYS),
+            ("[workload]", WORKLOAD_KEYS),
+            ("[[map]]", MAP_KEYS),
+        ]
+        .into_iter()
+        .find(|(_, keys)| keys.contains(&key))?;
+        Some(format!("`{key}` belongs in a {} table", home.0))
+    });
+
+    let name = top
+        .string(r, "name")
+        .required(r, &top, "name", "name = \"my-scenario\"");
+    if let Some(n) = &name {
+        check_name(r, n, SCENARIO_NAME_MAX, "scenario name");
+    }
+    let description = top.string(r, "description").ok().map(|d| d.val);
+    let seed = top.int(r, "seed", 0..=u64::MAX).or(1);
+
+    let guest = match top.table(r, "guest", "[guest]") {
+        Some(t) => decode_guest(r, &t),
+        None => DraftGuest {
+            memory_mib: 512,
+            timeout: None,
+        },
+    };
+
+    let map_tables = top.array_of_tables(r, "map", "[[map]]");
+    if map_tables.is_empty() && top.get("map").is_none() {
+        r.error(
+            0,
+            "the scenario defines no [[map]]",
+            "add a [[map]] table with at least `name = \"mpatha\"`",
+        );
+    }
+    let maps = map_tables.iter().map(|t| decode_map(r, t)).collect();
+    let legs = top
+        .array_of_tables(r, "leg", "[[leg]]")
+        .iter()
+        .map(|t| decode_leg(r, t))
+        .collect();
+    let faults = top
+        .array_of_tables(r, "fault", "[[fault]]")
+        .iter()
+        .map(|t| decode_fault(r, t))
+        .collect();
+
+    let workload = top
+        .table(r, "workload", "[workload]")
+        .map(|t| decode_workload(r, &t));
+    if workload.is_none() && top.get("workload").is_none() {
+        r.error(
+            0,
+            "the scenario has no [workload] table",
+            "add a [workload] table with at least `duration = \"10s\"`",
+        );
+    }
+    let expect = top
+        .table(r, "expect", "[expect]")
+        .map(|t| decode_expect(r, &t))
+        .unwrap_or_default();
+
+    Draft {
+        name,
+        description,
+        seed,
+        guest,
+        maps,
+        legs,
+        faults,
+        workload,
+        expect,
+    }
+}
+
+/// Names of the scenario, maps and legs: `[a-z0-9][a-z0-9-]*`, at most `max` characters.
+fn check_name(r: &mut Report, name: &Sp<String>, max: usize, what: &str) {
+    let s = name.val.as_str();
+    let charset_ok = s
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let first_ok = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !(charset_ok && first_ok && s.len() <= max) {
+        r.error(
+            name.pos,
+            format!("invalid {what} \"{s}\""),
+            format!("use lowercase letters, digits and '-', starting with a letter or digit, at most {max} characters"),
+        );
+    }
+}
+
+fn decode_guest(r: &mut Report, t: &Table) -> DraftGuest {
+    t.reject_unknown(r, GUEST_KEYS, top_level_hint);
+    DraftGuest {
+        memory_mib: t.int(r, "memory_mib", 128..=4096).or(512) as u32,
+        timeout: t.duration(r, "timeout").ok(),
+    }
+}
+
+/// Advice for a top-level key written below a table header.
+fn top_level_hint(key: &str) -> Option<String> {
+    TOP_KEYS
+        .contains(&key)
+        .then(|| format!("`{key}` is a top-level key: move it above the first [table] header"))
+}
+
+fn decode_map(r: &mut Report, t: &Table) -> DraftMap {
+    t.reject_unknown(r, MAP_KEYS, top_level_hint);
+    let name = t
+        .string(r, "name")
+        .required(r, t, "name", "name = \"mpatha\"");
+    if let Some(n) = &name {
+        check_name(r, n, OBJECT_NAME_MAX, "map name");
+    }
+    let size = match t.size(r, "size") {
+        Got::Absent => Some(64 * MIB),
+        Got::Invalid => None,
+        Got::Ok(Sp { val, pos }) => {
+            if !(MIB..=GIB).contains(&val) {
+                r.error(
+                    pos,
+                    format!("map size {} is out of range", format_size(val)),
+                    "a map is 1MiB to 1GiB, e.g. `size = \"64MiB\"`",
+                );
+                None
+            } else if val % 4096 != 0 {
+                r.error(
+                    pos,
+                    format!("map size {} is not a multiple of 4KiB", format_size(val)),
+                    "use a multiple of 4096 bytes, e.g. \"64MiB\"",
+                );
+                None
+            } else {
+                Some(val)
+            }
+        }
+    };
+    let selector = t
+        .choice(
+            r,
+            "selector",
+            &[
+                ("round-robin", Selector::RoundRobin),
+                ("queue-length", Selector::QueueLength),
+                ("service-time", Selector::ServiceTime),
+            ],
+        )
+        .or(Selector::RoundRobin);
+    let queue_if_no_path = t.boolean(r, "queue_if_no_path").or(false);
+    let groups = t.get("groups").and_then(|v| decode_groups(r, v));
+    DraftMap {
+        name,
+        size,
+        selector,
+        queue_if_no_path,
+        groups,
+    }
+}
+
+/// `groups = [["a", "b"], ["c"]]`.
+fn decode_groups(r: &mut Report, v: &crate::reader::Value) -> Option<Sp<Groups>> {
+    let shape = "write groups as an array of arrays of leg names, e.g. `groups = [[\"a\", \"b\"], [\"c\"]]`";
+    let DeValue::Array(outer) = v.get_ref() else {
+        type_error(r, v, "groups", "an array of arrays", shape, v.get_ref());
+        return None;
+    };
+    let mut groups = Vec::new();
+    let mut ok = true;
+    for g in outer.iter() {
+        let DeValue::Array(inner) = g.get_ref() else {
+            type_error(r, g, "groups", "an array of arrays", shape, g.get_ref());
+            ok = false;
+            continue;
+        };
+        let legs: Vec<_> = inner
+            .iter()
+            .filter_map(|l| as_string(r, l, "groups"))
+            .collect();
+        ok &= legs.len() == inner.len();
+        groups.push(Sp::new(legs, g.span().start));
+    }
+    ok.then(|| Sp::new(groups, v.span().start))
+}
+
+fn decode_leg(r: &mut Report, t: &Table) -> DraftLeg {
+    t.reject_unknown(r, LEG_KEYS, top_level_hint);
+    let name = t.string(r, "name").required(r, t, "name", "name = \"a\"");
+    if let Some(n) = &name {
+        check_name(r, n, OBJECT_NAME_MAX, "leg name");
+    }
+    DraftLeg {
+        pos: t.pos,
+        name,
+        map: t.string(r, "map"),
+    }
+}
+
+fn decode_fault(r: &mut Report, t: &Table) -> DraftFault {
+    t.reject_unknown(r, &kinds::fault_keys(), top_level_hint);
+    let at = t.duration(r, "at").required(r, t, "at", "at = \"3s\"");
+    let window = t.duration(r, "for").ok().filter(|w| {
+        if w.val.is_zero() {
+            r.error(
+                w.pos,
+                "`for` must be longer than 0s",
+                "give the fault's length, e.g. `for = \"3s\"`, or leave `for` out to keep the fault until the next fault on this leg",
+            );
+        }
+        !w.val.is_zero()
+    });
+    let leg = t.string(r, "leg").required(r, t, "leg", "leg = \"a\"");
+    let kind = kinds::decode_kind(r, t);
+    DraftFault {
+        pos: t.pos,
+        line: r.line_of(t.pos),
+        at,
+        window,
+        leg,
+        kind,
+    }
+}
+
+fn decode_workload(r: &mut Report, t: &Table) -> DraftWorkload {
+    t.reject_unknown(r, WORKLOAD_KEYS, top_level_hint);
+    let duration = t
+        .duration(r, "duration")
+        .required(r, t, "duration", "duration = \"10s\"")
+        .filter(|d| {
+            let ok = (Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&d.val);
+            if !ok {
+                r.error(
+                    d.pos,
+                    format!(
+                        "workload duration {} is out of range",
+                        format_duration(d.val)
+                    ),
+                    "the workload runs for 1s to 1h, e.g. `duration = \"10s\"`",
+                );
+            }
+            ok
+        });
+    let block_size = t.size(r, "block_size").ok().and_then(|b| {
+        let ok = b.val.is_power_of_two() && (512..=MIB).contains(&b.val);
+        if !ok {
+            r.error(
+                b.pos,
+                format!(
+                    "block size {} is not a power of two from 512 to 1MiB",
+                    format_size(b.val)
+                ),
+                "use e.g. \"512\", \"4KiB\", \"64KiB\" or \"1MiB\"",
+            );
+        }
+        ok.then(|| Sp::new(b.val as u32, b.pos))
+    });
+    let stall_threshold = match t.duration(r, "stall_threshold") {
+        Got::Ok(s) if s.val < Duration::from_millis(100) => {
+            r.error(
+                s.pos,
+                format!("stall threshold {} is too short", format_duration(s.val)),
+                "use at least \"100ms\"; the default is \"1s\"",
+            );
+            None
+        }
+        other => other.ok().map(|s| s.val),
+    };
+    DraftWorkload {
+        pos: t.pos,
+        map: t.string(r, "map"),
+        duration,
+        read_percent: t.int(r, "read_percent", 0..=100).or(70) as u8,
+        block_size,
+        queue_depth: t.int(r, "queue_depth", 1..=256).or(8) as u32,
+        rate_iops: t
+            .int(r, "rate_iops", 1..=u64::from(u32::MAX))
+            .ok()
+            .map(|v| v.val as u32),
+        pattern: t
+            .choice(
+                r,
+                "pattern",
+                &[
+                    ("random", Pattern::Random),
+                    ("sequential", Pattern::Sequential),
+                ],
+            )
+            .or(Pattern::Random),
+        verify: t.boolean(r, "verify").or(true),
+        stall_threshold: stall_threshold.unwrap_or(Duration::from_secs(1)),
+    }
+}
+
+fn decode_expect(r: &mut Report, t: &Table) -> DraftExpect {
+    let mut out = DraftExpect::default();
+    let metric_names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+    for (key, value) in t.entries() {
+        if key.val == FINAL_STATE_KEY {
+            out.final_path_state = decode_final_states(r, value);
+            continue;
+        }
+        let Some(metric) = Metric::from_name(key.val) else {
+            let guess = suggest(key.val, metric_names.iter().copied())
+                .map(|s| format!("did you mean `{s}`? "))
+                .unwrap_or_default();
+            r.error(
+                key.pos,
+                format!("unknown metric `{}` in [expect]", key.val),
+                format!(
+                    "{guess}valid metrics are: {}; path states go in [expect.{FINAL_STATE_KEY}]",
+                    metric_names.join(", ")
+                ),
+            );
+            continue;
+        };
+        if let Some(check) = decode_check(r, metric, value) {
+            out.checks.push(check);
+        }
+    }
+    out
+}
+
+const CMP_HELP: &str = "write an integer (meaning ==) or a string \"OP N\" with OP one of ==, !=, <, <=, >, >=, e.g. \"< 500\"";
+
+fn decode_check(r: &mut Report, metric: Metric, v: &crate::reader::Value) -> Option<Check> {
+    let pos = v.span().start;
+    let (cmp, value) = match v.get_ref() {
+        DeValue::Integer(_) => (Cmp::Eq, as_int(r, v, metric.name(), 0..=u64::MAX)?.val),
+        DeValue::String(s) => match parse_cmp(s) {
+            Some(c) => c,
+            None => {
+                r.error(
+                    pos,
+                    format!("bad comparison \"{s}\" for `{metric}`"),
+                    CMP_HELP,
+                );
+                return None;
+            }
+        },
+        other => {
+            type_error(
+                r,
+                v,
+                metric.name(),
+                "an integer or a comparison string",
+                CMP_HELP,
+                other,
+            );
+            return None;
+        }
+    };
+    let check = Check { metric, cmp, value };
+    if cmp == Cmp::Lt && value == 0 {
+        r.error(
+            pos,
+            format!("`{check}` can never hold"),
+            "metrics are never negative; did you mean \"== 0\"?",
+        );
+        return None;
+    }
+    Some(check)
+}
+
+/// "< 500", "<=500", "== 0", "!= 0" (spaces optional).
+pub(crate) fn parse_cmp(s: &str) -> Option<(Cmp, u64)> {
+    let s = s.trim();
+    // two-character operators first so "<=" is not read as "<".
+    let order = [Cmp::Le, Cmp::Ge, Cmp::Eq, Cmp::Ne, Cmp::Lt, Cmp::Gt];
+    let (cmp, rest) = order
+        .into_iter()
+        .find_map(|c| s.strip_prefix(c.symbol()).map(|rest| (c, rest)))?;
+    let rest = rest.trim();
+    if !rest.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    Some((cmp, rest.parse().ok()?))
+}
+
+fn decode_final_states(
+    r: &mut Report,
+    v: &crate::reader::Value,
+) -> Vec<(Sp<String>, PathStateExpect)> {
+    let DeValue::Table(t) = v.get_ref() else {
+        type_error(
+            r,
+            v,
+            FINAL_STATE_KEY,
+            "a table",
+            format!("write [expect.{FINAL_STATE_KEY}] with lines like `a = \"active\"`"),
+            v.get_ref(),
+        );
+        return Vec::new();
+    };
+    let t = Table::new("[expect.final_path_state]", v.span().start, t);
+    let states = [
+        ("active", PathStateExpect::Active),
+        ("failed", PathStateExpect::Failed),
+    ];
+    let names = ["active", "failed"];
+    let mut out = Vec::new();
+    for (leg, value) in t.entries() {
+        let Some(s) = as_string(r, value, leg.val) else {
+            continue;
+        };
+        match states.iter().find(|(n, _)| *n == s.val) {
+            Some((_, state)) => out.push((Sp::new(leg.val.to_string(), leg.pos), *state)),
+            None => r.error(
+                s.pos,
+                format!("unknown path state \"{}\" for leg `{}`", s.val, leg.val),
+                one_of(&s.val, &names),
+            ),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comparison_strings() {
+        assert_eq!(parse_cmp("< 500"), Some((Cmp::Lt, 500)));
+        assert_eq!(parse_cmp("<=500"), Some((Cmp::Le, 500)));
+        assert_eq!(parse_cmp(" > 0 "), Some((Cmp::Gt, 0)));
+        assert_eq!(parse_cmp(">= 1"), Some((Cmp::Ge, 1)));
+        assert_eq!(parse_cmp("== 0"), Some((Cmp::Eq, 0)));
+        assert_eq!(parse_cmp("!=0"), Some((Cmp::Ne, 0)));
+        for bad in [
+            "500", "= 5", "=< 5", "< -1", "<", "< 5ms", "~ 5", "< +5", "",
+        ] {
+            assert_eq!(parse_cmp(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! The validated scenario model handed to the controller.
+//!
+//! Everything here is plain data that has already passed validation: names
+//! resolve, ranges hold, defaults are filled in. Also owns the derived views
+//! (the fault [`Scenario::timeline`], name look-ups) and the semantics of an
+//! expectation ([`Check::holds`]).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use crate::kinds::FaultKind;
+
+/// A complete, validated fault-injection scenario.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scenario {
+    /// `[a-z0-9][a-z0-9-]{0,31}`.
+    pub name: String,
+    pub description: Option<String>,
+    /// Seed for the workload's random choices; default 1.
+    pub seed: u64,
+    pub guest: GuestSpec,
+    /// At least one.
+    pub maps: Vec<MapSpec>,
+    /// At least one per map.
+    pub legs: Vec<LegSpec>,
+    /// In file order; may be empty.
+    pub faults: Vec<FaultSpec>,
+    pub workload: WorkloadSpec,
+    pub expect: Expectations,
+}
+
+/// The VM the scenario runs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuestSpec {
+    /// 128..=4096, default 512.
+    pub memory_mib: u32,
+    /// Whole-run limit; default workload duration + 60 s; longer than the workload.
+    pub timeout: Duration,
+}
+
+/// One dm-multipath map (one multipath device) built from legs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MapSpec {
+    /// Same charset as the scenario name, at most 16 characters.
+    pub name: String,
+    /// Multiple of 4096, 1 MiB ..= 1 GiB; default 64 MiB.
+    pub size_bytes: u64,
+    pub selector: Selector,
+    pub queue_if_no_path: bool,
+    /// Path groups in priority order, as leg names. Every leg of the map is
+    /// in exactly one group.
+    pub groups: Vec<Vec<String>>,
+}
+
+/// dm-multipath path selector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Selector {
+    #[default]
+    RoundRobin,
+    QueueLength,
+    ServiceTime,
+}
+
+impl Selector {
+    /// The name used in scenario files and in the dm table ("round-robin").
+    pub fn name(self) -> &'static str {
+        match self {
+            Selector::RoundRobin => "round-robin",
+            Selector::QueueLength => "queue-length",
+            Selector::ServiceTime => "service-time",
+        }
+    }
+}
+
+/// One path (leg) of a map: a block device the rig can break.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LegSpec {
+    pub name: String,
+    /// The map this leg belongs to.
+    pub map: String,
+}
+
+/// One `[[fault]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FaultSpec {
+    /// When the fault is applied, from workload start.
+    pub at: Duration,
+    /// TOML key `for`: if set, the leg is restored at `at + duration`.
+    /// Without it the fault lasts until the next fault on the same leg.
+    pub duration: Option<Duration>,
+    pub leg: String,
+    pub kind: FaultKind,
+    /// 1-based line of this fault's table in the scenario file.
+    pub line: usize,
+}
+
+/// The IO the guest runs against one map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkloadSpec {
+    pub map: String,
+    /// 1 s ..= 1 h.
+    pub duration: Duration,
+    /// 0..=100, default 70.
+    pub read_percent: u8,
+    /// Power of two, 512 ..= 1 MiB, divides the map size; default 4096.
+    pub block_size: u32,
+    /// 1..=256, default 8.
+    pub queue_depth: u32,
+    /// Rate limit; `None` means as fast as possible.
+    pub rate_iops: Option<u32>,
+    pub pattern: Pattern,
+    /// Check data read back against what was written; default true.
+    pub verify: bool,
+    /// No completion for this long with IO outstanding counts as a stall;
+    /// at least 100 ms, default 1 s.
+    pub stall_threshold: Duration,
+}
+
+/// Offset pattern of the workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pattern {
+    #[default]
+    Random,
+    Sequential,
+}
+
+/// The `[expect]` table: what must hold at the end of the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Expectations {
+    /// In file order.
+    pub checks: Vec<Check>,
+    /// `[expect.final_path_state]`, in file order: leg name and its state.
+    pub final_path_state: Vec<(String, PathStateExpect)>,
+}
+
+/// One expectation: `metric cmp value`, e.g. `max_latency_ms < 500`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub metric: Metric,
+    pub cmp: Cmp,
+    pub value: u64,
+}
+
+impl Check {
+    /// Whether the measured value satisfies this check.
+    pub fn holds(&self, actual: u64) -> bool {
+        self.cmp.holds(actual, self.value)
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.metric, self.cmp, self.value)
+    }
+}
+
+/// A comparison operator of a [`Check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Cmp {
+    #[serde(rename = "==")]
+    Eq,
+    #[serde(rename = "!=")]
+    Ne,
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = ">=")]
+    Ge,
+}
+
+impl Cmp {
+    pub const ALL: [Cmp; 6] = [Cmp::Eq, Cmp::Ne, Cmp::Lt, Cmp::Le, Cmp::Gt, Cmp::Ge];
+
+    /// `actual <op> expected`.
+    pub fn holds(&self, actual: u64, expected: u64) -> bool {
+        match self {
+            Cmp::Eq => actual == expected,
+            Cmp::Ne => actual != expected,
+            Cmp::Lt => actual < expected,
+            Cmp::Le => actual <= expected,
+            Cmp::Gt => actual > expected,
+            Cmp::Ge => actual >= expected,
+        }
+    }
+
+    /// "==", "!=", "<", "<=", ">", ">=".
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Cmp::Eq => "==",
+            Cmp::Ne => "!=",
+            Cmp::Lt => "<",
+            Cmp::Le => "<=",
+            Cmp::Gt => ">",
+            Cmp::Ge => ">=",
+        }
+    }
+}
+
+impl fmt::Display for Cmp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.symbol())
+    }
+}
+
+/// Something measured during a run that an expectation can test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    AppErrors,
+    ReadErrors,
+    WriteErrors,
+    Mismatches,
+    Reads,
+    Writes,
+    VerifiedBlocks,
+    MaxLatencyMs,
+    P99LatencyMs,
+    Stalls,
+    MaxStallMs,
+    KernelPathFailures,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 12] = [
+        Metric::AppErrors,
+        Metric::ReadErrors,
+        Metric::WriteErrors,
+        Metric::Mismatches,
+        Metric::Reads,
+        Metric::Writes,
+        Metric::VerifiedBlocks,
+        Metric::MaxLatencyMs,
+        Metric::P99LatencyMs,
+        Metric::Stalls,
+        Metric::MaxStallMs,
+        Metric::KernelPathFailures,
+    ];
+
+    /// The key used in `[expect]` ("app_errors").
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::AppErrors => "app_errors",
+            Metric::ReadErrors => "read_errors",
+            Metric::WriteErrors => "write_errors",
+            Metric::Mismatches => "mismatches",
+            Metric::Reads => "reads",
+            Metric::Writes => "writes",
+            Metric::VerifiedBlocks => "verified_blocks",
+            Metric::MaxLatencyMs => "max_latency_ms",
+            Metric::P99LatencyMs => "p99_latency_ms",
+            Metric::Stalls => "stalls",
+            Metric::MaxStallMs => "max_stall_ms",
+            Metric::KernelPathFailures => "kernel_path_failures",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Expected state of a leg's path at the end of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathStateExpect {
+    Active,
+    Failed,
+}
+
+impl PathStateExpect {
+    pub fn name(self) -> &'static str {
+        match self {
+            PathStateExpect::Active => "active",
+            PathStateExpect::Failed => "failed",
+        }
+    }
+}
+
+/// One thing the controller does to a leg at a point in time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub at: Duration,
+    pub leg: String,
+    pub action: StepAction,
+    /// Index into [`Scenario::faults`] of the fault this step comes from.
+    pub fault_index: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepAction {
+    /// Load the fault's table for the leg.
+    Apply(FaultKind),
+    /// Automatic end of a fault's `for` window: back to the healthy table.
+    Restore,
+}
+
+impl Scenario {
+    /// Every fault as timed steps: an `Apply` at `at` and, for a fault with
+    /// `for`, a `Restore` at `at + for`. Sorted by time; at the same instant
+    /// a `Restore` comes before an `Apply`, otherwise file order is kept.
+    pub fn timeline(&self) -> Vec<Step> {
+        let mut steps = Vec::with_capacity(self.faults.len() * 2);
+        for (fault_index, fault) in self.faults.iter().enumerate() {
+            steps.push(Step {
+                at: fault.at,
+                leg: fault.leg.clone(),
+                action: StepAction::Apply(fault.kind.clone()),
+                fault_index,
+            });
+            if let Some(window) = fault.duration {
+                steps.push(Step {
+                    at: fault.at + window,
+                    leg: fault.leg.clone(),
+                    action: StepAction::Restore,
+                    fault_index,
+                });
+            }
+        }
+        steps.sort_by_key(|s| {
+            let rank = match s.action {
+                StepAction::Restore => 0,
+                StepAction::Apply(_) => 1,
+            };
+            (s.at, rank, s.fault_index)
+        });
+        steps
+    }
+
+    pub fn leg(&self, name: &str) -> Option<&LegSpec> {
+        self.legs.iter().find(|l| l.name == name)
+    }
+
+    pub fn map(&self, name: &str) -> Option<&MapSpec> {
+        self.maps.iter().find(|m| m.name == name)
+    }
+
+    /// The legs of `map`, in declaration order.
+    pub fn legs_of<'a>(&'a self, map: &'a str) -> impl Iterator<Item = &'a LegSpec> + 'a {
+        self.legs.iter().filter(move |l| l.map == map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cmp_holds_for_each_operator() {
+        let cases = [
+            (Cmp::Eq, [(5, 5, true), (4, 5, false), (6, 5, false)]),
+            (Cmp::Ne, [(5, 5, false), (4, 5, true), (6, 5, true)]),
+            (Cmp::Lt, [(5, 5, false), (4, 5, true), (6, 5, false)]),
+            (Cmp::Le, [(5, 5, true), (4, 5, true), (6, 5, false)]),
+            (Cmp::Gt, [(5, 5, false), (4, 5, false), (6, 5, true)]),
+            (Cmp::Ge, [(5, 5, true), (4, 5, false), (6, 5, true)]),
+        ];
+        for (cmp, rows) in cases {
+            for (actual, expected, want) in rows {
+                let check = Check {
+                    metric: Metric::Reads,
+                    cmp,
+                    value: expected,
+                };
+                assert_eq!(check.holds(actual), want, "{actual} {cmp} {expected}");
+                assert_eq!(cmp.holds(actual, expected), want);
+            }
+        }
+    }
+
+    #[test]
+    fn check_displays_like_the_toml() {
+        let c = Check {
+            metric: Metric::MaxLatencyMs,
+            cmp: Cmp::Lt,
+            value: 500,
+        };
+        assert_eq!(c.to_string(), "max_latency_ms < 500");
+        let c = Check {
+            metric: Metric::AppErrors,
+            cmp: Cmp::Eq,
+            value: 0,
+        };
+        assert_eq!(c.to_string(), "app_errors == 0");
+    }
+
+    #[test]
+    fn metric_names_round_trip() {
+        for m in Metric::ALL {
+            assert_eq!(Metric::from_name(m.name()), Some(m));
+        }
+        assert_eq!(Metric::from_name("latency"), None);
+    }
+}

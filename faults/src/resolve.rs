@@ -1,0 +1,473 @@
+//! Second pass: cross-references and timing, then the final [`Scenario`].
+//!
+//! Owns every rule that relates two parts of the file: unique names, legs to
+//! maps, path groups, faults to legs, fault windows against each other and
+//! against the workload, the guest timeout, expectations naming legs. Fills
+//! the defaults that depend on other tables (a leg's map, the workload's map,
+//! the default groups, the guest timeout).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::decode::{Draft, DraftMap};
+use crate::diag::Report;
+use crate::model::{Expectations, FaultSpec, GuestSpec, LegSpec, MapSpec, Scenario, WorkloadSpec};
+use crate::reader::{Got, Sp};
+use crate::units::{format_duration, format_size};
+
+/// How long the guest may run past the workload by default.
+const GUEST_GRACE: Duration = Duration::from_secs(60);
+
+fn quoted_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let v: Vec<String> = names.into_iter().map(|n| format!("\"{n}\"")).collect();
+    if v.is_empty() {
+        "(none)".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// Reports the second and later uses of a name; returns name -> first index.
+fn unique_names<'a>(
+    r: &mut Report,
+    what: &str,
+    names: impl Iterator<Item = Option<&'a Sp<String>>>,
+) -> HashMap<&'a str, usize> {
+    let mut seen: HashMap<&str, (usize, usize)> = HashMap::new();
+    for (i, name) in names.enumerate() {
+        let Some(name) = name else { continue };
+        if let Some(&(_, first_pos)) = seen.get(name.val.as_str()) {
+            let line = r.line_of(first_pos);
+            r.error(
+                name.pos,
+                format!("duplicate {what} name \"{}\"", name.val),
+                format!(
+                    "the first {what} named \"{}\" is on line {line}; {what} names must be unique",
+                    name.val
+                ),
+            );
+        } else {
+            seen.insert(&name.val, (i, name.pos));
+        }
+    }
+    seen.into_iter().map(|(k, (i, _))| (k, i)).collect()
+}
+
+/// The map a leg or the workload uses: as written, or the only map.
+fn pick_map(
+    r: &mut Report,
+    got: &Got<String>,
+    maps: &[&str],
+    owner: &str,
+    owner_pos: usize,
+) -> Option<String> {
+    match got {
+        Got::Invalid => None,
+        Got::Ok(m) => {
+            if maps.contains(&m.val.as_str()) {
+                Some(m.val.clone())
+            } else {
+                r.error(
+                    m.pos,
+                    format!("{owner} names map \"{}\", which does not exist", m.val),
+                    format!("maps are: {}", quoted_list(maps.iter().copied())),
+                );
+                None
+            }
+        }
+        Got::Absent => match maps {
+            [] => None,
+            [only] => Some(only.to_string()),
+            _ => {
+                r.error(
+                    owner_pos,
+                    format!(
+                        "{owner} does not say which map it uses, and there are {} maps",
+                        maps.len()
+                    ),
+                    format!(
+                        "add `map = \"{}\"` (one of {})",
+                        maps[0],
+                        quoted_list(maps.iter().copied())
+                    ),
+                );
+                None
+            }
+        },
+    }
+}
+
+pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
+    // Maps and legs.
+    unique_names(r, "map", d.maps.iter().map(|m| m.name.as_ref()));
+    let map_names: Vec<&str> = {
+        let mut v: Vec<&str> = Vec::new();
+        for m in d.maps.iter().filter_map(|m| m.name.as_ref()) {
+            if !v.contains(&m.val.as_str()) {
+                v.push(&m.val);
+            }
+        }
+        v
+    };
+    let leg_index = unique_names(r, "leg", d.legs.iter().map(|l| l.name.as_ref()));
+    let leg_names: Vec<&str> = d
+        .legs
+        .iter()
+        .filter_map(|l| l.name.as_ref().map(|n| n.val.as_str()))
+        .collect();
+    let mut legs: Vec<LegSpec> = Vec::new();
+    for leg in &d.legs {
+        let owner = match &leg.name {
+            Some(n) => format!("leg \"{}\"", n.val),
+            None => "this leg".into(),
+        };
+        let map = pick_map(r, &leg.map, &map_names, &owner, leg.pos);
+        if let (Some(name), Some(map)) = (&leg.name, map) {
+            legs.push(LegSpec {
+                name: name.val.clone(),
+                map,
+            });
+        }
+    }
+    // The map a leg name belongs to, for group checks.
+    let map_of: HashMap<&str, &str> = legs
+        .iter()
+        .map(|l| (l.name.as_str(), l.map.as_str()))
+        .collect();
+
+    let mut maps = Vec::new();
+    for m in &d.maps {
+        let all_legs_placed = legs.len() == d.legs.len();
+        if let Some(spec) = resolve_map(r, m, &legs, &map_of, &leg_names, all_legs_placed) {
+            maps.push(spec);
+        }
+    }
+
+    // Workload.
+    let workload = d.workload.as_ref().and_then(|w| {
+        let map = pick_map(r, &w.map, &map_names, "[workload]", w.pos);
+        if let (Some(map), Some(bs)) = (&map, &w.block_size) {
+            let size = d
+                .maps
+                .iter()
+                .find(|m| m.name.as_ref().is_some_and(|n| &n.val == map))
+                .and_then(|m| m.size);
+            if let Some(size) = size {
+                if size % u64::from(bs.val) != 0 {
+                    r.error(
+                        bs.pos,
+                        format!(
+                            "block size {} does not divide the size of map \"{map}\" ({})",
+                            format_size(bs.val.into()),
+                            format_size(size)
+                        ),
+                        "use a power of two that divides the map size, e.g. \"4KiB\"",
+                    );
+                }
+            }
+        }
+        Some(WorkloadSpec {
+            map: map?,
+            duration: w.duration.as_ref()?.val,
+            read_percent: w.read_percent,
+            block_size: w.block_size.as_ref().map_or(4096, |b| b.val),
+            queue_depth: w.queue_depth,
+            rate_iops: w.rate_iops,
+            pattern: w.pattern,
+            verify: w.verify,
+            stall_threshold: w.stall_threshold,
+        })
+    });
+    let run_length = d
+        .workload
+        .as_ref()
+        .and_then(|w| w.duration.as_ref().map(|d| d.val));
+
+    // Guest.
+    if let (Some(t), Some(run)) = (&d.guest.timeout, run_length) {
+        if t.val <= run {
+            r.error(
+                t.pos,
+                format!(
+                    "guest timeout {} is not longer than the workload ({})",
+                    format_duration(t.val),
+                    format_duration(run)
+                ),
+                format!(
+                    "make it longer than {}, or leave `timeout` out for the default ({})",
+                    format_duration(run),
+                    format_duration(run + GUEST_GRACE)
+                ),
+            );
+        }
+    }
+
+    // Faults.
+    let faults = resolve_faults(r, &d, &leg_index, &leg_names, run_length);
+
+    // Expectations.
+    for (leg, _) in &d.expect.final_path_state {
+        if !leg_index.contains_key(leg.val.as_str()) {
+            r.error(
+                leg.pos,
+                format!(
+                    "[expect.final_path_state] names leg \"{}\", which does not exist",
+                    leg.val
+                ),
+                format!("legs are: {}", quoted_list(leg_names.iter().copied())),
+            );
+        }
+    }
+
+    if r.has_errors() {
+        return None;
+    }
+    let workload = workload?;
+    Some(Scenario {
+        name: d.name?.val,
+        description: d.description,
+        seed: d.seed,
+        guest: GuestSpec {
+            memory_mib: d.guest.memory_mib,
+            timeout: d
+                .guest
+                .timeout
+                .map_or(workload.duration + GUEST_GRACE, |t| t.val),
+        },
+        maps,
+        legs,
+        faults,
+        workload,
+        expect: Expectations {
+            checks: d.expect.checks,
+            final_path_state: d
+                .expect
+                .final_path_state
+                .into_iter()
+                .map(|(leg, state)| (leg.val, state))
+                .collect(),
+        },
+    })
+}
+
+fn resolve_map(
+    r: &mut Report,
+    m: &DraftMap,
+    legs: &[LegSpec],
+    map_of: &HashMap<&str, &str>,
+    all_legs: &[&str],
+    all_legs_placed: bool,
+) -> Option<MapSpec> {
+    let name = m.name.as_ref()?;
+    let own: Vec<&str> = legs
+        .iter()
+        .filter(|l| l.map == name.val)
+        .map(|l| l.name.as_str())
+        .collect();
+    // A leg whose map could not be worked out was reported already; it may
+    // have been meant for this map, so only a fully resolved file gets this error.
+    if own.is_empty() && all_legs_placed {
+        r.error(
+            name.pos,
+            format!("map \"{}\" has no legs", name.val),
+            format!("add a [[leg]] with `map = \"{}\"`", name.val),
+        );
+    }
+    let groups = match &m.groups {
+        None => vec![own.iter().map(|l| l.to_string()).collect()],
+        Some(groups) => {
+            let mut placed: HashMap<&str, usize> = HashMap::new();
+            for group in &groups.val {
+                if group.val.is_empty() {
+                    r.error(
+                        group.pos,
+                        format!("empty path group in map \"{}\"", name.val),
+                        format!("every group needs at least one leg of this map ({}); remove the empty group", quoted_list(own.iter().copied())),
+                    );
+                }
+                for leg in &group.val {
+                    let l = leg.val.as_str();
+                    match map_of.get(l) {
+                        None if !all_legs.contains(&l) => r.error(
+                            leg.pos,
+                            format!(
+                                "groups of map \"{}\" name leg \"{l}\", which does not exist",
+                                name.val
+                            ),
+                            format!(
+                                "legs of map \"{}\" are: {}",
+                                name.val,
+                                quoted_list(own.iter().copied())
+                            ),
+                        ),
+                        None => {} // the leg itself is broken; reported there
+                        Some(&other) if other != name.val => r.error(
+                            leg.pos,
+                            format!(
+                                "leg \"{l}\" belongs to map \"{other}\", not \"{}\"",
+                                name.val
+                            ),
+                            format!(
+                                "groups may only name legs of map \"{}\": {}",
+                                name.val,
+                                quoted_list(own.iter().copied())
+                            ),
+                        ),
+                        Some(_) => {
+                            if let Some(first) = placed.insert(l, leg.pos) {
+                                let line = r.line_of(first);
+                                r.error(
+                                    leg.pos,
+                                    format!("leg \"{l}\" is in more than one group of map \"{}\"", name.val),
+                                    format!("each leg belongs to exactly one group; \"{l}\" is already in a group on line {line}"),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            for l in &own {
+                if !placed.contains_key(l) {
+                    r.error(
+                        groups.pos,
+                        format!("leg \"{l}\" of map \"{}\" is in no group", name.val),
+                        format!("add \"{l}\" to one of the groups; every leg of the map must be in exactly one"),
+                    );
+                }
+            }
+            groups
+                .val
+                .iter()
+                .map(|g| g.val.iter().map(|l| l.val.clone()).collect())
+                .collect()
+        }
+    };
+    Some(MapSpec {
+        name: name.val.clone(),
+        size_bytes: m.size?,
+        selector: m.selector,
+        queue_if_no_path: m.queue_if_no_path,
+        groups,
+    })
+}
+
+fn resolve_faults(
+    r: &mut Report,
+    d: &Draft,
+    leg_index: &HashMap<&str, usize>,
+    leg_names: &[&str],
+    run_length: Option<Duration>,
+) -> Vec<FaultSpec> {
+    // Each fault against the legs and the workload.
+    for f in &d.faults {
+        if let Some(leg) = &f.leg {
+            if !leg_index.contains_key(leg.val.as_str()) {
+                r.error(
+                    leg.pos,
+                    format!("fault on leg \"{}\", which does not exist", leg.val),
+                    format!("legs are: {}", quoted_list(leg_names.iter().copied())),
+                );
+            }
+        }
+        let (Some(at), Some(run)) = (&f.at, run_length) else {
+            continue;
+        };
+        if at.val >= run {
+            r.error(
+                at.pos,
+                format!(
+                    "the fault starts at {}, when the workload has already ended ({})",
+                    format_duration(at.val),
+                    format_duration(run)
+                ),
+                format!(
+                    "`at` must be less than the workload duration ({})",
+                    format_duration(run)
+                ),
+            );
+        } else if let Some(w) = &f.window {
+            let end = at.val + w.val;
+            if end > run {
+                r.error(
+                    w.pos,
+                    format!(
+                        "the fault window ends at {}, after the workload ends at {}",
+                        format_duration(end),
+                        format_duration(run)
+                    ),
+                    format!(
+                        "make `for` at most {} or start the fault earlier",
+                        format_duration(run - at.val)
+                    ),
+                );
+            }
+        }
+    }
+
+    // Faults on the same leg against each other, in time order.
+    let mut by_leg: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, f) in d.faults.iter().enumerate() {
+        if let (Some(leg), Some(_)) = (&f.leg, &f.at) {
+            by_leg.entry(leg.val.as_str()).or_default().push(i);
+        }
+    }
+    let mut legs: Vec<_> = by_leg.into_iter().collect();
+    legs.sort_by_key(|(_, idx)| idx[0]);
+    for (leg, mut idx) in legs {
+        let at = |i: usize| d.faults[i].at.as_ref().map_or(Duration::ZERO, |a| a.val);
+        idx.sort_by_key(|&i| (at(i), i));
+        // The latest-ending `for` window seen so far: (end, fault index).
+        let mut window: Option<(Duration, usize)> = None;
+        let mut prev: Option<usize> = None;
+        for i in idx {
+            let f = &d.faults[i];
+            let start = at(i);
+            let pos = f.at.as_ref().map_or(f.pos, |a| a.pos);
+            if let Some(p) = prev.filter(|&p| at(p) == start) {
+                r.error(
+                    pos,
+                    format!(
+                        "two faults on leg \"{leg}\" start at the same time ({}); the other is on line {}",
+                        format_duration(start),
+                        d.faults[p].line
+                    ),
+                    "give each fault on a leg its own `at`",
+                );
+            } else if let Some((end, w)) = window.filter(|(end, _)| start < *end) {
+                r.error(
+                    pos,
+                    format!(
+                        "the fault at {} on leg \"{leg}\" overlaps the fault on line {}, whose window lasts until {}",
+                        format_duration(start),
+                        d.faults[w].line,
+                        format_duration(end)
+                    ),
+                    format!(
+                        "start this fault at {} or later, or shorten the earlier fault's `for`",
+                        format_duration(end)
+                    ),
+                );
+            }
+            if let Some(w) = &f.window {
+                let end = start + w.val;
+                if window.is_none_or(|(e, _)| end > e) {
+                    window = Some((end, i));
+                }
+            }
+            prev = Some(i);
+        }
+    }
+
+    d.faults
+        .iter()
+        .filter_map(|f| {
+            Some(FaultSpec {
+                at: f.at.as_ref()?.val,
+                duration: f.window.as_ref().map(|w| w.val),
+                leg: f.leg.as_ref()?.val.clone(),
+                kind: f.kind.as_ref()?.val.clone(),
+                line: f.line,
+            })
+        })
+        .collect()
+}
