@@ -1,0 +1,204 @@
+//! The host side of `pathrig run`: validate the scenario, prepare the run directory, boot a guest
+//! with pathrig as its init (or run in place with `--guest none`), and turn what came back into
+//! an exit status: 0 all expectations held, 1 one failed, 2 bad input, 3 rig or guest failure.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use faults::Scenario;
+use rig::guest::boot::{boot_uml, BootSpec, GuestOutcome};
+use rig::guest::kernel;
+
+use crate::report::{Report, Verdict};
+use crate::runner::{self, GuestKind, RunEnv, RunError};
+
+pub const EXIT_PASS: i32 = 0;
+pub const EXIT_EXPECTATION_FAILED: i32 = 1;
+pub const EXIT_BAD_INPUT: i32 = 2;
+pub const EXIT_RIG_FAILURE: i32 = 3;
+
+/// The scenario file's copy inside the run directory; the guest reads it from there.
+pub const SCENARIO_COPY: &str = "scenario.toml";
+pub const REPORT_JSON: &str = "report.json";
+pub const REPORT_TXT: &str = "report.txt";
+/// Where the guest writes a rig failure for the host to show.
+pub const ERROR_FILE: &str = "error.txt";
+
+/// The default run directory: `./pathrig-runs/<scenario name>` (replaced by the next run).
+pub fn default_run_dir(scenario: &Scenario) -> PathBuf {
+    PathBuf::from("pathrig-runs").join(&scenario.name)
+}
+
+/// Makes `dir` an empty run directory (an earlier run's files in it are removed).
+pub fn prepare_run_dir(dir: &Path) -> Result<PathBuf, String> {
+    fs::create_dir_all(dir).map_err(|e| format!("create run directory {}: {e}", dir.display()))?;
+    let dir = fs::canonicalize(dir).map_err(|e| format!("resolve {}: {e}", dir.display()))?;
+    for name in [
+        REPORT_JSON,
+        REPORT_TXT,
+        ERROR_FILE,
+        SCENARIO_COPY,
+        rig::guest::CONSOLE_LOG,
+        rig::guest::DMESG_FILE,
+        rig::guest::EXIT_FILE,
+    ] {
+        let _ = fs::remove_file(dir.join(name));
+    }
+    Ok(dir)
+}
+
+/// Writes report.json and report.txt into `dir`.
+pub fn write_report(dir: &Path, report: &Report) -> Result<(), String> {
+    let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    fs::write(dir.join(REPORT_JSON), json + "\n").map_err(|e| format!("write {}: {e}", dir.join(REPORT_JSON).display()))?;
+    fs::write(dir.join(REPORT_TXT), report.render_text()).map_err(|e| format!("write {}: {e}", dir.join(REPORT_TXT).display()))?;
+    Ok(())
+}
+
+/// Runs a scenario in place (in a guest's init, or on the host with `--guest none`), writes the
+/// report and returns the exit status.
+pub fn run_in_place(scenario: &Scenario, run_dir: &Path, guest: GuestKind, kernel_release: String, work_root: PathBuf, interrupted: &AtomicBool) -> i32 {
+    let env = RunEnv {
+        guest,
+        kernel_release,
+        work_root,
+        interrupted,
+    };
+    match runner::run(scenario, &env) {
+        Ok(report) => {
+            if let Err(err) = write_report(run_dir, &report) {
+                eprintln!("pathrig: {err}");
+                return EXIT_RIG_FAILURE;
+            }
+            match report.verdict {
+                Verdict::Pass => EXIT_PASS,
+                Verdict::Fail => EXIT_EXPECTATION_FAILED,
+            }
+        }
+        Err(err) => {
+            let text = match &err {
+                RunError::Interrupted => err.to_string(),
+                _ => format!("rig failure: {err}"),
+            };
+            eprintln!("pathrig: {text}");
+            let _ = fs::write(run_dir.join(ERROR_FILE), format!("{text}\n"));
+            EXIT_RIG_FAILURE
+        }
+    }
+}
+
+/// Boots a user-mode Linux guest that runs the scenario copied into `run_dir`.
+pub fn run_in_uml(scenario: &Scenario, scenario_file: &Path, run_dir: &Path, interrupted: &'static AtomicBool) -> i32 {
+    if let Err(err) = fs::copy(scenario_file, run_dir.join(SCENARIO_COPY)) {
+        eprintln!("pathrig: copy {} into the run directory: {err}", scenario_file.display());
+        return EXIT_RIG_FAILURE;
+    }
+    let kernel = match kernel::prepare_uml(&kernel::cache_dir(), &mut |line| eprintln!("pathrig: {line}")) {
+        Ok(k) => k,
+        Err(err) => {
+            eprintln!("pathrig: cannot get a guest kernel: {err}");
+            return EXIT_RIG_FAILURE;
+        }
+    };
+    let init = match std::env::current_exe().and_then(fs::canonicalize) {
+        Ok(p) => p,
+        Err(err) => {
+            eprintln!("pathrig: cannot find its own executable to use as the guest's init: {err}");
+            return EXIT_RIG_FAILURE;
+        }
+    };
+    let spec = BootSpec {
+        kernel: &kernel,
+        memory_mib: scenario.guest.memory_mib,
+        run_dir,
+        init: &init,
+        env: Vec::new(),
+        time_limit: scenario.guest.timeout,
+        interrupted,
+    };
+    let console = rig::guest::boot::console_log(run_dir);
+    match boot_uml(&spec) {
+        Ok(GuestOutcome::Exited { code, .. }) => {
+            if code == EXIT_RIG_FAILURE {
+                let why = fs::read_to_string(run_dir.join(ERROR_FILE)).unwrap_or_default();
+                eprintln!("pathrig: the run failed in the guest: {}see {}", why, console.display());
+            }
+            code
+        }
+        Ok(GuestOutcome::KernelFailure { line }) => {
+            eprintln!("pathrig: the guest kernel failed: {line}\n  see {}", console.display());
+            EXIT_RIG_FAILURE
+        }
+        Ok(GuestOutcome::TimedOut { limit }) => {
+            eprintln!(
+                "pathrig: the guest outlived its time limit ({}) and was stopped; see {} (raise [guest] timeout if the scenario needs longer)",
+                faults::format_duration(limit),
+                console.display()
+            );
+            EXIT_RIG_FAILURE
+        }
+        Ok(GuestOutcome::Interrupted) => {
+            eprintln!("pathrig: interrupted; the guest was stopped");
+            EXIT_RIG_FAILURE
+        }
+        Ok(GuestOutcome::NoExitStatus { uml_status }) => {
+            eprintln!("pathrig: the guest ended ({uml_status}) without an exit status; see {}", console.display());
+            EXIT_RIG_FAILURE
+        }
+        Err(err) => {
+            eprintln!("pathrig: {err}");
+            EXIT_RIG_FAILURE
+        }
+    }
+}
+
+/// The guest's init: set up the guest, run the scenario in the run directory, power off.
+pub fn guest_init_main(interrupted: &'static AtomicBool) -> ! {
+    let started = std::time::Instant::now();
+    let env = match rig::guest::init::setup() {
+        Ok(env) => env,
+        Err(err) => {
+            eprintln!("pathrig (guest init): {err}");
+            let dir = PathBuf::from(std::env::var_os(rig::guest::ENV_RUN_DIR).unwrap_or_default());
+            let _ = fs::write(dir.join(ERROR_FILE), format!("guest setup: {err}\n"));
+            rig::guest::init::finish(&dir, EXIT_RIG_FAILURE, Duration::ZERO);
+        }
+    };
+    let code = std::panic::catch_unwind(|| guest_run(&env, interrupted)).unwrap_or_else(|_| {
+        let _ = fs::write(env.run_dir.join(ERROR_FILE), "pathrig panicked in the guest (see console.log)\n");
+        EXIT_RIG_FAILURE
+    });
+    let _ = started;
+    rig::guest::init::finish(&env.run_dir, code, env.boot_to_init);
+}
+
+/// Kernel modules every scenario may need.
+pub const GUEST_MODULES: &[&str] = &[
+    "loop",
+    "dm-mod",
+    "dm-multipath",
+    "dm-round-robin",
+    "dm-queue-length",
+    "dm-service-time",
+    "dm-flakey",
+    "dm-delay",
+];
+
+fn guest_run(env: &rig::guest::init::GuestEnv, interrupted: &'static AtomicBool) -> i32 {
+    if let Err(err) = env.modules.load(GUEST_MODULES) {
+        eprintln!("pathrig (guest init): {err}");
+        let _ = fs::write(env.run_dir.join(ERROR_FILE), format!("{err}\n"));
+        return EXIT_RIG_FAILURE;
+    }
+    let file = env.run_dir.join(SCENARIO_COPY);
+    let scenario = match faults::load(&file) {
+        Ok(s) => s,
+        Err(diags) => {
+            eprintln!("{diags}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    run_in_place(&scenario, &env.run_dir, GuestKind::Uml, env.kernel_release.clone(), PathBuf::from(rig::guest::init::GUEST_SCRATCH), interrupted)
+}

@@ -1,0 +1,444 @@
+//! The behaviour report of a run: `report.json` (everything, exact) and `report.txt` (for people
+//! and snapshots: deterministic for a given scenario — order of state changes, counts that are
+//! behaviour, verdicts, and latencies and stalls only as coarse buckets).
+
+use std::fmt::Write as _;
+
+use faults::{Metric, PathStateExpect, Scenario};
+use serde::Serialize;
+
+use crate::events::{Event, Source};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub scenario: ScenarioInfo,
+    pub guest: GuestInfo,
+    pub manager: ManagerInfo,
+    pub maps: Vec<MapReport>,
+    pub workload: WorkloadSummary,
+    pub events: Vec<Event>,
+    pub expectations: Vec<ExpectationResult>,
+    pub verdict: Verdict,
+    pub timing: Timing,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub description: Option<String>,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GuestInfo {
+    /// `uml`, `qemu` or `none`.
+    pub kind: String,
+    pub kernel_release: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ManagerInfo {
+    /// `none` until pathrig has its path manager.
+    pub kind: String,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MapReport {
+    pub name: String,
+    pub dm_name: String,
+    pub device: String,
+    pub selector: String,
+    pub queue_if_no_path: bool,
+    pub groups: Vec<Vec<String>>,
+    /// The live table as the kernel printed it (`dmsetup table` form).
+    pub table: String,
+    /// The status at the end of the run as the kernel printed it (`dmsetup status` form).
+    pub final_status: String,
+    pub paths: Vec<PathReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PathReport {
+    pub leg: String,
+    /// The leg's dm device, `major:minor`, as it appears in the table.
+    pub device: String,
+    /// 1-based path group.
+    pub group: usize,
+    pub final_state: String,
+    pub fail_count: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyUs {
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
+    pub mean: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MismatchReport {
+    pub t_ms: f64,
+    pub lba: u64,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StallReport {
+    pub began_ms: f64,
+    pub length_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkloadSummary {
+    pub device: String,
+    pub pattern: String,
+    pub read_percent: u8,
+    pub block_size: u32,
+    pub queue_depth: u32,
+    pub duration_ms: u64,
+    pub elapsed_ms: f64,
+    pub reads: u64,
+    pub writes: u64,
+    pub read_errors: u64,
+    pub write_errors: u64,
+    pub app_errors: u64,
+    pub verified_blocks: u64,
+    pub mismatches: u64,
+    pub mismatch_details: Vec<MismatchReport>,
+    pub latency_us: LatencyUs,
+    /// Completed IOs per latency bucket (bucket label → count).
+    pub latency_buckets: Vec<(String, u64)>,
+    pub stalls: Vec<StallReport>,
+    pub max_stall_ms: f64,
+    pub first_error_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpectationResult {
+    pub what: String,
+    pub held: bool,
+    pub actual: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Timing {
+    /// Building backing files, loops, legs and maps.
+    pub setup_ms: f64,
+    /// Clock zero to the last workload completion.
+    pub run_ms: f64,
+    pub teardown_ms: f64,
+}
+
+/// Coarse latency buckets: wide enough that timing noise does not move a value between them.
+pub const LATENCY_BUCKETS_MS: &[(u64, &str)] = &[
+    (100, "under 100 ms"),
+    (1_000, "100 ms to 1 s"),
+    (10_000, "1 s to 10 s"),
+    (u64::MAX, "10 s or more"),
+];
+
+/// The bucket a duration in milliseconds falls into.
+pub fn bucket(ms: f64) -> &'static str {
+    LATENCY_BUCKETS_MS
+        .iter()
+        .find(|(limit, _)| ms < *limit as f64)
+        .map(|(_, label)| *label)
+        .unwrap_or("10 s or more")
+}
+
+impl Report {
+    /// The value a `[expect]` metric refers to.
+    pub fn metric(&self, metric: Metric) -> u64 {
+        let w = &self.workload;
+        match metric {
+            Metric::AppErrors => w.app_errors,
+            Metric::ReadErrors => w.read_errors,
+            Metric::WriteErrors => w.write_errors,
+            Metric::Mismatches => w.mismatches,
+            Metric::Reads => w.reads,
+            Metric::Writes => w.writes,
+            Metric::VerifiedBlocks => w.verified_blocks,
+            Metric::MaxLatencyMs => w.latency_us.max / 1000,
+            Metric::P99LatencyMs => w.latency_us.p99 / 1000,
+            Metric::Stalls => w.stalls.len() as u64,
+            Metric::MaxStallMs => w.max_stall_ms as u64,
+            Metric::KernelPathFailures => self.maps.iter().flat_map(|m| &m.paths).map(|p| p.fail_count as u64).sum(),
+        }
+    }
+
+    /// Checks the scenario's expectations against this report and sets the verdict.
+    pub fn evaluate(&mut self, scenario: &Scenario) {
+        let mut results = Vec::new();
+        for check in &scenario.expect.checks {
+            let actual = self.metric(check.metric);
+            results.push(ExpectationResult {
+                what: check.to_string(),
+                held: check.holds(actual),
+                actual: actual.to_string(),
+            });
+        }
+        for (leg, expected) in &scenario.expect.final_path_state {
+            let actual = self
+                .maps
+                .iter()
+                .flat_map(|m| &m.paths)
+                .find(|p| &p.leg == leg)
+                .map(|p| p.final_state.clone())
+                .unwrap_or_else(|| "unknown".into());
+            let wanted = match expected {
+                PathStateExpect::Active => "active",
+                PathStateExpect::Failed => "failed",
+            };
+            results.push(ExpectationResult {
+                what: format!("final state of path {leg} == {wanted}"),
+                held: actual == wanted,
+                actual,
+            });
+        }
+        self.verdict = if results.iter().all(|r| r.held) { Verdict::Pass } else { Verdict::Fail };
+        self.expectations = results;
+    }
+
+    /// report.txt: deterministic for a given scenario.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "pathrig report: {}", self.scenario.name);
+        if let Some(description) = &self.scenario.description {
+            let _ = writeln!(out, "  {description}");
+        }
+        let _ = writeln!(out, "seed: {}", self.scenario.seed);
+        let _ = writeln!(out, "guest: {}", self.guest.kind);
+        let _ = writeln!(out, "path manager: {} ({})", self.manager.kind, self.manager.note);
+        for map in &self.maps {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "map {} ({}, queue_if_no_path {})",
+                map.name,
+                map.selector,
+                if map.queue_if_no_path { "on" } else { "off" }
+            );
+            for (i, group) in map.groups.iter().enumerate() {
+                let _ = writeln!(out, "  group {}: {}", i + 1, group.join(" "));
+            }
+            for path in &map.paths {
+                let _ = writeln!(out, "  path {}: {} at the end, failed {} time(s)", path.leg, path.final_state, path.fail_count);
+            }
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "timeline (order of events; times are in report.json)");
+        let timeline: Vec<&Event> = self.events.iter().filter(|e| e.in_timeline).collect();
+        if timeline.is_empty() {
+            let _ = writeln!(out, "  (nothing happened)");
+        }
+        for event in timeline {
+            let _ = writeln!(out, "  {:<8} {}", event.source.as_str(), event.what);
+        }
+        let w = &self.workload;
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "workload ({} IO, {}% reads, {} B blocks, queue depth {}, {} ms)",
+            w.pattern, w.read_percent, w.block_size, w.queue_depth, w.duration_ms
+        );
+        let _ = writeln!(out, "  reads completed: {}", yes_no(w.reads > 0));
+        let _ = writeln!(out, "  writes completed: {}", yes_no(w.writes > 0));
+        let _ = writeln!(out, "  application IO errors: {}", zero_or_some(w.app_errors));
+        let _ = writeln!(out, "  blocks verified: {}", yes_no(w.verified_blocks > 0));
+        let _ = writeln!(out, "  data mismatches: {}", zero_or_some(w.mismatches));
+        let _ = writeln!(out, "  max latency: {}", bucket(w.latency_us.max as f64 / 1000.0));
+        if w.stalls.is_empty() {
+            let _ = writeln!(out, "  stalls: none");
+        } else {
+            let _ = writeln!(out, "  stalls: {}, longest {}", w.stalls.len(), bucket(w.max_stall_ms));
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "expectations");
+        if self.expectations.is_empty() {
+            let _ = writeln!(out, "  (none stated)");
+        }
+        for e in &self.expectations {
+            let _ = writeln!(out, "  [{}] {}", if e.held { "held" } else { "FAILED" }, e.what);
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "verdict: {}",
+            match self.verdict {
+                Verdict::Pass => "pass",
+                Verdict::Fail => "fail",
+            }
+        );
+        out
+    }
+}
+
+fn yes_no(v: bool) -> &'static str {
+    if v {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// Zero is behaviour; how many more than zero is timing.
+fn zero_or_some(n: u64) -> &'static str {
+    if n == 0 {
+        "none"
+    } else {
+        "some (count in report.json)"
+    }
+}
+
+/// Whether an event source's events are shown by `Source` name (kept for the text layout).
+pub fn source_label(source: Source) -> &'static str {
+    source.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Report {
+        Report {
+            scenario: ScenarioInfo {
+                name: "t".into(),
+                description: None,
+                seed: 1,
+            },
+            guest: GuestInfo {
+                kind: "uml".into(),
+                kernel_release: "6.1".into(),
+            },
+            manager: ManagerInfo {
+                kind: "none".into(),
+                note: "x".into(),
+            },
+            maps: vec![MapReport {
+                name: "m".into(),
+                dm_name: "pathrig-m".into(),
+                device: "254:2".into(),
+                selector: "round-robin".into(),
+                queue_if_no_path: false,
+                groups: vec![vec!["a".into(), "b".into()]],
+                table: String::new(),
+                final_status: String::new(),
+                paths: vec![
+                    PathReport {
+                        leg: "a".into(),
+                        device: "254:0".into(),
+                        group: 1,
+                        final_state: "active".into(),
+                        fail_count: 1,
+                    },
+                    PathReport {
+                        leg: "b".into(),
+                        device: "254:1".into(),
+                        group: 1,
+                        final_state: "failed".into(),
+                        fail_count: 2,
+                    },
+                ],
+            }],
+            workload: WorkloadSummary {
+                device: "/dev/dm-2".into(),
+                pattern: "random".into(),
+                read_percent: 70,
+                block_size: 4096,
+                queue_depth: 8,
+                duration_ms: 1000,
+                elapsed_ms: 1001.0,
+                reads: 10,
+                writes: 5,
+                read_errors: 2,
+                write_errors: 1,
+                app_errors: 3,
+                verified_blocks: 7,
+                mismatches: 0,
+                mismatch_details: vec![],
+                latency_us: LatencyUs {
+                    p50: 800,
+                    p99: 150_000,
+                    max: 250_000,
+                    mean: 1000,
+                },
+                latency_buckets: vec![],
+                stalls: vec![StallReport {
+                    began_ms: 10.0,
+                    length_ms: 2500.0,
+                }],
+                max_stall_ms: 2500.0,
+                first_error_ms: Some(3.0),
+            },
+            events: vec![],
+            expectations: vec![],
+            verdict: Verdict::Pass,
+            timing: Timing {
+                setup_ms: 0.0,
+                run_ms: 0.0,
+                teardown_ms: 0.0,
+            },
+        }
+    }
+
+    fn scenario(expect: &str) -> Scenario {
+        let text = format!(
+            "name = \"t\"\n[[map]]\nname = \"m\"\n[[leg]]\nname = \"a\"\n[[leg]]\nname = \"b\"\n[workload]\nduration = \"1s\"\n{expect}"
+        );
+        faults::parse(std::path::Path::new("t.toml"), &text).unwrap()
+    }
+
+    #[test]
+    fn metrics_read_the_right_numbers() {
+        let r = sample();
+        assert_eq!(r.metric(Metric::AppErrors), 3);
+        assert_eq!(r.metric(Metric::MaxLatencyMs), 250);
+        assert_eq!(r.metric(Metric::P99LatencyMs), 150);
+        assert_eq!(r.metric(Metric::Stalls), 1);
+        assert_eq!(r.metric(Metric::MaxStallMs), 2500);
+        assert_eq!(r.metric(Metric::KernelPathFailures), 3);
+    }
+
+    #[test]
+    fn a_failed_expectation_fails_the_verdict() {
+        let mut r = sample();
+        r.evaluate(&scenario("[expect]\nreads = \"> 0\"\n"));
+        assert_eq!(r.verdict, Verdict::Pass);
+        r.evaluate(&scenario("[expect]\napp_errors = 0\n"));
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert_eq!(r.expectations[0].actual, "3");
+        r.evaluate(&scenario("[expect.final_path_state]\na = \"active\"\nb = \"active\"\n"));
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert!(r.expectations[0].held);
+        assert!(!r.expectations[1].held);
+    }
+
+    #[test]
+    fn text_shows_buckets_not_raw_numbers() {
+        let mut r = sample();
+        r.evaluate(&scenario("[expect]\nmax_stall_ms = \"> 1000\"\n"));
+        let text = r.render_text();
+        assert!(text.contains("max latency: 100 ms to 1 s"), "{text}");
+        assert!(text.contains("stalls: 1, longest 1 s to 10 s"), "{text}");
+        assert!(text.contains("application IO errors: some"), "{text}");
+        assert!(text.contains("[held] max_stall_ms > 1000"), "{text}");
+        assert!(!text.contains("250000"), "{text}");
+    }
+
+    #[test]
+    fn buckets_have_fixed_edges() {
+        assert_eq!(bucket(99.9), "under 100 ms");
+        assert_eq!(bucket(100.0), "100 ms to 1 s");
+        assert_eq!(bucket(9_999.0), "1 s to 10 s");
+        assert_eq!(bucket(10_000.0), "10 s or more");
+    }
+}

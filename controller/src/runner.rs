@@ -1,0 +1,677 @@
+//! The scenario runner: builds the devices of a validated scenario, runs the workload while
+//! applying the fault timeline at its times, watches the kernel's view of every path through dm
+//! events, and assembles the report. It runs wherever device-mapper is: inside the guest (the
+//! default) or on the machine itself with `--guest none`.
+//!
+//! Everything built is held by [`Built`], whose teardown runs on every exit path (error, panic,
+//! interrupt), so a run leaves no dm device, loop device or work directory behind.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use faults::{FaultKind, Scenario, StepAction};
+use rig::backing::{self, Loop};
+use rig::dm::mpath_status::{parse_multipath_status, KernelPathState, MultipathStatus};
+use rig::dm::target::{Multipath, PathGroup, Selector};
+use rig::dm::{DevNum, Dm, Table, Target};
+use rig::naming;
+use rig::workload::{self, WorkloadConfig, WorkloadEvent, WorkloadReport};
+
+use crate::events::{Clock, EventLog, Source};
+use crate::report::*;
+
+/// Where the run happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestKind {
+    Uml,
+    Qemu,
+    None,
+}
+
+impl GuestKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuestKind::Uml => "uml",
+            GuestKind::Qemu => "qemu",
+            GuestKind::None => "none",
+        }
+    }
+}
+
+pub struct RunEnv<'a> {
+    pub guest: GuestKind,
+    pub kernel_release: String,
+    /// Parent of the run's work directory (backing files).
+    pub work_root: PathBuf,
+    /// Set by a signal handler: abort the run, tear down, report.
+    pub interrupted: &'a AtomicBool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Rig(#[from] rig::RigError),
+    #[error("workload: {0}")]
+    Workload(std::io::Error),
+    #[error("the run was interrupted; everything it built was removed")]
+    Interrupted,
+    #[error("cleanup failed: {0}")]
+    Cleanup(String),
+}
+
+/// How long after the workload's end queued IO may take before the rig lets it fail.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+const SECTOR: u64 = 512;
+
+struct BuiltLeg {
+    name: String,
+    map: String,
+    dm_name: String,
+    dev: DevNum,
+    loop_dev: DevNum,
+    sectors: u64,
+    /// The leg's current table: healthy or a fault's.
+    fault: Option<FaultKind>,
+}
+
+struct BuiltMap {
+    name: String,
+    dm_name: String,
+    dev: DevNum,
+    queue_if_no_path: bool,
+    /// Leg names per group, in table order.
+    groups: Vec<Vec<String>>,
+    selector: Selector,
+}
+
+/// Everything a run created, torn down in reverse order exactly once.
+struct Built {
+    dm: Dm,
+    log: EventLog,
+    workdir: Option<PathBuf>,
+    loops: Vec<Loop>,
+    legs: Vec<BuiltLeg>,
+    maps: Vec<BuiltMap>,
+    torn_down: bool,
+}
+
+impl Built {
+    fn teardown(&mut self) -> Vec<String> {
+        if self.torn_down {
+            return Vec::new();
+        }
+        self.torn_down = true;
+        let mut failures = Vec::new();
+        for map in self.maps.iter().rev() {
+            // Queued IO keeps a map busy; let it fail so the map can go.
+            if map.queue_if_no_path {
+                let _ = self.dm.message(&map.dm_name, "fail_if_no_path");
+            }
+            match self.dm.remove(&map.dm_name) {
+                Ok(()) => self.log.record_detail(Source::Rig, format!("removed map {}", map.dm_name)),
+                Err(err) => failures.push(err.to_string()),
+            }
+        }
+        for leg in self.legs.iter().rev() {
+            match self.dm.remove(&leg.dm_name) {
+                Ok(()) => self.log.record_detail(Source::Rig, format!("removed leg {}", leg.dm_name)),
+                Err(err) => failures.push(err.to_string()),
+            }
+        }
+        for lo in self.loops.iter().rev() {
+            match backing::detach_loop(&lo.path) {
+                Ok(()) => self.log.record_detail(Source::Rig, format!("detached {}", lo.path.display())),
+                Err(err) => failures.push(err.to_string()),
+            }
+        }
+        if let Some(dir) = &self.workdir {
+            if let Err(err) = std::fs::remove_dir_all(dir) {
+                failures.push(format!("remove {}: {err}", dir.display()));
+            }
+        }
+        failures
+    }
+
+    fn leg_by_dev(&self, dev: DevNum) -> Option<&BuiltLeg> {
+        self.legs.iter().find(|l| l.dev == dev)
+    }
+}
+
+impl Drop for Built {
+    fn drop(&mut self) {
+        for failure in self.teardown() {
+            eprintln!("pathrig: cleanup: {failure}");
+        }
+    }
+}
+
+fn selector_of(s: faults::Selector) -> Selector {
+    match s {
+        faults::Selector::RoundRobin => Selector::RoundRobin,
+        faults::Selector::QueueLength => Selector::QueueLength,
+        faults::Selector::ServiceTime => Selector::ServiceTime,
+    }
+}
+
+/// The table a leg has while `fault` is applied (`None`: healthy). Adding a fault kind that is
+/// a dm table means adding its arm here.
+fn leg_table(loop_dev: DevNum, sectors: u64, fault: Option<&FaultKind>) -> Table {
+    let target = match fault {
+        None | Some(FaultKind::Restore) => Target::Linear { dev: loop_dev, offset: 0 },
+        Some(FaultKind::Fail) => Target::Error,
+        Some(FaultKind::Delay { ms }) => Target::Delay {
+            dev: loop_dev,
+            offset: 0,
+            ms: *ms,
+        },
+        Some(FaultKind::Flakey { up, down }) => Target::Flakey {
+            dev: loop_dev,
+            offset: 0,
+            up_s: up.as_secs() as u32,
+            down_s: down.as_secs() as u32,
+            features: vec![],
+        },
+    };
+    Table::single(sectors, target)
+}
+
+fn describe_fault(kind: &FaultKind) -> String {
+    match kind {
+        FaultKind::Fail => "fail (every IO errors)".into(),
+        FaultKind::Delay { ms } => format!("delay {ms} ms"),
+        FaultKind::Flakey { up, down } => format!("flakey (up {}s, down {}s)", up.as_secs(), down.as_secs()),
+        FaultKind::Restore => "restore (healthy table)".into(),
+    }
+}
+
+/// Runs `scenario` to its report. The report's verdict is already evaluated.
+pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
+    let setup_started = Instant::now();
+    // Clock zero is set when the workload starts; until then record against a provisional
+    // origin and shift afterwards.
+    let provisional = EventLog::new(Clock { origin: setup_started });
+    let mut built = build(scenario, env, &provisional)?;
+    let setup = setup_started.elapsed();
+    if env.interrupted.load(Ordering::SeqCst) {
+        return Err(RunError::Interrupted);
+    }
+
+    let origin = Instant::now();
+    let log = EventLog::new(Clock { origin });
+    for event in provisional.sorted() {
+        log.record_at(event.t_ms - setup.as_secs_f64() * 1000.0 - 0.001, event.source, event.what, event.in_timeline);
+    }
+    built.log = log.clone();
+
+    let workload_map = built
+        .maps
+        .iter()
+        .find(|m| m.name == scenario.workload.map)
+        .expect("validated: the workload's map exists");
+    let device = PathBuf::from(format!("/dev/dm-{}", workload_map.dev.minor));
+    let map_spec = scenario.map(&scenario.workload.map).expect("validated");
+    let config = WorkloadConfig {
+        path: device.clone(),
+        size_bytes: map_spec.size_bytes,
+        block_size: scenario.workload.block_size,
+        queue_depth: scenario.workload.queue_depth,
+        read_percent: scenario.workload.read_percent,
+        duration: scenario.workload.duration,
+        rate_iops: scenario.workload.rate_iops,
+        sequential: scenario.workload.pattern == faults::Pattern::Sequential,
+        verify: scenario.workload.verify,
+        seed: scenario.seed,
+        stall_threshold: scenario.workload.stall_threshold,
+    };
+
+    let (report, first_error) = drive(scenario, env, &mut built, &log, config)?;
+
+    let final_ms = log.clock().now_ms();
+    let maps = final_map_reports(scenario, &built)?;
+    let teardown_started = Instant::now();
+    let failures = built.teardown();
+    let teardown = teardown_started.elapsed();
+    if !failures.is_empty() {
+        return Err(RunError::Cleanup(failures.join("; ")));
+    }
+
+    let mut full = Report {
+        scenario: ScenarioInfo {
+            name: scenario.name.clone(),
+            description: scenario.description.clone(),
+            seed: scenario.seed,
+        },
+        guest: GuestInfo {
+            kind: env.guest.as_str().into(),
+            kernel_release: env.kernel_release.clone(),
+        },
+        manager: ManagerInfo {
+            kind: "none".into(),
+            note: "pathrig has no path manager yet; the rig reinstates a path when its leg is restored".into(),
+        },
+        maps,
+        workload: summarize_workload(scenario, &device, &report, first_error),
+        events: log.sorted(),
+        expectations: Vec::new(),
+        verdict: Verdict::Pass,
+        timing: Timing {
+            setup_ms: setup.as_secs_f64() * 1000.0,
+            run_ms: final_ms,
+            teardown_ms: teardown.as_secs_f64() * 1000.0,
+        },
+    };
+    full.evaluate(scenario);
+    Ok(full)
+}
+
+fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built, RunError> {
+    let dm = Dm::open()?;
+    let workdir = env.work_root.join(format!("{}{}-{}", naming::NAME_PREFIX, scenario.name, std::process::id()));
+    std::fs::create_dir(&workdir).map_err(rig::RigError::io("create work directory", &workdir))?;
+    let mut built = Built {
+        dm,
+        log: log.clone(),
+        workdir: Some(workdir.clone()),
+        loops: Vec::new(),
+        legs: Vec::new(),
+        maps: Vec::new(),
+        torn_down: false,
+    };
+    for map in &scenario.maps {
+        let file = workdir.join(format!("{}.img", map.name));
+        backing::create_backing_file(&file, map.size_bytes)?;
+        let sectors = map.size_bytes / SECTOR;
+        log.record_detail(Source::Rig, format!("backing file {} ({} bytes)", file.display(), map.size_bytes));
+        for leg in scenario.legs_of(&map.name) {
+            let lo = backing::attach_loop(&file)?;
+            log.record_detail(Source::Rig, format!("leg {}: {} ({})", leg.name, lo.path.display(), lo.dev));
+            built.loops.push(lo.clone());
+            let dm_name = naming::leg_name(&map.name, &leg.name);
+            let dev = built.dm.create(&dm_name, &leg_table(lo.dev, sectors, None))?;
+            log.record_detail(Source::Rig, format!("leg {}: dm device {dm_name} ({dev}) linear over {}", leg.name, lo.dev));
+            built.legs.push(BuiltLeg {
+                name: leg.name.clone(),
+                map: map.name.clone(),
+                dm_name,
+                dev,
+                loop_dev: lo.dev,
+                sectors,
+                fault: None,
+            });
+        }
+        let groups: Vec<PathGroup> = map
+            .groups
+            .iter()
+            .map(|group| PathGroup {
+                selector: selector_of(map.selector),
+                paths: group
+                    .iter()
+                    .map(|leg| built.legs.iter().find(|l| l.map == map.name && &l.name == leg).expect("validated").dev)
+                    .collect(),
+            })
+            .collect();
+        let table = Table::single(
+            sectors,
+            Target::Multipath(Multipath {
+                queue_if_no_path: map.queue_if_no_path,
+                // The legs are dm devices, which are bio-based.
+                bio_based: true,
+                groups,
+            }),
+        );
+        let dm_name = naming::map_name(&map.name);
+        let dev = built.dm.create(&dm_name, &table)?;
+        log.record_detail(Source::Rig, format!("map {dm_name} ({dev}): {}", table.render()));
+        built.maps.push(BuiltMap {
+            name: map.name.clone(),
+            dm_name,
+            dev,
+            queue_if_no_path: map.queue_if_no_path,
+            groups: map.groups.clone(),
+            selector: selector_of(map.selector),
+        });
+    }
+    Ok(built)
+}
+
+/// Watches the kernel's view of every path: the last parsed status of each map.
+struct KernelWatch {
+    last: HashMap<String, MultipathStatus>,
+}
+
+impl KernelWatch {
+    fn observe(&mut self, built: &Built, log: &EventLog) -> Result<(), RunError> {
+        for map in &built.maps {
+            let (_, lines) = built.dm.status(&map.dm_name)?;
+            let Some(line) = lines.first() else { continue };
+            let status = parse_multipath_status(line.params()).map_err(|e| rig::RigError::Dm {
+                what: format!("status of {}", map.dm_name),
+                detail: e.to_string(),
+            })?;
+            if let Some(before) = self.last.get(&map.name) {
+                diff_status(&map.name, before, &status, built, log);
+            }
+            self.last.insert(map.name.clone(), status);
+        }
+        Ok(())
+    }
+}
+
+fn leg_label(built: &Built, dev: DevNum) -> String {
+    built.leg_by_dev(dev).map(|l| l.name.clone()).unwrap_or_else(|| dev.to_string())
+}
+
+fn diff_status(map: &str, before: &MultipathStatus, now: &MultipathStatus, built: &Built, log: &EventLog) {
+    for path in now.paths() {
+        let Some(old) = before.path(path.dev) else { continue };
+        let leg = leg_label(built, path.dev);
+        match (old.state, path.state) {
+            (KernelPathState::Active, KernelPathState::Failed) => log.record(Source::Kernel, format!("{map}: path {leg} failed")),
+            (KernelPathState::Failed, KernelPathState::Active) => log.record(Source::Kernel, format!("{map}: path {leg} reinstated")),
+            (KernelPathState::Active, KernelPathState::Active) if path.fail_count > old.fail_count => {
+                log.record(Source::Kernel, format!("{map}: path {leg} failed and was reinstated in between"))
+            }
+            _ => {}
+        }
+    }
+    if before.current_group != now.current_group && now.current_group != 0 {
+        log.record(Source::Kernel, format!("{map}: switched to path group {}", now.current_group));
+    }
+    match (before.active_paths(), now.active_paths()) {
+        (b, 0) if b > 0 => log.record(Source::Kernel, format!("{map}: no usable path left")),
+        (0, n) if n > 0 => log.record(Source::Kernel, format!("{map}: a usable path is back")),
+        _ => {}
+    }
+}
+
+/// Runs the workload thread and, on this thread, the fault timeline and the kernel watch, until
+/// the workload has finished.
+fn drive(
+    scenario: &Scenario,
+    env: &RunEnv<'_>,
+    built: &mut Built,
+    log: &EventLog,
+    config: WorkloadConfig,
+) -> Result<(WorkloadReport, Option<f64>), RunError> {
+    let origin = log.clock().origin;
+    let stop = Arc::new(AtomicBool::new(false));
+    // The workload thread holds the write end; its closing wakes the event loop.
+    let (done_read, done_write) = nix::unistd::pipe().map_err(|e| RunError::Workload(e.into()))?;
+    let thread_log = log.clone();
+    let thread_stop = stop.clone();
+    let handle = std::thread::Builder::new()
+        .name("workload".into())
+        .spawn(move || {
+            let _done = done_write;
+            let mut first_error: Option<f64> = None;
+            let clock = thread_log.clock();
+            let result = workload::run(&config, origin, &thread_stop, &mut |event| {
+                record_workload_event(&thread_log, clock, &mut first_error, event)
+            });
+            result.map(|r| (r, first_error))
+        })
+        .map_err(RunError::Workload)?;
+
+    let mut watch = KernelWatch { last: HashMap::new() };
+    built.dm.arm_events()?;
+    watch.observe(built, log)?;
+
+    let steps = scenario.timeline();
+    let mut next_step = 0;
+    let drain_deadline = scenario.workload.duration + DRAIN_GRACE;
+    let mut flushed = false;
+    let mut failure: Option<RunError> = None;
+    loop {
+        if env.interrupted.load(Ordering::SeqCst) {
+            stop.store(true, Ordering::SeqCst);
+            failure.get_or_insert(RunError::Interrupted);
+            flush_queued_io(built, log, "interrupted");
+            flushed = true;
+        }
+        let now = origin.elapsed();
+        while failure.is_none() && next_step < steps.len() && steps[next_step].at <= now {
+            if let Err(err) = apply_step(scenario, built, log, &mut watch, &steps[next_step]) {
+                stop.store(true, Ordering::SeqCst);
+                failure = Some(err);
+            }
+            next_step += 1;
+        }
+        if !flushed && (now >= drain_deadline || failure.is_some()) {
+            flush_queued_io(built, log, "the workload ended with IO still queued");
+            flushed = true;
+        }
+        let wake_at = if failure.is_none() && next_step < steps.len() {
+            steps[next_step].at
+        } else if !flushed {
+            drain_deadline
+        } else {
+            now + Duration::from_secs(3600)
+        };
+        let timeout = wake_at.saturating_sub(origin.elapsed());
+        let (dm_ready, done) = wait(built, &done_read, timeout);
+        if dm_ready {
+            built.dm.arm_events()?;
+            watch.observe(built, log)?;
+        }
+        if done {
+            break;
+        }
+    }
+    let result = handle.join().map_err(|_| RunError::Workload(std::io::Error::other("the workload thread panicked")))?;
+    // The last path changes may have come with the last completions.
+    watch.observe(built, log)?;
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    result.map_err(RunError::Workload)
+}
+
+/// Waits for a dm event or the workload's end, at most `timeout`. Returns (dm event, workload done).
+fn wait(built: &Built, done: &OwnedFd, timeout: Duration) -> (bool, bool) {
+    let mut fds = [
+        libc::pollfd {
+            fd: built.dm.event_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: done.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // EINTR (a signal) simply returns early; the caller re-checks the interrupt flag.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+    if n <= 0 {
+        return (false, false);
+    }
+    (fds[0].revents & libc::POLLIN != 0, fds[1].revents != 0)
+}
+
+fn record_workload_event(log: &EventLog, clock: Clock, first_error: &mut Option<f64>, event: WorkloadEvent) {
+    let ms = |t: Duration| clock.since_origin(clock.origin + t);
+    match event {
+        WorkloadEvent::IoError { t, op, block, errno } => {
+            let errname = nix::errno::Errno::from_raw(errno);
+            if first_error.is_none() {
+                *first_error = Some(ms(t));
+                log.record_at(ms(t), Source::Workload, "first application IO error", true);
+            }
+            log.record_at(ms(t), Source::Workload, format!("{op:?} error {errname} at block {block}").to_lowercase(), false);
+        }
+        WorkloadEvent::Mismatch { t, block, detail } => {
+            log.record_at(ms(t), Source::Workload, "data mismatch", true);
+            log.record_at(ms(t), Source::Workload, format!("mismatch at block {block}: {detail}"), false);
+        }
+        WorkloadEvent::StallBegan { t, in_flight } => {
+            log.record_at(ms(t), Source::Workload, "IO stall began", true);
+            log.record_at(ms(t), Source::Workload, format!("{in_flight} IOs in flight when the stall began"), false);
+        }
+        WorkloadEvent::StallEnded { t, length } => {
+            log.record_at(ms(t), Source::Workload, format!("IO stall ended after {}", crate::report::bucket(length.as_secs_f64() * 1000.0)), true);
+        }
+    }
+}
+
+fn apply_step(scenario: &Scenario, built: &mut Built, log: &EventLog, watch: &mut KernelWatch, step: &faults::Step) -> Result<(), RunError> {
+    let leg_index = built.legs.iter().position(|l| l.name == step.leg).expect("validated: the leg exists");
+    let (fault, what) = match &step.action {
+        StepAction::Apply(FaultKind::Restore) => (None, describe_fault(&FaultKind::Restore)),
+        StepAction::Apply(kind) => (Some(kind.clone()), describe_fault(kind)),
+        StepAction::Restore => {
+            let window = scenario.faults[step.fault_index].duration.map(faults::format_duration).unwrap_or_default();
+            (None, format!("restore (end of the {window} window)"))
+        }
+    };
+    let leg = &built.legs[leg_index];
+    let table = leg_table(leg.loop_dev, leg.sectors, fault.as_ref());
+    built.dm.swap_table(&leg.dm_name, &table)?;
+    log.record(Source::Fault, format!("{}: {what}", leg.name));
+    log.record_detail(Source::Rig, format!("{} table now: {}", leg.dm_name, table.render()));
+    let restored = fault.is_none() && leg.fault.is_some();
+    built.legs[leg_index].fault = fault;
+    if restored {
+        reinstate_for_restored_leg(built, log, watch, leg_index)?;
+    }
+    Ok(())
+}
+
+/// Stand-in for the path manager: when a leg is restored, reinstate its path if the kernel failed it.
+fn reinstate_for_restored_leg(built: &Built, log: &EventLog, watch: &mut KernelWatch, leg_index: usize) -> Result<(), RunError> {
+    let leg = &built.legs[leg_index];
+    let map = built.maps.iter().find(|m| m.name == leg.map).expect("leg belongs to a map");
+    let (_, lines) = built.dm.status(&map.dm_name)?;
+    let failed = lines
+        .first()
+        .and_then(|l| parse_multipath_status(l.params()).ok())
+        .and_then(|s| s.path(leg.dev).map(|p| p.state == KernelPathState::Failed))
+        .unwrap_or(false);
+    if failed {
+        built.dm.message(&map.dm_name, &format!("reinstate_path {}", leg.dev))?;
+        log.record(Source::Rig, format!("{}: reinstate_path {} (stand-in for the path manager)", map.name, leg.name));
+        watch.observe(built, log)?;
+    }
+    Ok(())
+}
+
+fn flush_queued_io(built: &Built, log: &EventLog, why: &str) {
+    for map in built.maps.iter().filter(|m| m.queue_if_no_path) {
+        let queued = built
+            .dm
+            .status(&map.dm_name)
+            .ok()
+            .and_then(|(_, l)| l.first().and_then(|l| parse_multipath_status(l.params()).ok()))
+            .is_some_and(|s| s.active_paths() == 0);
+        if queued && built.dm.message(&map.dm_name, "fail_if_no_path").is_ok() {
+            log.record(Source::Rig, format!("{}: fail_if_no_path ({why})", map.name));
+        }
+    }
+}
+
+fn final_map_reports(scenario: &Scenario, built: &Built) -> Result<Vec<MapReport>, RunError> {
+    let mut maps = Vec::new();
+    for map in &built.maps {
+        let table = built.dm.table(&map.dm_name)?.join("\n");
+        let (_, lines) = built.dm.status(&map.dm_name)?;
+        let status_line = lines.first().cloned();
+        let status = status_line
+            .as_ref()
+            .and_then(|l| parse_multipath_status(l.params()).ok());
+        let mut paths = Vec::new();
+        for (gi, group) in map.groups.iter().enumerate() {
+            for leg_name in group {
+                let leg = built.legs.iter().find(|l| l.map == map.name && &l.name == leg_name).expect("built");
+                let path = status.as_ref().and_then(|s| s.path(leg.dev));
+                paths.push(PathReport {
+                    leg: leg.name.clone(),
+                    device: leg.dev.to_string(),
+                    group: gi + 1,
+                    final_state: path.map(|p| p.state.as_str().to_string()).unwrap_or_else(|| "unknown".into()),
+                    fail_count: path.map(|p| p.fail_count).unwrap_or(0),
+                });
+            }
+        }
+        let spec = scenario.map(&map.name).expect("validated");
+        maps.push(MapReport {
+            name: map.name.clone(),
+            dm_name: map.dm_name.clone(),
+            device: map.dev.to_string(),
+            selector: map.selector.kernel_name().into(),
+            queue_if_no_path: spec.queue_if_no_path,
+            groups: map.groups.clone(),
+            table,
+            final_status: status_line.map(|l| l.render()).unwrap_or_default(),
+            paths,
+        });
+    }
+    Ok(maps)
+}
+
+fn summarize_workload(scenario: &Scenario, device: &Path, report: &WorkloadReport, first_error: Option<f64>) -> WorkloadSummary {
+    let w = &scenario.workload;
+    let to_ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut buckets: Vec<(String, u64)> = Vec::new();
+    let mut lower_us = 0u64;
+    for (limit_ms, label) in LATENCY_BUCKETS_MS {
+        let upper_us = limit_ms.saturating_mul(1000);
+        let count = report
+            .histogram
+            .iter_recorded()
+            .filter(|v| v.value_iterated_to() >= lower_us && v.value_iterated_to() < upper_us)
+            .map(|v| v.count_at_value())
+            .sum();
+        buckets.push((label.to_string(), count));
+        lower_us = upper_us;
+    }
+    WorkloadSummary {
+        device: device.display().to_string(),
+        pattern: match w.pattern {
+            faults::Pattern::Random => "random".into(),
+            faults::Pattern::Sequential => "sequential".into(),
+        },
+        read_percent: w.read_percent,
+        block_size: w.block_size,
+        queue_depth: w.queue_depth,
+        duration_ms: w.duration.as_millis() as u64,
+        elapsed_ms: to_ms(report.elapsed),
+        reads: report.reads,
+        writes: report.writes,
+        read_errors: report.read_errors,
+        write_errors: report.write_errors,
+        app_errors: report.read_errors + report.write_errors,
+        verified_blocks: report.verified_blocks,
+        mismatches: report.mismatches.len() as u64,
+        mismatch_details: report
+            .mismatches
+            .iter()
+            .map(|m| MismatchReport {
+                t_ms: to_ms(m.t),
+                lba: m.block * (w.block_size as u64 / SECTOR),
+                detail: m.detail.clone(),
+            })
+            .collect(),
+        latency_us: LatencyUs {
+            p50: report.latency.p50_us,
+            p99: report.latency.p99_us,
+            max: report.latency.max_us,
+            mean: report.latency.mean_us.round() as u64,
+        },
+        latency_buckets: buckets,
+        stalls: report
+            .stalls
+            .iter()
+            .map(|s| StallReport {
+                began_ms: to_ms(s.began),
+                length_ms: to_ms(s.length),
+            })
+            .collect(),
+        max_stall_ms: report.stalls.iter().map(|s| to_ms(s.length)).fold(0.0, f64::max),
+        first_error_ms: first_error,
+    }
+}

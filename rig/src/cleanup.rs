@@ -1,0 +1,99 @@
+//! Removal of leftovers: dm devices, loop devices and work directories that carry pathrig's
+//! prefixes (see [`crate::naming`]) and nothing else.
+//!
+//! Used by `pathrig cleanup` and at the end of every run, after an error too.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::backing;
+use crate::dm::Dm;
+use crate::naming;
+
+/// What a cleanup pass removed and what it could not.
+#[derive(Debug, Default, Serialize)]
+pub struct CleanupReport {
+    pub removed_dm: Vec<String>,
+    pub detached_loops: Vec<String>,
+    pub removed_dirs: Vec<PathBuf>,
+    pub failures: Vec<String>,
+}
+
+impl CleanupReport {
+    pub fn is_empty(&self) -> bool {
+        self.removed_dm.is_empty() && self.detached_loops.is_empty() && self.removed_dirs.is_empty() && self.failures.is_empty()
+    }
+}
+
+/// Removes every pathrig dm device (stacked ones first), every loop device backed by a file in a
+/// pathrig work directory, and every `pathrig-*` directory directly under `work_root`.
+pub fn remove_leftovers(work_root: &Path) -> CleanupReport {
+    let mut report = CleanupReport::default();
+    match Dm::open() {
+        Ok(dm) => remove_our_dm_devices(&dm, &mut report),
+        // No device-mapper at all: nothing of ours can exist there.
+        Err(_) if !Path::new("/dev/mapper/control").exists() => {}
+        Err(err) => report.failures.push(err.to_string()),
+    }
+    for (device, backing) in backing::our_loops() {
+        match backing::detach_loop(&device) {
+            Ok(()) => report.detached_loops.push(format!("{} ({backing})", device.display())),
+            Err(err) => report.failures.push(err.to_string()),
+        }
+    }
+    if let Ok(entries) = fs::read_dir(work_root) {
+        for entry in entries.flatten() {
+            let is_ours = entry.file_name().to_string_lossy().starts_with(naming::NAME_PREFIX);
+            if is_ours && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                match fs::remove_dir_all(entry.path()) {
+                    Ok(()) => report.removed_dirs.push(entry.path()),
+                    Err(err) => report.failures.push(format!("remove {}: {err}", entry.path().display())),
+                }
+            }
+        }
+    }
+    report
+}
+
+fn remove_our_dm_devices(dm: &Dm, report: &mut CleanupReport) {
+    // Devices stacked on others are open (held) by nothing but their users; remove in passes,
+    // unopened ones first, so multipath maps go before the legs they hold.
+    let mut last_count = usize::MAX;
+    loop {
+        let ours: Vec<_> = match dm.list() {
+            Ok(list) => list
+                .into_iter()
+                .filter(|d| naming::is_ours(&d.name, d.uuid.as_deref()))
+                .collect(),
+            Err(err) => {
+                report.failures.push(err.to_string());
+                return;
+            }
+        };
+        if ours.is_empty() {
+            return;
+        }
+        if ours.len() == last_count {
+            for device in ours {
+                report.failures.push(format!(
+                    "dm device {} is still in use (open count {}); close its users and run `pathrig cleanup` again",
+                    device.name, device.open_count
+                ));
+            }
+            return;
+        }
+        last_count = ours.len();
+        let (free, held): (Vec<_>, Vec<_>) = ours.into_iter().partition(|d| d.open_count == 0);
+        let _ = held;
+        for device in free {
+            // Queued IO keeps a map busy: let it fail before removal.
+            let _ = dm.message(&device.name, "fail_if_no_path");
+            match dm.remove(&device.name) {
+                Ok(()) => report.removed_dm.push(device.name),
+                Err(err) => report.failures.push(err.to_string()),
+            }
+        }
+    }
+}

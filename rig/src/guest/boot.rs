@@ -1,0 +1,178 @@
+//! Booting a user-mode Linux guest with pathrig as its init and collecting what it produced.
+//!
+//! The host side: build the kernel command line, start `linux.uml` in its own process group with
+//! its console going to `console.log`, enforce the time limit, and turn what happened (exit file,
+//! panic or oops in the console, timeout) into a [`GuestOutcome`].
+
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::kernel::UmlKernel;
+use super::{CONSOLE_LOG, DMESG_FILE, ENV_MODULES, ENV_RUN_DIR, EXIT_FILE};
+use crate::RigError;
+
+/// How to boot one guest.
+pub struct BootSpec<'a> {
+    pub kernel: &'a UmlKernel,
+    pub memory_mib: u32,
+    /// Writable run directory, shared with the guest at the same path.
+    pub run_dir: &'a Path,
+    /// The program the guest runs as init (pathrig itself).
+    pub init: &'a Path,
+    /// Extra `KEY=value` pairs handed to init through the kernel command line.
+    pub env: Vec<(String, String)>,
+    pub time_limit: Duration,
+    /// Set by a signal handler: stop the guest at once.
+    pub interrupted: &'a std::sync::atomic::AtomicBool,
+}
+
+/// How a guest ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestOutcome {
+    /// Init wrote its exit status and the guest powered off.
+    Exited { code: i32, boot_to_init: Option<Duration>, wall: Duration },
+    /// The kernel panicked or oopsed; the first offending console line.
+    KernelFailure { line: String },
+    /// The guest outlived its time limit and was killed.
+    TimedOut { limit: Duration },
+    /// The person running pathrig interrupted it; the guest was killed.
+    Interrupted,
+    /// The guest ended without leaving an exit status (init crashed before writing it).
+    NoExitStatus { uml_status: String },
+}
+
+/// Console lines that mean the guest kernel itself went wrong.
+const KERNEL_FAILURE_MARKERS: &[&str] = &["Kernel panic", "Oops:", "BUG: ", "general protection fault", "Call Trace:"];
+
+/// Boots the guest and waits for it. The console goes to `<run_dir>/console.log`.
+pub fn boot_uml(spec: &BootSpec<'_>) -> Result<GuestOutcome, RigError> {
+    let run_dir = spec.run_dir;
+    for path in [run_dir, spec.init, spec.kernel.modules.as_path()] {
+        let text = path.to_string_lossy();
+        if text.contains(char::is_whitespace) || text.contains('"') {
+            return Err(RigError::Guest(format!(
+                "{text} contains white space or quotes, which the kernel command line cannot carry; \
+                 use a path without them (e.g. --out /tmp/run1)"
+            )));
+        }
+    }
+    let _ = fs::remove_file(run_dir.join(EXIT_FILE));
+    let console_path = run_dir.join(CONSOLE_LOG);
+    let console = fs::File::create(&console_path).map_err(RigError::io("create", &console_path))?;
+    let console_err = console.try_clone().map_err(RigError::io("duplicate", &console_path))?;
+    // UML keeps its control sockets in uml_dir; keep them in the run directory and remove them after.
+    let uml_dir = run_dir.join(".uml");
+    fs::create_dir_all(&uml_dir).map_err(RigError::io("create", &uml_dir))?;
+
+    let mut args: Vec<String> = vec![
+        format!("mem={}M", spec.memory_mib),
+        "quiet".into(),
+        "con0=fd:0,fd:1".into(),
+        "con=null".into(),
+        "root=/dev/root".into(),
+        "rootfstype=hostfs".into(),
+        "rootflags=/".into(),
+        "ro".into(),
+        format!("uml_dir={}", uml_dir.display()),
+        format!("umid=pathrig-{}", std::process::id()),
+        format!("init={}", spec.init.display()),
+        format!("{ENV_RUN_DIR}={}", run_dir.display()),
+        format!("{ENV_MODULES}={}", spec.kernel.modules.display()),
+    ];
+    args.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
+
+    let mut command = Command::new(&spec.kernel.binary);
+    command
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(console)
+        .stderr(console_err)
+        .process_group(0);
+    // UML backs guest memory with a file in TMPDIR; shared memory is faster than disk.
+    if Path::new("/dev/shm").is_dir() {
+        command.env("TMPDIR", "/dev/shm");
+    }
+    let started = Instant::now();
+    let mut child = command
+        .spawn()
+        .map_err(RigError::io("start the guest kernel", &spec.kernel.binary))?;
+    let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let status = loop {
+        // The guest is a child process; checking on it every 20 ms costs nothing measurable.
+        if spec.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+            kill_group(pgid);
+            let _ = child.wait();
+            let _ = fs::remove_dir_all(&uml_dir);
+            return Ok(GuestOutcome::Interrupted);
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if started.elapsed() > spec.time_limit => break None,
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(err) => {
+                kill_group(pgid);
+                return Err(RigError::io("wait for the guest", &spec.kernel.binary)(err));
+            }
+        }
+    };
+    let wall = started.elapsed();
+    // UML leaves helper processes in its group; make sure none outlives the run.
+    kill_group(pgid);
+    let _ = child.wait();
+    let _ = fs::remove_dir_all(&uml_dir);
+
+    let console_text = fs::read_to_string(&console_path).unwrap_or_default();
+    let dmesg_text = fs::read_to_string(run_dir.join(DMESG_FILE)).unwrap_or_default();
+    if let Some(line) = first_kernel_failure(&console_text).or_else(|| first_kernel_failure(&dmesg_text)) {
+        return Ok(GuestOutcome::KernelFailure { line });
+    }
+    let Some(status) = status else {
+        return Ok(GuestOutcome::TimedOut { limit: spec.time_limit });
+    };
+    match fs::read_to_string(run_dir.join(EXIT_FILE)) {
+        Ok(text) => {
+            let mut words = text.split_whitespace();
+            let code = words.next().and_then(|w| w.parse().ok()).unwrap_or(3);
+            let boot_to_init = words.next().and_then(|w| w.parse::<u64>().ok()).map(Duration::from_millis);
+            Ok(GuestOutcome::Exited { code, boot_to_init, wall })
+        }
+        Err(_) => Ok(GuestOutcome::NoExitStatus {
+            uml_status: status.to_string(),
+        }),
+    }
+}
+
+fn kill_group(pgid: nix::unistd::Pid) {
+    let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+}
+
+/// The first console line that shows a kernel panic, oops or BUG.
+pub fn first_kernel_failure(console: &str) -> Option<String> {
+    console
+        .lines()
+        .find(|line| KERNEL_FAILURE_MARKERS.iter().any(|m| line.contains(m)))
+        .map(|line| line.trim().to_string())
+}
+
+/// The path of the console log of a run directory.
+pub fn console_log(run_dir: &Path) -> PathBuf {
+    run_dir.join(CONSOLE_LOG)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panics_and_oopses_are_found_in_the_console() {
+        assert_eq!(first_kernel_failure("ok\nall good\n"), None);
+        assert_eq!(
+            first_kernel_failure("x\nKernel panic - not syncing: Attempted to kill init!\n"),
+            Some("Kernel panic - not syncing: Attempted to kill init!".into())
+        );
+        assert!(first_kernel_failure("[ 1.0] BUG: kernel NULL pointer dereference").is_some());
+    }
+}
