@@ -82,6 +82,7 @@
 mod decode;
 mod diag;
 mod kinds;
+pub mod manager;
 mod model;
 mod reader;
 mod resolve;

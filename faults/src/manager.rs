@@ -1,0 +1,207 @@
+//! Settings of the embedded path manager: the multipath.conf keywords pathrig implements, their
+//! built-in defaults, and for every effective value where it came from (so the report can list
+//! each setting with its origin).
+//!
+//! The values are resolved per map: `multipaths { multipath { ... } }` > `overrides` > `defaults`
+//! (or the `[manager]` TOML keys, which stand at the level of `defaults`) > built-in.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Where an effective setting came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum Origin {
+    /// pathrig's built-in default (multipath-tools' default where it has one).
+    Builtin,
+    /// A key of the scenario's `[manager]` table (line in the scenario file).
+    Scenario { line: usize },
+    /// A `[manager.map.<name>]` key of the scenario (line in the scenario file).
+    ScenarioMap { line: usize },
+    /// multipath.conf `defaults` section (file as given, line there).
+    ConfDefaults { file: String, line: usize },
+    /// multipath.conf `overrides` section.
+    ConfOverrides { file: String, line: usize },
+    /// multipath.conf `multipaths { multipath { ... } }` entry matching the map.
+    ConfMultipath { file: String, line: usize },
+    /// Derived from another setting (e.g. max_polling_interval from polling_interval).
+    Derived { from: &'static str },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Builtin => write!(f, "built-in"),
+            Origin::Scenario { line } => write!(f, "[manager], line {line}"),
+            Origin::ScenarioMap { line } => write!(f, "[manager.map], line {line}"),
+            Origin::ConfDefaults { file, line } => write!(f, "{file}:{line} (defaults)"),
+            Origin::ConfOverrides { file, line } => write!(f, "{file}:{line} (overrides)"),
+            Origin::ConfMultipath { file, line } => write!(f, "{file}:{line} (multipaths)"),
+            Origin::Derived { from } => write!(f, "derived from {from}"),
+        }
+    }
+}
+
+/// One effective setting with its origin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Setting<T> {
+    pub value: T,
+    pub origin: Origin,
+}
+
+impl<T> Setting<T> {
+    pub fn builtin(value: T) -> Self {
+        Setting {
+            value,
+            origin: Origin::Builtin,
+        }
+    }
+}
+
+/// `path_checker`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathChecker {
+    /// An O_DIRECT read of one block at offset 0, bounded by `checker_timeout`.
+    Directio,
+    /// No checking: paths are always considered up by the checker.
+    None,
+}
+
+/// `path_grouping_policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupingPolicy {
+    /// One path per group; groups ordered by path priority (highest first), then file order.
+    Failover,
+    /// All paths in one group.
+    Multibus,
+    /// One group per distinct path priority, highest first.
+    GroupByPrio,
+}
+
+/// `failback`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failback {
+    /// Switch to the best group as soon as it has a usable path.
+    Immediate,
+    /// Never switch back by itself.
+    Manual,
+    /// Switch back this long after the best group became usable again; cancelled when a path of
+    /// the map fails meanwhile. (`failback N` in multipath.conf, N seconds.)
+    Deferred(Duration),
+    /// Fail back only when a path comes back in the best group and every other path of that group
+    /// was down according to the checker (for nodes sharing active/passive storage).
+    Followover,
+}
+
+/// `no_path_retry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoPathRetry {
+    /// Fail IO at once when no path is left (`fail_if_no_path`).
+    Fail,
+    /// Queue IO until a path returns, forever.
+    Queue,
+    /// Queue for N × polling_interval after the last path failed, then fail.
+    Retries(u32),
+}
+
+/// `san_path_err_*`: flap damping. All three set = on; none set = off; anything else is an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SanPathErr {
+    /// Failures (counted with forgetting) above which a path is held back.
+    pub threshold: u32,
+    /// Every this many healthy checks one counted failure is forgotten.
+    pub forget_rate: u32,
+    /// How long a held-back path stays out before it may be reinstated.
+    pub recovery_time: Duration,
+}
+
+/// `marginal_path_*` (IO-error accounting for intermittently failing paths). All four set = on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MarginalPath {
+    /// Two kernel failures of a path within this time trigger sampling.
+    pub double_failed_time: Duration,
+    /// How long a sample runs.
+    pub err_sample_time: Duration,
+    /// Error rate above which the path is marginal, in permille (0..=1000).
+    pub err_rate_threshold: u32,
+    /// After a bad verdict, wait this long before sampling again.
+    pub err_recheck_gap_time: Duration,
+}
+
+/// `marginal_pathgroups`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MarginalPathgroups {
+    /// Marginal paths stay failed.
+    Off,
+    /// Marginal paths are reinstated into a path group used last.
+    On,
+}
+
+/// The effective path-manager settings of one map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ManagerSettings {
+    pub path_checker: Setting<PathChecker>,
+    pub polling_interval: Setting<Duration>,
+    pub max_polling_interval: Setting<Duration>,
+    pub checker_timeout: Setting<Duration>,
+    pub path_grouping_policy: Setting<GroupingPolicy>,
+    pub failback: Setting<Failback>,
+    pub no_path_retry: Setting<NoPathRetry>,
+    pub san_path_err: Setting<Option<SanPathErr>>,
+    pub marginal_path: Setting<Option<MarginalPath>>,
+    pub marginal_pathgroups: Setting<MarginalPathgroups>,
+}
+
+impl Default for ManagerSettings {
+    /// Built-in defaults (multipath-tools' where it has one).
+    fn default() -> Self {
+        ManagerSettings {
+            path_checker: Setting::builtin(PathChecker::Directio),
+            polling_interval: Setting::builtin(Duration::from_secs(5)),
+            max_polling_interval: Setting {
+                value: Duration::from_secs(20),
+                origin: Origin::Derived {
+                    from: "polling_interval (4 ×)",
+                },
+            },
+            checker_timeout: Setting::builtin(Duration::from_secs(30)),
+            path_grouping_policy: Setting::builtin(GroupingPolicy::Failover),
+            failback: Setting::builtin(Failback::Manual),
+            no_path_retry: Setting::builtin(NoPathRetry::Fail),
+            san_path_err: Setting::builtin(None),
+            marginal_path: Setting::builtin(None),
+            marginal_pathgroups: Setting::builtin(MarginalPathgroups::Off),
+        }
+    }
+}
+
+/// `[manager] kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ManagerKind {
+    /// pathrig's embedded path manager manages every map (the default).
+    Embedded,
+    /// No path manager: the bare kernel's behaviour (the rig reinstates restored legs' paths).
+    None,
+}
+
+/// The scenario's path-manager section, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ManagerSpec {
+    pub kind: ManagerKind,
+    /// Effective settings for every map, in map order (empty when `kind` is `None`).
+    pub maps: Vec<(String, ManagerSettings)>,
+}
+
+impl ManagerSpec {
+    pub fn settings(&self, map: &str) -> Option<&ManagerSettings> {
+        self.maps.iter().find(|(name, _)| name == map).map(|(_, s)| s)
+    }
+}
