@@ -12,7 +12,7 @@ use serde::Serialize;
 
 /// Where an effective setting came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "from", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Origin {
     /// pathrig's built-in default (multipath-tools' default where it has one).
     Builtin,
