@@ -78,10 +78,17 @@ pub fn run_in_place(scenario: &Scenario, run_dir: &Path, guest: GuestKind, kerne
             }
         }
         Err(err) => {
-            let text = match &err {
+            let mut text = match &err {
                 RunError::Interrupted => err.to_string(),
                 _ => format!("rig failure: {err}"),
             };
+            // Say plainly whether the failed run left anything behind.
+            let leftovers = rig::cleanup::find_leftovers();
+            if leftovers.is_empty() {
+                text.push_str("\nleft behind: nothing");
+            } else {
+                text.push_str(&format!("\nleft behind: {}", leftovers.join(", ")));
+            }
             eprintln!("pathrig: {text}");
             let _ = fs::write(run_dir.join(ERROR_FILE), format!("{text}\n"));
             EXIT_RIG_FAILURE
@@ -114,7 +121,8 @@ pub fn run_in_uml(scenario: &Scenario, scenario_file: &Path, run_dir: &Path, int
         memory_mib: scenario.guest.memory_mib,
         run_dir,
         init: &init,
-        env: Vec::new(),
+        // The cleanup test hook travels into the guest.
+        env: std::env::var(runner::FAIL_AT_ENV).map(|v| vec![(runner::FAIL_AT_ENV.to_string(), v)]).unwrap_or_default(),
         time_limit: scenario.guest.timeout,
         interrupted,
     };

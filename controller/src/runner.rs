@@ -61,6 +61,20 @@ pub enum RunError {
     Interrupted,
     #[error("cleanup failed: {0}")]
     Cleanup(String),
+    #[error("injected rig failure at {0} ms ({FAIL_AT_ENV} is set)")]
+    Injected(u64),
+}
+
+/// Test hook: a scenario time (e.g. `2s`) at which the run fails as if the rig had broken, to
+/// prove that a failed run removes everything it built.
+pub const FAIL_AT_ENV: &str = "PATHRIG_FAIL_AT";
+
+fn injected_failure_time() -> Option<Duration> {
+    let text = std::env::var(FAIL_AT_ENV).ok()?;
+    let ms: u64 = text.strip_suffix("ms").map(|v| v.parse().ok()).unwrap_or_else(|| {
+        text.strip_suffix('s').and_then(|v| v.parse::<u64>().ok()).map(|s| s * 1000)
+    })?;
+    Some(Duration::from_millis(ms))
 }
 
 /// How long after the workload's end queued IO may take before the rig lets it fail.
@@ -234,8 +248,9 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
     let final_ms = log.clock().now_ms();
     let maps = final_map_reports(scenario, &built)?;
     let teardown_started = Instant::now();
-    let failures = built.teardown();
+    let mut failures = built.teardown();
     let teardown = teardown_started.elapsed();
+    failures.extend(rig::cleanup::find_leftovers().into_iter().map(|l| format!("left behind: {l}")));
     if !failures.is_empty() {
         return Err(RunError::Cleanup(failures.join("; ")));
     }
@@ -422,6 +437,7 @@ fn drive(
     watch.observe(built, log)?;
 
     let steps = scenario.timeline();
+    let fail_at = injected_failure_time();
     let mut next_step = 0;
     let drain_deadline = scenario.workload.duration + DRAIN_GRACE;
     let mut flushed = false;
@@ -434,6 +450,10 @@ fn drive(
             flushed = true;
         }
         let now = origin.elapsed();
+        if let Some(at) = fail_at.filter(|at| now >= *at && failure.is_none()) {
+            stop.store(true, Ordering::SeqCst);
+            failure = Some(RunError::Injected(at.as_millis() as u64));
+        }
         while failure.is_none() && next_step < steps.len() && steps[next_step].at <= now {
             if let Err(err) = apply_step(scenario, built, log, &mut watch, &steps[next_step]) {
                 stop.store(true, Ordering::SeqCst);
@@ -447,6 +467,8 @@ fn drive(
         }
         let wake_at = if failure.is_none() && next_step < steps.len() {
             steps[next_step].at
+        } else if let Some(at) = fail_at.filter(|_| failure.is_none()) {
+            at
         } else if !flushed {
             drain_deadline
         } else {

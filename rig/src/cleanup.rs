@@ -27,6 +27,28 @@ impl CleanupReport {
     }
 }
 
+/// What of pathrig's still exists on this machine (dm devices and loop devices), without
+/// touching anything. Empty after every clean run: the runner checks this after its teardown.
+pub fn find_leftovers() -> Vec<String> {
+    let mut found = Vec::new();
+    if let Ok(dm) = Dm::open() {
+        match dm.list() {
+            Ok(list) => found.extend(
+                list.into_iter()
+                    .filter(|d| naming::is_ours(&d.name, d.uuid.as_deref()))
+                    .map(|d| format!("dm device {}", d.name)),
+            ),
+            Err(err) => found.push(format!("cannot list dm devices: {err}")),
+        }
+    }
+    found.extend(
+        backing::our_loops()
+            .into_iter()
+            .map(|(dev, file)| format!("loop device {} ({file})", dev.display())),
+    );
+    found
+}
+
 /// Removes every pathrig dm device (stacked ones first), every loop device backed by a file in a
 /// pathrig work directory, and every `pathrig-*` directory directly under `work_root`.
 pub fn remove_leftovers(work_root: &Path) -> CleanupReport {

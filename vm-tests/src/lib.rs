@@ -1,1 +1,112 @@
-//! The end-to-end suite lives in tests/.
+//! The harness of pathrig's end-to-end suite.
+//!
+//! The scenario files live in `vm-tests/scenarios/`, the suite in `vm-tests/tests/vm.rs` (built
+//! as the `vm` test of the `controller` package, so that it gets the freshly built `pathrig`
+//! binary), and its insta snapshots in `vm-tests/tests/snapshots/`. Each test boots a real guest
+//! through `pathrig run`; guests run one at a time so their timing stays undisturbed.
+//!
+//! The suite never skips silently: where no guest can be had the tests fail and say why, unless
+//! the person running them sets `PATHRIG_SKIP_VM=1`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+
+/// Environment variable that opts out of the VM tests explicitly.
+pub const SKIP_ENV: &str = "PATHRIG_SKIP_VM";
+
+/// The scenario files of the suite.
+pub fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+}
+
+/// Names (file stems) of every scenario file in the suite.
+pub fn scenario_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(scenarios_dir())
+        .expect("vm-tests/scenarios exists")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// What one `pathrig run` produced.
+pub struct GuestRun {
+    pub code: i32,
+    pub stderr: String,
+    pub run_dir: PathBuf,
+    pub report_txt: String,
+    pub report_json: serde_json::Value,
+}
+
+impl GuestRun {
+    /// A readable account of the run for assertion messages.
+    pub fn explain(&self) -> String {
+        let console = std::fs::read_to_string(self.run_dir.join("console.log")).unwrap_or_default();
+        let tail: Vec<&str> = console.lines().rev().take(30).collect();
+        format!(
+            "exit status {}\n--- stderr ---\n{}\n--- report.txt ---\n{}\n--- console.log (last lines) ---\n{}",
+            self.code,
+            self.stderr,
+            self.report_txt,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    }
+
+    /// A JSON value by a dotted path like `workload.latency_us.p50` or `maps.0.table`.
+    pub fn json(&self, path: &str) -> &serde_json::Value {
+        let mut value = &self.report_json;
+        for part in path.split('.') {
+            value = match part.parse::<usize>() {
+                Ok(i) => &value[i],
+                Err(_) => &value[part],
+            };
+        }
+        value
+    }
+}
+
+static ONE_GUEST_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Whether the VM tests are opted out; says so on stderr when they are.
+pub fn skipped(test: &str) -> bool {
+    if std::env::var(SKIP_ENV).is_ok_and(|v| v == "1") {
+        eprintln!("{test}: skipped because {SKIP_ENV}=1 (the VM suite did not run)");
+        return true;
+    }
+    false
+}
+
+fn lock() -> MutexGuard<'static, ()> {
+    ONE_GUEST_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `vm-tests/scenarios/<name>.toml` in a user-mode Linux guest with `pathrig` (the binary at
+/// `bin`), with extra environment variables, into a fresh run directory.
+pub fn run_scenario(bin: &Path, name: &str, env: &[(&str, &str)]) -> GuestRun {
+    let _guard = lock();
+    let file = scenarios_dir().join(format!("{name}.toml"));
+    let run_dir = std::env::temp_dir().join(format!("pathrig-vmtest-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&run_dir);
+    let mut command = Command::new(bin);
+    command.arg("run").arg(&file).arg("--out").arg(&run_dir);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let report_txt = std::fs::read_to_string(run_dir.join("report.txt")).unwrap_or_default();
+    let report_json = std::fs::read_to_string(run_dir.join("report.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    GuestRun {
+        code: output.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&output.stderr).to_string(),
+        run_dir,
+        report_txt,
+        report_json,
+    }
+}

@@ -1,0 +1,124 @@
+//! The VM suite: every scenario in `vm-tests/scenarios/` runs in a real user-mode Linux guest,
+//! must end with all its expectations held (exit 0), and its report.txt must match the snapshot.
+//! Run with `cargo test --workspace` or `just vmtest`; opt out only with `PATHRIG_SKIP_VM=1`.
+
+use std::path::Path;
+
+use vm_tests::{run_scenario, scenario_names, skipped, GuestRun};
+
+fn pathrig() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_pathrig"))
+}
+
+/// Runs a scenario, requires exit 0, checks the report.json fields every run must have, and
+/// snapshots report.txt.
+fn scenario(name: &str) -> Option<GuestRun> {
+    if skipped(name) {
+        return None;
+    }
+    let run = run_scenario(pathrig(), name, &[]);
+    assert_eq!(run.code, 0, "scenario {name} did not pass:\n{}", run.explain());
+    check_json_shape(&run);
+    insta::assert_snapshot!(name, run.report_txt);
+    Some(run)
+}
+
+fn check_json_shape(run: &GuestRun) {
+    let explain = || run.explain();
+    assert_eq!(run.json("guest.kind"), "uml", "{}", explain());
+    assert!(run.json("guest.kernel_release").as_str().is_some_and(|r| !r.is_empty()));
+    assert!(run.json("scenario.seed").is_u64());
+    assert!(run.json("maps.0.table").as_str().unwrap().contains(" multipath "));
+    assert!(run.json("maps.0.final_status").as_str().unwrap().contains(" multipath "));
+    for key in ["leg", "device", "final_state", "fail_count"] {
+        assert!(!run.json(&format!("maps.0.paths.0.{key}")).is_null(), "maps[].paths[].{key} missing");
+    }
+    for key in ["reads", "writes", "app_errors", "verified_blocks", "mismatches", "latency_us.p50", "latency_us.p99", "latency_us.max"] {
+        assert!(run.json(&format!("workload.{key}")).is_u64(), "workload.{key} missing");
+    }
+    let events = run.json("events").as_array().expect("events[]");
+    assert!(events.iter().all(|e| e["t_ms"].is_f64() && e["source"].is_string() && e["what"].is_string()));
+    let times: Vec<f64> = events.iter().map(|e| e["t_ms"].as_f64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "events are not in time order");
+    assert!(run.json("expectations").as_array().is_some_and(|e| e.iter().all(|x| x["held"] == true)));
+    assert_eq!(run.json("verdict"), "pass");
+}
+
+fn timeline(run: &GuestRun) -> Vec<(f64, String, String)> {
+    run.json("events")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["in_timeline"] == true)
+        .map(|e| (e["t_ms"].as_f64().unwrap(), e["source"].as_str().unwrap().to_string(), e["what"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn first(run: &GuestRun, what: &str) -> f64 {
+    timeline(run)
+        .into_iter()
+        .find(|(_, _, w)| w.contains(what))
+        .unwrap_or_else(|| panic!("no event {what:?}:\n{}", run.explain()))
+        .0
+}
+
+#[test]
+fn healthy() {
+    let Some(run) = scenario("healthy") else { return };
+    assert_eq!(run.json("workload.app_errors"), 0);
+    assert!(run.json("workload.verified_blocks").as_u64().unwrap() > 0);
+}
+
+#[test]
+fn leg_fails_and_returns() {
+    let Some(run) = scenario("leg-fails-and-returns") else { return };
+    // The fault is applied at 2 s and the kernel fails the path after it, not before.
+    let fault = first(&run, "a: fail");
+    assert!((1990.0..2500.0).contains(&fault), "fault applied at {fault} ms");
+    assert!(first(&run, "path a failed") >= fault);
+    assert!(first(&run, "path a reinstated") >= first(&run, "a: restore"));
+}
+
+#[test]
+fn all_legs_fail_queue() {
+    let Some(run) = scenario("all-legs-fail-queue") else { return };
+    let stall = &run.json("workload.stalls")[0];
+    // The stall lasts from b's failure (3 s) to its return (6 s).
+    let length = stall["length_ms"].as_f64().unwrap();
+    assert!((2000.0..5000.0).contains(&length), "stall of {length} ms:\n{}", run.explain());
+}
+
+#[test]
+fn all_legs_fail_no_queue() {
+    let Some(run) = scenario("all-legs-fail-no-queue") else { return };
+    // Errors begin only once the last path failed.
+    let first_error = run.json("workload.first_error_ms").as_f64().unwrap();
+    assert!(first_error >= first(&run, "path b failed") - 50.0, "{}", run.explain());
+}
+
+#[test]
+fn slow_leg() {
+    let Some(run) = scenario("slow-leg") else { return };
+    let slow = run.json("workload.latency_buckets.1.1").as_u64().unwrap();
+    assert!(slow > 0, "no IO in the 100 ms to 1 s bucket:\n{}", run.explain());
+}
+
+#[test]
+fn a_failed_run_leaves_nothing_behind() {
+    if skipped("a_failed_run_leaves_nothing_behind") {
+        return;
+    }
+    // The rig breaks at 4 s, in the middle of the run, while IO is queued on a map with no path.
+    let run = run_scenario(pathrig(), "all-legs-fail-queue", &[("PATHRIG_FAIL_AT", "4s")]);
+    assert_eq!(run.code, 3, "{}", run.explain());
+    let error = std::fs::read_to_string(run.run_dir.join("error.txt")).unwrap_or_default();
+    assert!(error.contains("injected rig failure at 4000 ms"), "{error}\n{}", run.explain());
+    assert!(error.contains("left behind: nothing"), "{error}\n{}", run.explain());
+    assert!(!run.run_dir.join("report.json").exists());
+}
+
+#[test]
+fn every_scenario_file_has_a_test() {
+    let tested = ["all-legs-fail-no-queue", "all-legs-fail-queue", "healthy", "leg-fails-and-returns", "slow-leg"];
+    assert_eq!(scenario_names(), tested, "add a test for each new scenario file");
+}
