@@ -59,13 +59,7 @@ pub fn write_report(dir: &Path, report: &Report) -> Result<(), String> {
 
 /// Runs a scenario in place (in a guest's init, or on the host with `--guest none`), writes the
 /// report and returns the exit status.
-pub fn run_in_place(scenario: &Scenario, run_dir: &Path, guest: GuestKind, kernel_release: String, work_root: PathBuf, interrupted: &AtomicBool) -> i32 {
-    let env = RunEnv {
-        guest,
-        kernel_release,
-        work_root,
-        interrupted,
-    };
+pub fn run_in_place(scenario: &Scenario, run_dir: &Path, env: RunEnv<'_>) -> i32 {
     match runner::run(scenario, &env) {
         Ok(report) => {
             if let Err(err) = write_report(run_dir, &report) {
@@ -164,7 +158,7 @@ pub fn run_in_uml(scenario: &Scenario, scenario_file: &Path, run_dir: &Path, int
 
 /// The guest's init: set up the guest, run the scenario in the run directory, power off.
 pub fn guest_init_main(interrupted: &'static AtomicBool) -> ! {
-    let started = std::time::Instant::now();
+    let init_started = std::time::Instant::now();
     let env = match rig::guest::init::setup() {
         Ok(env) => env,
         Err(err) => {
@@ -174,11 +168,10 @@ pub fn guest_init_main(interrupted: &'static AtomicBool) -> ! {
             rig::guest::init::finish(&dir, EXIT_RIG_FAILURE, Duration::ZERO);
         }
     };
-    let code = std::panic::catch_unwind(|| guest_run(&env, interrupted)).unwrap_or_else(|_| {
+    let code = std::panic::catch_unwind(|| guest_run(&env, init_started, interrupted)).unwrap_or_else(|_| {
         let _ = fs::write(env.run_dir.join(ERROR_FILE), "pathrig panicked in the guest (see console.log)\n");
         EXIT_RIG_FAILURE
     });
-    let _ = started;
     rig::guest::init::finish(&env.run_dir, code, env.boot_to_init);
 }
 
@@ -194,7 +187,7 @@ pub const GUEST_MODULES: &[&str] = &[
     "dm-delay",
 ];
 
-fn guest_run(env: &rig::guest::init::GuestEnv, interrupted: &'static AtomicBool) -> i32 {
+fn guest_run(env: &rig::guest::init::GuestEnv, init_started: std::time::Instant, interrupted: &'static AtomicBool) -> i32 {
     if let Err(err) = env.modules.load(GUEST_MODULES) {
         eprintln!("pathrig (guest init): {err}");
         let _ = fs::write(env.run_dir.join(ERROR_FILE), format!("{err}\n"));
@@ -208,5 +201,12 @@ fn guest_run(env: &rig::guest::init::GuestEnv, interrupted: &'static AtomicBool)
             return EXIT_BAD_INPUT;
         }
     };
-    run_in_place(&scenario, &env.run_dir, GuestKind::Uml, env.kernel_release.clone(), PathBuf::from(rig::guest::init::GUEST_SCRATCH), interrupted)
+    let run_env = RunEnv {
+        guest: GuestKind::Uml,
+        kernel_release: env.kernel_release.clone(),
+        work_root: PathBuf::from(rig::guest::init::GUEST_SCRATCH),
+        interrupted,
+        boot: Some((env.boot_to_init, init_started)),
+    };
+    run_in_place(&scenario, &env.run_dir, run_env)
 }

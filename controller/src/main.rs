@@ -3,6 +3,8 @@
 
 mod events;
 mod host;
+#[allow(dead_code)] // until the driver uses the whole API
+mod manager;
 mod report;
 mod runner;
 
@@ -127,7 +129,14 @@ fn run(file: &std::path::Path, out: Option<PathBuf>, guest: GuestArg) -> i32 {
                 return EXIT_RIG_FAILURE;
             }
             let release = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().to_string()).unwrap_or_default();
-            host::run_in_place(&scenario, &run_dir, GuestKind::None, release, std::env::temp_dir(), &INTERRUPTED)
+            let env = runner::RunEnv {
+                guest: GuestKind::None,
+                kernel_release: release,
+                work_root: std::env::temp_dir(),
+                interrupted: &INTERRUPTED,
+                boot: None,
+            };
+            host::run_in_place(&scenario, &run_dir, env)
         }
     };
     if let Ok(text) = std::fs::read_to_string(run_dir.join(host::REPORT_TXT)) {

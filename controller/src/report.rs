@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use faults::{Metric, PathStateExpect, Scenario};
 use serde::Serialize;
 
-use crate::events::{Event, Source};
+use crate::events::Event;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -34,6 +34,10 @@ pub struct GuestInfo {
     /// `uml`, `qemu` or `none`.
     pub kind: String,
     pub kernel_release: String,
+    /// Guest kernel start to pathrig's init starting (guests only).
+    pub boot_to_init_ms: Option<f64>,
+    /// Guest kernel start to the scenario's clock zero: modules loaded, devices built.
+    pub boot_to_ready_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -235,7 +239,7 @@ impl Report {
             }
         }
         let _ = writeln!(out);
-        let _ = writeln!(out, "timeline (order of events; times are in report.json)");
+        let _ = writeln!(out, "timeline (faults, kernel path changes and actions, in order; times and workload events are in report.json)");
         let timeline: Vec<&Event> = self.events.iter().filter(|e| e.in_timeline).collect();
         if timeline.is_empty() {
             let _ = writeln!(out, "  (nothing happened)");
@@ -253,6 +257,9 @@ impl Report {
         let _ = writeln!(out, "  reads completed: {}", yes_no(w.reads > 0));
         let _ = writeln!(out, "  writes completed: {}", yes_no(w.writes > 0));
         let _ = writeln!(out, "  application IO errors: {}", zero_or_some(w.app_errors));
+        if w.app_errors > 0 {
+            let _ = writeln!(out, "    reads failed: {}, writes failed: {}", zero_or_some(w.read_errors), zero_or_some(w.write_errors));
+        }
         let _ = writeln!(out, "  blocks verified: {}", yes_no(w.verified_blocks > 0));
         let _ = writeln!(out, "  data mismatches: {}", zero_or_some(w.mismatches));
         let _ = writeln!(out, "  max latency: {}", bucket(w.latency_us.max as f64 / 1000.0));
@@ -299,11 +306,6 @@ fn zero_or_some(n: u64) -> &'static str {
     }
 }
 
-/// Whether an event source's events are shown by `Source` name (kept for the text layout).
-pub fn source_label(source: Source) -> &'static str {
-    source.as_str()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +320,8 @@ mod tests {
             guest: GuestInfo {
                 kind: "uml".into(),
                 kernel_release: "6.1".into(),
+                boot_to_init_ms: None,
+                boot_to_ready_ms: None,
             },
             manager: ManagerInfo {
                 kind: "none".into(),

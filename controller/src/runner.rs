@@ -49,6 +49,9 @@ pub struct RunEnv<'a> {
     pub work_root: PathBuf,
     /// Set by a signal handler: abort the run, tear down, report.
     pub interrupted: &'a AtomicBool,
+    /// In a guest: time from kernel start to init, and when init started (for the report's
+    /// boot-to-ready figures).
+    pub boot: Option<(Duration, Instant)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -264,6 +267,9 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
         guest: GuestInfo {
             kind: env.guest.as_str().into(),
             kernel_release: env.kernel_release.clone(),
+            boot_to_init_ms: env.boot.map(|(b, _)| b.as_secs_f64() * 1000.0),
+            // Kernel start to the moment the workload starts: modules loaded, devices built.
+            boot_to_ready_ms: env.boot.map(|(b, init)| (b + origin.duration_since(init)).as_secs_f64() * 1000.0),
         },
         manager: ManagerInfo {
             kind: "none".into(),
@@ -516,29 +522,25 @@ fn wait(built: &Built, done: &OwnedFd, timeout: Duration) -> (bool, bool) {
     (fds[0].revents & libc::POLLIN != 0, fds[1].revents != 0)
 }
 
+/// Workload events go to the JSON only: they are timed by the workload thread, so their order
+/// against the kernel events (timed when this thread reads the status) is timing noise. The
+/// text report summarises them in its workload section instead.
 fn record_workload_event(log: &EventLog, clock: Clock, first_error: &mut Option<f64>, event: WorkloadEvent) {
     let ms = |t: Duration| clock.since_origin(clock.origin + t);
-    match event {
+    let (t, what) = match event {
         WorkloadEvent::IoError { t, op, block, errno } => {
-            let errname = nix::errno::Errno::from_raw(errno);
-            if first_error.is_none() {
-                *first_error = Some(ms(t));
-                log.record_at(ms(t), Source::Workload, "first application IO error", true);
-            }
-            log.record_at(ms(t), Source::Workload, format!("{op:?} error {errname} at block {block}").to_lowercase(), false);
+            first_error.get_or_insert(ms(t));
+            let op = match op {
+                workload::Op::Read => "read",
+                workload::Op::Write => "write",
+            };
+            (t, format!("{op} error {} at block {block}", nix::errno::Errno::from_raw(errno)))
         }
-        WorkloadEvent::Mismatch { t, block, detail } => {
-            log.record_at(ms(t), Source::Workload, "data mismatch", true);
-            log.record_at(ms(t), Source::Workload, format!("mismatch at block {block}: {detail}"), false);
-        }
-        WorkloadEvent::StallBegan { t, in_flight } => {
-            log.record_at(ms(t), Source::Workload, "IO stall began", true);
-            log.record_at(ms(t), Source::Workload, format!("{in_flight} IOs in flight when the stall began"), false);
-        }
-        WorkloadEvent::StallEnded { t, length } => {
-            log.record_at(ms(t), Source::Workload, format!("IO stall ended after {}", crate::report::bucket(length.as_secs_f64() * 1000.0)), true);
-        }
-    }
+        WorkloadEvent::Mismatch { t, block, detail } => (t, format!("data mismatch at block {block}: {detail}")),
+        WorkloadEvent::StallBegan { t, in_flight } => (t, format!("IO stall began ({in_flight} IOs in flight)")),
+        WorkloadEvent::StallEnded { t, length } => (t, format!("IO stall ended after {:.0} ms", length.as_secs_f64() * 1000.0)),
+    };
+    log.record_at(ms(t), Source::Workload, what, false);
 }
 
 fn apply_step(scenario: &Scenario, built: &mut Built, log: &EventLog, watch: &mut KernelWatch, step: &faults::Step) -> Result<(), RunError> {
