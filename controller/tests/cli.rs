@@ -1,0 +1,92 @@
+//! The command line without a guest: bad input is exit 2 with file:line:column and creates
+//! nothing; `check` validates the suite's scenarios; `cleanup` finds nothing on a clean machine.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn pathrig(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pathrig"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run pathrig")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pathrig-clitest-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const BAD: &str = r#"name = "bad"
+
+[[map]]
+name = "mpatha"
+
+[[leg]]
+name = "a"
+
+[[fault]]
+at = "3x"
+leg = "b"
+kind = "fail"
+
+[workload]
+duration = "10s"
+"#;
+
+#[test]
+fn bad_input_names_file_line_and_column_and_creates_nothing() {
+    let dir = scratch("bad");
+    std::fs::write(dir.join("bad.toml"), BAD).unwrap();
+    for args in [&["check", "bad.toml"][..], &["run", "bad.toml"][..], &["run", "bad.toml", "--out", "out"][..]] {
+        let out = pathrig(args, &dir);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("bad.toml:10:6: error:"), "{args:?}: {stderr}");
+        assert!(stderr.contains("bad.toml:11:7: error:"), "{args:?}: {stderr}");
+        assert!(stderr.contains("help:"), "{stderr}");
+    }
+    let mut left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+    left.sort();
+    assert_eq!(left, ["bad.toml"], "a run with bad input created files");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn missing_file_is_bad_input() {
+    let dir = scratch("missing");
+    let out = pathrig(&["check", "nope.toml"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.toml"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_suite_scenarios_validate() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vm-tests/scenarios");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().to_string_lossy().to_string())
+        .filter(|p| p.ends_with(".toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5);
+    let mut args = vec!["check"];
+    args.extend(files.iter().map(String::as_str));
+    let out = pathrig(&args, &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.ends_with(")") && l.contains(": ok (")).count(), files.len());
+}
+
+#[test]
+fn guest_none_is_never_the_default() {
+    // Without --guest none, pathrig never touches this machine's devices: `run --help` says so.
+    let dir = scratch("help");
+    let out = pathrig(&["run", "--help"], &dir);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("[default: uml]"), "{help}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
