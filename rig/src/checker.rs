@@ -1,0 +1,301 @@
+//! The IO of the `directio` path checker: an O_DIRECT read of one 4 KiB block at offset 0 of a
+//! path device, through io_uring, bounded by a timeout.
+//!
+//! Many checks run at once on one ring; the caller polls [`CheckerRing::event_fd`] together with
+//! its other event sources and calls [`CheckerRing::collect`] when it is readable or when
+//! [`CheckerRing::next_deadline`] has passed. A check that outlives its timeout is reported as
+//! timed out once; the read itself cannot be cancelled in a block device, so its buffer and file
+//! are kept until the kernel completes it (or leaked if the ring goes away first).
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use io_uring::{opcode, types, IoUring};
+
+/// Size of the checker's read.
+pub const CHECK_SIZE: usize = 4096;
+
+#[repr(C, align(4096))]
+struct Block([u8; CHECK_SIZE]);
+
+/// What one check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckOutcome {
+    /// The read completed with the whole block.
+    Up,
+    /// The read (or opening the device) failed with this errno; a short read is EIO.
+    Down { errno: i32 },
+    /// No completion within the timeout.
+    TimedOut,
+}
+
+/// A finished check.
+#[derive(Debug, Clone)]
+pub struct Completed<K> {
+    pub key: K,
+    pub outcome: CheckOutcome,
+    /// Start to completion (or to the timeout).
+    pub latency: Duration,
+}
+
+struct Pending<K> {
+    key: K,
+    // Both must live until the kernel completes the read.
+    _file: File,
+    _buf: Box<Block>,
+    started: Instant,
+    deadline: Instant,
+    /// Already reported as timed out; its late completion is dropped.
+    timed_out: bool,
+}
+
+pub struct CheckerRing<K> {
+    ring: IoUring,
+    eventfd: OwnedFd,
+    pending: HashMap<u64, Pending<K>>,
+    /// Checks that failed before reaching the kernel (e.g. open failed), reported at next collect.
+    immediate: Vec<Completed<K>>,
+    next_token: u64,
+}
+
+impl<K: Clone> CheckerRing<K> {
+    /// A ring for up to `entries` checks in flight at once.
+    pub fn new(entries: u32) -> io::Result<Self> {
+        let ring = IoUring::new(entries.next_power_of_two().max(8))?;
+        // SAFETY: eventfd returns a new descriptor or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh, owned descriptor.
+        let eventfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        ring.submitter().register_eventfd(eventfd.as_raw_fd())?;
+        Ok(CheckerRing {
+            ring,
+            eventfd,
+            pending: HashMap::new(),
+            immediate: Vec::new(),
+            next_token: 1,
+        })
+    }
+
+    /// Readable when a check completed.
+    pub fn event_fd(&self) -> BorrowedFd<'_> {
+        self.eventfd.as_fd()
+    }
+
+    /// Checks still running (timed-out ones whose read has not come back included).
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The earliest timeout of a check not yet reported, or now if a result is waiting.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if !self.immediate.is_empty() {
+            return Some(Instant::now());
+        }
+        self.pending.values().filter(|p| !p.timed_out).map(|p| p.deadline).min()
+    }
+
+    /// Starts a check of `device` with `timeout`.
+    pub fn start(&mut self, key: K, device: &Path, timeout: Duration) {
+        let started = Instant::now();
+        let file = match OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(device) {
+            Ok(f) => f,
+            Err(err) => {
+                self.immediate.push(Completed {
+                    key,
+                    outcome: CheckOutcome::Down {
+                        errno: err.raw_os_error().unwrap_or(libc::EIO),
+                    },
+                    latency: started.elapsed(),
+                });
+                return;
+            }
+        };
+        let mut buf = Box::new(Block([0; CHECK_SIZE]));
+        let token = self.next_token;
+        self.next_token += 1;
+        let entry = opcode::Read::new(types::Fd(file.as_raw_fd()), buf.0.as_mut_ptr(), CHECK_SIZE as u32)
+            .offset(0)
+            .build()
+            .user_data(token);
+        // SAFETY: the buffer and the file are kept in `pending` until the completion is reaped
+        // (or leaked on drop), so they outlive the read.
+        let pushed = unsafe { self.ring.submission().push(&entry).is_ok() };
+        if !pushed || self.ring.submit().is_err() {
+            self.immediate.push(Completed {
+                key,
+                outcome: CheckOutcome::Down { errno: libc::EAGAIN },
+                latency: started.elapsed(),
+            });
+            return;
+        }
+        self.pending.insert(
+            token,
+            Pending {
+                key,
+                _file: file,
+                _buf: buf,
+                started,
+                deadline: started + timeout,
+                timed_out: false,
+            },
+        );
+    }
+
+    /// Everything finished since the last call: completions, and checks whose timeout passed.
+    pub fn collect(&mut self, now: Instant) -> Vec<Completed<K>> {
+        let mut counter = [0u8; 8];
+        // Clear the eventfd; EAGAIN just means nothing new.
+        // SAFETY: reading 8 bytes into an 8-byte buffer.
+        let _ = unsafe { libc::read(self.eventfd.as_raw_fd(), counter.as_mut_ptr().cast(), 8) };
+        let mut done = std::mem::take(&mut self.immediate);
+        let finished: Vec<(u64, i32)> = self.ring.completion().map(|c| (c.user_data(), c.result())).collect();
+        for (token, result) in finished {
+            let Some(pending) = self.pending.remove(&token) else { continue };
+            if pending.timed_out {
+                continue;
+            }
+            let outcome = if result == CHECK_SIZE as i32 {
+                CheckOutcome::Up
+            } else if result < 0 {
+                CheckOutcome::Down { errno: -result }
+            } else {
+                CheckOutcome::Down { errno: libc::EIO }
+            };
+            done.push(Completed {
+                key: pending.key,
+                outcome,
+                latency: pending.started.elapsed(),
+            });
+        }
+        for pending in self.pending.values_mut() {
+            if !pending.timed_out && now >= pending.deadline {
+                pending.timed_out = true;
+                done.push(Completed {
+                    key: pending.key.clone(),
+                    outcome: CheckOutcome::TimedOut,
+                    latency: now - pending.started,
+                });
+            }
+        }
+        done
+    }
+}
+
+impl<K> Drop for CheckerRing<K> {
+    fn drop(&mut self) {
+        // Reads still in flight may write into their buffers after the ring is gone; leak them.
+        for (_, pending) in self.pending.drain() {
+            std::mem::forget(pending);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait_for<K: Clone>(ring: &mut CheckerRing<K>, count: usize) -> Vec<Completed<K>> {
+        let mut all = Vec::new();
+        let end = Instant::now() + Duration::from_secs(5);
+        while all.len() < count && Instant::now() < end {
+            let mut fds = [libc::pollfd {
+                fd: ring.event_fd().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(fds.as_mut_ptr(), 1, 50) };
+            all.extend(ring.collect(Instant::now()));
+        }
+        all
+    }
+
+    #[test]
+    fn a_readable_device_is_up_and_a_missing_one_is_down() {
+        let dir = std::env::temp_dir().join(format!("pathrig-checker-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("disk");
+        std::fs::write(&file, vec![1u8; 64 * 1024]).unwrap();
+        let mut ring = CheckerRing::new(4).unwrap();
+        ring.start("good", &file, Duration::from_secs(2));
+        ring.start("missing", &dir.join("nope"), Duration::from_secs(2));
+        let mut results = wait_for(&mut ring, 2);
+        results.sort_by_key(|c| c.key);
+        assert_eq!(results.len(), 2);
+        assert_eq!(results[0].key, "good");
+        assert_eq!(results[0].outcome, CheckOutcome::Up);
+        assert_eq!(results[1].outcome, CheckOutcome::Down { errno: libc::ENOENT });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_short_read_is_down() {
+        let dir = std::env::temp_dir().join(format!("pathrig-checker-short-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tiny");
+        std::fs::write(&file, vec![1u8; 512]).unwrap();
+        let mut ring = CheckerRing::new(4).unwrap();
+        ring.start(1, &file, Duration::from_secs(2));
+        let results = wait_for(&mut ring, 1);
+        assert_eq!(results[0].outcome, CheckOutcome::Down { errno: libc::EIO });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_read_that_never_completes_times_out_once() {
+        // A read from a FIFO whose writer stays silent blocks like a hung path. O_DIRECT is
+        // refused on a FIFO, so the read is queued by hand here instead of through `start`.
+        let mut ring: CheckerRing<u8> = CheckerRing::new(4).unwrap();
+        let dir = std::env::temp_dir().join(format!("pathrig-checker-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // Keep a writer open so the reader's open does not block, but never write.
+        let _writer = std::thread::spawn({
+            let fifo = fifo.clone();
+            move || {
+                let f = OpenOptions::new().write(true).open(&fifo).unwrap();
+                std::thread::sleep(Duration::from_secs(2));
+                drop(f);
+            }
+        });
+        let started = Instant::now();
+        let file = OpenOptions::new().read(true).open(&fifo).unwrap();
+        let mut buf = Box::new(Block([0; CHECK_SIZE]));
+        let entry = opcode::Read::new(types::Fd(file.as_raw_fd()), buf.0.as_mut_ptr(), CHECK_SIZE as u32)
+            .build()
+            .user_data(7);
+        unsafe { ring.ring.submission().push(&entry).unwrap() };
+        ring.ring.submit().unwrap();
+        ring.pending.insert(
+            7,
+            Pending {
+                key: 7,
+                _file: file,
+                _buf: buf,
+                started,
+                deadline: started + Duration::from_millis(200),
+                timed_out: false,
+            },
+        );
+        assert!(ring.collect(Instant::now()).is_empty());
+        std::thread::sleep(Duration::from_millis(250));
+        let results = ring.collect(Instant::now());
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0].outcome, CheckOutcome::TimedOut);
+        assert!(ring.next_deadline().is_none());
+        // Reported once: its late end (writer closes → EOF) is dropped.
+        std::thread::sleep(Duration::from_millis(2000));
+        assert!(wait_for(&mut ring, 1).is_empty());
+        assert_eq!(ring.in_flight(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
