@@ -12,6 +12,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::diag::Report;
 use crate::kinds::{self, FaultKind};
+use crate::manager_decode::{self, DraftManager, ReadFile};
 use crate::model::{Check, Cmp, Metric, PathStateExpect, Pattern, Selector};
 use crate::reader::{as_int, as_string, one_of, suggest, type_error, Got, Sp, Table};
 use crate::units::{format_duration, format_size};
@@ -26,10 +27,11 @@ const TOP_KEYS: &[&str] = &[
     "fault",
     "workload",
     "expect",
+    "manager",
 ];
 const GUEST_KEYS: &[&str] = &["memory_mib", "timeout"];
 const MAP_KEYS: &[&str] = &["name", "size", "selector", "queue_if_no_path", "groups"];
-const LEG_KEYS: &[&str] = &["name", "map"];
+const LEG_KEYS: &[&str] = &["name", "map", "prio"];
 const WORKLOAD_KEYS: &[&str] = &[
     "map",
     "duration",
@@ -60,6 +62,7 @@ pub(crate) struct Draft {
     pub faults: Vec<DraftFault>,
     pub workload: Option<DraftWorkload>,
     pub expect: DraftExpect,
+    pub manager: DraftManager,
 }
 
 pub(crate) struct DraftGuest {
@@ -74,14 +77,21 @@ pub(crate) struct DraftMap {
     /// `None` if the size was invalid (reported).
     pub size: Option<u64>,
     pub selector: Selector,
-    pub queue_if_no_path: bool,
+    /// The value, at the key's position.
+    pub queue_if_no_path: Option<Sp<bool>>,
     pub groups: Option<Sp<Groups>>,
+    /// Position of the `groups` key.
+    pub groups_key: Option<usize>,
 }
 
 pub(crate) struct DraftLeg {
     pub pos: usize,
     pub name: Option<Sp<String>>,
     pub map: Got<String>,
+    /// 0..=1000, default 1.
+    pub prio: u32,
+    /// Position of the `prio` key.
+    pub prio_key: Option<usize>,
 }
 
 pub(crate) struct DraftFault {
@@ -112,14 +122,17 @@ pub(crate) struct DraftExpect {
     pub final_path_state: Vec<(Sp<String>, PathStateExpect)>,
 }
 
-/// Decodes the whole document; every problem found is reported.
-pub(crate) fn decode(r: &mut Report, doc: &DeTable) -> Draft {
+/// Decodes the whole document; every problem found is reported. `read`
+/// reads a `conf_file` (`None`: reading files is not allowed).
+pub(crate) fn decode(r: &mut Report, doc: &DeTable, read: Option<ReadFile>) -> Draft {
     let top = Table::new("the top-level table", 0, doc);
+    let manager_keys = manager_decode::manager_keys();
     top.reject_unknown(r, TOP_KEYS, |key| {
         let home = [
             ("[guest]", GUEST_KEYS),
             ("[workload]", WORKLOAD_KEYS),
             ("[[map]]", MAP_KEYS),
+            ("[manager]", manager_keys.as_slice()),
         ]
         .into_iter()
         .find(|(_, keys)| keys.contains(&key))?;
@@ -177,6 +190,7 @@ pub(crate) fn decode(r: &mut Report, doc: &DeTable) -> Draft {
         .table(r, "expect", "[expect]")
         .map(|t| decode_expect(r, &t))
         .unwrap_or_default();
+    let manager = manager_decode::decode_manager(r, &top, read);
 
     Draft {
         name,
@@ -188,6 +202,7 @@ pub(crate) fn decode(r: &mut Report, doc: &DeTable) -> Draft {
         faults,
         workload,
         expect,
+        manager,
     }
 }
 
@@ -267,7 +282,10 @@ fn decode_map(r: &mut Report, t: &Table) -> DraftMap {
             ],
         )
         .or(Selector::RoundRobin);
-    let queue_if_no_path = t.boolean(r, "queue_if_no_path").or(false);
+    let queue_if_no_path = t
+        .boolean(r, "queue_if_no_path")
+        .ok()
+        .map(|q| Sp::new(q.val, t.key_pos("queue_if_no_path").unwrap_or(q.pos)));
     let groups = t.get("groups").and_then(|v| decode_groups(r, v));
     DraftMap {
         name,
@@ -275,6 +293,7 @@ fn decode_map(r: &mut Report, t: &Table) -> DraftMap {
         selector,
         queue_if_no_path,
         groups,
+        groups_key: t.key_pos("groups"),
     }
 }
 
@@ -313,6 +332,8 @@ fn decode_leg(r: &mut Report, t: &Table) -> DraftLeg {
         pos: t.pos,
         name,
         map: t.string(r, "map"),
+        prio: t.int(r, "prio", 0..=1000).or(1) as u32,
+        prio_key: t.key_pos("prio"),
     }
 }
 

@@ -6,8 +6,9 @@
 //! [`Scenario`], or reports every mistake it can find as a [`Diagnostic`]
 //! naming file, line and column, what is wrong and what would be valid.
 //!
-//! The crate is pure: [`load`] reads the file, nothing else does IO, and
-//! nothing reads a clock.
+//! The crate is pure: [`load`] reads the file (and the multipath.conf file it
+//! names, if any), [`parse_with`] reads that through the caller's function,
+//! nothing else does IO, and nothing reads a clock.
 //!
 //! # Format
 //!
@@ -24,12 +25,14 @@
 //! name = "mpatha"                         # at most 16 characters
 //! size = "64MiB"                          # default 64MiB; 1MiB..=1GiB, multiple of 4KiB
 //! selector = "round-robin"                # or "queue-length", "service-time"
-//! queue_if_no_path = false
-//! groups = [["a"], ["b"]]                 # default: one group, every leg of the map
+//! # only with [manager] kind = "none" (the path manager decides these otherwise):
+//! # queue_if_no_path = false              # default false
+//! # groups = [["a"], ["b"]]               # default: one group, every leg of the map
 //!
 //! [[leg]]                                 # one or more per map
 //! name = "a"
 //! map = "mpatha"                          # may be left out when there is one map
+//! prio = 50                               # 0..=1000, default 1; higher is preferred
 //!
 //! [[leg]]
 //! name = "b"
@@ -58,11 +61,103 @@
 //! [expect.final_path_state]
 //! a = "active"
 //! b = "active"
+//!
+//! [manager]                               # optional: the path manager
+//! kind = "embedded"                       # default; or "none": no path manager, bare kernel
+//! # multipath.conf keywords, same names, at the level of a `defaults` section:
+//! path_checker = "directio"               # or "none"
+//! polling_interval = 1                    # seconds, or a duration "500ms"; >= 100ms
+//! max_polling_interval = 4                # >= polling_interval; default 4 × polling_interval
+//! checker_timeout = 2                     # >= 1s
+//! path_grouping_policy = "multibus"       # "failover", "multibus", "group_by_prio"
+//! failback = "immediate"                  # "manual", "followover", or seconds to wait
+//! no_path_retry = 3                       # "fail", "queue", or N retries
+//! san_path_err_threshold = 2              # san_path_err_*: all three or none
+//! san_path_err_forget_rate = 10
+//! san_path_err_recovery_time = 5          # seconds
+//! # marginal_path_double_failed_time = 10 # marginal_path_*: all four or none,
+//! # marginal_path_err_sample_time = 20    # and not together with san_path_err_*
+//! # marginal_path_err_rate_threshold = 10 # permille, 0..=1000
+//! # marginal_path_err_recheck_gap_time = 30
+//! marginal_pathgroups = "off"             # or "on"
+//! # optional multipath.conf text (a literal string, so no escapes):
+//! conf = '''
+//! overrides {
+//!     failback followover
+//! }
+//! multipaths {
+//!     multipath {
+//!         wwid pathrig-mpatha             # or: alias mpatha
+//!         no_path_retry queue
+//!     }
+//! }
+//! '''
+//! # conf_file = "multipath.conf"          # instead of conf: relative to this file's directory
+//!
+//! [manager.map.mpatha]                    # optional, per map (like a multipath entry)
+//! failback = "manual"
 //! ```
 //!
 //! Durations are strings like `"250ms"`, `"1.5s"`, `"2m"`, `"1h"`, or an
 //! integer number of seconds. Sizes are strings like `"64MiB"`, `"4KiB"`, or
 //! an integer number of bytes; units are binary and `"MB"` is rejected.
+//!
+//! # The path manager
+//!
+//! By default every map is managed by pathrig's embedded path manager, set
+//! up with multipath.conf's keywords (see [`manager`] for what each means).
+//! `[manager] kind = "none"` runs no path manager; any other `[manager]` key,
+//! and a leg's `prio`, is then an error, since it would do nothing.
+//!
+//! **Levels.** Each keyword is resolved per map, the most specific level
+//! winning, and each effective value records its [`manager::Origin`]:
+//!
+//! 1. a multipath.conf `multipath` entry for the map, or `[manager.map.<name>]`;
+//! 2. multipath.conf `overrides`;
+//! 3. multipath.conf `defaults`, or the `[manager]` keys;
+//! 4. built-in ([`manager::ManagerSettings::default`]).
+//!
+//! The two sources of one level are one level: setting a keyword twice at a
+//! level (say `failback` in `[manager]` and in the conf's `defaults`) is an
+//! error naming both places. As in multipath-tools, `polling_interval`,
+//! `max_polling_interval`, `checker_timeout` and `marginal_pathgroups` may
+//! only be set at the defaults level, and `path_checker` not per map.
+//!
+//! **Maps and multipath entries.** A map's WWID is `pathrig-<map name>`
+//! ([`manager::wwid_of`]). A `multipath` entry is for the map whose name is
+//! its `alias` or whose WWID is its `wwid`; if it gives both they must name
+//! the same map. An entry that matches no map is an error.
+//!
+//! **multipath.conf text** (inline `conf`, or `conf_file`; not both) is read
+//! with multipath-tools' syntax: `defaults`, `overrides` and `multipaths`
+//! sections; `blacklist`, `blacklist_exceptions` and `devices` are errors, as
+//! is any keyword pathrig does not implement (`prio`, `rr_weight`, ...), so
+//! nothing in a conf pathrig accepts is silently ignored. Errors in
+//! an inline `conf` are reported at their line and column in the scenario
+//! file (the string's content starts after the opening quotes, or on the next
+//! line when they end the line); escape sequences such as `\n` in a basic
+//! (`"`) string shift these positions, so prefer a `'''` literal string.
+//! Errors in a `conf_file` are reported in that file. Values in
+//! multipath.conf may be durations like `"500ms"` too, where a keyword takes
+//! seconds.
+//!
+//! **Rules between keywords.** `max_polling_interval` must be at least
+//! `polling_interval`; `san_path_err_*` works with all three keywords or
+//! none, `marginal_path_*` with all four or none, and a map may not have
+//! both (two mechanisms would fight over the same paths). multipath-tools
+//! raises a `marginal_path_err_sample_time` below 120 s to 120 s; pathrig
+//! does not, so short tests can sample briefly.
+//!
+//! **Groups and queueing.** With the embedded manager, a map's
+//! [`MapSpec::groups`] come from its `path_grouping_policy` and the legs'
+//! `prio` ([`manager::GroupingPolicy::groups`]): `failover` makes one group
+//! per leg, highest prio first and equal prios in file order; `multibus`
+//! one group with every leg in file order; `group_by_prio` one group per
+//! distinct prio, highest first, legs in file order. Its
+//! [`MapSpec::queue_if_no_path`] comes from `no_path_retry`: false for
+//! `"fail"` (or 0), true for `"queue"` or N retries. Writing `groups` or
+//! `queue_if_no_path` in `[[map]]` is then an error; with `kind = "none"`
+//! both are taken from `[[map]]` as written.
 //!
 //! ```
 //! let text = r#"
@@ -81,9 +176,13 @@
 
 mod decode;
 mod diag;
+mod keywords;
 mod kinds;
 pub mod manager;
+mod manager_decode;
+mod manager_resolve;
 mod model;
+mod multipath_conf;
 mod reader;
 mod resolve;
 mod units;
@@ -97,12 +196,13 @@ pub use model::{
 };
 pub use units::{format_duration, format_size};
 
-/// Reads and parses the scenario file at `path`.
+/// Reads and parses the scenario file at `path`, and the `conf_file` it
+/// names, if any (relative to the scenario file's directory).
 ///
 /// A file that cannot be read is reported as a diagnostic at line 0, column 0.
 pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
     match std::fs::read_to_string(path) {
-        Ok(text) => parse(path, &text),
+        Ok(text) => parse_with(path, &text, &|p: &Path| std::fs::read_to_string(p)),
         Err(e) => Err(Diagnostics::whole_file(
             path,
             format!("cannot read scenario file: {e}"),
@@ -111,7 +211,28 @@ pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
 }
 
 /// Parses scenario `text`; `path` is only used to name the file in diagnostics.
+///
+/// Reads no files: a scenario with `[manager] conf_file` is reported as an
+/// error (use [`load`] or [`parse_with`]).
 pub fn parse(path: &Path, text: &str) -> Result<Scenario, Diagnostics> {
+    parse_inner(path, text, None)
+}
+
+/// Like [`parse`], with `read_file` to read the `conf_file` the scenario
+/// names; it is given `path`'s directory joined with the name.
+pub fn parse_with(
+    path: &Path,
+    text: &str,
+    read_file: &dyn Fn(&Path) -> std::io::Result<String>,
+) -> Result<Scenario, Diagnostics> {
+    parse_inner(path, text, Some(read_file))
+}
+
+fn parse_inner(
+    path: &Path,
+    text: &str,
+    read_file: Option<manager_decode::ReadFile>,
+) -> Result<Scenario, Diagnostics> {
     let mut report = diag::Report::new(path, text);
     let doc = match toml::de::DeTable::parse(text) {
         Ok(doc) => doc,
@@ -121,7 +242,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, Diagnostics> {
             return Err(report.finish());
         }
     };
-    let draft = decode::decode(&mut report, doc.get_ref());
+    let draft = decode::decode(&mut report, doc.get_ref(), read_file);
     match resolve::resolve(&mut report, draft) {
         Some(scenario) if !report.has_errors() => Ok(scenario),
         _ => {

@@ -2,8 +2,13 @@
 //! built-in defaults, and for every effective value where it came from (so the report can list
 //! each setting with its origin).
 //!
-//! The values are resolved per map: `multipaths { multipath { ... } }` > `overrides` > `defaults`
-//! (or the `[manager]` TOML keys, which stand at the level of `defaults`) > built-in.
+//! The values are resolved per map, the first level that sets a keyword winning: a
+//! `multipaths { multipath { ... } }` entry (or `[manager.map.<name>]`), then `overrides`, then
+//! `defaults` (or the `[manager]` TOML keys, which stand at the level of `defaults`), then
+//! built-in. As in multipath-tools, `polling_interval`, `max_polling_interval`,
+//! `checker_timeout` and `marginal_pathgroups` are global (defaults level only) and
+//! `path_checker` cannot be set per map. A map's WWID is [`wwid_of`] its name, `pathrig-<name>`:
+//! a `multipath` entry is for the map whose name is its `alias` or whose WWID is its `wwid`.
 
 use std::fmt;
 use std::time::Duration;
@@ -82,6 +87,46 @@ pub enum GroupingPolicy {
     GroupByPrio,
 }
 
+impl GroupingPolicy {
+    /// The path groups of a map whose legs have these (name, prio) pairs, in
+    /// file order: groups in priority order, each a list of leg names.
+    ///
+    /// - failover: one group per leg, highest prio first, equal prios in file order;
+    /// - multibus: one group with every leg, in file order;
+    /// - group_by_prio: one group per distinct prio, highest first, legs in file order.
+    pub fn groups<'a>(self, legs: impl IntoIterator<Item = (&'a str, u32)>) -> Vec<Vec<String>> {
+        let legs: Vec<(&str, u32)> = legs.into_iter().collect();
+        match self {
+            GroupingPolicy::Multibus => {
+                vec![legs.iter().map(|(name, _)| name.to_string()).collect()]
+            }
+            GroupingPolicy::Failover => {
+                let mut by_prio = legs;
+                // stable: equal prios keep file order
+                by_prio.sort_by_key(|&(_, prio)| std::cmp::Reverse(prio));
+                by_prio
+                    .into_iter()
+                    .map(|(name, _)| vec![name.to_string()])
+                    .collect()
+            }
+            GroupingPolicy::GroupByPrio => {
+                let mut prios: Vec<u32> = legs.iter().map(|&(_, p)| p).collect();
+                prios.sort_unstable_by(|a, b| b.cmp(a));
+                prios.dedup();
+                prios
+                    .into_iter()
+                    .map(|p| {
+                        legs.iter()
+                            .filter(|&&(_, prio)| prio == p)
+                            .map(|(name, _)| name.to_string())
+                            .collect()
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
 /// `failback`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -107,10 +152,21 @@ pub enum NoPathRetry {
     /// Queue IO until a path returns, forever.
     Queue,
     /// Queue for N × polling_interval after the last path failed, then fail.
+    /// (`no_path_retry 0` in multipath.conf means [`NoPathRetry::Fail`].)
     Retries(u32),
 }
 
-/// `san_path_err_*`: flap damping. All three set = on; none set = off; anything else is an error.
+impl NoPathRetry {
+    /// Whether the map's table has `queue_if_no_path`: it queues for `queue`
+    /// and for N retries (the manager turns queueing off when they run out).
+    pub fn queue_if_no_path(self) -> bool {
+        !matches!(self, NoPathRetry::Fail)
+    }
+}
+
+/// `san_path_err_*`: flap damping. All three set = on; none set = off; anything else is an error,
+/// and so is setting it together with [`MarginalPath`] for one map. The setting's origin is the
+/// most specific of its keywords' origins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SanPathErr {
     /// Failures (counted with forgetting) above which a path is held back.
@@ -121,12 +177,14 @@ pub struct SanPathErr {
     pub recovery_time: Duration,
 }
 
-/// `marginal_path_*` (IO-error accounting for intermittently failing paths). All four set = on.
+/// `marginal_path_*` (IO-error accounting for intermittently failing paths). All four set = on;
+/// none = off; anything else is an error. Origin as for [`SanPathErr`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct MarginalPath {
     /// Two kernel failures of a path within this time trigger sampling.
     pub double_failed_time: Duration,
-    /// How long a sample runs.
+    /// How long a sample runs. multipath-tools raises a value below 120 s to 120 s; pathrig
+    /// does not (so short tests can sample briefly).
     pub err_sample_time: Duration,
     /// Error rate above which the path is marginal, in permille (0..=1000).
     pub err_rate_threshold: u32,
@@ -182,6 +240,13 @@ impl Default for ManagerSettings {
     }
 }
 
+/// The WWID pathrig gives map `name`: `pathrig-<name>`. A multipath.conf
+/// `multipath` entry whose `wwid` is this (or whose `alias` is `name`) is
+/// for that map.
+pub fn wwid_of(name: &str) -> String {
+    format!("pathrig-{name}")
+}
+
 /// `[manager] kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -202,6 +267,9 @@ pub struct ManagerSpec {
 
 impl ManagerSpec {
     pub fn settings(&self, map: &str) -> Option<&ManagerSettings> {
-        self.maps.iter().find(|(name, _)| name == map).map(|(_, s)| s)
+        self.maps
+            .iter()
+            .find(|(name, _)| name == map)
+            .map(|(_, s)| s)
     }
 }

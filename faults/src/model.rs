@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use crate::kinds::FaultKind;
+use crate::manager::ManagerSpec;
 
 /// A complete, validated fault-injection scenario.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -29,6 +30,9 @@ pub struct Scenario {
     pub faults: Vec<FaultSpec>,
     pub workload: WorkloadSpec,
     pub expect: Expectations,
+    /// The path manager and every map's settings (`[manager]`; by default
+    /// the embedded manager with built-in settings).
+    pub manager: ManagerSpec,
 }
 
 /// The VM the scenario runs in.
@@ -48,9 +52,13 @@ pub struct MapSpec {
     /// Multiple of 4096, 1 MiB ..= 1 GiB; default 64 MiB.
     pub size_bytes: u64,
     pub selector: Selector,
+    /// With the embedded path manager: from `no_path_retry` (false for
+    /// "fail", true for "queue" or N retries). Otherwise as written, default false.
     pub queue_if_no_path: bool,
     /// Path groups in priority order, as leg names. Every leg of the map is
-    /// in exactly one group.
+    /// in exactly one group. With the embedded path manager: made by
+    /// `path_grouping_policy` from the legs' `prio`; otherwise as written,
+    /// default one group with every leg.
     pub groups: Vec<Vec<String>>,
 }
 
@@ -81,6 +89,9 @@ pub struct LegSpec {
     pub name: String,
     /// The map this leg belongs to.
     pub map: String,
+    /// Path priority, 0..=1000, default 1; higher is preferred
+    /// (orders the groups of `failover` and `group_by_prio`).
+    pub prio: u32,
 }
 
 /// One `[[fault]]` entry.

@@ -337,7 +337,7 @@ impl<'a, 'i> Table<'a, 'i> {
 }
 
 /// "a string", "an integer", ... for messages.
-fn describe(v: &DeValue) -> &'static str {
+pub(crate) fn describe(v: &DeValue) -> &'static str {
     match v {
         DeValue::String(_) => "a string",
         DeValue::Integer(_) => "an integer",

@@ -4,13 +4,17 @@
 //! maps, path groups, faults to legs, fault windows against each other and
 //! against the workload, the guest timeout, expectations naming legs. Fills
 //! the defaults that depend on other tables (a leg's map, the workload's map,
-//! the default groups, the guest timeout).
+//! the default groups, the guest timeout). With the embedded path manager a
+//! map's groups and queueing come from its manager settings (resolved in
+//! `manager_resolve`).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::decode::{Draft, DraftMap};
 use crate::diag::Report;
+use crate::manager::{ManagerKind, ManagerSettings};
+use crate::manager_resolve::resolve_manager;
 use crate::model::{Expectations, FaultSpec, GuestSpec, LegSpec, MapSpec, Scenario, WorkloadSpec};
 use crate::reader::{Got, Sp};
 use crate::units::{format_duration, format_size};
@@ -126,7 +130,20 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
             legs.push(LegSpec {
                 name: name.val.clone(),
                 map,
+                prio: leg.prio,
             });
+        }
+    }
+
+    // The path manager.
+    let manager = resolve_manager(r, &d.manager, &map_names);
+    if manager.kind == ManagerKind::None {
+        for pos in d.legs.iter().filter_map(|l| l.prio_key) {
+            r.error(
+                pos,
+                "`prio` is set, but [manager] kind = \"none\": no path manager runs, so this setting would do nothing",
+                "a leg's prio orders path groups made by the path manager; remove `prio`, or remove `kind = \"none\"`",
+            );
         }
     }
     // The map a leg name belongs to, for group checks.
@@ -138,7 +155,16 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
     let mut maps = Vec::new();
     for m in &d.maps {
         let all_legs_placed = legs.len() == d.legs.len();
-        if let Some(spec) = resolve_map(r, m, &legs, &map_of, &leg_names, all_legs_placed) {
+        let settings = m.name.as_ref().and_then(|n| manager.settings(&n.val));
+        let managed =
+            (manager.kind == ManagerKind::Embedded).then(|| settings.cloned().unwrap_or_default());
+        let placed = Placed {
+            legs: &legs,
+            map_of: &map_of,
+            all_legs: &leg_names,
+            all_legs_placed,
+        };
+        if let Some(spec) = resolve_map(r, m, &placed, managed.as_ref()) {
             maps.push(spec);
         }
     }
@@ -238,6 +264,7 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
         legs,
         faults,
         workload,
+        manager,
         expect: Expectations {
             checks: d.expect.checks,
             final_path_state: d
@@ -250,14 +277,30 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
     })
 }
 
+/// The legs as far as they resolved, for checking a map's groups.
+struct Placed<'a> {
+    legs: &'a [LegSpec],
+    /// The map of each placed leg.
+    map_of: &'a HashMap<&'a str, &'a str>,
+    /// Every leg name written, placed or not.
+    all_legs: &'a [&'a str],
+    /// Whether every leg's map could be worked out.
+    all_legs_placed: bool,
+}
+
+/// `managed`: the map's settings when the embedded path manager runs.
 fn resolve_map(
     r: &mut Report,
     m: &DraftMap,
-    legs: &[LegSpec],
-    map_of: &HashMap<&str, &str>,
-    all_legs: &[&str],
-    all_legs_placed: bool,
+    placed: &Placed,
+    managed: Option<&ManagerSettings>,
 ) -> Option<MapSpec> {
+    let Placed {
+        legs,
+        map_of,
+        all_legs,
+        all_legs_placed,
+    } = *placed;
     let name = m.name.as_ref()?;
     let own: Vec<&str> = legs
         .iter()
@@ -272,6 +315,38 @@ fn resolve_map(
             format!("map \"{}\" has no legs", name.val),
             format!("add a [[leg]] with `map = \"{}\"`", name.val),
         );
+    }
+    if let Some(settings) = managed {
+        if let Some(pos) = m.groups_key {
+            r.error(
+                pos,
+                format!("map \"{}\" gives `groups`, but the path manager makes the groups", name.val),
+                "with the path manager, groups come from path_grouping_policy; set [manager] kind = \"none\" to give groups by hand",
+            );
+        }
+        if let Some(q) = &m.queue_if_no_path {
+            r.error(
+                q.pos,
+                format!("map \"{}\" gives `queue_if_no_path`, but the path manager decides queueing", name.val),
+                format!(
+                    "with the path manager, queueing comes from no_path_retry: set no_path_retry = \"queue\" (or a number of retries, or \"fail\") in [manager] or [manager.map.{}]; or set [manager] kind = \"none\"",
+                    name.val
+                ),
+            );
+        }
+        let policy = settings.path_grouping_policy.value;
+        let groups = policy.groups(
+            legs.iter()
+                .filter(|l| l.map == name.val)
+                .map(|l| (l.name.as_str(), l.prio)),
+        );
+        return Some(MapSpec {
+            name: name.val.clone(),
+            size_bytes: m.size?,
+            selector: m.selector,
+            queue_if_no_path: settings.no_path_retry.value.queue_if_no_path(),
+            groups,
+        });
     }
     let groups = match &m.groups {
         None => vec![own.iter().map(|l| l.to_string()).collect()],
@@ -346,7 +421,7 @@ fn resolve_map(
         name: name.val.clone(),
         size_bytes: m.size?,
         selector: m.selector,
-        queue_if_no_path: m.queue_if_no_path,
+        queue_if_no_path: m.queue_if_no_path.as_ref().is_some_and(|q| q.val),
         groups,
     })
 }

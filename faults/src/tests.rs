@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::manager::*;
 use crate::*;
 
 fn secs(n: u64) -> Duration {
@@ -126,6 +127,9 @@ kernel_path_failures = ">= 1"
 [expect.final_path_state]
 a = "active"
 b = "active"
+
+[manager]
+kind = "none"
 "#;
 
 #[test]
@@ -149,10 +153,12 @@ fn full_scenario_parses_into_exactly_the_model() {
             LegSpec {
                 name: "a".into(),
                 map: "mpatha".into(),
+                prio: 1,
             },
             LegSpec {
                 name: "b".into(),
                 map: "mpatha".into(),
+                prio: 1,
             },
         ],
         faults: vec![
@@ -205,6 +211,10 @@ fn full_scenario_parses_into_exactly_the_model() {
                 ("b".into(), PathStateExpect::Active),
             ],
         },
+        manager: ManagerSpec {
+            kind: ManagerKind::None,
+            maps: vec![],
+        },
     };
     assert_eq!(ok(FULL), expected);
 }
@@ -229,10 +239,18 @@ fn defaults_fill_everything_optional() {
             size_bytes: 64 << 20,
             selector: Selector::RoundRobin,
             queue_if_no_path: false,
-            groups: vec![vec!["a".into(), "b".into()]],
+            // the embedded manager's built-in policy is failover
+            groups: vec![vec!["a".into()], vec!["b".into()]],
         }]
     );
-    assert!(s.legs.iter().all(|l| l.map == "m"));
+    assert!(s.legs.iter().all(|l| l.map == "m" && l.prio == 1));
+    assert_eq!(
+        s.manager,
+        ManagerSpec {
+            kind: ManagerKind::Embedded,
+            maps: vec![("m".into(), ManagerSettings::default())],
+        }
+    );
     assert!(s.faults.is_empty());
     assert_eq!(
         s.workload,
@@ -281,6 +299,8 @@ mismatches = "<= 3"
 reads = ">1"
 [expect.final_path_state]
 a = "failed"
+[manager]
+kind = "none"
 "#);
     assert_eq!(s.seed, 0);
     assert_eq!(s.guest.memory_mib, 4096);
@@ -328,6 +348,8 @@ map = "m"
 [workload]
 map = "n"
 duration = "10s"
+[manager]
+kind = "none"
 "#);
     assert_eq!(s.leg("c").map(|l| l.map.as_str()), Some("n"));
     assert_eq!(s.leg("zz"), None);
@@ -393,7 +415,7 @@ fn unknown_top_level_key_lists_valid_keys() {
     assert_eq!(e.message, "unknown key `nmae` in the top-level table");
     assert_eq!(
         help(e),
-        "did you mean `name`? valid keys in the top-level table are: name, description, seed, guest, map, leg, fault, workload, expect"
+        "did you mean `name`? valid keys in the top-level table are: name, description, seed, guest, map, leg, fault, workload, expect, manager"
     );
 }
 
@@ -637,6 +659,8 @@ map = "n"
 [workload]
 map = "m"
 duration = "10s"
+[manager]
+kind = "none"
 "#,
     );
     let e = at(
@@ -664,7 +688,8 @@ duration = "10s"
 
 #[test]
 fn groups_in_priority_order() {
-    let s = ok(&MINI.replace("name = \"m\"", "name = \"m\"\ngroups = [[\"b\"], [\"a\"]]"));
+    let s = ok(&mini("[manager]\nkind = \"none\"\n")
+        .replace("name = \"m\"", "name = \"m\"\ngroups = [[\"b\"], [\"a\"]]"));
     assert_eq!(
         s.maps[0].groups,
         [vec!["b".to_string()], vec!["a".to_string()]]
@@ -1183,3 +1208,5 @@ fn model_serializes_for_reports() {
     );
     assert_eq!(steps[1]["action"], "restore");
 }
+
+mod manager;

@@ -15,11 +15,13 @@ fn all_paths_down_with_queueing() {
         "all-paths-down.toml",
         r#"
 name = "all-paths-down"
-description = "both legs fail together; queue_if_no_path holds IO until they return"
+description = "both legs fail together; the map queues IO until they return"
+
+[manager]
+no_path_retry = "queue"
 
 [[map]]
 name = "mpatha"
-queue_if_no_path = true
 
 [[leg]]
 name = "a"
@@ -90,17 +92,21 @@ seed = 42
 [guest]
 memory_mib = 1024
 
+[manager]
+path_grouping_policy = "failover"
+
 [[map]]
 name = "mpatha"
 size = "256MiB"
 selector = "service-time"
-groups = [["fast"], ["slow"]]
-
-[[leg]]
-name = "fast"
 
 [[leg]]
 name = "slow"
+prio = 10
+
+[[leg]]
+name = "fast"
+prio = 50
 
 [[fault]]
 at = "0s"

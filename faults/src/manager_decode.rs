@@ -1,0 +1,346 @@
+//! First pass over the `[manager]` table: its keys, the multipath.conf text
+//! it brings in (inline `conf`, or `conf_file`, read through the caller's
+//! file reader), and `[manager.map.<name>]`, into a draft of settings at
+//! their levels. Which map a per-map table or `multipath` entry is for, and
+//! what each map ends up with, is worked out in `manager_resolve`.
+
+use std::path::Path;
+
+use toml::de::DeValue;
+
+use crate::diag::Report;
+use crate::keywords::{self, Kw, Level, Raw, Val};
+use crate::manager::{ManagerKind, Origin};
+use crate::multipath_conf;
+use crate::reader::{as_string, describe, suggest, type_error, Sp, Table, Value};
+
+/// Reads a file named in the scenario (`conf_file`); `None` for [`crate::parse`], which reads nothing.
+pub(crate) type ReadFile<'a> = &'a dyn Fn(&Path) -> std::io::Result<String>;
+
+/// The keys of `[manager]` that are not multipath.conf keywords.
+const OWN_KEYS: &[&str] = &["kind", "conf", "conf_file", "map"];
+
+/// One keyword set somewhere, with its value read.
+#[derive(Debug, Clone)]
+pub(crate) struct SetAt {
+    pub kw: Kw,
+    pub val: Val,
+    /// The keyword itself.
+    pub pos: usize,
+    pub origin: Origin,
+}
+
+/// What a per-map group of settings is for.
+#[derive(Debug)]
+pub(crate) enum Target {
+    /// `[manager.map.<name>]`.
+    Map(Sp<String>),
+    /// A multipath.conf `multipath` entry.
+    Entry {
+        wwid: Option<Sp<String>>,
+        alias: Option<Sp<String>>,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct MapSets {
+    pub pos: usize,
+    pub target: Target,
+    pub sets: Vec<SetAt>,
+}
+
+/// The `[manager]` table, decoded.
+#[derive(Debug)]
+pub(crate) struct DraftManager {
+    pub kind: ManagerKind,
+    /// `[manager]` keys, then the conf's `defaults`.
+    pub defaults: Vec<SetAt>,
+    /// The conf's `overrides`.
+    pub overrides: Vec<SetAt>,
+    /// `[manager.map.<name>]` tables, then the conf's `multipath` entries.
+    pub maps: Vec<MapSets>,
+}
+
+impl Default for DraftManager {
+    fn default() -> Self {
+        DraftManager {
+            kind: ManagerKind::Embedded,
+            defaults: Vec::new(),
+            overrides: Vec::new(),
+            maps: Vec::new(),
+        }
+    }
+}
+
+/// Every key of `[manager]`.
+pub(crate) fn manager_keys() -> Vec<&'static str> {
+    let mut keys = OWN_KEYS.to_vec();
+    keys.extend(keywords::KEYWORDS.iter().map(|d| d.name));
+    keys
+}
+
+/// A TOML value as a keyword reads it.
+fn raw<'v>(v: &'v Value) -> Raw<'v> {
+    match v.get_ref() {
+        DeValue::Integer(i) => {
+            Raw::Int(i128::from_str_radix(i.as_str(), i.radix()).unwrap_or(i128::MAX))
+        }
+        DeValue::String(s) => Raw::Str(s),
+        other => Raw::Other(describe(other)),
+    }
+}
+
+/// Reports a key that is not a keyword of this table.
+fn unknown_key(r: &mut Report, key: &Sp<&str>, table: &str, valid: &[&str], hint: Option<&str>) {
+    let list = format!("valid keys in {table} are: {}", valid.join(", "));
+    if let Some((message, advice)) = keywords::unimplemented(key.val) {
+        let help = match advice {
+            Some(a) => format!("{a}; {list}"),
+            None => list,
+        };
+        r.error(key.pos, message, help);
+        return;
+    }
+    let mut help = String::new();
+    if let Some(h) = hint {
+        help.push_str(h);
+        help.push_str("; ");
+    } else if let Some(s) = suggest(key.val, valid.iter().copied()) {
+        help.push_str(&format!("did you mean `{s}`? "));
+    }
+    help.push_str(&list);
+    r.error(
+        key.pos,
+        format!("unknown key `{}` in {table}", key.val),
+        help,
+    );
+}
+
+/// Reads keyword `key` of a TOML table at `level`.
+fn setting(
+    r: &mut Report,
+    key: &Sp<&str>,
+    value: &Value,
+    level: Level,
+    place: &str,
+    origin: Origin,
+) -> Option<SetAt> {
+    let def = keywords::lookup(key.val)?;
+    if let Some(bad) = def.scope_error(level, place) {
+        r.error(key.pos, bad.message, bad.help);
+        return None;
+    }
+    match def.read(raw(value)) {
+        Ok(val) => Some(SetAt {
+            kw: def.kw,
+            val,
+            pos: key.pos,
+            origin,
+        }),
+        Err(bad) => {
+            r.error(value.span().start, bad.message, bad.help);
+            None
+        }
+    }
+}
+
+/// Decodes `[manager]`; an absent table is the embedded manager with nothing set.
+pub(crate) fn decode_manager(r: &mut Report, top: &Table, read: Option<ReadFile>) -> DraftManager {
+    let Some(t) = top.table(r, "manager", "[manager]") else {
+        return DraftManager::default();
+    };
+    let kind = t
+        .choice(
+            r,
+            "kind",
+            &[
+                ("embedded", ManagerKind::Embedded),
+                ("none", ManagerKind::None),
+            ],
+        )
+        .or(ManagerKind::Embedded);
+    let mut out = DraftManager {
+        kind,
+        ..DraftManager::default()
+    };
+    let valid = manager_keys();
+    for (key, value) in t.entries() {
+        let known = OWN_KEYS.contains(&key.val) || keywords::lookup(key.val).is_some();
+        if !known {
+            unknown_key(r, &key, "[manager]", &valid, None);
+            continue;
+        }
+        if key.val == "kind" {
+            continue;
+        }
+        if kind == ManagerKind::None {
+            r.error(
+                key.pos,
+                format!("`{}` is set, but [manager] kind = \"none\": no path manager runs, so this setting would do nothing", key.val),
+                format!("remove `{}`, or remove `kind = \"none\"` to use the embedded path manager", key.val),
+            );
+            continue;
+        }
+        if OWN_KEYS.contains(&key.val) {
+            continue; // below
+        }
+        let origin = Origin::Scenario {
+            line: r.line_of(key.pos),
+        };
+        if let Some(set) = setting(r, &key, value, Level::Defaults, "[manager]", origin) {
+            out.defaults.push(set);
+        }
+    }
+    if kind == ManagerKind::None {
+        return out;
+    }
+
+    if let Some(map) = t.table(r, "map", "[manager.map]") {
+        decode_map_tables(r, &map, &mut out);
+    }
+
+    let conf = match (t.get("conf"), t.get("conf_file")) {
+        (Some(_), Some(_)) => {
+            let pos = t.key_pos("conf_file").unwrap_or(t.pos);
+            r.error(
+                pos,
+                "[manager] has both `conf` and `conf_file`",
+                "`conf` is multipath.conf text in the scenario, `conf_file` names a multipath.conf file; keep one",
+            );
+            None
+        }
+        (Some(v), None) => as_string(r, v, "conf").map(|text| {
+            let start = inline_start(r.main_text(), v.span().start);
+            let first = r.locate(start);
+            let file = r.main_file().to_path_buf();
+            let base = r.add_source(&file, text.val.clone(), first);
+            multipath_conf::parse(r, &text.val, base)
+        }),
+        (None, Some(v)) => as_string(r, v, "conf_file").and_then(|name| conf_file(r, &name, read)),
+        (None, None) => None,
+    };
+    if let Some(conf) = conf {
+        out.defaults.extend(conf.defaults);
+        out.overrides.extend(conf.overrides);
+        out.maps.extend(conf.entries.into_iter().map(|e| MapSets {
+            pos: e.pos,
+            target: Target::Entry {
+                wwid: e.wwid,
+                alias: e.alias,
+            },
+            sets: e.sets,
+        }));
+    }
+    out
+}
+
+/// `[manager.map.<name>]` tables.
+fn decode_map_tables(r: &mut Report, map: &Table, out: &mut DraftManager) {
+    let valid = keywords::names_at(Level::Map);
+    for (name, value) in map.entries() {
+        let DeValue::Table(table) = value.get_ref() else {
+            type_error(
+                r,
+                value,
+                name.val,
+                "a table",
+                format!(
+                    "write a [manager.map.{}] table with keywords under it",
+                    name.val
+                ),
+                value.get_ref(),
+            );
+            continue;
+        };
+        let table = Table::new("[manager.map]", value.span().start, table);
+        let place = format!("[manager.map.{}]", name.val);
+        let mut sets = Vec::new();
+        for (key, v) in table.entries() {
+            if keywords::lookup(key.val).is_none() {
+                let hint = ["wwid", "alias"].contains(&key.val).then_some(
+                    "the table's name is the map's name; `wwid` and `alias` belong in the conf's multipath entries",
+                );
+                unknown_key(r, &key, &place, &valid, hint);
+                continue;
+            }
+            let origin = Origin::ScenarioMap {
+                line: r.line_of(key.pos),
+            };
+            if let Some(set) = setting(r, &key, v, Level::Map, &place, origin) {
+                sets.push(set);
+            }
+        }
+        out.maps.push(MapSets {
+            pos: name.pos,
+            target: Target::Map(Sp::new(name.val.to_string(), name.pos)),
+            sets,
+        });
+    }
+}
+
+/// Reads and parses `conf_file`, relative to the scenario file's directory.
+fn conf_file(
+    r: &mut Report,
+    name: &Sp<String>,
+    read: Option<ReadFile>,
+) -> Option<multipath_conf::Conf> {
+    let Some(read) = read else {
+        r.error(
+            name.pos,
+            "`conf_file` needs a file read, and faults::parse reads no files",
+            "load the scenario with faults::load (or faults::parse_with), or put the multipath.conf text in `conf`",
+        );
+        return None;
+    };
+    let dir = r.main_file().parent().unwrap_or(Path::new(""));
+    let path = dir.join(&name.val);
+    match read(&path) {
+        Ok(text) => {
+            let base = r.add_source(&path, text.clone(), (1, 1));
+            Some(multipath_conf::parse(r, &text, base))
+        }
+        Err(e) => {
+            r.error(
+                name.pos,
+                format!("cannot read conf_file {}: {e}", path.display()),
+                "`conf_file` is relative to the scenario file's directory",
+            );
+            None
+        }
+    }
+}
+
+/// Offset of the first character of a TOML string's content, given the
+/// offset of its opening quote: a newline right after `"""` or `'''` is not
+/// part of the content.
+fn inline_start(text: &str, quote: usize) -> usize {
+    let rest = &text[quote..];
+    if rest.starts_with("\"\"\"") || rest.starts_with("'''") {
+        let after = &rest[3..];
+        let newline = if after.starts_with("\r\n") {
+            2
+        } else {
+            usize::from(after.starts_with('\n'))
+        };
+        quote + 3 + newline
+    } else {
+        quote + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_content_starts_after_the_quotes_and_a_first_newline() {
+        let t = "conf = \"\"\"\nx\"\"\"";
+        assert_eq!(inline_start(t, 7), 11);
+        let t = "conf = '''x'''";
+        assert_eq!(inline_start(t, 7), 10);
+        let t = "conf = '''\r\nx'''";
+        assert_eq!(inline_start(t, 7), 12);
+        let t = "conf = \"x\"";
+        assert_eq!(inline_start(t, 7), 8);
+    }
+}
