@@ -19,8 +19,12 @@ pub const EXIT_EXPECTATION_FAILED: i32 = 1;
 pub const EXIT_BAD_INPUT: i32 = 2;
 pub const EXIT_RIG_FAILURE: i32 = 3;
 
-/// The scenario file's copy inside the run directory; the guest reads it from there.
+/// The scenario file's copy inside the run directory, as a record of what ran.
 pub const SCENARIO_COPY: &str = "scenario.toml";
+/// Tells the guest's init which scenario file to run: the original, which the guest sees at the
+/// same path (the host's root is shared read-only), so files it names relative to itself
+/// (`conf_file`) are found.
+pub const SCENARIO_ENV: &str = "PATHRIG_GUEST_SCENARIO";
 pub const REPORT_JSON: &str = "report.json";
 pub const REPORT_TXT: &str = "report.txt";
 /// Where the guest writes a rig failure for the host to show.
@@ -115,8 +119,7 @@ pub fn run_in_uml(scenario: &Scenario, scenario_file: &Path, run_dir: &Path, int
         memory_mib: scenario.guest.memory_mib,
         run_dir,
         init: &init,
-        // The cleanup test hook travels into the guest.
-        env: std::env::var(runner::FAIL_AT_ENV).map(|v| vec![(runner::FAIL_AT_ENV.to_string(), v)]).unwrap_or_default(),
+        env: guest_env(scenario_file),
         time_limit: scenario.guest.timeout,
         interrupted,
     };
@@ -156,6 +159,16 @@ pub fn run_in_uml(scenario: &Scenario, scenario_file: &Path, run_dir: &Path, int
     }
 }
 
+fn guest_env(scenario_file: &Path) -> Vec<(String, String)> {
+    let original = fs::canonicalize(scenario_file).unwrap_or_else(|_| scenario_file.to_path_buf());
+    let mut env = vec![(SCENARIO_ENV.to_string(), original.display().to_string())];
+    // The cleanup test hook travels into the guest.
+    if let Ok(at) = std::env::var(runner::FAIL_AT_ENV) {
+        env.push((runner::FAIL_AT_ENV.to_string(), at));
+    }
+    env
+}
+
 /// The guest's init: set up the guest, run the scenario in the run directory, power off.
 pub fn guest_init_main(interrupted: &'static AtomicBool) -> ! {
     let init_started = std::time::Instant::now();
@@ -193,7 +206,7 @@ fn guest_run(env: &rig::guest::init::GuestEnv, init_started: std::time::Instant,
         let _ = fs::write(env.run_dir.join(ERROR_FILE), format!("{err}\n"));
         return EXIT_RIG_FAILURE;
     }
-    let file = env.run_dir.join(SCENARIO_COPY);
+    let file = std::env::var_os(SCENARIO_ENV).map(PathBuf::from).unwrap_or_else(|| env.run_dir.join(SCENARIO_COPY));
     let scenario = match faults::load(&file) {
         Ok(s) => s,
         Err(diags) => {

@@ -50,12 +50,13 @@ const KERNEL_FAILURE_MARKERS: &[&str] = &["Kernel panic", "Oops:", "BUG: ", "gen
 /// Boots the guest and waits for it. The console goes to `<run_dir>/console.log`.
 pub fn boot_uml(spec: &BootSpec<'_>) -> Result<GuestOutcome, RigError> {
     let run_dir = spec.run_dir;
-    for path in [run_dir, spec.init, spec.kernel.modules.as_path()] {
+    let env_values = spec.env.iter().map(|(_, v)| Path::new(v.as_str()));
+    for path in [run_dir, spec.init, spec.kernel.modules.as_path()].into_iter().chain(env_values) {
         let text = path.to_string_lossy();
         if text.contains(char::is_whitespace) || text.contains('"') {
             return Err(RigError::Guest(format!(
                 "{text} contains white space or quotes, which the kernel command line cannot carry; \
-                 use a path without them (e.g. --out /tmp/run1)"
+                 use paths without them (e.g. --out /tmp/run1)"
             )));
         }
     }
