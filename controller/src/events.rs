@@ -41,6 +41,10 @@ pub struct Event {
     /// Whether the event belongs in report.txt's timeline. Setup and teardown steps and
     /// individual IO errors (whose number is timing noise) stay in the JSON only.
     pub in_timeline: bool,
+    /// report.txt's wording when `what` carries measured values (how long a path was down):
+    /// the same sentence without them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline_text: Option<String>,
 }
 
 /// A clock zero shared by every recorder.
@@ -91,6 +95,19 @@ impl EventLog {
         self.record_at(self.clock.now_ms(), source, what, true);
     }
 
+    /// Records an event whose report.txt wording differs from `what` (see [`Event::timeline_text`]).
+    pub fn record_with_text(&self, source: Source, what: impl Into<String>, text: impl Into<String>) {
+        let (what, text) = (what.into(), text.into());
+        let event = Event {
+            t_ms: self.clock.now_ms(),
+            source,
+            timeline_text: (text != what).then_some(text),
+            what,
+            in_timeline: true,
+        };
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+    }
+
     /// Records an event that stays out of report.txt's timeline.
     pub fn record_detail(&self, source: Source, what: impl Into<String>) {
         self.record_at(self.clock.now_ms(), source, what, false);
@@ -102,6 +119,7 @@ impl EventLog {
             source,
             what: what.into(),
             in_timeline,
+            timeline_text: None,
         };
         self.events.lock().unwrap_or_else(|e| e.into_inner()).push(event);
     }

@@ -1,9 +1,10 @@
 //! `pathrig`: the command line. Also the guest's init: when started as PID 1 by a guest that
 //! pathrig booted, it runs the scenario of its run directory and powers the guest off.
 
+mod driver;
 mod events;
 mod host;
-#[allow(dead_code)] // until the driver uses the whole API
+#[allow(dead_code, unused_imports)] // until the driver uses the whole API
 mod manager;
 mod report;
 mod runner;

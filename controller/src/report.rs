@@ -4,6 +4,9 @@
 
 use std::fmt::Write as _;
 
+use std::time::Duration;
+
+use faults::manager::{Failback, GroupingPolicy, ManagerSettings, MarginalPathgroups, NoPathRetry, Origin, PathChecker};
 use faults::{Metric, PathStateExpect, Scenario};
 use serde::Serialize;
 
@@ -60,6 +63,9 @@ pub struct MapReport {
     /// The status at the end of the run as the kernel printed it (`dmsetup status` form).
     pub final_status: String,
     pub paths: Vec<PathReport>,
+    /// Absent without a path manager.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manager: Option<ManagerMapReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -71,6 +77,102 @@ pub struct PathReport {
     pub group: usize,
     pub final_state: String,
     pub fail_count: u32,
+    /// The path manager's own (checker's) view at the end; absent without a manager.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checker: Option<String>,
+}
+
+/// The path manager's side of a map.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManagerMapReport {
+    /// Every effective setting and where it came from.
+    pub settings: Vec<SettingReport>,
+    /// 1-based; the group the manager considers best at the end.
+    pub best_group: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingReport {
+    pub keyword: String,
+    pub value: String,
+    pub origin: String,
+}
+
+/// The effective settings as multipath.conf keywords with values and origins.
+pub fn settings_rows(s: &ManagerSettings) -> Vec<SettingReport> {
+    let secs = |d: &Duration| faults::format_duration(*d);
+    let row = |keyword: &str, value: String, origin: &Origin| SettingReport {
+        keyword: keyword.into(),
+        value,
+        origin: origin.to_string(),
+    };
+    let mut rows = vec![
+        row(
+            "path_checker",
+            match s.path_checker.value {
+                PathChecker::Directio => "directio".into(),
+                PathChecker::None => "none".into(),
+            },
+            &s.path_checker.origin,
+        ),
+        row("polling_interval", secs(&s.polling_interval.value), &s.polling_interval.origin),
+        row("max_polling_interval", secs(&s.max_polling_interval.value), &s.max_polling_interval.origin),
+        row("checker_timeout", secs(&s.checker_timeout.value), &s.checker_timeout.origin),
+        row(
+            "path_grouping_policy",
+            match s.path_grouping_policy.value {
+                GroupingPolicy::Failover => "failover".into(),
+                GroupingPolicy::Multibus => "multibus".into(),
+                GroupingPolicy::GroupByPrio => "group_by_prio".into(),
+            },
+            &s.path_grouping_policy.origin,
+        ),
+        row(
+            "failback",
+            match s.failback.value {
+                Failback::Immediate => "immediate".into(),
+                Failback::Manual => "manual".into(),
+                Failback::Deferred(d) => secs(&d),
+                Failback::Followover => "followover".into(),
+            },
+            &s.failback.origin,
+        ),
+        row(
+            "no_path_retry",
+            match s.no_path_retry.value {
+                NoPathRetry::Fail => "fail".into(),
+                NoPathRetry::Queue => "queue".into(),
+                NoPathRetry::Retries(n) => n.to_string(),
+            },
+            &s.no_path_retry.origin,
+        ),
+    ];
+    match &s.san_path_err.value {
+        Some(d) => rows.extend([
+            row("san_path_err_threshold", d.threshold.to_string(), &s.san_path_err.origin),
+            row("san_path_err_forget_rate", d.forget_rate.to_string(), &s.san_path_err.origin),
+            row("san_path_err_recovery_time", secs(&d.recovery_time), &s.san_path_err.origin),
+        ]),
+        None => rows.push(row("san_path_err_*", "off".into(), &s.san_path_err.origin)),
+    }
+    match &s.marginal_path.value {
+        Some(m) => rows.extend([
+            row("marginal_path_double_failed_time", secs(&m.double_failed_time), &s.marginal_path.origin),
+            row("marginal_path_err_sample_time", secs(&m.err_sample_time), &s.marginal_path.origin),
+            row("marginal_path_err_rate_threshold", m.err_rate_threshold.to_string(), &s.marginal_path.origin),
+            row("marginal_path_err_recheck_gap_time", secs(&m.err_recheck_gap_time), &s.marginal_path.origin),
+        ]),
+        None => rows.push(row("marginal_path_*", "off".into(), &s.marginal_path.origin)),
+    }
+    rows.push(row(
+        "marginal_pathgroups",
+        match s.marginal_pathgroups.value {
+            MarginalPathgroups::Off => "off".into(),
+            MarginalPathgroups::On => "on".into(),
+        },
+        &s.marginal_pathgroups.origin,
+    ));
+    rows
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -235,7 +337,18 @@ impl Report {
                 let _ = writeln!(out, "  group {}: {}", i + 1, group.join(" "));
             }
             for path in &map.paths {
-                let _ = writeln!(out, "  path {}: {} at the end, failed {} time(s)", path.leg, path.final_state, path.fail_count);
+                let checker = path.checker.as_ref().map(|c| format!(", checker: {c}")).unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "  path {}: {} at the end, failed {} time(s){checker}",
+                    path.leg, path.final_state, path.fail_count
+                );
+            }
+            if let Some(manager) = &map.manager {
+                let _ = writeln!(out, "  manager settings:");
+                for row in &manager.settings {
+                    let _ = writeln!(out, "    {} {} ({})", row.keyword, row.value, row.origin);
+                }
             }
         }
         let _ = writeln!(out);
@@ -245,7 +358,8 @@ impl Report {
             let _ = writeln!(out, "  (nothing happened)");
         }
         for event in timeline {
-            let _ = writeln!(out, "  {:<8} {}", event.source.as_str(), event.what);
+            let text = event.timeline_text.as_deref().unwrap_or(&event.what);
+            let _ = writeln!(out, "  {:<8} {}", event.source.as_str(), text);
         }
         let w = &self.workload;
         let _ = writeln!(out);
@@ -343,6 +457,7 @@ mod tests {
                         group: 1,
                         final_state: "active".into(),
                         fail_count: 1,
+                        checker: None,
                     },
                     PathReport {
                         leg: "b".into(),
@@ -350,8 +465,10 @@ mod tests {
                         group: 1,
                         final_state: "failed".into(),
                         fail_count: 2,
+                        checker: None,
                     },
                 ],
+                manager: None,
             }],
             workload: WorkloadSummary {
                 device: "/dev/dm-2".into(),

@@ -21,7 +21,9 @@ use rig::dm::{DevNum, Dm, Table, Target};
 use rig::naming;
 use rig::workload::{self, WorkloadConfig, WorkloadEvent, WorkloadReport};
 
+use crate::driver::{BuiltMapInfo, Driver};
 use crate::events::{Clock, EventLog, Source};
+use crate::manager::MapView;
 use crate::report::*;
 
 /// Where the run happens.
@@ -179,7 +181,8 @@ fn selector_of(s: faults::Selector) -> Selector {
 /// a dm table means adding its arm here.
 fn leg_table(loop_dev: DevNum, sectors: u64, fault: Option<&FaultKind>) -> Table {
     let target = match fault {
-        None | Some(FaultKind::Restore) => Target::Linear { dev: loop_dev, offset: 0 },
+        // kernel_fail leaves the leg's table alone (see `kernel_fail`).
+        None | Some(FaultKind::Restore) | Some(FaultKind::KernelFail) => Target::Linear { dev: loop_dev, offset: 0 },
         Some(FaultKind::Fail) => Target::Error,
         Some(FaultKind::Delay { ms }) => Target::Delay {
             dev: loop_dev,
@@ -203,6 +206,7 @@ fn describe_fault(kind: &FaultKind) -> String {
         FaultKind::Delay { ms } => format!("delay {ms} ms"),
         FaultKind::Flakey { up, down } => format!("flakey (up {}s, down {}s)", up.as_secs(), down.as_secs()),
         FaultKind::Restore => "restore (healthy table)".into(),
+        FaultKind::KernelFail => "kernel_fail (the kernel fails the path, as after a trespass; the leg keeps working)".into(),
     }
 }
 
@@ -246,10 +250,10 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
         stall_threshold: scenario.workload.stall_threshold,
     };
 
-    let (report, first_error) = drive(scenario, env, &mut built, &log, config)?;
+    let driven = drive(scenario, env, &mut built, &log, config)?;
 
     let final_ms = log.clock().now_ms();
-    let maps = final_map_reports(scenario, &built)?;
+    let maps = final_map_reports(scenario, &built, driven.manager.as_deref())?;
     let teardown_started = Instant::now();
     let mut failures = built.teardown();
     let teardown = teardown_started.elapsed();
@@ -271,12 +275,9 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
             // Kernel start to the moment the workload starts: modules loaded, devices built.
             boot_to_ready_ms: env.boot.map(|(b, init)| (b + origin.duration_since(init)).as_secs_f64() * 1000.0),
         },
-        manager: ManagerInfo {
-            kind: "none".into(),
-            note: "pathrig has no path manager yet; the rig reinstates a path when its leg is restored".into(),
-        },
+        manager: manager_info(scenario),
         maps,
-        workload: summarize_workload(scenario, &device, &report, first_error),
+        workload: summarize_workload(scenario, &device, &driven.workload, driven.first_error),
         events: log.sorted(),
         expectations: Vec::new(),
         verdict: Verdict::Pass,
@@ -418,7 +419,7 @@ fn drive(
     built: &mut Built,
     log: &EventLog,
     config: WorkloadConfig,
-) -> Result<(WorkloadReport, Option<f64>), RunError> {
+) -> Result<Driven, RunError> {
     let origin = log.clock().origin;
     let stop = Arc::new(AtomicBool::new(false));
     // The workload thread holds the write end; its closing wakes the event loop.
@@ -438,9 +439,23 @@ fn drive(
         })
         .map_err(RunError::Workload)?;
 
+    let mut driver = {
+        let infos: Vec<BuiltMapInfo<'_>> = built
+            .maps
+            .iter()
+            .map(|m| BuiltMapInfo {
+                name: &m.name,
+                dm_name: &m.dm_name,
+                legs: built.legs.iter().filter(|l| l.map == m.name).map(|l| (l.name.as_str(), l.dev)).collect(),
+                groups: &m.groups,
+            })
+            .collect();
+        Driver::new(scenario, &infos, origin).map_err(RunError::Workload)?
+    };
     let mut watch = KernelWatch { last: HashMap::new() };
     built.dm.arm_events()?;
     watch.observe(built, log)?;
+    feed_driver(&mut driver, &watch, built, log);
 
     let steps = scenario.timeline();
     let fail_at = injected_failure_time();
@@ -461,7 +476,8 @@ fn drive(
             failure = Some(RunError::Injected(at.as_millis() as u64));
         }
         while failure.is_none() && next_step < steps.len() && steps[next_step].at <= now {
-            if let Err(err) = apply_step(scenario, built, log, &mut watch, &steps[next_step]) {
+            let rig_reinstates = driver.is_none();
+            if let Err(err) = apply_step(scenario, built, log, &mut watch, &steps[next_step], rig_reinstates) {
                 stop.store(true, Ordering::SeqCst);
                 failure = Some(err);
             }
@@ -471,20 +487,30 @@ fn drive(
             flush_queued_io(built, log, "the workload ended with IO still queued");
             flushed = true;
         }
-        let wake_at = if failure.is_none() && next_step < steps.len() {
-            steps[next_step].at
-        } else if let Some(at) = fail_at.filter(|_| failure.is_none()) {
-            at
-        } else if !flushed {
-            drain_deadline
-        } else {
-            now + Duration::from_secs(3600)
-        };
+        if let Some(driver) = driver.as_mut().filter(|_| failure.is_none()) {
+            driver.poll(&built.dm, log);
+        }
+        // Sleep until the next thing that is due: a fault step, the injected failure, the drain
+        // deadline, a manager timer or checker timeout — or until a dm event or the workload's end.
+        let mut wake_at: Vec<Duration> = Vec::new();
+        if failure.is_none() {
+            wake_at.extend(steps.get(next_step).map(|s| s.at));
+            wake_at.extend(fail_at);
+            wake_at.extend(driver.as_ref().and_then(|d| d.next_wakeup()).map(|at| at.saturating_duration_since(origin)));
+        }
+        if !flushed {
+            wake_at.push(drain_deadline);
+        }
+        let wake_at = wake_at.into_iter().min().unwrap_or(now + Duration::from_secs(3600));
         let timeout = wake_at.saturating_sub(origin.elapsed());
-        let (dm_ready, done) = wait(built, &done_read, timeout);
+        let checker_fd = driver.as_ref().map(|d| d.checker_fd().as_raw_fd());
+        let (dm_ready, done) = wait(built, &done_read, checker_fd, timeout);
         if dm_ready {
             built.dm.arm_events()?;
             watch.observe(built, log)?;
+            if failure.is_none() {
+                feed_driver(&mut driver, &watch, built, log);
+            }
         }
         if done {
             break;
@@ -496,12 +522,42 @@ fn drive(
     if let Some(err) = failure {
         return Err(err);
     }
-    result.map_err(RunError::Workload)
+    let (workload, first_error) = result.map_err(RunError::Workload)?;
+    let manager = driver.map(|d| {
+        let views = (0..d.core().maps()).map(|m| d.core().map_view(m)).collect();
+        // Checks still in flight hold leg devices open; let them finish before teardown.
+        d.finish(Duration::from_secs(5));
+        views
+    });
+    Ok(Driven {
+        workload,
+        first_error,
+        manager,
+    })
 }
 
-/// Waits for a dm event or the workload's end, at most `timeout`. Returns (dm event, workload done).
-fn wait(built: &Built, done: &OwnedFd, timeout: Duration) -> (bool, bool) {
-    let mut fds = [
+/// What [`drive`] hands back.
+struct Driven {
+    workload: WorkloadReport,
+    first_error: Option<f64>,
+    /// The manager's final view of every map (None without a manager).
+    manager: Option<Vec<MapView>>,
+}
+
+/// Gives the driver the kernel's current view of every map.
+fn feed_driver(driver: &mut Option<Driver>, watch: &KernelWatch, built: &Built, log: &EventLog) {
+    let Some(driver) = driver.as_mut() else { return };
+    for (index, map) in built.maps.iter().enumerate() {
+        if let Some(status) = watch.last.get(&map.name) {
+            driver.kernel_status(index, status, &built.dm, log);
+        }
+    }
+}
+
+/// Waits for a dm event, the workload's end or a checker completion, at most `timeout`.
+/// Returns (dm event, workload done); checker completions are collected by the driver's poll.
+fn wait(built: &Built, done: &OwnedFd, checker: Option<std::os::fd::RawFd>, timeout: Duration) -> (bool, bool) {
+    let mut fds = vec![
         libc::pollfd {
             fd: built.dm.event_fd().as_raw_fd(),
             events: libc::POLLIN,
@@ -513,9 +569,17 @@ fn wait(built: &Built, done: &OwnedFd, timeout: Duration) -> (bool, bool) {
             revents: 0,
         },
     ];
+    if let Some(fd) = checker {
+        fds.push(libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+    }
     let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
     // EINTR (a signal) simply returns early; the caller re-checks the interrupt flag.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+    // SAFETY: `fds` is a valid array of pollfd for its length.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
     if n <= 0 {
         return (false, false);
     }
@@ -543,8 +607,18 @@ fn record_workload_event(log: &EventLog, clock: Clock, first_error: &mut Option<
     log.record_at(ms(t), Source::Workload, what, false);
 }
 
-fn apply_step(scenario: &Scenario, built: &mut Built, log: &EventLog, watch: &mut KernelWatch, step: &faults::Step) -> Result<(), RunError> {
+fn apply_step(
+    scenario: &Scenario,
+    built: &mut Built,
+    log: &EventLog,
+    watch: &mut KernelWatch,
+    step: &faults::Step,
+    rig_reinstates: bool,
+) -> Result<(), RunError> {
     let leg_index = built.legs.iter().position(|l| l.name == step.leg).expect("validated: the leg exists");
+    if let StepAction::Apply(FaultKind::KernelFail) = &step.action {
+        return kernel_fail(built, log, leg_index);
+    }
     let (fault, what) = match &step.action {
         StepAction::Apply(FaultKind::Restore) => (None, describe_fault(&FaultKind::Restore)),
         StepAction::Apply(kind) => (Some(kind.clone()), describe_fault(kind)),
@@ -555,14 +629,27 @@ fn apply_step(scenario: &Scenario, built: &mut Built, log: &EventLog, watch: &mu
     };
     let leg = &built.legs[leg_index];
     let table = leg_table(leg.loop_dev, leg.sectors, fault.as_ref());
+    // The fault counts from the moment the leg is suspended for the swap: from then on it serves
+    // no new IO the old way. When the new table went live is kept as a detail.
+    let swap_began = log.clock().now_ms();
     built.dm.swap_table(&leg.dm_name, &table)?;
-    log.record(Source::Fault, format!("{}: {what}", leg.name));
-    log.record_detail(Source::Rig, format!("{} table now: {}", leg.dm_name, table.render()));
+    log.record_at(swap_began, Source::Fault, format!("{}: {what}", leg.name), true);
+    log.record_detail(Source::Rig, format!("{} table live: {}", leg.dm_name, table.render()));
     let restored = fault.is_none() && leg.fault.is_some();
     built.legs[leg_index].fault = fault;
-    if restored {
+    if restored && rig_reinstates {
         reinstate_for_restored_leg(built, log, watch, leg_index)?;
     }
+    Ok(())
+}
+
+/// `kernel_fail`: the kernel fails the path as after a trespass; the leg keeps working.
+fn kernel_fail(built: &Built, log: &EventLog, leg_index: usize) -> Result<(), RunError> {
+    let leg = &built.legs[leg_index];
+    let map = built.maps.iter().find(|m| m.name == leg.map).expect("leg belongs to a map");
+    let at = log.clock().now_ms();
+    built.dm.message(&map.dm_name, &format!("fail_path {}", leg.dev))?;
+    log.record_at(at, Source::Fault, format!("{}: {}", leg.name, describe_fault(&FaultKind::KernelFail)), true);
     Ok(())
 }
 
@@ -598,9 +685,33 @@ fn flush_queued_io(built: &Built, log: &EventLog, why: &str) {
     }
 }
 
-fn final_map_reports(scenario: &Scenario, built: &Built) -> Result<Vec<MapReport>, RunError> {
+fn manager_info(scenario: &Scenario) -> ManagerInfo {
+    match scenario.manager.kind {
+        faults::manager::ManagerKind::Embedded => ManagerInfo {
+            kind: "embedded".into(),
+            note: "pathrig's path manager checks, fails, reinstates and switches groups".into(),
+        },
+        faults::manager::ManagerKind::None => ManagerInfo {
+            kind: "none".into(),
+            note: "the bare kernel; the rig reinstates a path when its leg is restored".into(),
+        },
+    }
+}
+
+fn checker_view(state: &crate::manager::PathState) -> String {
+    use crate::manager::PathState;
+    match state {
+        PathState::Unchecked => "unchecked".into(),
+        PathState::Up { .. } => "up".into(),
+        PathState::Down { detail, .. } => format!("down ({detail})"),
+        PathState::Delayed { .. } => "up, held back".into(),
+    }
+}
+
+fn final_map_reports(scenario: &Scenario, built: &Built, manager: Option<&[MapView]>) -> Result<Vec<MapReport>, RunError> {
     let mut maps = Vec::new();
-    for map in &built.maps {
+    for (index, map) in built.maps.iter().enumerate() {
+        let view = manager.and_then(|views| views.get(index));
         let table = built.dm.table(&map.dm_name)?.join("\n");
         let (_, lines) = built.dm.status(&map.dm_name)?;
         let status_line = lines.first().cloned();
@@ -612,7 +723,9 @@ fn final_map_reports(scenario: &Scenario, built: &Built) -> Result<Vec<MapReport
             for leg_name in group {
                 let leg = built.legs.iter().find(|l| l.map == map.name && &l.name == leg_name).expect("built");
                 let path = status.as_ref().and_then(|s| s.path(leg.dev));
+                let checker = view.and_then(|v| v.paths.iter().find(|p| p.leg == leg.name)).map(|p| checker_view(&p.state));
                 paths.push(PathReport {
+                    checker,
                     leg: leg.name.clone(),
                     device: leg.dev.to_string(),
                     group: gi + 1,
@@ -632,6 +745,10 @@ fn final_map_reports(scenario: &Scenario, built: &Built) -> Result<Vec<MapReport
             table,
             final_status: status_line.map(|l| l.render()).unwrap_or_default(),
             paths,
+            manager: view.map(|v| ManagerMapReport {
+                settings: scenario.manager.settings(&map.name).map(settings_rows).unwrap_or_default(),
+                best_group: v.best_group.map(|g| g + 1),
+            }),
         });
     }
     Ok(maps)

@@ -29,6 +29,9 @@ pub enum FaultKind {
     Flakey { up: Duration, down: Duration },
     /// `kind = "restore"`: back to the healthy table.
     Restore,
+    /// `kind = "kernel_fail"`: the kernel fails the path (a `fail_path` message to the map, as
+    /// after a trespass by another node) while the leg itself keeps working. Instantaneous.
+    KernelFail,
 }
 
 impl FaultKind {
@@ -39,6 +42,7 @@ impl FaultKind {
             FaultKind::Delay { .. } => "delay",
             FaultKind::Flakey { .. } => "flakey",
             FaultKind::Restore => "restore",
+            FaultKind::KernelFail => "kernel_fail",
         }
     }
 }
@@ -121,6 +125,12 @@ pub(crate) const KINDS: &[KindDef] = &[
         params: &[],
         allows_window: false,
         decode: |_| Some(FaultKind::Restore),
+    },
+    KindDef {
+        name: "kernel_fail",
+        params: &[],
+        allows_window: false,
+        decode: |_| Some(FaultKind::KernelFail),
     },
 ];
 

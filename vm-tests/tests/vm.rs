@@ -76,7 +76,105 @@ fn leg_fails_and_returns() {
     let fault = first(&run, "a: fail");
     assert!((1990.0..2500.0).contains(&fault), "fault applied at {fault} ms");
     assert!(first(&run, "path a failed") >= fault);
-    assert!(first(&run, "path a reinstated") >= first(&run, "a: restore"));
+    // The manager's checker reinstates a within polling_interval + checker_timeout of the restore.
+    let restore = first(&run, "a: restore");
+    let reinstate = first(&run, "reinstate_path a");
+    assert!(reinstate >= restore && reinstate - restore < 2500.0, "restore {restore} ms, reinstate {reinstate} ms");
+    assert_eq!(source_of(&run, "reinstate_path a"), "manager");
+    assert!(first(&run, "path a reinstated") >= reinstate);
+}
+
+/// The source of the first timeline event whose text contains `what`.
+fn source_of(run: &GuestRun, what: &str) -> String {
+    timeline(run).into_iter().find(|(_, _, w)| w.contains(what)).map(|(_, s, _)| s).unwrap_or_default()
+}
+
+fn count(run: &GuestRun, what: &str) -> usize {
+    timeline(run).iter().filter(|(_, _, w)| w.contains(what)).count()
+}
+
+/// The group the kernel uses at the end (1-based), from the final status line.
+fn final_group(run: &GuestRun) -> u64 {
+    let status = run.json("maps.0.final_status").as_str().unwrap().to_string();
+    let words: Vec<&str> = status.split_whitespace().collect();
+    // start length multipath 2 <queue_io> <pg_init_count> 0 <groups> <current group> ...
+    words[8].parse().unwrap()
+}
+
+#[test]
+fn failback_immediate() {
+    let Some(run) = scenario("failback-immediate") else { return };
+    assert_eq!(count(&run, "switch_group 1"), 1, "{}", run.explain());
+    assert!(first(&run, "switch_group 1") >= first(&run, "reinstate_path a"));
+    assert_eq!(final_group(&run), 1);
+}
+
+#[test]
+fn failback_manual() {
+    let Some(run) = scenario("failback-manual") else { return };
+    assert_eq!(count(&run, "switch_group"), 0, "{}", run.explain());
+    assert!(first(&run, "reinstate_path a") > first(&run, "a: restore"));
+    // IO stays on the secondary group.
+    assert_eq!(final_group(&run), 2);
+}
+
+#[test]
+fn failback_deferred() {
+    let Some(run) = scenario("failback-deferred") else { return };
+    let waited = first(&run, "switch_group 1") - first(&run, "reinstate_path a");
+    assert!((2900.0..3700.0).contains(&waited), "switched back {waited} ms after reinstating:\n{}", run.explain());
+    assert_eq!(final_group(&run), 1);
+}
+
+#[test]
+fn failback_followover() {
+    let Some(run) = scenario("failback-followover") else { return };
+    // The trespass moved IO to group 2 and did not make the manager fail back...
+    assert_eq!(count(&run, "switch_group"), 1, "{}", run.explain());
+    assert!(first(&run, "switched to path group 2") < first(&run, "a1: fail (every IO errors)"));
+    // ...the real failure and a1's return did.
+    let switch = first(&run, "switch_group 1");
+    assert!(switch > first(&run, "a1: restore"), "{}", run.explain());
+    assert!(run.report_txt.contains("failback followover: path a1 came back"));
+    assert_eq!(final_group(&run), 1);
+}
+
+#[test]
+fn no_path_retry_count() {
+    let Some(run) = scenario("no-path-retry-count") else { return };
+    let no_path = first(&run, "no usable path left");
+    let stop_queueing = first(&run, "fail_if_no_path");
+    let countdown = stop_queueing - no_path;
+    assert!((2500.0..4500.0).contains(&countdown), "queued for {countdown} ms:\n{}", run.explain());
+    // Application errors appear only after the countdown.
+    let first_error = run.json("workload.first_error_ms").as_f64().unwrap();
+    assert!(first_error >= stop_queueing - 50.0, "first error at {first_error} ms, countdown ended at {stop_queueing} ms");
+    assert!(first(&run, "queue_if_no_path") > first(&run, "b: restore"));
+}
+
+#[test]
+fn checker_finds_idle_dead_path() {
+    let Some(run) = scenario("checker-finds-idle-dead-path") else { return };
+    // Nothing but the checker touches b: the manager fails it within polling_interval (1 s) +
+    // checker_timeout (1 s), plus scheduling slack.
+    let detected = first(&run, "fail_path b") - first(&run, "b: fail");
+    assert!((0.0..2500.0).contains(&detected), "failed {detected} ms after the fault");
+    assert_eq!(source_of(&run, "fail_path b"), "manager");
+    assert!(first(&run, "path b failed") >= first(&run, "fail_path b"));
+}
+
+#[test]
+fn flapping_path_damped() {
+    let Some(run) = scenario("flapping-path-damped") else { return };
+    let held = first(&run, "held back for 4s");
+    let back = first(&run, "san_path_err: held back for 4s and the checker still finds it up");
+    assert!(back - held >= 3900.0, "held at {held} ms, reinstated at {back} ms");
+    // While held back, the flapping path is not reinstated.
+    let reinstates_while_held = timeline(&run)
+        .iter()
+        .filter(|(t, _, w)| *t > held && *t < back && w.contains("reinstate_path a"))
+        .count();
+    assert_eq!(reinstates_while_held, 0, "{}", run.explain());
 }
 
 #[test]
@@ -119,6 +217,19 @@ fn a_failed_run_leaves_nothing_behind() {
 
 #[test]
 fn every_scenario_file_has_a_test() {
-    let tested = ["all-legs-fail-no-queue", "all-legs-fail-queue", "healthy", "leg-fails-and-returns", "slow-leg"];
+    let tested = [
+        "all-legs-fail-no-queue",
+        "all-legs-fail-queue",
+        "checker-finds-idle-dead-path",
+        "failback-deferred",
+        "failback-followover",
+        "failback-immediate",
+        "failback-manual",
+        "flapping-path-damped",
+        "healthy",
+        "leg-fails-and-returns",
+        "no-path-retry-count",
+        "slow-leg",
+    ];
     assert_eq!(scenario_names(), tested, "add a test for each new scenario file");
 }

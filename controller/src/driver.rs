@@ -1,0 +1,257 @@
+//! The path manager's driver: connects the sans-IO [`crate::manager::Core`] to the kernel in the
+//! guest. It turns each map's status (read after every dm event) into kernel inputs, runs the
+//! `directio` checker on the leg devices through io_uring ([`rig::checker`]), feeds results and
+//! ticks to the core, and carries out the core's actions as dm messages, recording every action
+//! and its reason in the event log with source `manager`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use std::os::fd::AsRawFd;
+
+use faults::manager::{ManagerKind, PathChecker};
+use faults::Scenario;
+use rig::checker::{CheckOutcome, CheckerRing};
+use rig::dm::mpath_status::{KernelPathState, MultipathStatus};
+use rig::dm::{DevNum, Dm};
+
+use crate::events::{EventLog, Source};
+use crate::manager::{Action, CheckResult, Core, Input, KernelPath, MapSetup, PathRef, PathSetup};
+
+/// One map as the driver knows it.
+struct DriverMap {
+    dm_name: String,
+    /// Path index → the leg's dm device number (as in the table) and its device node.
+    devs: Vec<DevNum>,
+    nodes: Vec<PathBuf>,
+    checker: PathChecker,
+    checker_timeout: Duration,
+}
+
+/// What the runner tells the driver about one built map.
+pub struct BuiltMapInfo<'a> {
+    pub name: &'a str,
+    pub dm_name: &'a str,
+    /// Legs in the order of `Scenario::legs_of(map)`, with their dm device numbers.
+    pub legs: Vec<(&'a str, DevNum)>,
+    /// Leg names per table group.
+    pub groups: &'a [Vec<String>],
+}
+
+/// The checks started together (by one input to the core). Their results go back to the core
+/// together and in path order once all are in, like multipathd's checker loop walking its paths
+/// in order — so two paths found down in the same tick are always reported in the same order.
+struct Round {
+    pending: usize,
+    results: BTreeMap<PathRef, (CheckResult, Duration)>,
+}
+
+pub struct Driver {
+    core: Core,
+    /// Keys are (round number, path).
+    checker: CheckerRing<(u64, PathRef)>,
+    rounds: BTreeMap<u64, Round>,
+    next_round: u64,
+    maps: Vec<DriverMap>,
+    origin: Instant,
+}
+
+/// The kernel's device node of a dm device: devtmpfs names it after its minor number.
+fn dm_node(dev: DevNum) -> PathBuf {
+    PathBuf::from(format!("/dev/dm-{}", dev.minor))
+}
+
+impl Driver {
+    /// A driver for the scenario's maps, or `None` when the scenario runs without a manager.
+    pub fn new(scenario: &Scenario, maps: &[BuiltMapInfo<'_>], origin: Instant) -> std::io::Result<Option<Driver>> {
+        if scenario.manager.kind == ManagerKind::None {
+            return Ok(None);
+        }
+        let mut setups = Vec::new();
+        let mut driver_maps = Vec::new();
+        for map in maps {
+            let settings = scenario
+                .manager
+                .settings(map.name)
+                .cloned()
+                .unwrap_or_default();
+            let index_of = |leg: &str| map.legs.iter().position(|(name, _)| *name == leg).expect("validated: grouped legs exist");
+            let groups = map.groups.iter().map(|g| g.iter().map(|leg| index_of(leg)).collect()).collect();
+            let paths = map
+                .legs
+                .iter()
+                .map(|(leg, _)| PathSetup {
+                    leg: leg.to_string(),
+                    prio: scenario.leg(leg).map(|l| l.prio).unwrap_or(1),
+                })
+                .collect();
+            driver_maps.push(DriverMap {
+                dm_name: map.dm_name.to_string(),
+                devs: map.legs.iter().map(|(_, dev)| *dev).collect(),
+                nodes: map.legs.iter().map(|(_, dev)| dm_node(*dev)).collect(),
+                checker: settings.path_checker.value,
+                checker_timeout: settings.checker_timeout.value,
+            });
+            setups.push(MapSetup {
+                name: map.name.to_string(),
+                settings,
+                groups,
+                paths,
+            });
+        }
+        let total_paths: usize = driver_maps.iter().map(|m| m.devs.len()).sum();
+        let checker = CheckerRing::new(total_paths.max(1) as u32 * 2)?;
+        let now = origin.elapsed();
+        Ok(Some(Driver {
+            core: Core::new(setups, now),
+            checker,
+            rounds: BTreeMap::new(),
+            next_round: 0,
+            maps: driver_maps,
+            origin,
+        }))
+    }
+
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// The checker ring's completion fd, to poll along with the dm events.
+    pub fn checker_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.checker.event_fd()
+    }
+
+    /// When the driver next needs to run (a core timer or a checker timeout).
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        let core = self.core.next_wakeup().map(|d| self.origin + d);
+        [core, self.checker.next_deadline()].into_iter().flatten().min()
+    }
+
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    /// The kernel's view of map `index` changed (or is read for the first time).
+    pub fn kernel_status(&mut self, index: usize, status: &MultipathStatus, dm: &Dm, log: &EventLog) {
+        let map = &self.maps[index];
+        let paths = map
+            .devs
+            .iter()
+            .map(|dev| {
+                let path = status.path(*dev);
+                KernelPath {
+                    active: path.is_some_and(|p| p.state == KernelPathState::Active),
+                    fail_count: path.map(|p| p.fail_count).unwrap_or(0),
+                }
+            })
+            .collect();
+        let active_group = status.current_group.checked_sub(1).map(|g| g as usize);
+        let input = Input::KernelStatus {
+            map: index,
+            paths,
+            active_group,
+        };
+        let actions = self.core.handle(self.now(), input);
+        self.execute(actions, dm, log);
+    }
+
+    /// Runs due timers and collects finished checks.
+    pub fn poll(&mut self, dm: &Dm, log: &EventLog) {
+        for done in self.checker.collect(Instant::now()) {
+            let (round, path) = done.key;
+            let map = &self.maps[path.map];
+            let node = map.nodes[path.path].display().to_string();
+            let (result, text) = match done.outcome {
+                CheckOutcome::Up => (CheckResult::Up, "up".to_string()),
+                CheckOutcome::Down { errno } => {
+                    let name = format!("{}", nix::errno::Errno::from_raw(errno));
+                    (CheckResult::Down { detail: name.clone() }, format!("down ({name})"))
+                }
+                CheckOutcome::TimedOut => (CheckResult::TimedOut, "timed out".to_string()),
+            };
+            log.record_detail(
+                Source::Manager,
+                format!("{}: checker on {node}: {text} in {:.1} ms", map.dm_name, done.latency.as_secs_f64() * 1000.0),
+            );
+            if let Some(r) = self.rounds.get_mut(&round) {
+                r.pending -= 1;
+                r.results.insert(path, (result, done.latency));
+            }
+        }
+        // Complete rounds go to the core oldest first, each in path order.
+        while let Some(entry) = self.rounds.first_entry() {
+            if entry.get().pending > 0 {
+                break;
+            }
+            let round = entry.remove();
+            for (path, (result, latency)) in round.results {
+                let input = Input::CheckerResult { path, result, latency };
+                let actions = self.core.handle(self.now(), input);
+                self.execute(actions, dm, log);
+            }
+        }
+        if self.core.next_wakeup().is_some_and(|at| at <= self.now()) {
+            let actions = self.core.handle(self.now(), Input::Tick);
+            self.execute(actions, dm, log);
+        }
+    }
+
+    fn execute(&mut self, actions: Vec<Action>, dm: &Dm, log: &EventLog) {
+        let round = self.next_round;
+        self.next_round += 1;
+        for action in actions {
+            if let Action::RunChecker { path } = action {
+                let map = &self.maps[path.map];
+                // The core never asks for checks with `path_checker none`.
+                if map.checker == PathChecker::Directio {
+                    self.rounds
+                        .entry(round)
+                        .or_insert_with(|| Round {
+                            pending: 0,
+                            results: BTreeMap::new(),
+                        })
+                        .pending += 1;
+                    self.checker.start((round, path), &map.nodes[path.path], map.checker_timeout);
+                }
+                continue;
+            }
+            let map = &self.maps[action.map()];
+            let message = match &action {
+                Action::FailPath { path, .. } => Some(format!("fail_path {}", map.devs[path.path])),
+                Action::ReinstatePath { path, .. } => Some(format!("reinstate_path {}", map.devs[path.path])),
+                Action::SwitchGroup { group, .. } => Some(format!("switch_group {}", group + 1)),
+                Action::QueueIfNoPath { .. } => Some("queue_if_no_path".to_string()),
+                Action::FailIfNoPath { .. } => Some("fail_if_no_path".to_string()),
+                Action::Note { .. } | Action::RunChecker { .. } => None,
+            };
+            let line = self.core.describe(&action);
+            // The description ends with the reason; report.txt gets it without measured times.
+            let stable = match action.reason() {
+                Some(reason) => line.replacen(&reason.to_string(), &reason.timeline_text(), 1),
+                None => line.clone(),
+            };
+            match message.map(|m| dm.message(&map.dm_name, &m)) {
+                Some(Err(err)) => log.record(Source::Manager, format!("{line} — the message failed: {err}")),
+                _ => log.record_with_text(Source::Manager, line, stable),
+            }
+        }
+    }
+
+    /// Waits (at most `limit`) for checks still in flight, so the leg devices they hold open can be
+    /// removed.
+    pub fn finish(mut self, limit: Duration) {
+        let end = Instant::now() + limit;
+        while self.checker.in_flight() > 0 && Instant::now() < end {
+            let mut fds = [libc::pollfd {
+                fd: self.checker.event_fd().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            let ms = end.saturating_duration_since(Instant::now()).as_millis().min(1000) as i32;
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
+            let _ = self.checker.collect(Instant::now());
+        }
+    }
+}
