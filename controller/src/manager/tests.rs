@@ -1,0 +1,976 @@
+//! Scenario tests of the core on a virtual clock.
+//!
+//! [`Sim`] is a fake driver: it owns a fake kernel (path states, fail counts, the active group,
+//! switching groups by itself when the active one has no path, like dm-multipath on the next IO)
+//! and a fake checker (per path: what it answers and after how long). It feeds the core
+//! `KernelStatus` after every kernel change, `CheckerResult` when a check's latency is over and
+//! `Tick` when the core's wakeup is due, and records every action with its time.
+//!
+//! Unless a test says otherwise: polling_interval 1s, max_polling_interval 4s, checks answer
+//! after 10ms, so a path's checks start at 0, 1, 3, 7, 11, 15, ... and act at +10ms.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use faults::manager::{Failback, ManagerSettings, NoPathRetry, PathChecker, SanPathErr, Setting};
+
+use super::*;
+
+/// Seconds (with millisecond precision) as a Duration.
+fn t(secs: f64) -> Duration {
+    Duration::from_millis((secs * 1000.0).round() as u64)
+}
+
+fn settings(f: impl FnOnce(&mut ManagerSettings)) -> ManagerSettings {
+    let mut s = ManagerSettings {
+        polling_interval: Setting::builtin(t(1.0)),
+        max_polling_interval: Setting::builtin(t(4.0)),
+        ..ManagerSettings::default()
+    };
+    f(&mut s);
+    s
+}
+
+fn path(leg: &str, prio: u32) -> PathSetup {
+    PathSetup {
+        leg: leg.into(),
+        prio,
+    }
+}
+
+/// Two paths in two groups: a (prio 50, group 0) and b (prio 10, group 1).
+fn failover(s: ManagerSettings) -> MapSetup {
+    MapSetup {
+        name: "m".into(),
+        settings: s,
+        groups: vec![vec![0], vec![1]],
+        paths: vec![path("a", 50), path("b", 10)],
+    }
+}
+
+/// Four paths in two groups: a1, a2 (prio 50, group 0) and b1, b2 (prio 10, group 1).
+fn two_by_two(s: ManagerSettings) -> MapSetup {
+    MapSetup {
+        name: "m".into(),
+        settings: s,
+        groups: vec![vec![0, 1], vec![2, 3]],
+        paths: vec![
+            path("a1", 50),
+            path("a2", 50),
+            path("b1", 10),
+            path("b2", 10),
+        ],
+    }
+}
+
+const A: PathRef = PathRef { map: 0, path: 0 };
+const B: PathRef = PathRef { map: 0, path: 1 };
+const A1: PathRef = PathRef { map: 0, path: 0 };
+const A2: PathRef = PathRef { map: 0, path: 1 };
+const B1: PathRef = PathRef { map: 0, path: 2 };
+const B2: PathRef = PathRef { map: 0, path: 3 };
+
+fn down() -> CheckResult {
+    CheckResult::Down {
+        detail: "EIO".into(),
+    }
+}
+
+struct FakeMap {
+    paths: Vec<KernelPath>,
+    groups: Vec<Vec<usize>>,
+    active_group: Option<usize>,
+    /// What each path's checker answers, and after how long.
+    answers: Vec<(CheckResult, Duration)>,
+}
+
+struct Sim {
+    core: Core,
+    now: Duration,
+    kernel: Vec<FakeMap>,
+    /// Checker results on their way: (due, path, result, latency).
+    in_flight: Vec<(Duration, PathRef, CheckResult, Duration)>,
+    /// Every action with the time it was returned.
+    log: Vec<(Duration, Action)>,
+    /// When each checker result was delivered.
+    delivered: Vec<(Duration, PathRef)>,
+}
+
+impl Sim {
+    fn new(maps: Vec<MapSetup>) -> Sim {
+        let kernel = maps
+            .iter()
+            .map(|m| FakeMap {
+                paths: vec![
+                    KernelPath {
+                        active: true,
+                        fail_count: 0
+                    };
+                    m.paths.len()
+                ],
+                groups: m.groups.clone(),
+                active_group: Some(0),
+                answers: vec![(CheckResult::Up, t(0.01)); m.paths.len()],
+            })
+            .collect();
+        let mut sim = Sim {
+            core: Core::new(maps, Duration::ZERO),
+            now: Duration::ZERO,
+            kernel,
+            in_flight: Vec::new(),
+            log: Vec::new(),
+            delivered: Vec::new(),
+        };
+        for m in 0..sim.kernel.len() {
+            sim.send_status(m);
+        }
+        sim
+    }
+
+    fn one(map: MapSetup) -> Sim {
+        Sim::new(vec![map])
+    }
+
+    /// Run the driver loop up to and including `end`, then stand at `end`.
+    fn run_until(&mut self, end: Duration) {
+        for _ in 0..1_000_000 {
+            let wake = self.core.next_wakeup();
+            let result = self.in_flight.iter().map(|r| r.0).min();
+            let Some(next) = wake.into_iter().chain(result).min() else {
+                break;
+            };
+            if next > end {
+                break;
+            }
+            self.now = self.now.max(next);
+            if result == Some(next) {
+                let i = self.in_flight.iter().position(|r| r.0 == next).unwrap();
+                let (_, path, result, latency) = self.in_flight.remove(i);
+                self.delivered.push((self.now, path));
+                self.feed(Input::CheckerResult {
+                    path,
+                    result,
+                    latency,
+                });
+            } else {
+                self.feed(Input::Tick);
+            }
+        }
+        self.now = self.now.max(end);
+    }
+
+    fn at(&mut self, secs: f64) -> &mut Sim {
+        self.run_until(t(secs));
+        self
+    }
+
+    fn feed(&mut self, input: Input) {
+        let actions = self.core.handle(self.now, input);
+        let mut changed = BTreeSet::new();
+        for action in actions {
+            self.log.push((self.now, action.clone()));
+            match action {
+                Action::RunChecker { path } => {
+                    let (result, latency) = self.kernel[path.map].answers[path.path].clone();
+                    self.in_flight
+                        .push((self.now + latency, path, result, latency));
+                }
+                Action::FailPath { path, .. } => {
+                    let k = &mut self.kernel[path.map].paths[path.path];
+                    if k.active {
+                        k.active = false;
+                        k.fail_count += 1;
+                    }
+                    changed.insert(path.map);
+                }
+                Action::ReinstatePath { path, .. } => {
+                    self.kernel[path.map].paths[path.path].active = true;
+                    changed.insert(path.map);
+                }
+                Action::SwitchGroup { map, group, .. } => {
+                    self.kernel[map].active_group = Some(group);
+                    changed.insert(map);
+                }
+                _ => {}
+            }
+        }
+        for m in changed {
+            self.send_status(m);
+        }
+    }
+
+    /// dm event: the kernel leaves a group without an active path, then reports its status.
+    fn send_status(&mut self, m: usize) {
+        let k = &mut self.kernel[m];
+        let has_active = |g: usize| k.groups[g].iter().any(|&p| k.paths[p].active);
+        if !k.active_group.is_some_and(has_active) {
+            if let Some(g) = (0..k.groups.len()).find(|&g| has_active(g)) {
+                k.active_group = Some(g);
+            }
+        }
+        let input = Input::KernelStatus {
+            map: m,
+            paths: k.paths.clone(),
+            active_group: k.active_group,
+        };
+        self.feed(input);
+    }
+
+    /// From now on the path's checker answers this.
+    fn answer(&mut self, p: PathRef, result: CheckResult) -> &mut Sim {
+        self.kernel[p.map].answers[p.path].0 = result;
+        self
+    }
+
+    fn latency(&mut self, p: PathRef, latency: Duration) -> &mut Sim {
+        self.kernel[p.map].answers[p.path].1 = latency;
+        self
+    }
+
+    /// The kernel fails the path by itself (an IO error).
+    fn kernel_fails(&mut self, p: PathRef) -> &mut Sim {
+        let k = &mut self.kernel[p.map].paths[p.path];
+        if k.active {
+            k.active = false;
+            k.fail_count += 1;
+        }
+        self.send_status(p.map);
+        self
+    }
+
+    /// A table reload: every path active again with fresh counters.
+    fn kernel_reloads(&mut self, m: usize) -> &mut Sim {
+        for k in &mut self.kernel[m].paths {
+            *k = KernelPath {
+                active: true,
+                fail_count: 0,
+            };
+        }
+        self.send_status(m);
+        self
+    }
+
+    fn times(&self, pred: impl Fn(&Action) -> bool) -> Vec<Duration> {
+        self.log
+            .iter()
+            .filter(|(_, a)| pred(a))
+            .map(|&(at, _)| at)
+            .collect()
+    }
+
+    fn reasons(&self, pred: impl Fn(&Action) -> bool) -> Vec<String> {
+        self.log
+            .iter()
+            .filter(|(_, a)| pred(a))
+            .map(|(_, a)| a.reason().map(|r| r.to_string()).unwrap_or_default())
+            .collect()
+    }
+
+    fn view(&self) -> MapView {
+        self.core.map_view(0)
+    }
+
+    /// The log, for assertion messages.
+    fn dump(&self) -> String {
+        let mut s = String::from("\nactions:\n");
+        for (at, a) in &self.log {
+            if !matches!(a, Action::RunChecker { .. }) {
+                let _ = writeln!(s, "  {:>8.3}  {}", at.as_secs_f64(), self.core.describe(a));
+            }
+        }
+        s
+    }
+}
+
+fn checks(p: PathRef) -> impl Fn(&Action) -> bool {
+    move |a| matches!(a, Action::RunChecker { path } if *path == p)
+}
+fn fails(p: PathRef) -> impl Fn(&Action) -> bool {
+    move |a| matches!(a, Action::FailPath { path, .. } if *path == p)
+}
+fn reinstates(p: PathRef) -> impl Fn(&Action) -> bool {
+    move |a| matches!(a, Action::ReinstatePath { path, .. } if *path == p)
+}
+fn any_fail(a: &Action) -> bool {
+    matches!(a, Action::FailPath { .. })
+}
+fn switches(a: &Action) -> bool {
+    matches!(a, Action::SwitchGroup { .. })
+}
+fn switches_to(g: usize) -> impl Fn(&Action) -> bool {
+    move |a| matches!(a, Action::SwitchGroup { group, .. } if *group == g)
+}
+fn fail_if_no_path(a: &Action) -> bool {
+    matches!(a, Action::FailIfNoPath { .. })
+}
+fn queue_if_no_path(a: &Action) -> bool {
+    matches!(a, Action::QueueIfNoPath { .. })
+}
+fn note(pred: impl Fn(&Reason) -> bool) -> impl Fn(&Action) -> bool {
+    move |a| matches!(a, Action::Note { reason, .. } if pred(reason))
+}
+fn in_window(times: Vec<Duration>, from: f64, to: f64) -> Vec<Duration> {
+    times
+        .into_iter()
+        .filter(|&x| x >= t(from) && x <= t(to))
+        .collect()
+}
+fn ts(secs: &[f64]) -> Vec<Duration> {
+    secs.iter().map(|&s| t(s)).collect()
+}
+
+// ---- checkers ---------------------------------------------------------------------------
+
+#[test]
+fn checker_down_fails_an_active_path_once() {
+    let mut sim = Sim::one(failover(settings(|_| {})));
+    sim.at(2.5).answer(A, down());
+    sim.at(30.0);
+    // a's checks: 0, 1, 3 (down), then every second while down.
+    assert_eq!(sim.times(fails(A)), ts(&[3.01]), "{}", sim.dump());
+    assert_eq!(sim.reasons(fails(A)), ["checker directio: down (EIO)"]);
+    assert_eq!(
+        sim.core.path_state(A),
+        &PathState::Down {
+            since: t(3.01),
+            detail: "EIO".into()
+        }
+    );
+    // Our own fail_path, reported back by the kernel, is not a kernel failure.
+    assert!(
+        sim.times(note(|r| matches!(r, Reason::KernelFailed { .. })))
+            .is_empty(),
+        "{}",
+        sim.dump()
+    );
+    assert_eq!(sim.times(checks(A)).len(), 3 + 27, "{}", sim.dump());
+}
+
+#[test]
+fn no_fail_path_for_a_path_the_kernel_failed_already() {
+    let mut sim = Sim::one(failover(settings(|_| {})));
+    sim.at(2.5).answer(A, down()).kernel_fails(A);
+    sim.at(20.0);
+    assert!(sim.times(any_fail).is_empty(), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(note(|r| matches!(
+            r,
+            Reason::CheckerDownAlreadyFailed { .. }
+        ))),
+        ["checker directio: down (EIO); the kernel had already failed it"],
+        "{}",
+        sim.dump()
+    );
+    assert!(sim.core.path_state(A).is_down());
+}
+
+#[test]
+fn a_timed_out_check_fails_the_path() {
+    let mut sim = Sim::one(failover(settings(|s| {
+        s.checker_timeout = Setting::builtin(t(2.0));
+    })));
+    sim.at(2.5)
+        .answer(A, CheckResult::TimedOut)
+        .latency(A, t(2.0));
+    sim.at(10.0);
+    // The check started at 3 answers at 5.
+    assert_eq!(sim.times(fails(A)), ts(&[5.0]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(fails(A)),
+        ["checker directio: no answer within checker_timeout 2s, counts as down"]
+    );
+    assert!(
+        matches!(sim.core.path_state(A), PathState::Down { detail, .. } if detail == "timed out")
+    );
+}
+
+#[test]
+fn checker_up_reinstates_a_path_the_kernel_failed_at_a_prompt_recheck() {
+    let mut sim = Sim::one(failover(settings(|_| {})));
+    // a is healthy: checks at 0, 1, 3, 7, 11; the next one would be at 15.
+    sim.at(12.0).kernel_fails(A);
+    assert_eq!(
+        sim.reasons(note(|r| matches!(r, Reason::KernelFailed { .. }))),
+        ["the kernel failed the path (fail count 1); next check within 1s"]
+    );
+    sim.at(22.0);
+    // The kernel failure moves the next check to 12 + polling_interval and resets the interval.
+    assert_eq!(
+        in_window(sim.times(checks(A)), 11.5, 22.0),
+        ts(&[13.0, 14.0, 16.0, 20.0]),
+        "{}",
+        sim.dump()
+    );
+    assert_eq!(sim.times(reinstates(A)), ts(&[13.01]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(reinstates(A)),
+        ["checker directio: up; the kernel had failed it"]
+    );
+    assert!(sim.view().paths[0].kernel.active);
+}
+
+#[test]
+fn a_down_path_that_comes_back_is_reinstated_once() {
+    let mut sim = Sim::one(failover(settings(|_| {})));
+    sim.at(2.5).answer(A, down());
+    sim.at(5.5).answer(A, CheckResult::Up);
+    sim.at(30.0);
+    assert_eq!(sim.times(fails(A)), ts(&[3.01]), "{}", sim.dump());
+    assert_eq!(sim.times(reinstates(A)), ts(&[6.01]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(reinstates(A)),
+        ["checker directio: up again after 3s down"]
+    );
+}
+
+#[test]
+fn the_interval_grows_to_max_while_healthy_and_resets_on_change() {
+    let mut sim = Sim::one(failover(settings(|_| {})));
+    sim.at(16.0);
+    assert_eq!(
+        sim.times(checks(A)),
+        ts(&[0.0, 1.0, 3.0, 7.0, 11.0, 15.0]),
+        "{}",
+        sim.dump()
+    );
+    assert_eq!(sim.view().paths[0].interval, t(4.0));
+    sim.answer(A, down());
+    sim.at(22.5).answer(A, CheckResult::Up);
+    sim.at(35.0);
+    // Down at 19: every second while down; up at 23: 1s, then 2s, then 4s.
+    assert_eq!(
+        in_window(sim.times(checks(A)), 16.0, 35.0),
+        ts(&[19.0, 20.0, 21.0, 22.0, 23.0, 24.0, 26.0, 30.0, 34.0]),
+        "{}",
+        sim.dump()
+    );
+}
+
+#[test]
+fn no_second_check_while_one_is_pending() {
+    let mut sim = Sim::one(failover(settings(|_| {})));
+    sim.latency(A, t(2.5));
+    sim.at(20.0);
+    // A check due while the previous one runs waits for its answer; the next one counts from
+    // the start of the previous one.
+    assert_eq!(
+        sim.times(checks(A)),
+        ts(&[0.0, 2.5, 5.0, 9.0, 13.0, 17.0]),
+        "{}",
+        sim.dump()
+    );
+    let started = sim.times(checks(A));
+    for w in started.windows(2) {
+        assert!(
+            sim.delivered
+                .iter()
+                .any(|&(at, p)| p == A && at > w[0] && at <= w[1]),
+            "check at {:?} started before the one at {:?} answered",
+            w[1],
+            w[0]
+        );
+    }
+}
+
+#[test]
+fn checker_none_never_runs_a_checker_and_reinstates_at_the_next_check() {
+    let mut sim = Sim::one(failover(settings(|s| {
+        s.path_checker = Setting::builtin(PathChecker::None);
+    })));
+    // "Checks" (no checker runs) at 1, 3, 7, 11, ...
+    sim.at(8.0).kernel_fails(A);
+    sim.at(20.0);
+    assert!(
+        sim.times(|a| matches!(a, Action::RunChecker { .. }))
+            .is_empty(),
+        "{}",
+        sim.dump()
+    );
+    assert_eq!(sim.times(reinstates(A)), ts(&[9.0]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(reinstates(A)),
+        ["checker none: up by definition; the kernel had failed it"]
+    );
+    assert!(matches!(sim.core.path_state(B), PathState::Up { .. }));
+}
+
+#[test]
+fn a_table_reload_that_reactivates_a_down_path_fails_it_again_once() {
+    let mut sim = Sim::one(failover(settings(|_| {})));
+    sim.at(2.5).answer(A, down());
+    sim.at(5.0).kernel_reloads(0);
+    sim.at(12.0);
+    assert_eq!(sim.times(fails(A)), ts(&[3.01, 5.0]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(fails(A))[1],
+        "checker directio: down (EIO) since 3.01s, but the kernel has it active again"
+    );
+}
+
+// ---- path groups and failback -------------------------------------------------------------
+
+#[test]
+fn best_group_prefers_priority_then_usable_paths_then_table_order() {
+    let map = MapSetup {
+        name: "m".into(),
+        settings: settings(|_| {}),
+        groups: vec![vec![0], vec![1, 2], vec![3]],
+        paths: vec![
+            path("p0", 20),
+            path("p1", 20),
+            path("p2", 20),
+            path("p3", 5),
+        ],
+    };
+    let mut sim = Sim::one(map);
+    sim.at(0.5);
+    // Equal priority: the group with more usable paths, although it comes later.
+    assert_eq!(sim.view().best_group, Some(1));
+    assert_eq!(sim.view().groups[1].prio, Some(20));
+    sim.kernel_fails(PathRef { map: 0, path: 2 });
+    // Equal priority and paths: the earlier group.
+    assert_eq!(sim.view().best_group, Some(0));
+    sim.kernel_fails(PathRef { map: 0, path: 0 });
+    assert_eq!(sim.view().best_group, Some(1));
+    sim.kernel_fails(PathRef { map: 0, path: 1 });
+    assert_eq!(sim.view().best_group, Some(2));
+    assert_eq!(sim.view().groups[1].prio, None);
+    sim.kernel_fails(PathRef { map: 0, path: 3 });
+    assert_eq!(sim.view().best_group, None);
+}
+
+#[test]
+fn group_priority_is_the_average_of_usable_paths() {
+    let map = MapSetup {
+        name: "m".into(),
+        settings: settings(|_| {}),
+        groups: vec![vec![0, 1], vec![2]],
+        paths: vec![path("x", 50), path("y", 10), path("z", 40)],
+    };
+    let mut sim = Sim::one(map);
+    sim.at(0.5);
+    assert_eq!(sim.view().groups[0].prio, Some(30));
+    assert_eq!(sim.view().best_group, Some(1));
+    sim.kernel_fails(PathRef { map: 0, path: 1 });
+    assert_eq!(sim.view().groups[0].prio, Some(50));
+    assert_eq!(sim.view().best_group, Some(0));
+}
+
+/// a fails at 3 (the kernel moves to group 2), comes back at 6.
+fn a_fails_and_returns(failback: Failback) -> Sim {
+    let mut sim = Sim::one(failover(settings(|s| {
+        s.failback = Setting::builtin(failback);
+    })));
+    sim.at(2.5).answer(A, down());
+    sim.at(5.5).answer(A, CheckResult::Up);
+    sim
+}
+
+#[test]
+fn failback_immediate_switches_when_the_best_group_is_usable_again() {
+    let mut sim = a_fails_and_returns(Failback::Immediate);
+    sim.at(30.0);
+    assert_eq!(sim.times(switches), ts(&[6.01]), "{}", sim.dump());
+    assert_eq!(sim.times(switches_to(0)), ts(&[6.01]));
+    assert_eq!(
+        sim.reasons(switches),
+        ["failback immediate: group 1 (prio 50) is usable again and preferred to group 2"]
+    );
+    assert_eq!(sim.view().active_group, Some(0));
+}
+
+#[test]
+fn failback_manual_never_switches() {
+    let mut sim = a_fails_and_returns(Failback::Manual);
+    sim.at(30.0);
+    assert!(sim.times(switches).is_empty(), "{}", sim.dump());
+    assert_eq!(sim.view().best_group, Some(0));
+    assert_eq!(sim.view().active_group, Some(1));
+}
+
+#[test]
+fn failback_deferred_switches_after_the_delay() {
+    let mut sim = a_fails_and_returns(Failback::Deferred(t(10.0)));
+    sim.at(10.0);
+    assert!(
+        matches!(sim.view().failback, FailbackState::Armed { due, group: 0, .. } if due == t(16.01))
+    );
+    sim.at(30.0);
+    assert_eq!(
+        sim.reasons(note(|r| matches!(r, Reason::FailbackDeferredArmed { .. }))),
+        ["deferred failback armed, 10s: group 1 (prio 50) is usable and preferred to group 2"]
+    );
+    assert_eq!(sim.times(switches_to(0)), ts(&[16.01]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(switches),
+        ["failback 10s: group 1 (prio 50) stayed usable for 10s"]
+    );
+    assert_eq!(sim.view().failback, FailbackState::Idle);
+}
+
+#[test]
+fn failback_deferred_is_cancelled_when_a_path_fails_and_rearmed_later() {
+    let mut sim = a_fails_and_returns(Failback::Deferred(t(10.0)));
+    // a back at 6 (armed, due 16); a's checks 7, 9, 13: down again at 13.
+    sim.at(9.5).answer(A, down());
+    sim.at(14.5).answer(A, CheckResult::Up);
+    sim.at(40.0);
+    let armed = |r: &Reason| matches!(r, Reason::FailbackDeferredArmed { .. });
+    let cancelled = |r: &Reason| matches!(r, Reason::FailbackDeferredCancelled { .. });
+    assert_eq!(sim.times(note(armed)), ts(&[6.01, 15.01]), "{}", sim.dump());
+    assert_eq!(sim.times(note(cancelled)), ts(&[13.01]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(note(cancelled)),
+        ["deferred failback (10s) cancelled: the checker failed path a"]
+    );
+    // Not at 16 (cancelled), but 10s after the re-arm.
+    assert_eq!(sim.times(switches), ts(&[25.01]), "{}", sim.dump());
+}
+
+#[test]
+fn failback_deferred_starts_over_when_another_path_fails() {
+    let mut sim = Sim::one(two_by_two(settings(|s| {
+        s.failback = Setting::builtin(Failback::Deferred(t(10.0)));
+    })));
+    sim.at(2.5).answer(A1, down()).answer(A2, down());
+    sim.at(5.5).answer(A1, CheckResult::Up);
+    // a1 back at 6: armed, due 16. The kernel fails b1 at 10: group 1 is still usable (a1)
+    // and group 2 still active (b2), so the countdown starts over.
+    sim.at(10.0).kernel_fails(B1);
+    sim.at(30.0);
+    let armed = |r: &Reason| matches!(r, Reason::FailbackDeferredArmed { .. });
+    let cancelled = |r: &Reason| matches!(r, Reason::FailbackDeferredCancelled { .. });
+    assert_eq!(sim.times(note(armed)), ts(&[6.01, 10.0]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(note(cancelled)),
+        ["deferred failback (10s) cancelled: the kernel failed path b1"]
+    );
+    assert_eq!(sim.times(switches), ts(&[20.0]), "{}", sim.dump());
+}
+
+#[test]
+fn failback_followover_switches_when_every_other_path_of_the_group_was_down() {
+    let mut sim = Sim::one(two_by_two(settings(|s| {
+        s.failback = Setting::builtin(Failback::Followover);
+    })));
+    sim.at(2.5).answer(A1, down()).answer(A2, down());
+    sim.at(5.5).answer(A1, CheckResult::Up);
+    sim.at(20.0);
+    assert!(sim.view().paths[1].state.is_down());
+    assert_eq!(sim.times(switches_to(0)), ts(&[6.01]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(switches),
+        [
+            "failback followover: path a1 came back and every other path of group 1 (prio 50) \
+          was down"
+        ]
+    );
+}
+
+#[test]
+fn failback_followover_ignores_paths_the_kernel_failed_while_the_checker_finds_them_up() {
+    let mut sim = Sim::one(two_by_two(settings(|s| {
+        s.failback = Setting::builtin(Failback::Followover);
+    })));
+    // a2 is down; a1 is failed by the kernel only (a trespass): the checker still finds it up.
+    sim.at(2.5).answer(A2, down());
+    sim.at(3.5).kernel_fails(A1);
+    assert_eq!(sim.view().active_group, Some(1));
+    assert!(matches!(sim.core.path_state(A1), PathState::Up { .. }));
+    sim.at(5.5).answer(A2, CheckResult::Up);
+    sim.at(20.0);
+    // a1 was reinstated at its prompt re-check (not a "coming back"); a2 came back later, but
+    // a1 was not down according to the checker: no followover.
+    assert_eq!(sim.times(reinstates(A1)), ts(&[4.51]), "{}", sim.dump());
+    assert_eq!(sim.times(reinstates(A2)), ts(&[6.01]), "{}", sim.dump());
+    assert!(sim.times(switches).is_empty(), "{}", sim.dump());
+    assert_eq!(sim.view().active_group, Some(1));
+    assert_eq!(sim.view().best_group, Some(0));
+}
+
+#[test]
+fn failback_followover_ignores_a_kernel_only_failure_of_one_primary_path() {
+    let mut sim = Sim::one(two_by_two(settings(|s| {
+        s.failback = Setting::builtin(Failback::Followover);
+    })));
+    // Both primaries failed by the kernel only; the checker finds them up and they are
+    // reinstated at their next check: that is no "coming back" for followover.
+    sim.at(2.5).kernel_fails(A1).kernel_fails(A2);
+    sim.at(20.0);
+    assert_eq!(sim.times(reinstates(A1)), ts(&[3.01]), "{}", sim.dump());
+    assert!(sim.times(switches).is_empty(), "{}", sim.dump());
+}
+
+// ---- no_path_retry ----------------------------------------------------------------------
+
+fn all_fail(retry: NoPathRetry) -> Sim {
+    let mut sim = Sim::one(failover(settings(|s| {
+        s.no_path_retry = Setting::builtin(retry);
+    })));
+    sim.at(2.5).answer(A, down()).answer(B, down());
+    sim
+}
+
+#[test]
+fn no_path_retry_stops_queueing_after_n_intervals_and_queues_when_a_path_is_back() {
+    let mut sim = all_fail(NoPathRetry::Retries(3));
+    sim.at(8.5).answer(B, CheckResult::Up);
+    sim.at(20.0);
+    let started = |r: &Reason| matches!(r, Reason::NoPathRetryStarted { .. });
+    assert_eq!(sim.times(note(started)), ts(&[3.01]), "{}", sim.dump());
+    assert_eq!(sim.times(fail_if_no_path), ts(&[6.01]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(fail_if_no_path),
+        ["no_path_retry 3: no path for 3 × 1s, stop queueing"]
+    );
+    assert_eq!(sim.times(queue_if_no_path), ts(&[9.01]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(queue_if_no_path),
+        ["a path is back (b): queue IO again"]
+    );
+    assert_eq!(sim.view().no_path_retry, RetryState::Idle);
+}
+
+#[test]
+fn no_path_retry_countdown_interrupted_by_a_returning_path() {
+    let mut sim = all_fail(NoPathRetry::Retries(3));
+    sim.at(4.5).answer(B, CheckResult::Up);
+    // b back at 5 (before the countdown's end at 6); b's checks 6, 8: down again at 8.
+    sim.at(7.5).answer(B, down());
+    sim.at(20.0);
+    let started = |r: &Reason| matches!(r, Reason::NoPathRetryStarted { .. });
+    let stopped = |r: &Reason| matches!(r, Reason::NoPathRetryStopped { .. });
+    assert_eq!(
+        sim.times(note(started)),
+        ts(&[3.01, 8.01]),
+        "{}",
+        sim.dump()
+    );
+    assert_eq!(sim.times(note(stopped)), ts(&[5.01]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(note(stopped)),
+        ["no_path_retry 3: path b is usable again after 2s, countdown stopped"]
+    );
+    // Only the second, uninterrupted countdown fails IO.
+    assert_eq!(sim.times(fail_if_no_path), ts(&[11.01]), "{}", sim.dump());
+    assert!(sim.times(queue_if_no_path).is_empty(), "{}", sim.dump());
+    assert!(matches!(sim.view().no_path_retry, RetryState::Failed { since } if since == t(11.01)));
+}
+
+#[test]
+fn no_path_retry_queue_and_fail_leave_it_to_the_table() {
+    for retry in [NoPathRetry::Queue, NoPathRetry::Fail] {
+        let mut sim = all_fail(retry);
+        sim.at(30.0);
+        assert!(
+            sim.times(fail_if_no_path).is_empty(),
+            "{retry:?}{}",
+            sim.dump()
+        );
+        assert!(
+            sim.times(queue_if_no_path).is_empty(),
+            "{retry:?}{}",
+            sim.dump()
+        );
+        assert!(sim
+            .times(note(|r| matches!(r, Reason::NoPathRetryStarted { .. })))
+            .is_empty());
+        assert_eq!(sim.view().no_path_retry, RetryState::Idle);
+    }
+}
+
+// ---- flap damping (san_path_err) ------------------------------------------------------------
+
+fn damped(forget_rate: u32) -> Sim {
+    Sim::one(failover(settings(|s| {
+        s.san_path_err = Setting::builtin(Some(SanPathErr {
+            threshold: 2,
+            forget_rate,
+            recovery_time: t(5.0),
+        }));
+    })))
+}
+
+/// The kernel fails a at 1.5, 3 and 4; the checker always finds it up, so it is reinstated at
+/// 2.5 and 3.5, and comes back with 3 failures at 4.5.
+fn flap_a(sim: &mut Sim) {
+    sim.at(1.5).kernel_fails(A);
+    sim.at(3.0).kernel_fails(A);
+    sim.at(4.0).kernel_fails(A);
+}
+
+#[test]
+fn damping_holds_a_flapping_path_back_then_reinstates_it() {
+    let mut sim = damped(100);
+    flap_a(&mut sim);
+    sim.at(6.0);
+    assert!(
+        matches!(sim.core.path_state(A), PathState::Delayed { until, .. } if *until == t(9.51))
+    );
+    assert!(!sim.view().paths[0].usable);
+    sim.at(20.0);
+    let held = |r: &Reason| matches!(r, Reason::DampingHeld { .. });
+    assert_eq!(sim.times(note(held)), ts(&[4.51]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(note(held)),
+        ["san_path_err: 3 failures > threshold 2, held back for 5s"]
+    );
+    assert_eq!(
+        sim.times(reinstates(A)),
+        ts(&[2.51, 3.51, 9.51]),
+        "{}",
+        sim.dump()
+    );
+    assert_eq!(
+        sim.reasons(reinstates(A))[2],
+        "san_path_err: held back for 5s and the checker still finds it up"
+    );
+    assert_eq!(sim.view().paths[0].san_path_failures, 0);
+}
+
+#[test]
+fn damping_never_holds_back_the_last_usable_path() {
+    let mut sim = damped(100);
+    sim.at(0.5).answer(B, down());
+    flap_a(&mut sim);
+    sim.at(20.0);
+    assert_eq!(sim.times(fails(B)), ts(&[1.01]));
+    assert!(
+        sim.times(note(|r| matches!(r, Reason::DampingHeld { .. })))
+            .is_empty(),
+        "{}",
+        sim.dump()
+    );
+    assert_eq!(
+        sim.times(reinstates(A)),
+        ts(&[2.51, 3.51, 4.51]),
+        "{}",
+        sim.dump()
+    );
+    assert_eq!(
+        sim.reasons(reinstates(A))[2],
+        "last usable path: not held back despite flapping (3 failures > threshold 2)"
+    );
+}
+
+#[test]
+fn damping_releases_a_held_path_when_the_other_paths_fail() {
+    let mut sim = damped(100);
+    flap_a(&mut sim);
+    sim.at(6.0).kernel_fails(B);
+    sim.at(20.0);
+    assert_eq!(
+        sim.times(reinstates(A)),
+        ts(&[2.51, 3.51, 6.0]),
+        "{}",
+        sim.dump()
+    );
+    assert_eq!(
+        sim.reasons(reinstates(A))[2],
+        "last usable path: not held back despite flapping (3 failures > threshold 2)"
+    );
+    assert!(matches!(sim.core.path_state(A), PathState::Up { .. }));
+}
+
+#[test]
+fn damping_forgets_a_failure_every_forget_rate_healthy_checks() {
+    let mut sim = damped(2);
+    sim.at(1.5).kernel_fails(A);
+    sim.at(3.0).kernel_fails(A);
+    // Reinstated at 2.5 and 3.5; healthy checks at 4.5, 6.5, 10.5, 14.5.
+    sim.at(4.0);
+    assert_eq!(sim.view().paths[0].san_path_failures, 2);
+    sim.at(7.0);
+    assert_eq!(sim.view().paths[0].san_path_failures, 1);
+    sim.at(15.0);
+    assert_eq!(sim.view().paths[0].san_path_failures, 0);
+    // Two more failures stay under the threshold after forgetting.
+    sim.at(16.0).kernel_fails(A);
+    sim.at(17.5).kernel_fails(A);
+    sim.at(30.0);
+    assert!(
+        sim.times(note(|r| matches!(r, Reason::DampingHeld { .. })))
+            .is_empty(),
+        "{}",
+        sim.dump()
+    );
+    assert_eq!(sim.times(reinstates(A)).len(), 4, "{}", sim.dump());
+}
+
+#[test]
+fn damping_held_path_that_fails_the_checker_is_down_not_delayed() {
+    let mut sim = damped(100);
+    flap_a(&mut sim);
+    // Held back at 4.5; checks at 5.5, 6.5: down at 6.5.
+    sim.at(6.0).answer(A, down());
+    sim.at(12.0);
+    assert!(sim.core.path_state(A).is_down(), "{}", sim.dump());
+    // The recovery timer was cancelled: no reinstatement at 9.51.
+    assert_eq!(
+        sim.times(reinstates(A)),
+        ts(&[2.51, 3.51]),
+        "{}",
+        sim.dump()
+    );
+}
+
+// ---- reasons ------------------------------------------------------------------------------
+
+#[test]
+fn reasons_read_as_sentences() {
+    let cases = [
+        (
+            Reason::NoPathRetryStarted {
+                retries: 3,
+                interval: t(1.5),
+            },
+            "no_path_retry 3: no usable path, queueing IO for 3 × 1.5s",
+        ),
+        (
+            Reason::CheckerUpAgain {
+                checker: PathChecker::Directio,
+                down_for: t(0.25),
+            },
+            "checker directio: up again after 250ms down",
+        ),
+        (
+            Reason::FailbackDeferredDropped {
+                delay: t(10.0),
+                active: Some(1),
+                best: Some(1),
+            },
+            "deferred failback (10s) dropped: group 2 is active already",
+        ),
+        (
+            Reason::FailbackDeferredDropped {
+                delay: t(10.0),
+                active: Some(1),
+                best: None,
+            },
+            "deferred failback (10s) dropped: no group is usable",
+        ),
+    ];
+    for (reason, text) in cases {
+        assert_eq!(reason.to_string(), text);
+    }
+}
+
+#[test]
+fn describe_names_map_path_and_one_based_group() {
+    let sim = Sim::one(failover(settings(|_| {})));
+    let a = Action::SwitchGroup {
+        map: 0,
+        group: 0,
+        reason: Reason::FailbackImmediate {
+            group: 0,
+            prio: 50,
+            active: 1,
+        },
+    };
+    assert_eq!(
+        sim.core.describe(&a),
+        "m: switch_group 1: failback immediate: group 1 (prio 50) is usable again and \
+         preferred to group 2"
+    );
+}
