@@ -4,6 +4,10 @@
 //! Ratios are against references measured in the same runs: boot-to-ready against the bare
 //! kernel's boot-to-init (what pathrig adds on top of booting), and the scenario's wall time
 //! against its workload duration (what the rig costs around the workload).
+//! Then the path manager's reaction times, from the `checker-finds-idle-dead-path` and
+//! `leg-fails-and-returns` scenarios (1 s polling, 1 s checker timeout): an idle leg's failure to
+//! the manager's `fail_path`, and a leg's restore to `reinstate_path`, as medians against the
+//! configured polling interval.
 //! `PATHRIG_BENCH_RUNS` sets the number of runs (default 5).
 
 use std::path::Path;
@@ -20,23 +24,72 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
+/// Runs a suite scenario and returns its report.json.
+fn run_scenario(pathrig: &Path, name: &str, out: &Path) -> serde_json::Value {
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../vm-tests/scenarios/{name}.toml"));
+    let status = Command::new(pathrig)
+        .args([
+            "run",
+            &scenario.to_string_lossy(),
+            "--out",
+            &out.to_string_lossy(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run pathrig");
+    assert!(
+        status.success(),
+        "{name} failed ({status}); see {}",
+        out.display()
+    );
+    serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap()
+}
+
+/// Time of the first event whose text contains `what`.
+fn event_ms(report: &serde_json::Value, what: &str) -> f64 {
+    report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["what"].as_str().unwrap().contains(what))
+        .unwrap_or_else(|| panic!("no event {what:?}"))["t_ms"]
+        .as_f64()
+        .unwrap()
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is expected.
-    let runs: usize = std::env::var("PATHRIG_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let runs: usize = std::env::var("PATHRIG_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let pathrig = Path::new(env!("CARGO_BIN_EXE_pathrig"));
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vm-tests/scenarios/healthy.toml");
     let out = std::env::temp_dir().join(format!("pathrig-bench-{}", std::process::id()));
-    let (mut boot_to_init, mut boot_to_ready, mut setup, mut wall, mut workload) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut boot_to_init, mut boot_to_ready, mut setup, mut wall, mut workload) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for i in 0..runs {
         let started = Instant::now();
         let status = Command::new(pathrig)
-            .args(["run", &scenario.to_string_lossy(), "--out", &out.to_string_lossy()])
+            .args([
+                "run",
+                &scenario.to_string_lossy(),
+                "--out",
+                &out.to_string_lossy(),
+            ])
             .stdout(std::process::Stdio::null())
             .status()
             .expect("run pathrig");
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
-        assert!(status.success(), "run {i} failed ({status}); see {}", out.display());
-        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+        assert!(
+            status.success(),
+            "run {i} failed ({status}); see {}",
+            out.display()
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap())
+                .unwrap();
         boot_to_init.push(json["guest"]["boot_to_init_ms"].as_f64().unwrap());
         boot_to_ready.push(json["guest"]["boot_to_ready_ms"].as_f64().unwrap());
         setup.push(json["timing"]["setup_ms"].as_f64().unwrap());
@@ -44,13 +97,37 @@ fn main() {
         wall.push(elapsed);
     }
     let _ = std::fs::remove_dir_all(&out);
-    let (init, ready, setup, wall, workload) =
-        (median(&mut boot_to_init), median(&mut boot_to_ready), median(&mut setup), median(&mut wall), median(&mut workload));
+    let (init, ready, setup, wall, workload) = (
+        median(&mut boot_to_init),
+        median(&mut boot_to_ready),
+        median(&mut setup),
+        median(&mut wall),
+        median(&mut workload),
+    );
     println!("pathrig guest bench: scenario healthy, user-mode Linux, {runs} runs (medians)");
     println!("| figure | median | ratio | reference |");
     println!("|---|---|---|---|");
     println!("| kernel boot to init | {init:.0} ms | 1.00 | itself |");
     println!("| kernel boot to ready (modules loaded, maps built) | {ready:.0} ms | {:.2} | boot to init |", ready / init);
-    println!("| device setup alone (files, loops, legs, maps) | {setup:.1} ms | {:.3} | boot to init |", setup / init);
+    println!(
+        "| device setup alone (files, loops, legs, maps) | {setup:.1} ms | {:.3} | boot to init |",
+        setup / init
+    );
     println!("| scenario wall time (host: start to report) | {wall:.0} ms | {:.2} | workload duration {workload:.0} ms |", wall / workload);
+
+    let (mut detect, mut reinstate) = (vec![], vec![]);
+    for _ in 0..runs {
+        let idle = run_scenario(pathrig, "checker-finds-idle-dead-path", &out);
+        detect.push(event_ms(&idle, "fail_path b") - event_ms(&idle, "b: fail"));
+        let back = run_scenario(pathrig, "leg-fails-and-returns", &out);
+        reinstate.push(event_ms(&back, "reinstate_path a") - event_ms(&back, "a: restore"));
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    let (detect, reinstate) = (median(&mut detect), median(&mut reinstate));
+    println!();
+    println!("path manager reaction (polling_interval 1 s, checker_timeout 1 s; {runs} runs each, medians)");
+    println!("| figure | median | ratio | reference |");
+    println!("|---|---|---|---|");
+    println!("| idle leg fails -> manager fail_path | {detect:.0} ms | {:.2} | polling_interval 1000 ms |", detect / 1000.0);
+    println!("| leg restored -> manager reinstate_path | {reinstate:.0} ms | {:.2} | polling_interval 1000 ms |", reinstate / 1000.0);
 }

@@ -12,7 +12,8 @@
 //! healthy paths are checked every 4 s) and `max_polling_interval 1s` (every path every second,
 //! the worst case).
 //!
-//! Environment: `MANAGER_BENCH_VSECS` (virtual seconds per run, default 3600),
+//! Environment: `MANAGER_BENCH_VSECS` (virtual seconds per run, default 600: about two minutes in all;
+//! 3600 for a full virtual hour),
 //! `MANAGER_BENCH_RUNS` (runs per size, default 5 for 1k and 10k, 3 for 100k),
 //! `MANAGER_BENCH_SIZES` (comma-separated N, default 1000,10000,100000).
 
@@ -265,7 +266,7 @@ fn main() {
     if std::env::args().any(|a| a == "--test" || a == "--list") {
         return;
     }
-    let vsecs: u64 = env("MANAGER_BENCH_VSECS").map_or(3600, |v| v.parse().expect("VSECS"));
+    let vsecs: u64 = env("MANAGER_BENCH_VSECS").map_or(600, |v| v.parse().expect("VSECS"));
     let sizes: Vec<usize> = env("MANAGER_BENCH_SIZES").map_or(vec![1_000, 10_000, 100_000], |v| {
         v.split(',')
             .map(|s| s.trim().parse().expect("SIZES"))

@@ -64,7 +64,11 @@ fn dm_node(dev: DevNum) -> PathBuf {
 
 impl Driver {
     /// A driver for the scenario's maps, or `None` when the scenario runs without a manager.
-    pub fn new(scenario: &Scenario, maps: &[BuiltMapInfo<'_>], origin: Instant) -> std::io::Result<Option<Driver>> {
+    pub fn new(
+        scenario: &Scenario,
+        maps: &[BuiltMapInfo<'_>],
+        origin: Instant,
+    ) -> std::io::Result<Option<Driver>> {
         if scenario.manager.kind == ManagerKind::None {
             return Ok(None);
         }
@@ -76,8 +80,17 @@ impl Driver {
                 .settings(map.name)
                 .cloned()
                 .unwrap_or_default();
-            let index_of = |leg: &str| map.legs.iter().position(|(name, _)| *name == leg).expect("validated: grouped legs exist");
-            let groups = map.groups.iter().map(|g| g.iter().map(|leg| index_of(leg)).collect()).collect();
+            let index_of = |leg: &str| {
+                map.legs
+                    .iter()
+                    .position(|(name, _)| *name == leg)
+                    .expect("validated: grouped legs exist")
+            };
+            let groups = map
+                .groups
+                .iter()
+                .map(|g| g.iter().map(|leg| index_of(leg)).collect())
+                .collect();
             let paths = map
                 .legs
                 .iter()
@@ -125,7 +138,10 @@ impl Driver {
     /// When the driver next needs to run (a core timer or a checker timeout).
     pub fn next_wakeup(&self) -> Option<Instant> {
         let core = self.core.next_wakeup().map(|d| self.origin + d);
-        [core, self.checker.next_deadline()].into_iter().flatten().min()
+        [core, self.checker.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn now(&self) -> Duration {
@@ -133,7 +149,13 @@ impl Driver {
     }
 
     /// The kernel's view of map `index` changed (or is read for the first time).
-    pub fn kernel_status(&mut self, index: usize, status: &MultipathStatus, dm: &Dm, log: &EventLog) {
+    pub fn kernel_status(
+        &mut self,
+        index: usize,
+        status: &MultipathStatus,
+        dm: &Dm,
+        log: &EventLog,
+    ) {
         let map = &self.maps[index];
         let paths = map
             .devs
@@ -166,13 +188,22 @@ impl Driver {
                 CheckOutcome::Up => (CheckResult::Up, "up".to_string()),
                 CheckOutcome::Down { errno } => {
                     let name = format!("{}", nix::errno::Errno::from_raw(errno));
-                    (CheckResult::Down { detail: name.clone() }, format!("down ({name})"))
+                    (
+                        CheckResult::Down {
+                            detail: name.clone(),
+                        },
+                        format!("down ({name})"),
+                    )
                 }
                 CheckOutcome::TimedOut => (CheckResult::TimedOut, "timed out".to_string()),
             };
             log.record_detail(
                 Source::Manager,
-                format!("{}: checker on {node}: {text} in {:.1} ms", map.dm_name, done.latency.as_secs_f64() * 1000.0),
+                format!(
+                    "{}: checker on {node}: {text} in {:.1} ms",
+                    map.dm_name,
+                    done.latency.as_secs_f64() * 1000.0
+                ),
             );
             if let Some(r) = self.rounds.get_mut(&round) {
                 r.pending -= 1;
@@ -186,7 +217,11 @@ impl Driver {
             }
             let round = entry.remove();
             for (path, (result, latency)) in round.results {
-                let input = Input::CheckerResult { path, result, latency };
+                let input = Input::CheckerResult {
+                    path,
+                    result,
+                    latency,
+                };
                 let actions = self.core.handle(self.now(), input);
                 self.execute(actions, dm, log);
             }
@@ -212,14 +247,17 @@ impl Driver {
                             results: BTreeMap::new(),
                         })
                         .pending += 1;
-                    self.checker.start((round, path), &map.nodes[path.path], map.checker_timeout);
+                    self.checker
+                        .start((round, path), &map.nodes[path.path], map.checker_timeout);
                 }
                 continue;
             }
             let map = &self.maps[action.map()];
             let message = match &action {
                 Action::FailPath { path, .. } => Some(format!("fail_path {}", map.devs[path.path])),
-                Action::ReinstatePath { path, .. } => Some(format!("reinstate_path {}", map.devs[path.path])),
+                Action::ReinstatePath { path, .. } => {
+                    Some(format!("reinstate_path {}", map.devs[path.path]))
+                }
                 Action::SwitchGroup { group, .. } => Some(format!("switch_group {}", group + 1)),
                 Action::QueueIfNoPath { .. } => Some("queue_if_no_path".to_string()),
                 Action::FailIfNoPath { .. } => Some("fail_if_no_path".to_string()),
@@ -232,7 +270,10 @@ impl Driver {
                 None => line.clone(),
             };
             match message.map(|m| dm.message(&map.dm_name, &m)) {
-                Some(Err(err)) => log.record(Source::Manager, format!("{line} — the message failed: {err}")),
+                Some(Err(err)) => log.record(
+                    Source::Manager,
+                    format!("{line} — the message failed: {err}"),
+                ),
                 _ => log.record_with_text(Source::Manager, line, stable),
             }
         }
@@ -248,7 +289,10 @@ impl Driver {
                 events: libc::POLLIN,
                 revents: 0,
             }];
-            let ms = end.saturating_duration_since(Instant::now()).as_millis().min(1000) as i32;
+            let ms = end
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .min(1000) as i32;
             // SAFETY: one valid pollfd.
             unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
             let _ = self.checker.collect(Instant::now());

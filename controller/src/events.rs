@@ -5,7 +5,7 @@
 //! zero (the workload start; setup happens before it, at negative times).
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -65,10 +65,6 @@ impl Clock {
     pub fn now_ms(&self) -> f64 {
         self.since_origin(Instant::now())
     }
-
-    pub fn elapsed(&self) -> Duration {
-        self.origin.elapsed()
-    }
 }
 
 /// Thread-safe, append-only log; [`EventLog::sorted`] gives the final order.
@@ -96,7 +92,12 @@ impl EventLog {
     }
 
     /// Records an event whose report.txt wording differs from `what` (see [`Event::timeline_text`]).
-    pub fn record_with_text(&self, source: Source, what: impl Into<String>, text: impl Into<String>) {
+    pub fn record_with_text(
+        &self,
+        source: Source,
+        what: impl Into<String>,
+        text: impl Into<String>,
+    ) {
         let (what, text) = (what.into(), text.into());
         let event = Event {
             t_ms: self.clock.now_ms(),
@@ -105,7 +106,10 @@ impl EventLog {
             what,
             in_timeline: true,
         };
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event);
     }
 
     /// Records an event that stays out of report.txt's timeline.
@@ -121,12 +125,19 @@ impl EventLog {
             in_timeline,
             timeline_text: None,
         };
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event);
     }
 
     /// All events by time; events with equal times keep the order they were recorded in.
     pub fn sorted(&self) -> Vec<Event> {
-        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut events = self
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         events.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
         events
     }
@@ -134,11 +145,15 @@ impl EventLog {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn events_come_out_in_time_order_and_stable() {
-        let log = EventLog::new(Clock { origin: Instant::now() });
+        let log = EventLog::new(Clock {
+            origin: Instant::now(),
+        });
         log.record_at(5.0, Source::Kernel, "second", true);
         log.record_at(-3.0, Source::Rig, "setup", false);
         log.record_at(5.0, Source::Rig, "third", true);

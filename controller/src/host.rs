@@ -56,8 +56,10 @@ pub fn prepare_run_dir(dir: &Path) -> Result<PathBuf, String> {
 /// Writes report.json and report.txt into `dir`.
 pub fn write_report(dir: &Path, report: &Report) -> Result<(), String> {
     let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
-    fs::write(dir.join(REPORT_JSON), json + "\n").map_err(|e| format!("write {}: {e}", dir.join(REPORT_JSON).display()))?;
-    fs::write(dir.join(REPORT_TXT), report.render_text()).map_err(|e| format!("write {}: {e}", dir.join(REPORT_TXT).display()))?;
+    fs::write(dir.join(REPORT_JSON), json + "\n")
+        .map_err(|e| format!("write {}: {e}", dir.join(REPORT_JSON).display()))?;
+    fs::write(dir.join(REPORT_TXT), report.render_text())
+        .map_err(|e| format!("write {}: {e}", dir.join(REPORT_TXT).display()))?;
     Ok(())
 }
 
@@ -95,12 +97,22 @@ pub fn run_in_place(scenario: &Scenario, run_dir: &Path, env: RunEnv<'_>) -> i32
 }
 
 /// Boots a user-mode Linux guest that runs the scenario copied into `run_dir`.
-pub fn run_in_uml(scenario: &Scenario, scenario_file: &Path, run_dir: &Path, interrupted: &'static AtomicBool) -> i32 {
+pub fn run_in_uml(
+    scenario: &Scenario,
+    scenario_file: &Path,
+    run_dir: &Path,
+    interrupted: &'static AtomicBool,
+) -> i32 {
     if let Err(err) = fs::copy(scenario_file, run_dir.join(SCENARIO_COPY)) {
-        eprintln!("pathrig: copy {} into the run directory: {err}", scenario_file.display());
+        eprintln!(
+            "pathrig: copy {} into the run directory: {err}",
+            scenario_file.display()
+        );
         return EXIT_RIG_FAILURE;
     }
-    let kernel = match kernel::prepare_uml(&kernel::cache_dir(), &mut |line| eprintln!("pathrig: {line}")) {
+    let kernel = match kernel::prepare_uml(&kernel::cache_dir(), &mut |line| {
+        eprintln!("pathrig: {line}")
+    }) {
         Ok(k) => k,
         Err(err) => {
             eprintln!("pathrig: cannot get a guest kernel: {err}");
@@ -128,12 +140,19 @@ pub fn run_in_uml(scenario: &Scenario, scenario_file: &Path, run_dir: &Path, int
         Ok(GuestOutcome::Exited { code, .. }) => {
             if code == EXIT_RIG_FAILURE {
                 let why = fs::read_to_string(run_dir.join(ERROR_FILE)).unwrap_or_default();
-                eprintln!("pathrig: the run failed in the guest: {}see {}", why, console.display());
+                eprintln!(
+                    "pathrig: the run failed in the guest: {}see {}",
+                    why,
+                    console.display()
+                );
             }
             code
         }
         Ok(GuestOutcome::KernelFailure { line }) => {
-            eprintln!("pathrig: the guest kernel failed: {line}\n  see {}", console.display());
+            eprintln!(
+                "pathrig: the guest kernel failed: {line}\n  see {}",
+                console.display()
+            );
             EXIT_RIG_FAILURE
         }
         Ok(GuestOutcome::TimedOut { limit }) => {
@@ -149,7 +168,10 @@ pub fn run_in_uml(scenario: &Scenario, scenario_file: &Path, run_dir: &Path, int
             EXIT_RIG_FAILURE
         }
         Ok(GuestOutcome::NoExitStatus { uml_status }) => {
-            eprintln!("pathrig: the guest ended ({uml_status}) without an exit status; see {}", console.display());
+            eprintln!(
+                "pathrig: the guest ended ({uml_status}) without an exit status; see {}",
+                console.display()
+            );
             EXIT_RIG_FAILURE
         }
         Err(err) => {
@@ -181,10 +203,14 @@ pub fn guest_init_main(interrupted: &'static AtomicBool) -> ! {
             rig::guest::init::finish(&dir, EXIT_RIG_FAILURE, Duration::ZERO);
         }
     };
-    let code = std::panic::catch_unwind(|| guest_run(&env, init_started, interrupted)).unwrap_or_else(|_| {
-        let _ = fs::write(env.run_dir.join(ERROR_FILE), "pathrig panicked in the guest (see console.log)\n");
-        EXIT_RIG_FAILURE
-    });
+    let code = std::panic::catch_unwind(|| guest_run(&env, init_started, interrupted))
+        .unwrap_or_else(|_| {
+            let _ = fs::write(
+                env.run_dir.join(ERROR_FILE),
+                "pathrig panicked in the guest (see console.log)\n",
+            );
+            EXIT_RIG_FAILURE
+        });
     rig::guest::init::finish(&env.run_dir, code, env.boot_to_init);
 }
 
@@ -200,13 +226,19 @@ pub const GUEST_MODULES: &[&str] = &[
     "dm-delay",
 ];
 
-fn guest_run(env: &rig::guest::init::GuestEnv, init_started: std::time::Instant, interrupted: &'static AtomicBool) -> i32 {
+fn guest_run(
+    env: &rig::guest::init::GuestEnv,
+    init_started: std::time::Instant,
+    interrupted: &'static AtomicBool,
+) -> i32 {
     if let Err(err) = env.modules.load(GUEST_MODULES) {
         eprintln!("pathrig (guest init): {err}");
         let _ = fs::write(env.run_dir.join(ERROR_FILE), format!("{err}\n"));
         return EXIT_RIG_FAILURE;
     }
-    let file = std::env::var_os(SCENARIO_ENV).map(PathBuf::from).unwrap_or_else(|| env.run_dir.join(SCENARIO_COPY));
+    let file = std::env::var_os(SCENARIO_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env.run_dir.join(SCENARIO_COPY));
     let scenario = match faults::load(&file) {
         Ok(s) => s,
         Err(diags) => {

@@ -4,7 +4,6 @@
 mod driver;
 mod events;
 mod host;
-#[allow(dead_code, unused_imports)] // until the driver uses the whole API
 mod manager;
 mod report;
 mod runner;
@@ -19,7 +18,11 @@ use host::{EXIT_BAD_INPUT, EXIT_PASS, EXIT_RIG_FAILURE};
 use runner::GuestKind;
 
 #[derive(Parser)]
-#[command(name = "pathrig", version, about = "Fault-injection test rig for Linux dm-multipath")]
+#[command(
+    name = "pathrig",
+    version,
+    about = "Fault-injection test rig for Linux dm-multipath"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -82,7 +85,10 @@ fn install_signal_handlers() {
         nix::sys::signal::SaFlags::empty(),
         nix::sys::signal::SigSet::empty(),
     );
-    for signal in [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGTERM] {
+    for signal in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
         // SAFETY: the handler only stores to an atomic.
         unsafe {
             let _ = nix::sys::signal::sigaction(signal, &action);
@@ -97,9 +103,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     install_signal_handlers();
     let code = match cli.command {
-        Command::Run { scenario, out, guest } => run(&scenario, out, guest),
+        Command::Run {
+            scenario,
+            out,
+            guest,
+        } => run(&scenario, out, guest),
         Command::Check { files } => check(&files),
-        Command::Guest { action: GuestAction::Prepare } => prepare(),
+        Command::Guest {
+            action: GuestAction::Prepare,
+        } => prepare(),
         Command::Cleanup => cleanup(),
     };
     ExitCode::from(code as u8)
@@ -121,7 +133,15 @@ fn run(file: &std::path::Path, out: Option<PathBuf>, guest: GuestArg) -> i32 {
             return EXIT_RIG_FAILURE;
         }
     };
-    eprintln!("pathrig: running {} in {} (run directory {})", scenario.name, match guest { GuestArg::Uml => "a user-mode Linux guest", GuestArg::None => "place, on this machine's kernel" }, run_dir.display());
+    eprintln!(
+        "pathrig: running {} in {} (run directory {})",
+        scenario.name,
+        match guest {
+            GuestArg::Uml => "a user-mode Linux guest",
+            GuestArg::None => "place, on this machine's kernel",
+        },
+        run_dir.display()
+    );
     let code = match guest {
         GuestArg::Uml => host::run_in_uml(&scenario, file, &run_dir, &INTERRUPTED),
         GuestArg::None => {
@@ -129,7 +149,9 @@ fn run(file: &std::path::Path, out: Option<PathBuf>, guest: GuestArg) -> i32 {
                 eprintln!("pathrig: --guest none creates dm and loop devices and needs root");
                 return EXIT_RIG_FAILURE;
             }
-            let release = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().to_string()).unwrap_or_default();
+            let release = nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().to_string())
+                .unwrap_or_default();
             let env = runner::RunEnv {
                 guest: GuestKind::None,
                 kernel_release: release,
@@ -165,7 +187,12 @@ fn prepare() -> i32 {
     let cache = rig::guest::kernel::cache_dir();
     match rig::guest::kernel::prepare_uml(&cache, &mut |line| eprintln!("pathrig: {line}")) {
         Ok(kernel) => {
-            println!("guest kernel {} (user-mode-linux {}) at {}", kernel.release, kernel.package_version, kernel.binary.display());
+            println!(
+                "guest kernel {} (user-mode-linux {}) at {}",
+                kernel.release,
+                kernel.package_version,
+                kernel.binary.display()
+            );
             EXIT_PASS
         }
         Err(err) => {

@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 
 use std::time::Duration;
 
-use faults::manager::{Failback, GroupingPolicy, ManagerSettings, MarginalPathgroups, NoPathRetry, Origin, PathChecker};
+use faults::manager::{
+    Failback, GroupingPolicy, ManagerSettings, MarginalPathgroups, NoPathRetry, Origin, PathChecker,
+};
 use faults::{Metric, PathStateExpect, Scenario};
 use serde::Serialize;
 
@@ -115,9 +117,21 @@ pub fn settings_rows(s: &ManagerSettings) -> Vec<SettingReport> {
             },
             &s.path_checker.origin,
         ),
-        row("polling_interval", secs(&s.polling_interval.value), &s.polling_interval.origin),
-        row("max_polling_interval", secs(&s.max_polling_interval.value), &s.max_polling_interval.origin),
-        row("checker_timeout", secs(&s.checker_timeout.value), &s.checker_timeout.origin),
+        row(
+            "polling_interval",
+            secs(&s.polling_interval.value),
+            &s.polling_interval.origin,
+        ),
+        row(
+            "max_polling_interval",
+            secs(&s.max_polling_interval.value),
+            &s.max_polling_interval.origin,
+        ),
+        row(
+            "checker_timeout",
+            secs(&s.checker_timeout.value),
+            &s.checker_timeout.origin,
+        ),
         row(
             "path_grouping_policy",
             match s.path_grouping_policy.value {
@@ -149,20 +163,52 @@ pub fn settings_rows(s: &ManagerSettings) -> Vec<SettingReport> {
     ];
     match &s.san_path_err.value {
         Some(d) => rows.extend([
-            row("san_path_err_threshold", d.threshold.to_string(), &s.san_path_err.origin),
-            row("san_path_err_forget_rate", d.forget_rate.to_string(), &s.san_path_err.origin),
-            row("san_path_err_recovery_time", secs(&d.recovery_time), &s.san_path_err.origin),
+            row(
+                "san_path_err_threshold",
+                d.threshold.to_string(),
+                &s.san_path_err.origin,
+            ),
+            row(
+                "san_path_err_forget_rate",
+                d.forget_rate.to_string(),
+                &s.san_path_err.origin,
+            ),
+            row(
+                "san_path_err_recovery_time",
+                secs(&d.recovery_time),
+                &s.san_path_err.origin,
+            ),
         ]),
         None => rows.push(row("san_path_err_*", "off".into(), &s.san_path_err.origin)),
     }
     match &s.marginal_path.value {
         Some(m) => rows.extend([
-            row("marginal_path_double_failed_time", secs(&m.double_failed_time), &s.marginal_path.origin),
-            row("marginal_path_err_sample_time", secs(&m.err_sample_time), &s.marginal_path.origin),
-            row("marginal_path_err_rate_threshold", m.err_rate_threshold.to_string(), &s.marginal_path.origin),
-            row("marginal_path_err_recheck_gap_time", secs(&m.err_recheck_gap_time), &s.marginal_path.origin),
+            row(
+                "marginal_path_double_failed_time",
+                secs(&m.double_failed_time),
+                &s.marginal_path.origin,
+            ),
+            row(
+                "marginal_path_err_sample_time",
+                secs(&m.err_sample_time),
+                &s.marginal_path.origin,
+            ),
+            row(
+                "marginal_path_err_rate_threshold",
+                m.err_rate_threshold.to_string(),
+                &s.marginal_path.origin,
+            ),
+            row(
+                "marginal_path_err_recheck_gap_time",
+                secs(&m.err_recheck_gap_time),
+                &s.marginal_path.origin,
+            ),
         ]),
-        None => rows.push(row("marginal_path_*", "off".into(), &s.marginal_path.origin)),
+        None => rows.push(row(
+            "marginal_path_*",
+            "off".into(),
+            &s.marginal_path.origin,
+        )),
     }
     rows.push(row(
         "marginal_pathgroups",
@@ -277,7 +323,12 @@ impl Report {
             Metric::P99LatencyMs => w.latency_us.p99 / 1000,
             Metric::Stalls => w.stalls.len() as u64,
             Metric::MaxStallMs => w.max_stall_ms as u64,
-            Metric::KernelPathFailures => self.maps.iter().flat_map(|m| &m.paths).map(|p| p.fail_count as u64).sum(),
+            Metric::KernelPathFailures => self
+                .maps
+                .iter()
+                .flat_map(|m| &m.paths)
+                .map(|p| p.fail_count as u64)
+                .sum(),
         }
     }
 
@@ -310,7 +361,11 @@ impl Report {
                 actual,
             });
         }
-        self.verdict = if results.iter().all(|r| r.held) { Verdict::Pass } else { Verdict::Fail };
+        self.verdict = if results.iter().all(|r| r.held) {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        };
         self.expectations = results;
     }
 
@@ -323,7 +378,11 @@ impl Report {
         }
         let _ = writeln!(out, "seed: {}", self.scenario.seed);
         let _ = writeln!(out, "guest: {}", self.guest.kind);
-        let _ = writeln!(out, "path manager: {} ({})", self.manager.kind, self.manager.note);
+        let _ = writeln!(
+            out,
+            "path manager: {} ({})",
+            self.manager.kind, self.manager.note
+        );
         for map in &self.maps {
             let _ = writeln!(out);
             let _ = writeln!(
@@ -337,7 +396,11 @@ impl Report {
                 let _ = writeln!(out, "  group {}: {}", i + 1, group.join(" "));
             }
             for path in &map.paths {
-                let checker = path.checker.as_ref().map(|c| format!(", checker: {c}")).unwrap_or_default();
+                let checker = path
+                    .checker
+                    .as_ref()
+                    .map(|c| format!(", checker: {c}"))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     out,
                     "  path {}: {} at the end, failed {} time(s){checker}",
@@ -370,17 +433,35 @@ impl Report {
         );
         let _ = writeln!(out, "  reads completed: {}", yes_no(w.reads > 0));
         let _ = writeln!(out, "  writes completed: {}", yes_no(w.writes > 0));
-        let _ = writeln!(out, "  application IO errors: {}", zero_or_some(w.app_errors));
+        let _ = writeln!(
+            out,
+            "  application IO errors: {}",
+            zero_or_some(w.app_errors)
+        );
         if w.app_errors > 0 {
-            let _ = writeln!(out, "    reads failed: {}, writes failed: {}", zero_or_some(w.read_errors), zero_or_some(w.write_errors));
+            let _ = writeln!(
+                out,
+                "    reads failed: {}, writes failed: {}",
+                zero_or_some(w.read_errors),
+                zero_or_some(w.write_errors)
+            );
         }
         let _ = writeln!(out, "  blocks verified: {}", yes_no(w.verified_blocks > 0));
         let _ = writeln!(out, "  data mismatches: {}", zero_or_some(w.mismatches));
-        let _ = writeln!(out, "  max latency: {}", bucket(w.latency_us.max as f64 / 1000.0));
+        let _ = writeln!(
+            out,
+            "  max latency: {}",
+            bucket(w.latency_us.max as f64 / 1000.0)
+        );
         if w.stalls.is_empty() {
             let _ = writeln!(out, "  stalls: none");
         } else {
-            let _ = writeln!(out, "  stalls: {}, longest {}", w.stalls.len(), bucket(w.max_stall_ms));
+            let _ = writeln!(
+                out,
+                "  stalls: {}, longest {}",
+                w.stalls.len(),
+                bucket(w.max_stall_ms)
+            );
         }
         let _ = writeln!(out);
         let _ = writeln!(out, "expectations");
@@ -388,7 +469,12 @@ impl Report {
             let _ = writeln!(out, "  (none stated)");
         }
         for e in &self.expectations {
-            let _ = writeln!(out, "  [{}] {}", if e.held { "held" } else { "FAILED" }, e.what);
+            let _ = writeln!(
+                out,
+                "  [{}] {}",
+                if e.held { "held" } else { "FAILED" },
+                e.what
+            );
         }
         let _ = writeln!(out);
         let _ = writeln!(
@@ -537,7 +623,9 @@ mod tests {
         r.evaluate(&scenario("[expect]\napp_errors = 0\n"));
         assert_eq!(r.verdict, Verdict::Fail);
         assert_eq!(r.expectations[0].actual, "3");
-        r.evaluate(&scenario("[expect.final_path_state]\na = \"active\"\nb = \"active\"\n"));
+        r.evaluate(&scenario(
+            "[expect.final_path_state]\na = \"active\"\nb = \"active\"\n",
+        ));
         assert_eq!(r.verdict, Verdict::Fail);
         assert!(r.expectations[0].held);
         assert!(!r.expectations[1].held);

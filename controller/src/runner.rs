@@ -30,7 +30,6 @@ use crate::report::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GuestKind {
     Uml,
-    Qemu,
     None,
 }
 
@@ -38,7 +37,6 @@ impl GuestKind {
     pub fn as_str(self) -> &'static str {
         match self {
             GuestKind::Uml => "uml",
-            GuestKind::Qemu => "qemu",
             GuestKind::None => "none",
         }
     }
@@ -76,9 +74,14 @@ pub const FAIL_AT_ENV: &str = "PATHRIG_FAIL_AT";
 
 fn injected_failure_time() -> Option<Duration> {
     let text = std::env::var(FAIL_AT_ENV).ok()?;
-    let ms: u64 = text.strip_suffix("ms").map(|v| v.parse().ok()).unwrap_or_else(|| {
-        text.strip_suffix('s').and_then(|v| v.parse::<u64>().ok()).map(|s| s * 1000)
-    })?;
+    let ms: u64 = text
+        .strip_suffix("ms")
+        .map(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            text.strip_suffix('s')
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(|s| s * 1000)
+        })?;
     Some(Duration::from_millis(ms))
 }
 
@@ -132,19 +135,25 @@ impl Built {
                 let _ = self.dm.message(&map.dm_name, "fail_if_no_path");
             }
             match self.dm.remove(&map.dm_name) {
-                Ok(()) => self.log.record_detail(Source::Rig, format!("removed map {}", map.dm_name)),
+                Ok(()) => self
+                    .log
+                    .record_detail(Source::Rig, format!("removed map {}", map.dm_name)),
                 Err(err) => failures.push(err.to_string()),
             }
         }
         for leg in self.legs.iter().rev() {
             match self.dm.remove(&leg.dm_name) {
-                Ok(()) => self.log.record_detail(Source::Rig, format!("removed leg {}", leg.dm_name)),
+                Ok(()) => self
+                    .log
+                    .record_detail(Source::Rig, format!("removed leg {}", leg.dm_name)),
                 Err(err) => failures.push(err.to_string()),
             }
         }
         for lo in self.loops.iter().rev() {
             match backing::detach_loop(&lo.path) {
-                Ok(()) => self.log.record_detail(Source::Rig, format!("detached {}", lo.path.display())),
+                Ok(()) => self
+                    .log
+                    .record_detail(Source::Rig, format!("detached {}", lo.path.display())),
                 Err(err) => failures.push(err.to_string()),
             }
         }
@@ -182,7 +191,10 @@ fn selector_of(s: faults::Selector) -> Selector {
 fn leg_table(loop_dev: DevNum, sectors: u64, fault: Option<&FaultKind>) -> Table {
     let target = match fault {
         // kernel_fail leaves the leg's table alone (see `kernel_fail`).
-        None | Some(FaultKind::Restore) | Some(FaultKind::KernelFail) => Target::Linear { dev: loop_dev, offset: 0 },
+        None | Some(FaultKind::Restore) | Some(FaultKind::KernelFail) => Target::Linear {
+            dev: loop_dev,
+            offset: 0,
+        },
         Some(FaultKind::Fail) => Target::Error,
         Some(FaultKind::Delay { ms }) => Target::Delay {
             dev: loop_dev,
@@ -204,9 +216,14 @@ fn describe_fault(kind: &FaultKind) -> String {
     match kind {
         FaultKind::Fail => "fail (every IO errors)".into(),
         FaultKind::Delay { ms } => format!("delay {ms} ms"),
-        FaultKind::Flakey { up, down } => format!("flakey (up {}s, down {}s)", up.as_secs(), down.as_secs()),
+        FaultKind::Flakey { up, down } => {
+            format!("flakey (up {}s, down {}s)", up.as_secs(), down.as_secs())
+        }
         FaultKind::Restore => "restore (healthy table)".into(),
-        FaultKind::KernelFail => "kernel_fail (the kernel fails the path, as after a trespass; the leg keeps working)".into(),
+        FaultKind::KernelFail => {
+            "kernel_fail (the kernel fails the path, as after a trespass; the leg keeps working)"
+                .into()
+        }
     }
 }
 
@@ -215,7 +232,9 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
     let setup_started = Instant::now();
     // Clock zero is set when the workload starts; until then record against a provisional
     // origin and shift afterwards.
-    let provisional = EventLog::new(Clock { origin: setup_started });
+    let provisional = EventLog::new(Clock {
+        origin: setup_started,
+    });
     let mut built = build(scenario, env, &provisional)?;
     let setup = setup_started.elapsed();
     if env.interrupted.load(Ordering::SeqCst) {
@@ -225,7 +244,12 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
     let origin = Instant::now();
     let log = EventLog::new(Clock { origin });
     for event in provisional.sorted() {
-        log.record_at(event.t_ms - setup.as_secs_f64() * 1000.0 - 0.001, event.source, event.what, event.in_timeline);
+        log.record_at(
+            event.t_ms - setup.as_secs_f64() * 1000.0 - 0.001,
+            event.source,
+            event.what,
+            event.in_timeline,
+        );
     }
     built.log = log.clone();
 
@@ -257,7 +281,11 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
     let teardown_started = Instant::now();
     let mut failures = built.teardown();
     let teardown = teardown_started.elapsed();
-    failures.extend(rig::cleanup::find_leftovers().into_iter().map(|l| format!("left behind: {l}")));
+    failures.extend(
+        rig::cleanup::find_leftovers()
+            .into_iter()
+            .map(|l| format!("left behind: {l}")),
+    );
     if !failures.is_empty() {
         return Err(RunError::Cleanup(failures.join("; ")));
     }
@@ -273,7 +301,9 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
             kernel_release: env.kernel_release.clone(),
             boot_to_init_ms: env.boot.map(|(b, _)| b.as_secs_f64() * 1000.0),
             // Kernel start to the moment the workload starts: modules loaded, devices built.
-            boot_to_ready_ms: env.boot.map(|(b, init)| (b + origin.duration_since(init)).as_secs_f64() * 1000.0),
+            boot_to_ready_ms: env
+                .boot
+                .map(|(b, init)| (b + origin.duration_since(init)).as_secs_f64() * 1000.0),
         },
         manager: manager_info(scenario),
         maps,
@@ -293,7 +323,12 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
 
 fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built, RunError> {
     let dm = Dm::open()?;
-    let workdir = env.work_root.join(format!("{}{}-{}", naming::NAME_PREFIX, scenario.name, std::process::id()));
+    let workdir = env.work_root.join(format!(
+        "{}{}-{}",
+        naming::NAME_PREFIX,
+        scenario.name,
+        std::process::id()
+    ));
     std::fs::create_dir(&workdir).map_err(rig::RigError::io("create work directory", &workdir))?;
     let mut built = Built {
         dm,
@@ -308,14 +343,28 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
         let file = workdir.join(format!("{}.img", map.name));
         backing::create_backing_file(&file, map.size_bytes)?;
         let sectors = map.size_bytes / SECTOR;
-        log.record_detail(Source::Rig, format!("backing file {} ({} bytes)", file.display(), map.size_bytes));
+        log.record_detail(
+            Source::Rig,
+            format!("backing file {} ({} bytes)", file.display(), map.size_bytes),
+        );
         for leg in scenario.legs_of(&map.name) {
             let lo = backing::attach_loop(&file)?;
-            log.record_detail(Source::Rig, format!("leg {}: {} ({})", leg.name, lo.path.display(), lo.dev));
+            log.record_detail(
+                Source::Rig,
+                format!("leg {}: {} ({})", leg.name, lo.path.display(), lo.dev),
+            );
             built.loops.push(lo.clone());
             let dm_name = naming::leg_name(&map.name, &leg.name);
-            let dev = built.dm.create(&dm_name, &leg_table(lo.dev, sectors, None))?;
-            log.record_detail(Source::Rig, format!("leg {}: dm device {dm_name} ({dev}) linear over {}", leg.name, lo.dev));
+            let dev = built
+                .dm
+                .create(&dm_name, &leg_table(lo.dev, sectors, None))?;
+            log.record_detail(
+                Source::Rig,
+                format!(
+                    "leg {}: dm device {dm_name} ({dev}) linear over {}",
+                    leg.name, lo.dev
+                ),
+            );
             built.legs.push(BuiltLeg {
                 name: leg.name.clone(),
                 map: map.name.clone(),
@@ -333,7 +382,14 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
                 selector: selector_of(map.selector),
                 paths: group
                     .iter()
-                    .map(|leg| built.legs.iter().find(|l| l.map == map.name && &l.name == leg).expect("validated").dev)
+                    .map(|leg| {
+                        built
+                            .legs
+                            .iter()
+                            .find(|l| l.map == map.name && &l.name == leg)
+                            .expect("validated")
+                            .dev
+                    })
                     .collect(),
             })
             .collect();
@@ -348,7 +404,10 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
         );
         let dm_name = naming::map_name(&map.name);
         let dev = built.dm.create(&dm_name, &table)?;
-        log.record_detail(Source::Rig, format!("map {dm_name} ({dev}): {}", table.render()));
+        log.record_detail(
+            Source::Rig,
+            format!("map {dm_name} ({dev}): {}", table.render()),
+        );
         built.maps.push(BuiltMap {
             name: map.name.clone(),
             dm_name,
@@ -385,24 +444,47 @@ impl KernelWatch {
 }
 
 fn leg_label(built: &Built, dev: DevNum) -> String {
-    built.leg_by_dev(dev).map(|l| l.name.clone()).unwrap_or_else(|| dev.to_string())
+    built
+        .leg_by_dev(dev)
+        .map(|l| l.name.clone())
+        .unwrap_or_else(|| dev.to_string())
 }
 
-fn diff_status(map: &str, before: &MultipathStatus, now: &MultipathStatus, built: &Built, log: &EventLog) {
+fn diff_status(
+    map: &str,
+    before: &MultipathStatus,
+    now: &MultipathStatus,
+    built: &Built,
+    log: &EventLog,
+) {
     for path in now.paths() {
-        let Some(old) = before.path(path.dev) else { continue };
+        let Some(old) = before.path(path.dev) else {
+            continue;
+        };
         let leg = leg_label(built, path.dev);
         match (old.state, path.state) {
-            (KernelPathState::Active, KernelPathState::Failed) => log.record(Source::Kernel, format!("{map}: path {leg} failed")),
-            (KernelPathState::Failed, KernelPathState::Active) => log.record(Source::Kernel, format!("{map}: path {leg} reinstated")),
-            (KernelPathState::Active, KernelPathState::Active) if path.fail_count > old.fail_count => {
-                log.record(Source::Kernel, format!("{map}: path {leg} failed and was reinstated in between"))
+            (KernelPathState::Active, KernelPathState::Failed) => {
+                log.record(Source::Kernel, format!("{map}: path {leg} failed"))
+            }
+            (KernelPathState::Failed, KernelPathState::Active) => {
+                log.record(Source::Kernel, format!("{map}: path {leg} reinstated"))
+            }
+            (KernelPathState::Active, KernelPathState::Active)
+                if path.fail_count > old.fail_count =>
+            {
+                log.record(
+                    Source::Kernel,
+                    format!("{map}: path {leg} failed and was reinstated in between"),
+                )
             }
             _ => {}
         }
     }
     if before.current_group != now.current_group && now.current_group != 0 {
-        log.record(Source::Kernel, format!("{map}: switched to path group {}", now.current_group));
+        log.record(
+            Source::Kernel,
+            format!("{map}: switched to path group {}", now.current_group),
+        );
     }
     match (before.active_paths(), now.active_paths()) {
         (b, 0) if b > 0 => log.record(Source::Kernel, format!("{map}: no usable path left")),
@@ -446,13 +528,20 @@ fn drive(
             .map(|m| BuiltMapInfo {
                 name: &m.name,
                 dm_name: &m.dm_name,
-                legs: built.legs.iter().filter(|l| l.map == m.name).map(|l| (l.name.as_str(), l.dev)).collect(),
+                legs: built
+                    .legs
+                    .iter()
+                    .filter(|l| l.map == m.name)
+                    .map(|l| (l.name.as_str(), l.dev))
+                    .collect(),
                 groups: &m.groups,
             })
             .collect();
         Driver::new(scenario, &infos, origin).map_err(RunError::Workload)?
     };
-    let mut watch = KernelWatch { last: HashMap::new() };
+    let mut watch = KernelWatch {
+        last: HashMap::new(),
+    };
     built.dm.arm_events()?;
     watch.observe(built, log)?;
     feed_driver(&mut driver, &watch, built, log);
@@ -477,7 +566,14 @@ fn drive(
         }
         while failure.is_none() && next_step < steps.len() && steps[next_step].at <= now {
             let rig_reinstates = driver.is_none();
-            if let Err(err) = apply_step(scenario, built, log, &mut watch, &steps[next_step], rig_reinstates) {
+            if let Err(err) = apply_step(
+                scenario,
+                built,
+                log,
+                &mut watch,
+                &steps[next_step],
+                rig_reinstates,
+            ) {
                 stop.store(true, Ordering::SeqCst);
                 failure = Some(err);
             }
@@ -496,12 +592,20 @@ fn drive(
         if failure.is_none() {
             wake_at.extend(steps.get(next_step).map(|s| s.at));
             wake_at.extend(fail_at);
-            wake_at.extend(driver.as_ref().and_then(|d| d.next_wakeup()).map(|at| at.saturating_duration_since(origin)));
+            wake_at.extend(
+                driver
+                    .as_ref()
+                    .and_then(|d| d.next_wakeup())
+                    .map(|at| at.saturating_duration_since(origin)),
+            );
         }
         if !flushed {
             wake_at.push(drain_deadline);
         }
-        let wake_at = wake_at.into_iter().min().unwrap_or(now + Duration::from_secs(3600));
+        let wake_at = wake_at
+            .into_iter()
+            .min()
+            .unwrap_or(now + Duration::from_secs(3600));
         let timeout = wake_at.saturating_sub(origin.elapsed());
         let checker_fd = driver.as_ref().map(|d| d.checker_fd().as_raw_fd());
         let (dm_ready, done) = wait(built, &done_read, checker_fd, timeout);
@@ -516,7 +620,9 @@ fn drive(
             break;
         }
     }
-    let result = handle.join().map_err(|_| RunError::Workload(std::io::Error::other("the workload thread panicked")))?;
+    let result = handle
+        .join()
+        .map_err(|_| RunError::Workload(std::io::Error::other("the workload thread panicked")))?;
     // The last path changes may have come with the last completions.
     watch.observe(built, log)?;
     if let Some(err) = failure {
@@ -546,7 +652,9 @@ struct Driven {
 
 /// Gives the driver the kernel's current view of every map.
 fn feed_driver(driver: &mut Option<Driver>, watch: &KernelWatch, built: &Built, log: &EventLog) {
-    let Some(driver) = driver.as_mut() else { return };
+    let Some(driver) = driver.as_mut() else {
+        return;
+    };
     for (index, map) in built.maps.iter().enumerate() {
         if let Some(status) = watch.last.get(&map.name) {
             driver.kernel_status(index, status, &built.dm, log);
@@ -556,7 +664,12 @@ fn feed_driver(driver: &mut Option<Driver>, watch: &KernelWatch, built: &Built, 
 
 /// Waits for a dm event, the workload's end or a checker completion, at most `timeout`.
 /// Returns (dm event, workload done); checker completions are collected by the driver's poll.
-fn wait(built: &Built, done: &OwnedFd, checker: Option<std::os::fd::RawFd>, timeout: Duration) -> (bool, bool) {
+fn wait(
+    built: &Built,
+    done: &OwnedFd,
+    checker: Option<std::os::fd::RawFd>,
+    timeout: Duration,
+) -> (bool, bool) {
     let mut fds = vec![
         libc::pollfd {
             fd: built.dm.event_fd().as_raw_fd(),
@@ -589,20 +702,46 @@ fn wait(built: &Built, done: &OwnedFd, checker: Option<std::os::fd::RawFd>, time
 /// Workload events go to the JSON only: they are timed by the workload thread, so their order
 /// against the kernel events (timed when this thread reads the status) is timing noise. The
 /// text report summarises them in its workload section instead.
-fn record_workload_event(log: &EventLog, clock: Clock, first_error: &mut Option<f64>, event: WorkloadEvent) {
+fn record_workload_event(
+    log: &EventLog,
+    clock: Clock,
+    first_error: &mut Option<f64>,
+    event: WorkloadEvent,
+) {
     let ms = |t: Duration| clock.since_origin(clock.origin + t);
     let (t, what) = match event {
-        WorkloadEvent::IoError { t, op, block, errno } => {
+        WorkloadEvent::IoError {
+            t,
+            op,
+            block,
+            errno,
+        } => {
             first_error.get_or_insert(ms(t));
             let op = match op {
                 workload::Op::Read => "read",
                 workload::Op::Write => "write",
             };
-            (t, format!("{op} error {} at block {block}", nix::errno::Errno::from_raw(errno)))
+            (
+                t,
+                format!(
+                    "{op} error {} at block {block}",
+                    nix::errno::Errno::from_raw(errno)
+                ),
+            )
         }
-        WorkloadEvent::Mismatch { t, block, detail } => (t, format!("data mismatch at block {block}: {detail}")),
-        WorkloadEvent::StallBegan { t, in_flight } => (t, format!("IO stall began ({in_flight} IOs in flight)")),
-        WorkloadEvent::StallEnded { t, length } => (t, format!("IO stall ended after {:.0} ms", length.as_secs_f64() * 1000.0)),
+        WorkloadEvent::Mismatch { t, block, detail } => {
+            (t, format!("data mismatch at block {block}: {detail}"))
+        }
+        WorkloadEvent::StallBegan { t, in_flight } => {
+            (t, format!("IO stall began ({in_flight} IOs in flight)"))
+        }
+        WorkloadEvent::StallEnded { t, length } => (
+            t,
+            format!(
+                "IO stall ended after {:.0} ms",
+                length.as_secs_f64() * 1000.0
+            ),
+        ),
     };
     log.record_at(ms(t), Source::Workload, what, false);
 }
@@ -615,7 +754,11 @@ fn apply_step(
     step: &faults::Step,
     rig_reinstates: bool,
 ) -> Result<(), RunError> {
-    let leg_index = built.legs.iter().position(|l| l.name == step.leg).expect("validated: the leg exists");
+    let leg_index = built
+        .legs
+        .iter()
+        .position(|l| l.name == step.leg)
+        .expect("validated: the leg exists");
     if let StepAction::Apply(FaultKind::KernelFail) = &step.action {
         return kernel_fail(built, log, leg_index);
     }
@@ -623,7 +766,10 @@ fn apply_step(
         StepAction::Apply(FaultKind::Restore) => (None, describe_fault(&FaultKind::Restore)),
         StepAction::Apply(kind) => (Some(kind.clone()), describe_fault(kind)),
         StepAction::Restore => {
-            let window = scenario.faults[step.fault_index].duration.map(faults::format_duration).unwrap_or_default();
+            let window = scenario.faults[step.fault_index]
+                .duration
+                .map(faults::format_duration)
+                .unwrap_or_default();
             (None, format!("restore (end of the {window} window)"))
         }
     };
@@ -633,8 +779,16 @@ fn apply_step(
     // no new IO the old way. When the new table went live is kept as a detail.
     let swap_began = log.clock().now_ms();
     built.dm.swap_table(&leg.dm_name, &table)?;
-    log.record_at(swap_began, Source::Fault, format!("{}: {what}", leg.name), true);
-    log.record_detail(Source::Rig, format!("{} table live: {}", leg.dm_name, table.render()));
+    log.record_at(
+        swap_began,
+        Source::Fault,
+        format!("{}: {what}", leg.name),
+        true,
+    );
+    log.record_detail(
+        Source::Rig,
+        format!("{} table live: {}", leg.dm_name, table.render()),
+    );
     let restored = fault.is_none() && leg.fault.is_some();
     built.legs[leg_index].fault = fault;
     if restored && rig_reinstates {
@@ -646,17 +800,37 @@ fn apply_step(
 /// `kernel_fail`: the kernel fails the path as after a trespass; the leg keeps working.
 fn kernel_fail(built: &Built, log: &EventLog, leg_index: usize) -> Result<(), RunError> {
     let leg = &built.legs[leg_index];
-    let map = built.maps.iter().find(|m| m.name == leg.map).expect("leg belongs to a map");
+    let map = built
+        .maps
+        .iter()
+        .find(|m| m.name == leg.map)
+        .expect("leg belongs to a map");
     let at = log.clock().now_ms();
-    built.dm.message(&map.dm_name, &format!("fail_path {}", leg.dev))?;
-    log.record_at(at, Source::Fault, format!("{}: {}", leg.name, describe_fault(&FaultKind::KernelFail)), true);
+    built
+        .dm
+        .message(&map.dm_name, &format!("fail_path {}", leg.dev))?;
+    log.record_at(
+        at,
+        Source::Fault,
+        format!("{}: {}", leg.name, describe_fault(&FaultKind::KernelFail)),
+        true,
+    );
     Ok(())
 }
 
 /// Stand-in for the path manager: when a leg is restored, reinstate its path if the kernel failed it.
-fn reinstate_for_restored_leg(built: &Built, log: &EventLog, watch: &mut KernelWatch, leg_index: usize) -> Result<(), RunError> {
+fn reinstate_for_restored_leg(
+    built: &Built,
+    log: &EventLog,
+    watch: &mut KernelWatch,
+    leg_index: usize,
+) -> Result<(), RunError> {
     let leg = &built.legs[leg_index];
-    let map = built.maps.iter().find(|m| m.name == leg.map).expect("leg belongs to a map");
+    let map = built
+        .maps
+        .iter()
+        .find(|m| m.name == leg.map)
+        .expect("leg belongs to a map");
     let (_, lines) = built.dm.status(&map.dm_name)?;
     let failed = lines
         .first()
@@ -664,8 +838,16 @@ fn reinstate_for_restored_leg(built: &Built, log: &EventLog, watch: &mut KernelW
         .and_then(|s| s.path(leg.dev).map(|p| p.state == KernelPathState::Failed))
         .unwrap_or(false);
     if failed {
-        built.dm.message(&map.dm_name, &format!("reinstate_path {}", leg.dev))?;
-        log.record(Source::Rig, format!("{}: reinstate_path {} (stand-in for the path manager)", map.name, leg.name));
+        built
+            .dm
+            .message(&map.dm_name, &format!("reinstate_path {}", leg.dev))?;
+        log.record(
+            Source::Rig,
+            format!(
+                "{}: reinstate_path {} (stand-in for the path manager)",
+                map.name, leg.name
+            ),
+        );
         watch.observe(built, log)?;
     }
     Ok(())
@@ -677,10 +859,16 @@ fn flush_queued_io(built: &Built, log: &EventLog, why: &str) {
             .dm
             .status(&map.dm_name)
             .ok()
-            .and_then(|(_, l)| l.first().and_then(|l| parse_multipath_status(l.params()).ok()))
+            .and_then(|(_, l)| {
+                l.first()
+                    .and_then(|l| parse_multipath_status(l.params()).ok())
+            })
             .is_some_and(|s| s.active_paths() == 0);
         if queued && built.dm.message(&map.dm_name, "fail_if_no_path").is_ok() {
-            log.record(Source::Rig, format!("{}: fail_if_no_path ({why})", map.name));
+            log.record(
+                Source::Rig,
+                format!("{}: fail_if_no_path ({why})", map.name),
+            );
         }
     }
 }
@@ -708,7 +896,11 @@ fn checker_view(state: &crate::manager::PathState) -> String {
     }
 }
 
-fn final_map_reports(scenario: &Scenario, built: &Built, manager: Option<&[MapView]>) -> Result<Vec<MapReport>, RunError> {
+fn final_map_reports(
+    scenario: &Scenario,
+    built: &Built,
+    manager: Option<&[MapView]>,
+) -> Result<Vec<MapReport>, RunError> {
     let mut maps = Vec::new();
     for (index, map) in built.maps.iter().enumerate() {
         let view = manager.and_then(|views| views.get(index));
@@ -721,15 +913,23 @@ fn final_map_reports(scenario: &Scenario, built: &Built, manager: Option<&[MapVi
         let mut paths = Vec::new();
         for (gi, group) in map.groups.iter().enumerate() {
             for leg_name in group {
-                let leg = built.legs.iter().find(|l| l.map == map.name && &l.name == leg_name).expect("built");
+                let leg = built
+                    .legs
+                    .iter()
+                    .find(|l| l.map == map.name && &l.name == leg_name)
+                    .expect("built");
                 let path = status.as_ref().and_then(|s| s.path(leg.dev));
-                let checker = view.and_then(|v| v.paths.iter().find(|p| p.leg == leg.name)).map(|p| checker_view(&p.state));
+                let checker = view
+                    .and_then(|v| v.paths.iter().find(|p| p.leg == leg.name))
+                    .map(|p| checker_view(&p.state));
                 paths.push(PathReport {
                     checker,
                     leg: leg.name.clone(),
                     device: leg.dev.to_string(),
                     group: gi + 1,
-                    final_state: path.map(|p| p.state.as_str().to_string()).unwrap_or_else(|| "unknown".into()),
+                    final_state: path
+                        .map(|p| p.state.as_str().to_string())
+                        .unwrap_or_else(|| "unknown".into()),
                     fail_count: path.map(|p| p.fail_count).unwrap_or(0),
                 });
             }
@@ -746,7 +946,11 @@ fn final_map_reports(scenario: &Scenario, built: &Built, manager: Option<&[MapVi
             final_status: status_line.map(|l| l.render()).unwrap_or_default(),
             paths,
             manager: view.map(|v| ManagerMapReport {
-                settings: scenario.manager.settings(&map.name).map(settings_rows).unwrap_or_default(),
+                settings: scenario
+                    .manager
+                    .settings(&map.name)
+                    .map(settings_rows)
+                    .unwrap_or_default(),
                 best_group: v.best_group.map(|g| g + 1),
             }),
         });
@@ -754,7 +958,12 @@ fn final_map_reports(scenario: &Scenario, built: &Built, manager: Option<&[MapVi
     Ok(maps)
 }
 
-fn summarize_workload(scenario: &Scenario, device: &Path, report: &WorkloadReport, first_error: Option<f64>) -> WorkloadSummary {
+fn summarize_workload(
+    scenario: &Scenario,
+    device: &Path,
+    report: &WorkloadReport,
+    first_error: Option<f64>,
+) -> WorkloadSummary {
     let w = &scenario.workload;
     let to_ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let mut buckets: Vec<(String, u64)> = Vec::new();
@@ -812,7 +1021,11 @@ fn summarize_workload(scenario: &Scenario, device: &Path, report: &WorkloadRepor
                 length_ms: to_ms(s.length),
             })
             .collect(),
-        max_stall_ms: report.stalls.iter().map(|s| to_ms(s.length)).fold(0.0, f64::max),
+        max_stall_ms: report
+            .stalls
+            .iter()
+            .map(|s| to_ms(s.length))
+            .fold(0.0, f64::max),
         first_error_ms: first_error,
     }
 }

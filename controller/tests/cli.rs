@@ -40,15 +40,29 @@ duration = "10s"
 fn bad_input_names_file_line_and_column_and_creates_nothing() {
     let dir = scratch("bad");
     std::fs::write(dir.join("bad.toml"), BAD).unwrap();
-    for args in [&["check", "bad.toml"][..], &["run", "bad.toml"][..], &["run", "bad.toml", "--out", "out"][..]] {
+    for args in [
+        &["check", "bad.toml"][..],
+        &["run", "bad.toml"][..],
+        &["run", "bad.toml", "--out", "out"][..],
+    ] {
         let out = pathrig(args, &dir);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains("bad.toml:10:6: error:"), "{args:?}: {stderr}");
-        assert!(stderr.contains("bad.toml:11:7: error:"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("bad.toml:10:6: error:"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("bad.toml:11:7: error:"),
+            "{args:?}: {stderr}"
+        );
         assert!(stderr.contains("help:"), "{stderr}");
     }
-    let mut left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+    let mut left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     left.sort();
     assert_eq!(left, ["bad.toml"], "a run with bad input created files");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -77,8 +91,18 @@ fn the_suite_scenarios_validate() {
     let mut args = vec!["check"];
     args.extend(files.iter().map(String::as_str));
     let out = pathrig(&args, &dir);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.ends_with(")") && l.contains(": ok (")).count(), files.len());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.ends_with(")") && l.contains(": ok ("))
+            .count(),
+        files.len()
+    );
 }
 
 #[test]
@@ -88,5 +112,30 @@ fn guest_none_is_never_the_default() {
     let out = pathrig(&["run", "--help"], &dir);
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("[default: uml]"), "{help}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_readme_scenario_reference_is_a_valid_scenario() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let section = readme
+        .split("## Scenario reference")
+        .nth(1)
+        .expect("README has a scenario reference");
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("a toml block");
+    let dir = scratch("readme");
+    std::fs::write(dir.join("reference.toml"), block).unwrap();
+    let out = pathrig(&["check", "reference.toml"], &dir);
+    assert!(
+        out.status.success(),
+        "the README's example does not validate:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

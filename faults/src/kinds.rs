@@ -293,6 +293,7 @@ mod tests {
                 down: Duration::from_secs(1),
             },
             FaultKind::Restore,
+            FaultKind::KernelFail,
         ];
         assert_eq!(samples.len(), KINDS.len());
         for s in samples {

@@ -869,7 +869,7 @@ fn unknown_kind_lists_the_kinds() {
     assert_eq!(e.message, "unknown fault kind \"flaky\"");
     assert_eq!(
         help(e),
-        "did you mean \"flakey\"? valid values are: fail, delay, flakey, restore"
+        "did you mean \"flakey\"? valid values are: fail, delay, flakey, restore, kernel_fail"
     );
 }
 
@@ -1210,3 +1210,15 @@ fn model_serializes_for_reports() {
 }
 
 mod manager;
+
+#[test]
+fn kernel_fail_is_instantaneous() {
+    let s = ok(&mini(
+        "[[fault]]\nat = \"1s\"\nleg = \"a\"\nkind = \"kernel_fail\"\n",
+    ));
+    assert_eq!(s.faults[0].kind, FaultKind::KernelFail);
+    let d = errors(&mini(
+        "[[fault]]\nat = \"1s\"\nfor = \"2s\"\nleg = \"a\"\nkind = \"kernel_fail\"\n",
+    ));
+    assert!(only(&d).message.contains("for"), "{}", only(&d).message);
+}

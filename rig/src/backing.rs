@@ -26,7 +26,8 @@ pub fn create_backing_file(path: &Path, size: u64) -> Result<(), RigError> {
         .create_new(true)
         .open(path)
         .map_err(RigError::io("create backing file", path))?;
-    file.set_len(size).map_err(RigError::io("size backing file", path))?;
+    file.set_len(size)
+        .map_err(RigError::io("size backing file", path))?;
     Ok(())
 }
 
@@ -36,8 +37,12 @@ pub fn attach_loop(file: &Path) -> Result<Loop, RigError> {
         let what = format!("{what} for {}", file.display());
         move |source| RigError::Loop { what, source }
     };
-    let control = LoopControl::open().map_err(loop_err("open /dev/loop-control (is the loop driver loaded?)"))?;
-    let device = control.next_free().map_err(loop_err("find a free loop device"))?;
+    let control = LoopControl::open().map_err(loop_err(
+        "open /dev/loop-control (is the loop driver loaded?)",
+    ))?;
+    let device = control
+        .next_free()
+        .map_err(loop_err("find a free loop device"))?;
     device.with().attach(file).map_err(loop_err("attach"))?;
     let path = device.path().unwrap_or_default();
     let dev = DevNum::new(

@@ -99,13 +99,21 @@ impl<K: Clone> CheckerRing<K> {
         if !self.immediate.is_empty() {
             return Some(Instant::now());
         }
-        self.pending.values().filter(|p| !p.timed_out).map(|p| p.deadline).min()
+        self.pending
+            .values()
+            .filter(|p| !p.timed_out)
+            .map(|p| p.deadline)
+            .min()
     }
 
     /// Starts a check of `device` with `timeout`.
     pub fn start(&mut self, key: K, device: &Path, timeout: Duration) {
         let started = Instant::now();
-        let file = match OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(device) {
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(device)
+        {
             Ok(f) => f,
             Err(err) => {
                 self.immediate.push(Completed {
@@ -121,17 +129,23 @@ impl<K: Clone> CheckerRing<K> {
         let mut buf = Box::new(Block([0; CHECK_SIZE]));
         let token = self.next_token;
         self.next_token += 1;
-        let entry = opcode::Read::new(types::Fd(file.as_raw_fd()), buf.0.as_mut_ptr(), CHECK_SIZE as u32)
-            .offset(0)
-            .build()
-            .user_data(token);
+        let entry = opcode::Read::new(
+            types::Fd(file.as_raw_fd()),
+            buf.0.as_mut_ptr(),
+            CHECK_SIZE as u32,
+        )
+        .offset(0)
+        .build()
+        .user_data(token);
         // SAFETY: the buffer and the file are kept in `pending` until the completion is reaped
         // (or leaked on drop), so they outlive the read.
         let pushed = unsafe { self.ring.submission().push(&entry).is_ok() };
         if !pushed || self.ring.submit().is_err() {
             self.immediate.push(Completed {
                 key,
-                outcome: CheckOutcome::Down { errno: libc::EAGAIN },
+                outcome: CheckOutcome::Down {
+                    errno: libc::EAGAIN,
+                },
                 latency: started.elapsed(),
             });
             return;
@@ -156,9 +170,15 @@ impl<K: Clone> CheckerRing<K> {
         // SAFETY: reading 8 bytes into an 8-byte buffer.
         let _ = unsafe { libc::read(self.eventfd.as_raw_fd(), counter.as_mut_ptr().cast(), 8) };
         let mut done = std::mem::take(&mut self.immediate);
-        let finished: Vec<(u64, i32)> = self.ring.completion().map(|c| (c.user_data(), c.result())).collect();
+        let finished: Vec<(u64, i32)> = self
+            .ring
+            .completion()
+            .map(|c| (c.user_data(), c.result()))
+            .collect();
         for (token, result) in finished {
-            let Some(pending) = self.pending.remove(&token) else { continue };
+            let Some(pending) = self.pending.remove(&token) else {
+                continue;
+            };
             if pending.timed_out {
                 continue;
             }
@@ -232,13 +252,19 @@ mod tests {
         assert_eq!(results.len(), 2);
         assert_eq!(results[0].key, "good");
         assert_eq!(results[0].outcome, CheckOutcome::Up);
-        assert_eq!(results[1].outcome, CheckOutcome::Down { errno: libc::ENOENT });
+        assert_eq!(
+            results[1].outcome,
+            CheckOutcome::Down {
+                errno: libc::ENOENT
+            }
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_short_read_is_down() {
-        let dir = std::env::temp_dir().join(format!("pathrig-checker-short-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("pathrig-checker-short-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("tiny");
         std::fs::write(&file, vec![1u8; 512]).unwrap();
@@ -270,9 +296,13 @@ mod tests {
         let started = Instant::now();
         let file = OpenOptions::new().read(true).open(&fifo).unwrap();
         let mut buf = Box::new(Block([0; CHECK_SIZE]));
-        let entry = opcode::Read::new(types::Fd(file.as_raw_fd()), buf.0.as_mut_ptr(), CHECK_SIZE as u32)
-            .build()
-            .user_data(7);
+        let entry = opcode::Read::new(
+            types::Fd(file.as_raw_fd()),
+            buf.0.as_mut_ptr(),
+            CHECK_SIZE as u32,
+        )
+        .build()
+        .user_data(7);
         unsafe { ring.ring.submission().push(&entry).unwrap() };
         ring.ring.submit().unwrap();
         ring.pending.insert(

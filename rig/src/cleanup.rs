@@ -23,7 +23,10 @@ pub struct CleanupReport {
 
 impl CleanupReport {
     pub fn is_empty(&self) -> bool {
-        self.removed_dm.is_empty() && self.detached_loops.is_empty() && self.removed_dirs.is_empty() && self.failures.is_empty()
+        self.removed_dm.is_empty()
+            && self.detached_loops.is_empty()
+            && self.removed_dirs.is_empty()
+            && self.failures.is_empty()
     }
 }
 
@@ -61,17 +64,24 @@ pub fn remove_leftovers(work_root: &Path) -> CleanupReport {
     }
     for (device, backing) in backing::our_loops() {
         match backing::detach_loop(&device) {
-            Ok(()) => report.detached_loops.push(format!("{} ({backing})", device.display())),
+            Ok(()) => report
+                .detached_loops
+                .push(format!("{} ({backing})", device.display())),
             Err(err) => report.failures.push(err.to_string()),
         }
     }
     if let Ok(entries) = fs::read_dir(work_root) {
         for entry in entries.flatten() {
-            let is_ours = entry.file_name().to_string_lossy().starts_with(naming::NAME_PREFIX);
+            let is_ours = entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(naming::NAME_PREFIX);
             if is_ours && entry.file_type().is_ok_and(|t| t.is_dir()) {
                 match fs::remove_dir_all(entry.path()) {
                     Ok(()) => report.removed_dirs.push(entry.path()),
-                    Err(err) => report.failures.push(format!("remove {}: {err}", entry.path().display())),
+                    Err(err) => report
+                        .failures
+                        .push(format!("remove {}: {err}", entry.path().display())),
                 }
             }
         }

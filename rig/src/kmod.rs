@@ -69,7 +69,12 @@ impl ModuleTree {
         Ok(loaded)
     }
 
-    fn visit(&self, name: &str, seen: &mut HashSet<String>, order: &mut Vec<String>) -> Result<(), RigError> {
+    fn visit(
+        &self,
+        name: &str,
+        seen: &mut HashSet<String>,
+        order: &mut Vec<String>,
+    ) -> Result<(), RigError> {
         if !seen.insert(name.to_string()) || self.builtin.contains(name) {
             return Ok(());
         }
@@ -103,7 +108,10 @@ mod tests {
 
     #[test]
     fn names_follow_the_kernel_spelling() {
-        assert_eq!(module_name("kernel/drivers/md/dm-round-robin.ko"), "dm_round_robin");
+        assert_eq!(
+            module_name("kernel/drivers/md/dm-round-robin.ko"),
+            "dm_round_robin"
+        );
         assert_eq!(module_name("dm-mod"), "dm_mod");
         assert_eq!(module_name("kernel/fs/fuse/fuse.ko.xz"), "fuse");
     }
@@ -124,11 +132,14 @@ mod tests {
         let mut order = Vec::new();
         let mut seen = HashSet::new();
         for name in ["dm-round-robin", "dm-multipath", "hostfs"] {
-            tree.visit(&module_name(name), &mut seen, &mut order).unwrap();
+            tree.visit(&module_name(name), &mut seen, &mut order)
+                .unwrap();
         }
         assert_eq!(order, vec!["dm_mod", "dm_multipath", "dm_round_robin"]);
         let mut seen = HashSet::new();
-        assert!(tree.visit("nonexistent", &mut seen, &mut Vec::new()).is_err());
+        assert!(tree
+            .visit("nonexistent", &mut seen, &mut Vec::new())
+            .is_err());
         fs::remove_dir_all(&dir).unwrap();
     }
 }

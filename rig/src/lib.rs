@@ -42,7 +42,10 @@ pub enum RigError {
 }
 
 impl RigError {
-    pub fn io(what: impl Into<String>, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> RigError {
+    pub fn io(
+        what: impl Into<String>,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> RigError {
         let what = what.into();
         let path = path.into();
         move |source| RigError::Io { what, path, source }

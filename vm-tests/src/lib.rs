@@ -81,7 +81,9 @@ pub fn skipped(test: &str) -> bool {
 }
 
 fn lock() -> MutexGuard<'static, ()> {
-    ONE_GUEST_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+    ONE_GUEST_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 /// Runs `vm-tests/scenarios/<name>.toml` in a user-mode Linux guest with `pathrig` (the binary at
@@ -89,14 +91,17 @@ fn lock() -> MutexGuard<'static, ()> {
 pub fn run_scenario(bin: &Path, name: &str, env: &[(&str, &str)]) -> GuestRun {
     let _guard = lock();
     let file = scenarios_dir().join(format!("{name}.toml"));
-    let run_dir = std::env::temp_dir().join(format!("pathrig-vmtest-{}-{name}", std::process::id()));
+    let run_dir =
+        std::env::temp_dir().join(format!("pathrig-vmtest-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&run_dir);
     let mut command = Command::new(bin);
     command.arg("run").arg(&file).arg("--out").arg(&run_dir);
     for (k, v) in env {
         command.env(k, v);
     }
-    let output = command.output().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
     let report_txt = std::fs::read_to_string(run_dir.join("report.txt")).unwrap_or_default();
     let report_json = std::fs::read_to_string(run_dir.join("report.json"))
         .ok()

@@ -17,7 +17,12 @@ fn scenario(name: &str) -> Option<GuestRun> {
         return None;
     }
     let run = run_scenario(pathrig(), name, &[]);
-    assert_eq!(run.code, 0, "scenario {name} did not pass:\n{}", run.explain());
+    assert_eq!(
+        run.code,
+        0,
+        "scenario {name} did not pass:\n{}",
+        run.explain()
+    );
     check_json_shape(&run);
     insta::assert_snapshot!(name, run.report_txt);
     Some(run)
@@ -26,21 +31,55 @@ fn scenario(name: &str) -> Option<GuestRun> {
 fn check_json_shape(run: &GuestRun) {
     let explain = || run.explain();
     assert_eq!(run.json("guest.kind"), "uml", "{}", explain());
-    assert!(run.json("guest.kernel_release").as_str().is_some_and(|r| !r.is_empty()));
+    assert!(run
+        .json("guest.kernel_release")
+        .as_str()
+        .is_some_and(|r| !r.is_empty()));
     assert!(run.json("scenario.seed").is_u64());
-    assert!(run.json("maps.0.table").as_str().unwrap().contains(" multipath "));
-    assert!(run.json("maps.0.final_status").as_str().unwrap().contains(" multipath "));
+    assert!(run
+        .json("maps.0.table")
+        .as_str()
+        .unwrap()
+        .contains(" multipath "));
+    assert!(run
+        .json("maps.0.final_status")
+        .as_str()
+        .unwrap()
+        .contains(" multipath "));
     for key in ["leg", "device", "final_state", "fail_count"] {
-        assert!(!run.json(&format!("maps.0.paths.0.{key}")).is_null(), "maps[].paths[].{key} missing");
+        assert!(
+            !run.json(&format!("maps.0.paths.0.{key}")).is_null(),
+            "maps[].paths[].{key} missing"
+        );
     }
-    for key in ["reads", "writes", "app_errors", "verified_blocks", "mismatches", "latency_us.p50", "latency_us.p99", "latency_us.max"] {
-        assert!(run.json(&format!("workload.{key}")).is_u64(), "workload.{key} missing");
+    for key in [
+        "reads",
+        "writes",
+        "app_errors",
+        "verified_blocks",
+        "mismatches",
+        "latency_us.p50",
+        "latency_us.p99",
+        "latency_us.max",
+    ] {
+        assert!(
+            run.json(&format!("workload.{key}")).is_u64(),
+            "workload.{key} missing"
+        );
     }
     let events = run.json("events").as_array().expect("events[]");
-    assert!(events.iter().all(|e| e["t_ms"].is_f64() && e["source"].is_string() && e["what"].is_string()));
+    assert!(events
+        .iter()
+        .all(|e| e["t_ms"].is_f64() && e["source"].is_string() && e["what"].is_string()));
     let times: Vec<f64> = events.iter().map(|e| e["t_ms"].as_f64().unwrap()).collect();
-    assert!(times.windows(2).all(|w| w[0] <= w[1]), "events are not in time order");
-    assert!(run.json("expectations").as_array().is_some_and(|e| e.iter().all(|x| x["held"] == true)));
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "events are not in time order"
+    );
+    assert!(run
+        .json("expectations")
+        .as_array()
+        .is_some_and(|e| e.iter().all(|x| x["held"] == true)));
     assert_eq!(run.json("verdict"), "pass");
 }
 
@@ -50,7 +89,13 @@ fn timeline(run: &GuestRun) -> Vec<(f64, String, String)> {
         .unwrap()
         .iter()
         .filter(|e| e["in_timeline"] == true)
-        .map(|e| (e["t_ms"].as_f64().unwrap(), e["source"].as_str().unwrap().to_string(), e["what"].as_str().unwrap().to_string()))
+        .map(|e| {
+            (
+                e["t_ms"].as_f64().unwrap(),
+                e["source"].as_str().unwrap().to_string(),
+                e["what"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -64,38 +109,59 @@ fn first(run: &GuestRun, what: &str) -> f64 {
 
 #[test]
 fn healthy() {
-    let Some(run) = scenario("healthy") else { return };
+    let Some(run) = scenario("healthy") else {
+        return;
+    };
     assert_eq!(run.json("workload.app_errors"), 0);
     assert!(run.json("workload.verified_blocks").as_u64().unwrap() > 0);
 }
 
 #[test]
 fn leg_fails_and_returns() {
-    let Some(run) = scenario("leg-fails-and-returns") else { return };
+    let Some(run) = scenario("leg-fails-and-returns") else {
+        return;
+    };
     // The fault is applied at 2 s and the kernel fails the path after it, not before.
     let fault = first(&run, "a: fail");
-    assert!((1990.0..2500.0).contains(&fault), "fault applied at {fault} ms");
+    assert!(
+        (1990.0..2500.0).contains(&fault),
+        "fault applied at {fault} ms"
+    );
     assert!(first(&run, "path a failed") >= fault);
     // The manager's checker reinstates a within polling_interval + checker_timeout of the restore.
     let restore = first(&run, "a: restore");
     let reinstate = first(&run, "reinstate_path a");
-    assert!(reinstate >= restore && reinstate - restore < 2500.0, "restore {restore} ms, reinstate {reinstate} ms");
+    assert!(
+        reinstate >= restore && reinstate - restore < 2500.0,
+        "restore {restore} ms, reinstate {reinstate} ms"
+    );
     assert_eq!(source_of(&run, "reinstate_path a"), "manager");
     assert!(first(&run, "path a reinstated") >= reinstate);
 }
 
 /// The source of the first timeline event whose text contains `what`.
 fn source_of(run: &GuestRun, what: &str) -> String {
-    timeline(run).into_iter().find(|(_, _, w)| w.contains(what)).map(|(_, s, _)| s).unwrap_or_default()
+    timeline(run)
+        .into_iter()
+        .find(|(_, _, w)| w.contains(what))
+        .map(|(_, s, _)| s)
+        .unwrap_or_default()
 }
 
 fn count(run: &GuestRun, what: &str) -> usize {
-    timeline(run).iter().filter(|(_, _, w)| w.contains(what)).count()
+    timeline(run)
+        .iter()
+        .filter(|(_, _, w)| w.contains(what))
+        .count()
 }
 
 /// The group the kernel uses at the end (1-based), from the final status line.
 fn final_group(run: &GuestRun) -> u64 {
-    let status = run.json("maps.0.final_status").as_str().unwrap().to_string();
+    let status = run
+        .json("maps.0.final_status")
+        .as_str()
+        .unwrap()
+        .to_string();
     let words: Vec<&str> = status.split_whitespace().collect();
     // start length multipath 2 <queue_io> <pg_init_count> 0 <groups> <current group> ...
     words[8].parse().unwrap()
@@ -103,7 +169,9 @@ fn final_group(run: &GuestRun) -> u64 {
 
 #[test]
 fn failback_immediate() {
-    let Some(run) = scenario("failback-immediate") else { return };
+    let Some(run) = scenario("failback-immediate") else {
+        return;
+    };
     assert_eq!(count(&run, "switch_group 1"), 1, "{}", run.explain());
     assert!(first(&run, "switch_group 1") >= first(&run, "reinstate_path a"));
     assert_eq!(final_group(&run), 1);
@@ -111,7 +179,9 @@ fn failback_immediate() {
 
 #[test]
 fn failback_manual() {
-    let Some(run) = scenario("failback-manual") else { return };
+    let Some(run) = scenario("failback-manual") else {
+        return;
+    };
     assert_eq!(count(&run, "switch_group"), 0, "{}", run.explain());
     assert!(first(&run, "reinstate_path a") > first(&run, "a: restore"));
     // IO stays on the secondary group.
@@ -120,55 +190,87 @@ fn failback_manual() {
 
 #[test]
 fn failback_deferred() {
-    let Some(run) = scenario("failback-deferred") else { return };
+    let Some(run) = scenario("failback-deferred") else {
+        return;
+    };
     let waited = first(&run, "switch_group 1") - first(&run, "reinstate_path a");
-    assert!((2900.0..3700.0).contains(&waited), "switched back {waited} ms after reinstating:\n{}", run.explain());
+    assert!(
+        (2900.0..3700.0).contains(&waited),
+        "switched back {waited} ms after reinstating:\n{}",
+        run.explain()
+    );
     assert_eq!(final_group(&run), 1);
 }
 
 #[test]
 fn failback_followover() {
-    let Some(run) = scenario("failback-followover") else { return };
+    let Some(run) = scenario("failback-followover") else {
+        return;
+    };
     // The trespass moved IO to group 2 and did not make the manager fail back...
     assert_eq!(count(&run, "switch_group"), 1, "{}", run.explain());
     assert!(first(&run, "switched to path group 2") < first(&run, "a1: fail (every IO errors)"));
     // ...the real failure and a1's return did.
     let switch = first(&run, "switch_group 1");
     assert!(switch > first(&run, "a1: restore"), "{}", run.explain());
-    assert!(run.report_txt.contains("failback followover: path a1 came back"));
+    assert!(run
+        .report_txt
+        .contains("failback followover: path a1 came back"));
     assert_eq!(final_group(&run), 1);
 }
 
 #[test]
 fn no_path_retry_count() {
-    let Some(run) = scenario("no-path-retry-count") else { return };
+    let Some(run) = scenario("no-path-retry-count") else {
+        return;
+    };
     let no_path = first(&run, "no usable path left");
     let stop_queueing = first(&run, "fail_if_no_path");
     let countdown = stop_queueing - no_path;
-    assert!((2500.0..4500.0).contains(&countdown), "queued for {countdown} ms:\n{}", run.explain());
+    assert!(
+        (2500.0..4500.0).contains(&countdown),
+        "queued for {countdown} ms:\n{}",
+        run.explain()
+    );
     // Application errors appear only after the countdown.
     let first_error = run.json("workload.first_error_ms").as_f64().unwrap();
-    assert!(first_error >= stop_queueing - 50.0, "first error at {first_error} ms, countdown ended at {stop_queueing} ms");
+    assert!(
+        first_error >= stop_queueing - 50.0,
+        "first error at {first_error} ms, countdown ended at {stop_queueing} ms"
+    );
     assert!(first(&run, "queue_if_no_path") > first(&run, "b: restore"));
 }
 
 #[test]
 fn checker_finds_idle_dead_path() {
-    let Some(run) = scenario("checker-finds-idle-dead-path") else { return };
+    let Some(run) = scenario("checker-finds-idle-dead-path") else {
+        return;
+    };
     // Nothing but the checker touches b: the manager fails it within polling_interval (1 s) +
     // checker_timeout (1 s), plus scheduling slack.
     let detected = first(&run, "fail_path b") - first(&run, "b: fail");
-    assert!((0.0..2500.0).contains(&detected), "failed {detected} ms after the fault");
+    assert!(
+        (0.0..2500.0).contains(&detected),
+        "failed {detected} ms after the fault"
+    );
     assert_eq!(source_of(&run, "fail_path b"), "manager");
     assert!(first(&run, "path b failed") >= first(&run, "fail_path b"));
 }
 
 #[test]
 fn flapping_path_damped() {
-    let Some(run) = scenario("flapping-path-damped") else { return };
+    let Some(run) = scenario("flapping-path-damped") else {
+        return;
+    };
     let held = first(&run, "held back for 4s");
-    let back = first(&run, "san_path_err: held back for 4s and the checker still finds it up");
-    assert!(back - held >= 3900.0, "held at {held} ms, reinstated at {back} ms");
+    let back = first(
+        &run,
+        "san_path_err: held back for 4s and the checker still finds it up",
+    );
+    assert!(
+        back - held >= 3900.0,
+        "held at {held} ms, reinstated at {back} ms"
+    );
     // While held back, the flapping path is not reinstated.
     let reinstates_while_held = timeline(&run)
         .iter()
@@ -179,26 +281,44 @@ fn flapping_path_damped() {
 
 #[test]
 fn all_legs_fail_queue() {
-    let Some(run) = scenario("all-legs-fail-queue") else { return };
+    let Some(run) = scenario("all-legs-fail-queue") else {
+        return;
+    };
     let stall = &run.json("workload.stalls")[0];
     // The stall lasts from b's failure (3 s) to its return (6 s).
     let length = stall["length_ms"].as_f64().unwrap();
-    assert!((2000.0..5000.0).contains(&length), "stall of {length} ms:\n{}", run.explain());
+    assert!(
+        (2000.0..5000.0).contains(&length),
+        "stall of {length} ms:\n{}",
+        run.explain()
+    );
 }
 
 #[test]
 fn all_legs_fail_no_queue() {
-    let Some(run) = scenario("all-legs-fail-no-queue") else { return };
+    let Some(run) = scenario("all-legs-fail-no-queue") else {
+        return;
+    };
     // Errors begin only once the last path failed.
     let first_error = run.json("workload.first_error_ms").as_f64().unwrap();
-    assert!(first_error >= first(&run, "path b failed") - 50.0, "{}", run.explain());
+    assert!(
+        first_error >= first(&run, "path b failed") - 50.0,
+        "{}",
+        run.explain()
+    );
 }
 
 #[test]
 fn slow_leg() {
-    let Some(run) = scenario("slow-leg") else { return };
+    let Some(run) = scenario("slow-leg") else {
+        return;
+    };
     let slow = run.json("workload.latency_buckets.1.1").as_u64().unwrap();
-    assert!(slow > 0, "no IO in the 100 ms to 1 s bucket:\n{}", run.explain());
+    assert!(
+        slow > 0,
+        "no IO in the 100 ms to 1 s bucket:\n{}",
+        run.explain()
+    );
 }
 
 #[test]
@@ -207,11 +327,23 @@ fn a_failed_run_leaves_nothing_behind() {
         return;
     }
     // The rig breaks at 4 s, in the middle of the run, while IO is queued on a map with no path.
-    let run = run_scenario(pathrig(), "all-legs-fail-queue", &[("PATHRIG_FAIL_AT", "4s")]);
+    let run = run_scenario(
+        pathrig(),
+        "all-legs-fail-queue",
+        &[("PATHRIG_FAIL_AT", "4s")],
+    );
     assert_eq!(run.code, 3, "{}", run.explain());
     let error = std::fs::read_to_string(run.run_dir.join("error.txt")).unwrap_or_default();
-    assert!(error.contains("injected rig failure at 4000 ms"), "{error}\n{}", run.explain());
-    assert!(error.contains("left behind: nothing"), "{error}\n{}", run.explain());
+    assert!(
+        error.contains("injected rig failure at 4000 ms"),
+        "{error}\n{}",
+        run.explain()
+    );
+    assert!(
+        error.contains("left behind: nothing"),
+        "{error}\n{}",
+        run.explain()
+    );
     assert!(!run.run_dir.join("report.json").exists());
 }
 
@@ -231,5 +363,9 @@ fn every_scenario_file_has_a_test() {
         "no-path-retry-count",
         "slow-leg",
     ];
-    assert_eq!(scenario_names(), tested, "add a test for each new scenario file");
+    assert_eq!(
+        scenario_names(),
+        tested,
+        "add a test for each new scenario file"
+    );
 }

@@ -28,9 +28,9 @@
 
 mod engine;
 mod reason;
-mod timeline_text;
 #[cfg(test)]
 mod tests;
+mod timeline_text;
 
 use std::time::Duration;
 

@@ -69,7 +69,6 @@ const B: PathRef = PathRef { map: 0, path: 1 };
 const A1: PathRef = PathRef { map: 0, path: 0 };
 const A2: PathRef = PathRef { map: 0, path: 1 };
 const B1: PathRef = PathRef { map: 0, path: 2 };
-const B2: PathRef = PathRef { map: 0, path: 3 };
 
 fn down() -> CheckResult {
     CheckResult::Down {

@@ -17,12 +17,22 @@ fn checker(c: &PathChecker) -> &'static str {
 impl Reason {
     pub fn timeline_text(&self) -> String {
         match self {
-            Reason::CheckerStillDown { checker: c, detail, .. } => {
-                format!("checker {}: down ({detail}), but the kernel has it active again", checker(c))
+            Reason::CheckerStillDown {
+                checker: c, detail, ..
+            } => {
+                format!(
+                    "checker {}: down ({detail}), but the kernel has it active again",
+                    checker(c)
+                )
             }
-            Reason::CheckerUpAgain { checker: c, .. } => format!("checker {}: up again", checker(c)),
+            Reason::CheckerUpAgain { checker: c, .. } => {
+                format!("checker {}: up again", checker(c))
+            }
             Reason::CheckerUpAgainActive { checker: c, .. } => {
-                format!("checker {}: up again; the kernel had kept it active", checker(c))
+                format!(
+                    "checker {}: up again; the kernel had kept it active",
+                    checker(c)
+                )
             }
             Reason::NoPathRetryStopped { retries, leg, .. } => {
                 format!("no_path_retry {retries}: path {leg} is usable again, countdown stopped")

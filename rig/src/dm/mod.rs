@@ -36,9 +36,12 @@ impl StatusLine {
 
     /// `start length type params`, the way dmsetup prints it.
     pub fn render(&self) -> String {
-        format!("{} {} {} {}", self.start, self.length, self.target_type, self.params)
-            .trim_end()
-            .to_string()
+        format!(
+            "{} {} {} {}",
+            self.start, self.length, self.target_type, self.params
+        )
+        .trim_end()
+        .to_string()
     }
 }
 
@@ -54,7 +57,10 @@ pub struct DmDeviceInfo {
 
 fn dm_err(what: impl Into<String>) -> impl FnOnce(devicemapper::DmError) -> RigError {
     let what = what.into();
-    move |err| RigError::Dm { what, detail: err.to_string() }
+    move |err| RigError::Dm {
+        what,
+        detail: err.to_string(),
+    }
 }
 
 fn name(name: &str) -> Result<&DmName, RigError> {
@@ -82,7 +88,10 @@ impl Dm {
 
     /// Re-arms event notification on the control fd (call before reading the new state).
     pub fn arm_events(&self) -> Result<(), RigError> {
-        self.dm.arm_poll().map(|_| ()).map_err(dm_err("arm dm event poll"))
+        self.dm
+            .arm_poll()
+            .map(|_| ())
+            .map_err(dm_err("arm dm event poll"))
     }
 
     /// Creates device `dm_name` with `table` and makes it live. On failure nothing is left.
@@ -97,7 +106,10 @@ impl Dm {
         let loaded = self
             .dm
             .table_load(&id, &table.to_ioctl_lines(), DmOptions::default())
-            .map_err(dm_err(format!("load table of {dm_name}: {}", table.render())))
+            .map_err(dm_err(format!(
+                "load table of {dm_name}: {}",
+                table.render()
+            )))
             .and_then(|_| {
                 self.dm
                     .device_suspend(&id, DmOptions::default())
@@ -115,7 +127,10 @@ impl Dm {
         let id = DevId::Name(name(dm_name)?);
         self.dm
             .table_load(&id, &table.to_ioctl_lines(), DmOptions::default())
-            .map_err(dm_err(format!("load table of {dm_name}: {}", table.render())))?;
+            .map_err(dm_err(format!(
+                "load table of {dm_name}: {}",
+                table.render()
+            )))?;
         self.dm
             .device_suspend(&id, DmOptions::default().set_flags(DmFlags::DM_SUSPEND))
             .map_err(dm_err(format!("suspend {dm_name}")))?;
@@ -141,13 +156,24 @@ impl Dm {
 
     /// The live table line(s) of `dm_name` in `dmsetup table` form, exactly as the kernel printed them.
     pub fn table(&self, dm_name: &str) -> Result<Vec<String>, RigError> {
-        let (_, lines) = self.table_or_status(dm_name, DmOptions::default().set_flags(DmFlags::DM_STATUS_TABLE))?;
+        let (_, lines) = self.table_or_status(
+            dm_name,
+            DmOptions::default().set_flags(DmFlags::DM_STATUS_TABLE),
+        )?;
         Ok(lines.iter().map(StatusLine::render).collect())
     }
 
-    fn table_or_status(&self, dm_name: &str, options: DmOptions) -> Result<(u32, Vec<StatusLine>), RigError> {
+    fn table_or_status(
+        &self,
+        dm_name: &str,
+        options: DmOptions,
+    ) -> Result<(u32, Vec<StatusLine>), RigError> {
         let id = DevId::Name(name(dm_name)?);
-        let what = if options.flags().contains(DmFlags::DM_STATUS_TABLE) { "table" } else { "status" };
+        let what = if options.flags().contains(DmFlags::DM_STATUS_TABLE) {
+            "table"
+        } else {
+            "status"
+        };
         let (info, lines) = self
             .dm
             .table_status(&id, options)
@@ -179,7 +205,10 @@ impl Dm {
         let mut out = Vec::with_capacity(devices.len());
         for (dm_name, dev, event_nr) in devices {
             let name_str = dm_name.to_string();
-            let info = self.dm.device_info(&DevId::Name(&dm_name)).map_err(dm_err(format!("query {name_str}")))?;
+            let info = self
+                .dm
+                .device_info(&DevId::Name(&dm_name))
+                .map_err(dm_err(format!("query {name_str}")))?;
             out.push(DmDeviceInfo {
                 name: name_str,
                 uuid: info.uuid().map(|u| u.to_string()),

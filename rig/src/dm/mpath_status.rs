@@ -70,7 +70,9 @@ impl MultipathStatus {
     }
 
     pub fn active_paths(&self) -> usize {
-        self.paths().filter(|p| p.state == KernelPathState::Active).count()
+        self.paths()
+            .filter(|p| p.state == KernelPathState::Active)
+            .count()
     }
 }
 
@@ -95,12 +97,15 @@ impl<'a> Words<'a> {
     }
 
     fn word(&mut self, what: &str) -> Result<&'a str, StatusParseError> {
-        self.iter.next().ok_or_else(|| self.fail(format!("line ends before {what}")))
+        self.iter
+            .next()
+            .ok_or_else(|| self.fail(format!("line ends before {what}")))
     }
 
     fn number(&mut self, what: &str) -> Result<u32, StatusParseError> {
         let word = self.word(what)?;
-        word.parse().map_err(|_| self.fail(format!("{what} is {word:?}, not a number")))
+        word.parse()
+            .map_err(|_| self.fail(format!("{what} is {word:?}, not a number")))
     }
 
     fn skip(&mut self, count: u32, what: &str) -> Result<(), StatusParseError> {
@@ -142,7 +147,9 @@ pub fn parse_multipath_status(params: &str) -> Result<MultipathStatus, StatusPar
         let mut paths = Vec::with_capacity(path_count as usize);
         for _ in 0..path_count {
             let dev_word = words.word("a path device")?;
-            let dev = DevNum::parse(dev_word).ok_or_else(|| words.fail(format!("path device {dev_word:?} is not major:minor")))?;
+            let dev = DevNum::parse(dev_word).ok_or_else(|| {
+                words.fail(format!("path device {dev_word:?} is not major:minor"))
+            })?;
             let state = match words.word("a path state")? {
                 "A" => KernelPathState::Active,
                 "F" => KernelPathState::Failed,
@@ -150,7 +157,11 @@ pub fn parse_multipath_status(params: &str) -> Result<MultipathStatus, StatusPar
             };
             let fail_count = words.number("a fail count")?;
             words.skip(path_info_args, "per-path selector arguments")?;
-            paths.push(PathStatus { dev, state, fail_count });
+            paths.push(PathStatus {
+                dev,
+                state,
+                fail_count,
+            });
         }
         groups.push(GroupStatus { state, paths });
     }
@@ -183,7 +194,9 @@ mod tests {
     #[test]
     fn service_time_groups_carry_per_path_arguments() {
         // service-time prints two info words per path (in-flight size, relative throughput).
-        let status = parse_multipath_status("2 1 0 0 2 2 E 0 1 2 7:0 A 0 0 1 A 0 1 2 7:1 A 1 4096 1").unwrap();
+        let status =
+            parse_multipath_status("2 1 0 0 2 2 E 0 1 2 7:0 A 0 0 1 A 0 1 2 7:1 A 1 4096 1")
+                .unwrap();
         assert!(status.queue_io);
         assert_eq!(status.groups[0].state, GroupState::Enabled);
         assert_eq!(status.groups[1].paths[0].fail_count, 1);

@@ -139,7 +139,12 @@ impl Target {
                 down_s,
                 features,
             } => {
-                let mut words = vec![dev.to_string(), offset.to_string(), up_s.to_string(), down_s.to_string()];
+                let mut words = vec![
+                    dev.to_string(),
+                    offset.to_string(),
+                    up_s.to_string(),
+                    down_s.to_string(),
+                ];
                 if !features.is_empty() {
                     words.push(features.len().to_string());
                     words.extend(features.iter().map(|f| match f {
@@ -156,9 +161,15 @@ impl Target {
     /// The device numbers this target stacks on.
     pub fn dependencies(&self) -> Vec<DevNum> {
         match self {
-            Target::Linear { dev, .. } | Target::Delay { dev, .. } | Target::Flakey { dev, .. } => vec![*dev],
+            Target::Linear { dev, .. } | Target::Delay { dev, .. } | Target::Flakey { dev, .. } => {
+                vec![*dev]
+            }
             Target::Error => vec![],
-            Target::Multipath(mp) => mp.groups.iter().flat_map(|g| g.paths.iter().copied()).collect(),
+            Target::Multipath(mp) => mp
+                .groups
+                .iter()
+                .flat_map(|g| g.paths.iter().copied())
+                .collect(),
         }
     }
 }
@@ -175,7 +186,11 @@ impl Multipath {
         let mut words: Vec<String> = vec![features.len().to_string()];
         words.extend(features.iter().map(|f| f.to_string()));
         // No hardware handler; start with the first group.
-        words.extend(["0".to_string(), self.groups.len().to_string(), "1".to_string()]);
+        words.extend([
+            "0".to_string(),
+            self.groups.len().to_string(),
+            "1".to_string(),
+        ]);
         for group in &self.groups {
             words.push(group.selector.kernel_name().to_string());
             words.push("0".to_string()); // selector arguments
@@ -217,7 +232,14 @@ impl Table {
     pub fn to_ioctl_lines(&self) -> Vec<(u64, u64, String, String)> {
         self.0
             .iter()
-            .map(|line| (line.start, line.length, line.target.type_name().to_string(), line.target.params()))
+            .map(|line| {
+                (
+                    line.start,
+                    line.length,
+                    line.target.type_name().to_string(),
+                    line.target.params(),
+                )
+            })
             .collect()
     }
 
@@ -285,7 +307,15 @@ mod tests {
         assert_eq!(Target::Linear { dev, offset: 0 }.params(), "7:2 0");
         assert_eq!(Target::Error.params(), "");
         assert_eq!(Table::single(8, Target::Error).render(), "0 8 error");
-        assert_eq!(Target::Delay { dev, offset: 0, ms: 200 }.params(), "7:2 0 200");
+        assert_eq!(
+            Target::Delay {
+                dev,
+                offset: 0,
+                ms: 200
+            }
+            .params(),
+            "7:2 0 200"
+        );
         let flakey = Target::Flakey {
             dev,
             offset: 0,

@@ -33,7 +33,11 @@ pub struct BootSpec<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuestOutcome {
     /// Init wrote its exit status and the guest powered off.
-    Exited { code: i32, boot_to_init: Option<Duration>, wall: Duration },
+    Exited {
+        code: i32,
+        boot_to_init: Option<Duration>,
+        wall: Duration,
+    },
     /// The kernel panicked or oopsed; the first offending console line.
     KernelFailure { line: String },
     /// The guest outlived its time limit and was killed.
@@ -45,13 +49,22 @@ pub enum GuestOutcome {
 }
 
 /// Console lines that mean the guest kernel itself went wrong.
-const KERNEL_FAILURE_MARKERS: &[&str] = &["Kernel panic", "Oops:", "BUG: ", "general protection fault", "Call Trace:"];
+const KERNEL_FAILURE_MARKERS: &[&str] = &[
+    "Kernel panic",
+    "Oops:",
+    "BUG: ",
+    "general protection fault",
+    "Call Trace:",
+];
 
 /// Boots the guest and waits for it. The console goes to `<run_dir>/console.log`.
 pub fn boot_uml(spec: &BootSpec<'_>) -> Result<GuestOutcome, RigError> {
     let run_dir = spec.run_dir;
     let env_values = spec.env.iter().map(|(_, v)| Path::new(v.as_str()));
-    for path in [run_dir, spec.init, spec.kernel.modules.as_path()].into_iter().chain(env_values) {
+    for path in [run_dir, spec.init, spec.kernel.modules.as_path()]
+        .into_iter()
+        .chain(env_values)
+    {
         let text = path.to_string_lossy();
         if text.contains(char::is_whitespace) || text.contains('"') {
             return Err(RigError::Guest(format!(
@@ -63,7 +76,9 @@ pub fn boot_uml(spec: &BootSpec<'_>) -> Result<GuestOutcome, RigError> {
     let _ = fs::remove_file(run_dir.join(EXIT_FILE));
     let console_path = run_dir.join(CONSOLE_LOG);
     let console = fs::File::create(&console_path).map_err(RigError::io("create", &console_path))?;
-    let console_err = console.try_clone().map_err(RigError::io("duplicate", &console_path))?;
+    let console_err = console
+        .try_clone()
+        .map_err(RigError::io("duplicate", &console_path))?;
     // UML keeps its control sockets in uml_dir; keep them in the run directory and remove them after.
     let uml_dir = run_dir.join(".uml");
     fs::create_dir_all(&uml_dir).map_err(RigError::io("create", &uml_dir))?;
@@ -127,18 +142,29 @@ pub fn boot_uml(spec: &BootSpec<'_>) -> Result<GuestOutcome, RigError> {
 
     let console_text = fs::read_to_string(&console_path).unwrap_or_default();
     let dmesg_text = fs::read_to_string(run_dir.join(DMESG_FILE)).unwrap_or_default();
-    if let Some(line) = first_kernel_failure(&console_text).or_else(|| first_kernel_failure(&dmesg_text)) {
+    if let Some(line) =
+        first_kernel_failure(&console_text).or_else(|| first_kernel_failure(&dmesg_text))
+    {
         return Ok(GuestOutcome::KernelFailure { line });
     }
     let Some(status) = status else {
-        return Ok(GuestOutcome::TimedOut { limit: spec.time_limit });
+        return Ok(GuestOutcome::TimedOut {
+            limit: spec.time_limit,
+        });
     };
     match fs::read_to_string(run_dir.join(EXIT_FILE)) {
         Ok(text) => {
             let mut words = text.split_whitespace();
             let code = words.next().and_then(|w| w.parse().ok()).unwrap_or(3);
-            let boot_to_init = words.next().and_then(|w| w.parse::<u64>().ok()).map(Duration::from_millis);
-            Ok(GuestOutcome::Exited { code, boot_to_init, wall })
+            let boot_to_init = words
+                .next()
+                .and_then(|w| w.parse::<u64>().ok())
+                .map(Duration::from_millis);
+            Ok(GuestOutcome::Exited {
+                code,
+                boot_to_init,
+                wall,
+            })
         }
         Err(_) => Ok(GuestOutcome::NoExitStatus {
             uml_status: status.to_string(),

@@ -34,22 +34,30 @@ pub fn is_guest_init() -> bool {
 
 fn mount_fs(source: &str, target: &str, fstype: &str, data: Option<&str>) -> Result<(), RigError> {
     fs::create_dir_all(target).ok();
-    mount(Some(source), target, Some(fstype), MsFlags::empty(), data).map_err(|errno| {
-        RigError::Guest(format!("mount {fstype} on {target}: {errno}"))
-    })
+    mount(Some(source), target, Some(fstype), MsFlags::empty(), data)
+        .map_err(|errno| RigError::Guest(format!("mount {fstype} on {target}: {errno}")))
 }
 
 fn is_mounted(target: &str) -> bool {
     fs::read_to_string("/proc/self/mounts")
-        .map(|m| m.lines().any(|l| l.split_whitespace().nth(1) == Some(target)))
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(target))
+        })
         .unwrap_or(false)
 }
 
 /// Mounts the guest's file systems and reads its environment.
 pub fn setup() -> Result<GuestEnv, RigError> {
     let boot_to_init = monotonic_now();
-    let run_dir = PathBuf::from(std::env::var_os(ENV_RUN_DIR).ok_or_else(|| RigError::Guest(format!("{ENV_RUN_DIR} is not set")))?);
-    let modules_dir = PathBuf::from(std::env::var_os(ENV_MODULES).ok_or_else(|| RigError::Guest(format!("{ENV_MODULES} is not set")))?);
+    let run_dir = PathBuf::from(
+        std::env::var_os(ENV_RUN_DIR)
+            .ok_or_else(|| RigError::Guest(format!("{ENV_RUN_DIR} is not set")))?,
+    );
+    let modules_dir = PathBuf::from(
+        std::env::var_os(ENV_MODULES)
+            .ok_or_else(|| RigError::Guest(format!("{ENV_MODULES} is not set")))?,
+    );
     mount_fs("proc", "/proc", "proc", None)?;
     if !is_mounted("/sys") {
         mount_fs("sysfs", "/sys", "sysfs", None)?;
@@ -85,7 +93,13 @@ fn monotonic_now() -> Duration {
 pub fn read_kernel_log() -> String {
     let mut buf = vec![0u8; 1 << 20];
     // SYSLOG_ACTION_READ_ALL
-    let n = unsafe { libc::klogctl(3, buf.as_mut_ptr() as *mut libc::c_char, buf.len() as libc::c_int) };
+    let n = unsafe {
+        libc::klogctl(
+            3,
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len() as libc::c_int,
+        )
+    };
     if n <= 0 {
         return String::new();
     }

@@ -29,7 +29,9 @@ pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("pathrig");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"));
     home.join(".cache/pathrig")
 }
 
@@ -86,15 +88,24 @@ fn fetch_uml(cache: &Path, progress: &mut dyn FnMut(&str)) -> Result<(), RigErro
             cache.display()
         )));
     }
-    let staging = cache.join("uml").join(format!(".download-{}", std::process::id()));
+    let staging = cache
+        .join("uml")
+        .join(format!(".download-{}", std::process::id()));
     fs::create_dir_all(&staging).map_err(RigError::io("create cache directory", &staging))?;
     let result = download_and_unpack(cache, &staging, progress);
     let _ = fs::remove_dir_all(&staging);
     result
 }
 
-fn download_and_unpack(cache: &Path, staging: &Path, progress: &mut dyn FnMut(&str)) -> Result<(), RigError> {
-    progress(&format!("fetching the guest kernel: apt-get download {PACKAGE} (into {})", cache.display()));
+fn download_and_unpack(
+    cache: &Path,
+    staging: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), RigError> {
+    progress(&format!(
+        "fetching the guest kernel: apt-get download {PACKAGE} (into {})",
+        cache.display()
+    ));
     let mut attempt = run_in(staging, "apt-get", &["download", PACKAGE])?;
     if !attempt.0 {
         progress("apt-get download found nothing; running apt-get update and trying again");
@@ -120,20 +131,37 @@ fn download_and_unpack(cache: &Path, staging: &Path, progress: &mut dyn FnMut(&s
         .flatten()
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|e| e == "deb"))
-        .ok_or_else(|| RigError::Guest(format!("apt-get download left no .deb in {}", staging.display())))?;
+        .ok_or_else(|| {
+            RigError::Guest(format!(
+                "apt-get download left no .deb in {}",
+                staging.display()
+            ))
+        })?;
     // user-mode-linux_6.1um4+b13_amd64.deb → 6.1um4+b13
-    let file_name = deb.file_name().unwrap_or_default().to_string_lossy().to_string();
+    let file_name = deb
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
     let version = file_name.split('_').nth(1).unwrap_or("unknown").to_string();
     progress(&format!("unpacking {file_name}"));
     let unpack_dir = staging.join("root");
-    let (ok, output) = run_in(staging, "dpkg-deb", &["-x", &deb.to_string_lossy(), &unpack_dir.to_string_lossy()])?;
+    let (ok, output) = run_in(
+        staging,
+        "dpkg-deb",
+        &["-x", &deb.to_string_lossy(), &unpack_dir.to_string_lossy()],
+    )?;
     if !ok {
-        return Err(RigError::Guest(format!("dpkg-deb -x {file_name} failed:\n{output}")));
+        return Err(RigError::Guest(format!(
+            "dpkg-deb -x {file_name} failed:\n{output}"
+        )));
     }
-    fs::write(unpack_dir.join("ready"), format!("{PACKAGE} {version}\n")).map_err(RigError::io("write", unpack_dir.join("ready")))?;
+    fs::write(unpack_dir.join("ready"), format!("{PACKAGE} {version}\n"))
+        .map_err(RigError::io("write", unpack_dir.join("ready")))?;
     let target = cache.join("uml").join(&version);
     if target.exists() {
-        fs::remove_dir_all(&target).map_err(RigError::io("replace incomplete cache entry", &target))?;
+        fs::remove_dir_all(&target)
+            .map_err(RigError::io("replace incomplete cache entry", &target))?;
     }
     fs::rename(&unpack_dir, &target).map_err(RigError::io("move unpacked kernel into", &target))?;
     progress(&format!("guest kernel ready: {}", target.display()));
