@@ -55,8 +55,9 @@ enum Command {
         action: GuestAction,
     },
     /// Remove leftovers of interrupted runs on this machine: dm devices named `pathrig-*` with a
-    /// `PATHRIG-` uuid, loop devices backed by files in `pathrig-*` directories, and those
-    /// directories in the temporary directory. Nothing else is touched.
+    /// `PATHRIG-` uuid, loop devices backed by files in `pathrig-*` directories, mounts inside
+    /// such directories, and those directories in the temporary directory. Nothing else is
+    /// touched.
     Cleanup,
 }
 
@@ -209,6 +210,9 @@ fn cleanup() -> i32 {
     }
     for lo in &report.detached_loops {
         println!("detached {lo}");
+    }
+    for mountpoint in &report.unmounted {
+        println!("unmounted {mountpoint}");
     }
     for dir in &report.removed_dirs {
         println!("removed {}", dir.display());

@@ -106,8 +106,14 @@ impl<K: Clone> CheckerRing<K> {
             .min()
     }
 
-    /// Starts a check of `device` with `timeout`.
+    /// Starts a check of `device` with `timeout`: a read of the first block.
     pub fn start(&mut self, key: K, device: &Path, timeout: Duration) {
+        self.start_at(key, device, 0, timeout);
+    }
+
+    /// Starts a read of the 4 KiB block at byte `offset` (a multiple of 4096) of `device`, bounded
+    /// by `timeout` — a checker read elsewhere than at 0, or one IO of a marginal-path sample.
+    pub fn start_at(&mut self, key: K, device: &Path, offset: u64, timeout: Duration) {
         let started = Instant::now();
         let file = match OpenOptions::new()
             .read(true)
@@ -134,7 +140,7 @@ impl<K: Clone> CheckerRing<K> {
             buf.0.as_mut_ptr(),
             CHECK_SIZE as u32,
         )
-        .offset(0)
+        .offset(offset)
         .build()
         .user_data(token);
         // SAFETY: the buffer and the file are kept in `pending` until the completion is reaped
@@ -258,6 +264,24 @@ mod tests {
                 errno: libc::ENOENT
             }
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reads_at_an_offset_past_the_end_are_short() {
+        let dir =
+            std::env::temp_dir().join(format!("pathrig-checker-offset-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("disk");
+        std::fs::write(&file, vec![1u8; 16 * 1024]).unwrap();
+        let mut ring = CheckerRing::new(4).unwrap();
+        ring.start_at("inside", &file, 8192, Duration::from_secs(2));
+        ring.start_at("past the end", &file, 16384, Duration::from_secs(2));
+        let mut results = wait_for(&mut ring, 2);
+        results.sort_by_key(|c| c.key);
+        assert_eq!(results[0].key, "inside");
+        assert_eq!(results[0].outcome, CheckOutcome::Up);
+        assert_eq!(results[1].outcome, CheckOutcome::Down { errno: libc::EIO });
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -16,6 +16,7 @@ use crate::naming;
 #[derive(Debug, Default, Serialize)]
 pub struct CleanupReport {
     pub removed_dm: Vec<String>,
+    pub unmounted: Vec<String>,
     pub detached_loops: Vec<String>,
     pub removed_dirs: Vec<PathBuf>,
     pub failures: Vec<String>,
@@ -49,11 +50,27 @@ pub fn find_leftovers() -> Vec<String> {
             .into_iter()
             .map(|(dev, file)| format!("loop device {} ({file})", dev.display())),
     );
+    found.extend(our_mounts().into_iter().map(|m| format!("mount {m}")));
     found
 }
 
+/// Mount points (FUSE file servers, for instance) inside a pathrig work directory.
+pub fn our_mounts() -> Vec<String> {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return Vec::new();
+    };
+    mounts
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(1))
+        // /proc/self/mounts escapes spaces as \040; our names never contain any.
+        .filter(|mountpoint| naming::is_our_file(mountpoint))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Removes every pathrig dm device (stacked ones first), every loop device backed by a file in a
-/// pathrig work directory, and every `pathrig-*` directory directly under `work_root`.
+/// pathrig work directory, every mount inside such a directory (FUSE file servers), and every
+/// `pathrig-*` directory directly under `work_root`.
 pub fn remove_leftovers(work_root: &Path) -> CleanupReport {
     let mut report = CleanupReport::default();
     match Dm::open() {
@@ -61,6 +78,25 @@ pub fn remove_leftovers(work_root: &Path) -> CleanupReport {
         // No device-mapper at all: nothing of ours can exist there.
         Err(_) if !Path::new("/dev/mapper/control").exists() => {}
         Err(err) => report.failures.push(err.to_string()),
+    }
+    // Loop devices over FUSE files go first, then the mounts (lazily: a server that died leaves
+    // a mount nothing can answer for).
+    let loops = backing::our_loops();
+    for (device, backing) in loops {
+        match backing::detach_loop(&device) {
+            Ok(()) => report
+                .detached_loops
+                .push(format!("{} ({backing})", device.display())),
+            Err(err) => report.failures.push(err.to_string()),
+        }
+    }
+    for mountpoint in our_mounts() {
+        match nix::mount::umount2(mountpoint.as_str(), nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) => report.unmounted.push(mountpoint),
+            Err(errno) => report
+                .failures
+                .push(format!("unmount {mountpoint}: {errno}")),
+        }
     }
     for (device, backing) in backing::our_loops() {
         match backing::detach_loop(&device) {

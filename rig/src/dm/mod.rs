@@ -140,6 +140,29 @@ impl Dm {
         Ok(())
     }
 
+    /// Reloads the table of a multipath map while IO may be queued on it: like
+    /// [`Dm::swap_table`], but the suspend does not flush, so queued IO stays queued across the
+    /// reload instead of blocking the suspend (what multipathd does on every map reload).
+    pub fn reload_map(&self, dm_name: &str, table: &Table) -> Result<(), RigError> {
+        let id = DevId::Name(name(dm_name)?);
+        self.dm
+            .table_load(&id, &table.to_ioctl_lines(), DmOptions::default())
+            .map_err(dm_err(format!(
+                "load table of {dm_name}: {}",
+                table.render()
+            )))?;
+        self.dm
+            .device_suspend(
+                &id,
+                DmOptions::default().set_flags(DmFlags::DM_SUSPEND | DmFlags::DM_NOFLUSH),
+            )
+            .map_err(dm_err(format!("suspend {dm_name} (noflush)")))?;
+        self.dm
+            .device_suspend(&id, DmOptions::default())
+            .map_err(dm_err(format!("resume {dm_name}")))?;
+        Ok(())
+    }
+
     /// Removes `dm_name`.
     pub fn remove(&self, dm_name: &str) -> Result<(), RigError> {
         let id = DevId::Name(name(dm_name)?);
