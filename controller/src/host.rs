@@ -184,9 +184,11 @@ pub fn run_in_uml(
 fn guest_env(scenario_file: &Path) -> Vec<(String, String)> {
     let original = fs::canonicalize(scenario_file).unwrap_or_else(|_| scenario_file.to_path_buf());
     let mut env = vec![(SCENARIO_ENV.to_string(), original.display().to_string())];
-    // The cleanup test hook travels into the guest.
-    if let Ok(at) = std::env::var(runner::FAIL_AT_ENV) {
-        env.push((runner::FAIL_AT_ENV.to_string(), at));
+    // The cleanup test hook and the log filter travel into the guest.
+    for name in [runner::FAIL_AT_ENV, "PATHRIG_LOG"] {
+        if let Ok(value) = std::env::var(name) {
+            env.push((name.to_string(), value));
+        }
     }
     env
 }

@@ -97,7 +97,16 @@ fn install_signal_handlers() {
     }
 }
 
+/// Diagnostics of the rig (`tracing`) go to stderr — in a guest, into console.log — filtered by
+/// `PATHRIG_LOG` (e.g. `PATHRIG_LOG=debug`); warnings and errors by default.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PATHRIG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
 fn main() -> ExitCode {
+    init_logging();
     if rig::guest::init::is_guest_init() {
         host::guest_init_main(&INTERRUPTED);
     }
