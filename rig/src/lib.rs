@@ -10,6 +10,7 @@ pub mod backing;
 pub mod checker;
 pub mod cleanup;
 pub mod dm;
+pub mod fuse;
 pub mod guest;
 pub mod kmod;
 pub mod naming;
