@@ -54,18 +54,42 @@ pub fn find_leftovers() -> Vec<String> {
     found
 }
 
-/// Mount points (FUSE file servers, for instance) inside a pathrig work directory.
+/// FUSE file servers' mount points inside a pathrig work directory. Only FUSE mounts count: a
+/// guest's run directory is a hostfs mount whose path may well contain `pathrig-`, and it is not
+/// a leftover.
 pub fn our_mounts() -> Vec<String> {
     let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
         return Vec::new();
     };
+    our_fuse_mounts(&mounts)
+}
+
+fn our_fuse_mounts(mounts: &str) -> Vec<String> {
     mounts
         .lines()
-        .filter_map(|line| line.split_whitespace().nth(1))
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, mountpoint, fstype) = (fields.next()?, fields.next()?, fields.next()?);
+            Some((mountpoint, fstype))
+        })
         // /proc/self/mounts escapes spaces as \040; our names never contain any.
-        .filter(|mountpoint| naming::is_our_file(mountpoint))
-        .map(str::to_string)
+        .filter(|(mountpoint, fstype)| (*fstype == "fuse" || fstype.starts_with("fuse.")) && naming::is_our_file(mountpoint))
+        .map(|(mountpoint, _)| mountpoint.to_string())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_fuse_mounts_in_pathrig_directories_are_ours() {
+        let mounts = "none /tmp/pathrig-vmtest-12-healthy hostfs rw 0 0\n\
+                      pathrig /run/pathrig-x-1/fuse-mpatha fuse.pathrig rw 0 0\n\
+                      other /mnt/data fuse.sshfs rw 0 0\n\
+                      tmpfs /run tmpfs rw 0 0\n";
+        assert_eq!(our_fuse_mounts(mounts), vec!["/run/pathrig-x-1/fuse-mpatha".to_string()]);
+    }
 }
 
 /// Removes every pathrig dm device (stacked ones first), every loop device backed by a file in a
