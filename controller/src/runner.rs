@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faults::{FaultKind, Scenario, StepAction};
+use faults::{FaultKind, Scenario};
 use rig::backing::{self, Loop};
 use rig::dm::mpath_status::{parse_multipath_status, KernelPathState, MultipathStatus};
 use rig::dm::target::{Multipath, PathGroup, Selector};
@@ -25,6 +25,10 @@ use crate::driver::{BuiltMapInfo, Driver};
 use crate::events::{Clock, EventLog, Source};
 use crate::manager::MapView;
 use crate::report::*;
+
+// Fault application (src/apply.rs) is a child of the runner so it can act on what the runner built.
+#[path = "apply.rs"]
+mod apply;
 
 /// Where the run happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +70,8 @@ pub enum RunError {
     Cleanup(String),
     #[error("injected rig failure at {0} ms ({FAIL_AT_ENV} is set)")]
     Injected(u64),
+    #[error("not supported by this runner: {0}")]
+    NotWired(String),
 }
 
 /// Test hook: a scenario time (e.g. `2s`) at which the run fails as if the rig had broken, to
@@ -93,7 +99,9 @@ const SECTOR: u64 = 512;
 struct BuiltLeg {
     name: String,
     map: String,
-    dm_name: String,
+    /// The leg's dm device; `None` for a leg without a dm layer (its path is the loop device).
+    dm_name: Option<String>,
+    /// The map's path: the leg's dm device, or its loop device.
     dev: DevNum,
     loop_dev: DevNum,
     sectors: u64,
@@ -142,10 +150,13 @@ impl Built {
             }
         }
         for leg in self.legs.iter().rev() {
-            match self.dm.remove(&leg.dm_name) {
+            let Some(dm_name) = &leg.dm_name else {
+                continue;
+            };
+            match self.dm.remove(dm_name) {
                 Ok(()) => self
                     .log
-                    .record_detail(Source::Rig, format!("removed leg {}", leg.dm_name)),
+                    .record_detail(Source::Rig, format!("removed leg {dm_name}")),
                 Err(err) => failures.push(err.to_string()),
             }
         }
@@ -186,49 +197,9 @@ fn selector_of(s: faults::Selector) -> Selector {
     }
 }
 
-/// The table a leg has while `fault` is applied (`None`: healthy). Adding a fault kind that is
-/// a dm table means adding its arm here.
-fn leg_table(loop_dev: DevNum, sectors: u64, fault: Option<&FaultKind>) -> Table {
-    let target = match fault {
-        // kernel_fail leaves the leg's table alone (see `kernel_fail`).
-        None | Some(FaultKind::Restore) | Some(FaultKind::KernelFail) => Target::Linear {
-            dev: loop_dev,
-            offset: 0,
-        },
-        Some(FaultKind::Fail) => Target::Error,
-        Some(FaultKind::Delay { ms }) => Target::Delay {
-            dev: loop_dev,
-            offset: 0,
-            ms: *ms,
-        },
-        Some(FaultKind::Flakey { up, down }) => Target::Flakey {
-            dev: loop_dev,
-            offset: 0,
-            up_s: up.as_secs() as u32,
-            down_s: down.as_secs() as u32,
-            features: vec![],
-        },
-    };
-    Table::single(sectors, target)
-}
-
-fn describe_fault(kind: &FaultKind) -> String {
-    match kind {
-        FaultKind::Fail => "fail (every IO errors)".into(),
-        FaultKind::Delay { ms } => format!("delay {ms} ms"),
-        FaultKind::Flakey { up, down } => {
-            format!("flakey (up {}s, down {}s)", up.as_secs(), down.as_secs())
-        }
-        FaultKind::Restore => "restore (healthy table)".into(),
-        FaultKind::KernelFail => {
-            "kernel_fail (the kernel fails the path, as after a trespass; the leg keeps working)"
-                .into()
-        }
-    }
-}
-
 /// Runs `scenario` to its report. The report's verdict is already evaluated.
 pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
+    apply::preflight(scenario)?;
     let setup_started = Instant::now();
     // Clock zero is set when the workload starts; until then record against a provisional
     // origin and shift afterwards.
@@ -354,10 +325,29 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
                 format!("leg {}: {} ({})", leg.name, lo.path.display(), lo.dev),
             );
             built.loops.push(lo.clone());
+            if !leg.dm_layer {
+                log.record_detail(
+                    Source::Rig,
+                    format!(
+                        "leg {}: no dm layer; the map's path is {}",
+                        leg.name, lo.dev
+                    ),
+                );
+                built.legs.push(BuiltLeg {
+                    name: leg.name.clone(),
+                    map: map.name.clone(),
+                    dm_name: None,
+                    dev: lo.dev,
+                    loop_dev: lo.dev,
+                    sectors,
+                    fault: None,
+                });
+                continue;
+            }
             let dm_name = naming::leg_name(&map.name, &leg.name);
             let dev = built
                 .dm
-                .create(&dm_name, &leg_table(lo.dev, sectors, None))?;
+                .create(&dm_name, &apply::healthy_table(lo.dev, sectors))?;
             log.record_detail(
                 Source::Rig,
                 format!(
@@ -368,7 +358,7 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
             built.legs.push(BuiltLeg {
                 name: leg.name.clone(),
                 map: map.name.clone(),
-                dm_name,
+                dm_name: Some(dm_name),
                 dev,
                 loop_dev: lo.dev,
                 sectors,
@@ -397,8 +387,9 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
             sectors,
             Target::Multipath(Multipath {
                 queue_if_no_path: map.queue_if_no_path,
-                // The legs are dm devices, which are bio-based.
-                bio_based: true,
+                // Legs with a dm layer are bio-based dm devices, which a request-based map
+                // refuses; straight over loop devices only, the map stays request-based.
+                bio_based: scenario.legs_of(&map.name).any(|l| l.dm_layer),
                 groups,
             }),
         );
@@ -566,7 +557,7 @@ fn drive(
         }
         while failure.is_none() && next_step < steps.len() && steps[next_step].at <= now {
             let rig_reinstates = driver.is_none();
-            if let Err(err) = apply_step(
+            if let Err(err) = apply::apply_step(
                 scenario,
                 built,
                 log,
@@ -744,113 +735,6 @@ fn record_workload_event(
         ),
     };
     log.record_at(ms(t), Source::Workload, what, false);
-}
-
-fn apply_step(
-    scenario: &Scenario,
-    built: &mut Built,
-    log: &EventLog,
-    watch: &mut KernelWatch,
-    step: &faults::Step,
-    rig_reinstates: bool,
-) -> Result<(), RunError> {
-    let leg_index = built
-        .legs
-        .iter()
-        .position(|l| l.name == step.leg)
-        .expect("validated: the leg exists");
-    if let StepAction::Apply(FaultKind::KernelFail) = &step.action {
-        return kernel_fail(built, log, leg_index);
-    }
-    let (fault, what) = match &step.action {
-        StepAction::Apply(FaultKind::Restore) => (None, describe_fault(&FaultKind::Restore)),
-        StepAction::Apply(kind) => (Some(kind.clone()), describe_fault(kind)),
-        StepAction::Restore => {
-            let window = scenario.faults[step.fault_index]
-                .duration
-                .map(faults::format_duration)
-                .unwrap_or_default();
-            (None, format!("restore (end of the {window} window)"))
-        }
-    };
-    let leg = &built.legs[leg_index];
-    let table = leg_table(leg.loop_dev, leg.sectors, fault.as_ref());
-    // The fault counts from the moment the leg is suspended for the swap: from then on it serves
-    // no new IO the old way. When the new table went live is kept as a detail.
-    let swap_began = log.clock().now_ms();
-    built.dm.swap_table(&leg.dm_name, &table)?;
-    log.record_at(
-        swap_began,
-        Source::Fault,
-        format!("{}: {what}", leg.name),
-        true,
-    );
-    log.record_detail(
-        Source::Rig,
-        format!("{} table live: {}", leg.dm_name, table.render()),
-    );
-    let restored = fault.is_none() && leg.fault.is_some();
-    built.legs[leg_index].fault = fault;
-    if restored && rig_reinstates {
-        reinstate_for_restored_leg(built, log, watch, leg_index)?;
-    }
-    Ok(())
-}
-
-/// `kernel_fail`: the kernel fails the path as after a trespass; the leg keeps working.
-fn kernel_fail(built: &Built, log: &EventLog, leg_index: usize) -> Result<(), RunError> {
-    let leg = &built.legs[leg_index];
-    let map = built
-        .maps
-        .iter()
-        .find(|m| m.name == leg.map)
-        .expect("leg belongs to a map");
-    let at = log.clock().now_ms();
-    built
-        .dm
-        .message(&map.dm_name, &format!("fail_path {}", leg.dev))?;
-    log.record_at(
-        at,
-        Source::Fault,
-        format!("{}: {}", leg.name, describe_fault(&FaultKind::KernelFail)),
-        true,
-    );
-    Ok(())
-}
-
-/// Stand-in for the path manager: when a leg is restored, reinstate its path if the kernel failed it.
-fn reinstate_for_restored_leg(
-    built: &Built,
-    log: &EventLog,
-    watch: &mut KernelWatch,
-    leg_index: usize,
-) -> Result<(), RunError> {
-    let leg = &built.legs[leg_index];
-    let map = built
-        .maps
-        .iter()
-        .find(|m| m.name == leg.map)
-        .expect("leg belongs to a map");
-    let (_, lines) = built.dm.status(&map.dm_name)?;
-    let failed = lines
-        .first()
-        .and_then(|l| parse_multipath_status(l.params()).ok())
-        .and_then(|s| s.path(leg.dev).map(|p| p.state == KernelPathState::Failed))
-        .unwrap_or(false);
-    if failed {
-        built
-            .dm
-            .message(&map.dm_name, &format!("reinstate_path {}", leg.dev))?;
-        log.record(
-            Source::Rig,
-            format!(
-                "{}: reinstate_path {} (stand-in for the path manager)",
-                map.name, leg.name
-            ),
-        );
-        watch.observe(built, log)?;
-    }
-    Ok(())
 }
 
 fn flush_queued_io(built: &Built, log: &EventLog, why: &str) {

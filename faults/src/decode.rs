@@ -11,9 +11,9 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 
 use crate::diag::Report;
-use crate::kinds::{self, FaultKind};
+use crate::kinds::{self, Extent, FaultKind};
 use crate::manager_decode::{self, DraftManager, ReadFile};
-use crate::model::{Check, Cmp, Metric, PathStateExpect, Pattern, Selector};
+use crate::model::{Backend, Check, Cmp, Metric, PathStateExpect, Pattern, Selector};
 use crate::reader::{as_int, as_string, one_of, suggest, type_error, Got, Sp, Table};
 use crate::units::{format_duration, format_size};
 
@@ -31,7 +31,7 @@ const TOP_KEYS: &[&str] = &[
 ];
 const GUEST_KEYS: &[&str] = &["memory_mib", "timeout"];
 const MAP_KEYS: &[&str] = &["name", "size", "selector", "queue_if_no_path", "groups"];
-const LEG_KEYS: &[&str] = &["name", "map", "prio"];
+const LEG_KEYS: &[&str] = &["name", "map", "prio", "backend", "dm_layer"];
 const WORKLOAD_KEYS: &[&str] = &[
     "map",
     "duration",
@@ -92,6 +92,8 @@ pub(crate) struct DraftLeg {
     pub prio: u32,
     /// Position of the `prio` key.
     pub prio_key: Option<usize>,
+    pub backend: Backend,
+    pub dm_layer: bool,
 }
 
 pub(crate) struct DraftFault {
@@ -99,8 +101,12 @@ pub(crate) struct DraftFault {
     pub line: usize,
     pub at: Option<Sp<Duration>>,
     pub window: Option<Sp<Duration>>,
+    /// `every` (at its value) and `times`, both valid and consistent with `for`.
+    pub repeat: Option<(Sp<Duration>, Sp<u32>)>,
     pub leg: Option<Sp<String>>,
     pub kind: Option<Sp<FaultKind>>,
+    /// Byte extents the kind's parameters reach, to check against the leg's size.
+    pub extents: Vec<Extent>,
 }
 
 pub(crate) struct DraftWorkload {
@@ -334,6 +340,14 @@ fn decode_leg(r: &mut Report, t: &Table) -> DraftLeg {
         map: t.string(r, "map"),
         prio: t.int(r, "prio", 0..=1000).or(1) as u32,
         prio_key: t.key_pos("prio"),
+        backend: t
+            .choice(
+                r,
+                "backend",
+                &[("loop", Backend::Loop), ("fuse", Backend::Fuse)],
+            )
+            .or(Backend::Loop),
+        dm_layer: t.boolean(r, "dm_layer").or(true),
     }
 }
 
@@ -350,16 +364,76 @@ fn decode_fault(r: &mut Report, t: &Table) -> DraftFault {
         }
         !w.val.is_zero()
     });
+    let repeat = decode_repeat(r, t, window.as_ref());
     let leg = t.string(r, "leg").required(r, t, "leg", "leg = \"a\"");
-    let kind = kinds::decode_kind(r, t);
+    let (kind, extents) = match kinds::decode_kind(r, t) {
+        Some(d) => (Some(d.kind), d.extents),
+        None => (None, Vec::new()),
+    };
     DraftFault {
         pos: t.pos,
         line: r.line_of(t.pos),
         at,
         window,
+        repeat,
         leg,
         kind,
+        extents,
     }
+}
+
+/// `every` and `times`: both or neither, and only with a valid `for` shorter than `every`.
+fn decode_repeat(
+    r: &mut Report,
+    t: &Table,
+    window: Option<&Sp<Duration>>,
+) -> Option<(Sp<Duration>, Sp<u32>)> {
+    let every = t.duration(r, "every");
+    let times = t.int(r, "times", 1..=10_000);
+    let (every, times) = match (every, times) {
+        (Got::Absent, Got::Absent) => return None,
+        (Got::Ok(e), Got::Ok(n)) => (e, Sp::new(n.val as u32, n.pos)),
+        (Got::Ok(e), Got::Absent) => {
+            r.error(
+                t.key_pos("every").unwrap_or(e.pos),
+                "`every` needs `times`",
+                "add e.g. `times = 3`: how many windows there are, `every` apart",
+            );
+            return None;
+        }
+        (Got::Absent, Got::Ok(n)) => {
+            r.error(
+                t.key_pos("times").unwrap_or(n.pos),
+                "`times` needs `every`",
+                "add e.g. `every = \"2s\"`: the time from the start of one window to the start of the next",
+            );
+            return None;
+        }
+        _ => return None, // an invalid value, reported
+    };
+    let Some(window) = window else {
+        if t.get("for").is_none() {
+            r.error(
+                t.key_pos("every").unwrap_or(every.pos),
+                "`every` repeats the fault's `for` window, but this fault has no `for`",
+                "add `for` (how long each window lasts, e.g. `for = \"1s\"`), or remove `every` and `times`",
+            );
+        }
+        return None;
+    };
+    if every.val <= window.val {
+        r.error(
+            every.pos,
+            format!(
+                "`every` = {} is not longer than `for` = {}",
+                format_duration(every.val),
+                format_duration(window.val)
+            ),
+            "the windows would overlap: `every` is the time from one window's start to the next one's, so make it longer than `for`",
+        );
+        return None;
+    }
+    Some((every, times))
 }
 
 fn decode_workload(r: &mut Report, t: &Table) -> DraftWorkload {

@@ -33,6 +33,8 @@
 //! name = "a"
 //! map = "mpatha"                          # may be left out when there is one map
 //! prio = 50                               # 0..=1000, default 1; higher is preferred
+//! backend = "loop"                        # default; or "fuse" (FUSE fault kinds need it)
+//! dm_layer = true                         # default; false: no dm device (no dm fault kinds)
 //!
 //! [[leg]]
 //! name = "b"
@@ -40,9 +42,10 @@
 //! [[fault]]                               # zero or more
 //! at = "3s"                               # from workload start
 //! for = "3s"                              # optional: restore the leg afterwards
+//! every = "4s"                            # optional, with `for`: `times` windows,
+//! times = 2                               # `every` (> `for`) apart
 //! leg = "a"
-//! kind = "fail"                           # "fail", "delay" (ms = 200),
-//!                                         # "flakey" (up = "1s", down = "1s"), "restore"
+//! kind = "fail"                           # see "Faults" below for every kind
 //!
 //! [workload]                              # required
 //! duration = "10s"                        # required, 1s..=1h
@@ -97,6 +100,34 @@
 //! [manager.map.mpatha]                    # optional, per map (like a multipath entry)
 //! failback = "manual"
 //! ```
+//!
+//! # Faults
+//!
+//! | kind | layer | parameters |
+//! |---|---|---|
+//! | `fail` | dm | — |
+//! | `delay` | dm | `ms` (every IO), or any of `read_ms`, `write_ms`, `flush_ms` (others 0) |
+//! | `flakey` | dm | `up`, `down` (whole seconds); optional `drop_writes`, `error_writes` (not both), `corrupt_bio_byte = { nth, op = "read"\|"write", value, flags }` |
+//! | `error_range` | dm | `offset` + `length`, or `ranges = [{ offset, length }, ...]` (512-byte aligned, inside the device, not overlapping) |
+//! | `dust` | dm | `bad_blocks = [..]` (inside the device), `block_size` (default 512), `quiet` |
+//! | `restore`, `kernel_fail` | leg | — (instants: no `for`) |
+//! | `errno` | FUSE | `errno = "EIO"` (a name from [`ERRNOS`]), `probability`, `op`, optional `offset` + `length` |
+//! | `latency` | FUSE | `ms`, or `min_ms` + `max_ms`, or `p50_ms` + `p99_ms`; `op` |
+//! | `hang` | FUSE | `op` |
+//! | `lose` | FUSE | `probability`, optional `offset` + `length` |
+//! | `corrupt` | FUSE | `probability`, `op` (not `"flush"`), optional `offset` + `length` |
+//!
+//! `op` is `"read"`, `"write"`, `"flush"` or `"any"` (default); `probability`
+//! is a number within 0..=1 (default 1). **dm** kinds need the leg's dm layer
+//! (`dm_layer = true`, the default) and on one leg may not overlap: each
+//! replaces the leg's table. **FUSE** kinds need `backend = "fuse"` and on one
+//! leg may overlap each other (they compose) and dm kinds. `restore` ends
+//! every fault on its leg and may not fall inside a `for` window;
+//! `kernel_fail` fails the leg's path in the map. dm-dust semantics: a read of
+//! a bad block fails, a write to one succeeds and clears it; a later `dust`
+//! fault on a dust leg changes the bad blocks without a table swap. See
+//! [`FaultKind`] for each kind's model and [`Scenario::timeline`] for how
+//! `every` / `times` expand.
 //!
 //! Durations are strings like `"250ms"`, `"1.5s"`, `"2m"`, `"1h"`, or an
 //! integer number of seconds. Sizes are strings like `"64MiB"`, `"4KiB"`, or
@@ -191,8 +222,10 @@ use std::path::Path;
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use model::{
-    Check, Cmp, Expectations, FaultKind, FaultSpec, GuestSpec, LegSpec, MapSpec, Metric,
-    PathStateExpect, Pattern, Scenario, Selector, Step, StepAction, WorkloadSpec,
+    block_list, Backend, BioDir, ByteRange, Check, Cmp, CorruptBioByte, Errno, Expectations,
+    FaultKind, FaultSpec, GuestSpec, IoOp, LatencyDist, Layer, LegSpec, MapSpec, Metric,
+    PathStateExpect, Pattern, Probability, Repeat, Scenario, Selector, Step, StepAction,
+    WorkloadSpec, ERRNOS,
 };
 pub use units::{format_duration, format_size};
 

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use crate::kinds::FaultKind;
+pub use crate::kinds::{
+    block_list, BioDir, ByteRange, CorruptBioByte, Errno, FaultKind, IoOp, LatencyDist, Layer,
+    Probability, ERRNOS,
+};
 use crate::manager::ManagerSpec;
 
 /// A complete, validated fault-injection scenario.
@@ -92,6 +95,34 @@ pub struct LegSpec {
     /// Path priority, 0..=1000, default 1; higher is preferred
     /// (orders the groups of `failover` and `group_by_prio`).
     pub prio: u32,
+    /// What the leg's loop device is backed by; default [`Backend::Loop`].
+    pub backend: Backend,
+    /// Whether the leg has a dm device of its own between its loop device and
+    /// the map (default true). dm fault kinds need it; without it the map's
+    /// path is the loop device itself.
+    pub dm_layer: bool,
+}
+
+/// `[[leg]] backend`: where a leg's data lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// A loop device over the map's backing file (tmpfs).
+    #[default]
+    Loop,
+    /// A loop device over a file served by pathrig's FUSE fault server,
+    /// which FUSE fault kinds act on.
+    Fuse,
+}
+
+impl Backend {
+    /// The name in scenario files ("loop", "fuse").
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Loop => "loop",
+            Backend::Fuse => "fuse",
+        }
+    }
 }
 
 /// One `[[fault]]` entry.
@@ -102,10 +133,33 @@ pub struct FaultSpec {
     /// TOML key `for`: if set, the leg is restored at `at + duration`.
     /// Without it the fault lasts until the next fault on the same leg.
     pub duration: Option<Duration>,
+    /// `every` and `times`: the window repeats (only with `for`).
+    pub repeat: Option<Repeat>,
     pub leg: String,
     pub kind: FaultKind,
     /// 1-based line of this fault's table in the scenario file.
     pub line: usize,
+}
+
+/// A fault window that repeats: `times` windows, starting `every` apart
+/// (`every` is longer than the window, so they never overlap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Repeat {
+    pub every: Duration,
+    /// At least 1.
+    pub times: u32,
+}
+
+impl FaultSpec {
+    /// How many times the fault is applied: `times`, or 1.
+    pub fn times(&self) -> u32 {
+        self.repeat.map_or(1, |r| r.times)
+    }
+
+    /// When the fault's window number `repetition` (0-based) starts.
+    pub fn start_of(&self, repetition: u32) -> Duration {
+        self.at + self.repeat.map_or(Duration::ZERO, |r| r.every * repetition)
+    }
 }
 
 /// The IO the guest runs against one map.
@@ -308,6 +362,9 @@ pub struct Step {
     pub action: StepAction,
     /// Index into [`Scenario::faults`] of the fault this step comes from.
     pub fault_index: usize,
+    /// Which window of a repeating fault (`every` / `times`) this step belongs
+    /// to, from 0; always 0 for a fault that does not repeat.
+    pub repetition: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -321,24 +378,30 @@ pub enum StepAction {
 
 impl Scenario {
     /// Every fault as timed steps: an `Apply` at `at` and, for a fault with
-    /// `for`, a `Restore` at `at + for`. Sorted by time; at the same instant
-    /// a `Restore` comes before an `Apply`, otherwise file order is kept.
+    /// `for`, a `Restore` at `at + for`; a fault with `every` and `times` gives
+    /// that pair `times` times, `every` apart. Sorted by time; at the same
+    /// instant a `Restore` comes before an `Apply`, otherwise file order is kept.
     pub fn timeline(&self) -> Vec<Step> {
         let mut steps = Vec::with_capacity(self.faults.len() * 2);
         for (fault_index, fault) in self.faults.iter().enumerate() {
-            steps.push(Step {
-                at: fault.at,
-                leg: fault.leg.clone(),
-                action: StepAction::Apply(fault.kind.clone()),
-                fault_index,
-            });
-            if let Some(window) = fault.duration {
+            for repetition in 0..fault.times() {
+                let start = fault.start_of(repetition);
                 steps.push(Step {
-                    at: fault.at + window,
+                    at: start,
                     leg: fault.leg.clone(),
-                    action: StepAction::Restore,
+                    action: StepAction::Apply(fault.kind.clone()),
                     fault_index,
+                    repetition,
                 });
+                if let Some(window) = fault.duration {
+                    steps.push(Step {
+                        at: start + window,
+                        leg: fault.leg.clone(),
+                        action: StepAction::Restore,
+                        fault_index,
+                        repetition,
+                    });
+                }
             }
         }
         steps.sort_by_key(|s| {
@@ -346,7 +409,7 @@ impl Scenario {
                 StepAction::Restore => 0,
                 StepAction::Apply(_) => 1,
             };
-            (s.at, rank, s.fault_index)
+            (s.at, rank, s.fault_index, s.repetition)
         });
         steps
     }

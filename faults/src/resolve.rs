@@ -11,11 +11,15 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::decode::{Draft, DraftMap};
+use crate::decode::{Draft, DraftFault, DraftMap};
 use crate::diag::Report;
+use crate::kinds::{kinds_of, Layer};
 use crate::manager::{ManagerKind, ManagerSettings};
 use crate::manager_resolve::resolve_manager;
-use crate::model::{Expectations, FaultSpec, GuestSpec, LegSpec, MapSpec, Scenario, WorkloadSpec};
+use crate::model::{
+    Backend, Expectations, FaultKind, FaultSpec, GuestSpec, LegSpec, MapSpec, Repeat, Scenario,
+    WorkloadSpec,
+};
 use crate::reader::{Got, Sp};
 use crate::units::{format_duration, format_size};
 
@@ -131,6 +135,8 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
                 name: name.val.clone(),
                 map,
                 prio: leg.prio,
+                backend: leg.backend,
+                dm_layer: leg.dm_layer,
             });
         }
     }
@@ -229,7 +235,7 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
     }
 
     // Faults.
-    let faults = resolve_faults(r, &d, &leg_index, &leg_names, run_length);
+    let faults = resolve_faults(r, &d, &legs, &leg_index, &leg_names, run_length);
 
     // Expectations.
     for (leg, _) in &d.expect.final_path_state {
@@ -426,22 +432,34 @@ fn resolve_map(
     })
 }
 
+/// "a" or "an" before a kind name.
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
 fn resolve_faults(
     r: &mut Report,
     d: &Draft,
+    legs: &[LegSpec],
     leg_index: &HashMap<&str, usize>,
     leg_names: &[&str],
     run_length: Option<Duration>,
 ) -> Vec<FaultSpec> {
-    // Each fault against the legs and the workload.
+    // Each fault against its leg and the workload.
     for f in &d.faults {
         if let Some(leg) = &f.leg {
-            if !leg_index.contains_key(leg.val.as_str()) {
-                r.error(
+            match legs.iter().find(|l| l.name == leg.val) {
+                Some(spec) => check_fault_on_leg(r, d, f, spec, leg_index),
+                None if !leg_index.contains_key(leg.val.as_str()) => r.error(
                     leg.pos,
                     format!("fault on leg \"{}\", which does not exist", leg.val),
                     format!("legs are: {}", quoted_list(leg_names.iter().copied())),
-                );
+                ),
+                None => {} // the leg itself is broken; reported there
             }
         }
         let (Some(at), Some(run)) = (&f.at, run_length) else {
@@ -475,63 +493,29 @@ fn resolve_faults(
                         format_duration(run - at.val)
                     ),
                 );
+            } else if let Some((every, times)) = &f.repeat {
+                let last_end = at.val + every.val * (times.val - 1) + w.val;
+                if last_end > run {
+                    // The most windows that end in time (the first one does).
+                    let fit = ((run - end).as_nanos() / every.val.as_nanos()) as u64 + 1;
+                    r.error(
+                        times.pos,
+                        format!(
+                            "the last of {} windows ends at {}, after the workload ends at {}",
+                            times.val,
+                            format_duration(last_end),
+                            format_duration(run)
+                        ),
+                        format!(
+                            "every window must end before the workload does: make `times` at most {fit}, `every` shorter, or start the fault earlier"
+                        ),
+                    );
+                }
             }
         }
     }
 
-    // Faults on the same leg against each other, in time order.
-    let mut by_leg: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, f) in d.faults.iter().enumerate() {
-        if let (Some(leg), Some(_)) = (&f.leg, &f.at) {
-            by_leg.entry(leg.val.as_str()).or_default().push(i);
-        }
-    }
-    let mut legs: Vec<_> = by_leg.into_iter().collect();
-    legs.sort_by_key(|(_, idx)| idx[0]);
-    for (leg, mut idx) in legs {
-        let at = |i: usize| d.faults[i].at.as_ref().map_or(Duration::ZERO, |a| a.val);
-        idx.sort_by_key(|&i| (at(i), i));
-        // The latest-ending `for` window seen so far: (end, fault index).
-        let mut window: Option<(Duration, usize)> = None;
-        let mut prev: Option<usize> = None;
-        for i in idx {
-            let f = &d.faults[i];
-            let start = at(i);
-            let pos = f.at.as_ref().map_or(f.pos, |a| a.pos);
-            if let Some(p) = prev.filter(|&p| at(p) == start) {
-                r.error(
-                    pos,
-                    format!(
-                        "two faults on leg \"{leg}\" start at the same time ({}); the other is on line {}",
-                        format_duration(start),
-                        d.faults[p].line
-                    ),
-                    "give each fault on a leg its own `at`",
-                );
-            } else if let Some((end, w)) = window.filter(|(end, _)| start < *end) {
-                r.error(
-                    pos,
-                    format!(
-                        "the fault at {} on leg \"{leg}\" overlaps the fault on line {}, whose window lasts until {}",
-                        format_duration(start),
-                        d.faults[w].line,
-                        format_duration(end)
-                    ),
-                    format!(
-                        "start this fault at {} or later, or shorten the earlier fault's `for`",
-                        format_duration(end)
-                    ),
-                );
-            }
-            if let Some(w) = &f.window {
-                let end = start + w.val;
-                if window.is_none_or(|(e, _)| end > e) {
-                    window = Some((end, i));
-                }
-            }
-            prev = Some(i);
-        }
-    }
+    check_overlaps(r, d);
 
     d.faults
         .iter()
@@ -539,10 +523,242 @@ fn resolve_faults(
             Some(FaultSpec {
                 at: f.at.as_ref()?.val,
                 duration: f.window.as_ref().map(|w| w.val),
+                repeat: f.repeat.as_ref().map(|(every, times)| Repeat {
+                    every: every.val,
+                    times: times.val,
+                }),
                 leg: f.leg.as_ref()?.val.clone(),
                 kind: f.kind.as_ref()?.val.clone(),
                 line: f.line,
             })
         })
         .collect()
+}
+
+/// A fault's kind against what its leg has (a dm layer, a FUSE backend), and
+/// the byte extents of its parameters against the leg's size.
+fn check_fault_on_leg(
+    r: &mut Report,
+    d: &Draft,
+    f: &DraftFault,
+    leg: &LegSpec,
+    leg_index: &HashMap<&str, usize>,
+) {
+    let Some(kind) = &f.kind else { return };
+    let name = kind.val.name();
+    let leg_line = leg_index
+        .get(leg.name.as_str())
+        .map_or(0, |&i| r.line_of(d.legs[i].pos));
+    match kind.val.layer() {
+        Layer::Dm if !leg.dm_layer => r.error(
+            kind.pos,
+            format!(
+                "{} {name} fault on leg \"{}\", which has no dm layer",
+                article(name),
+                leg.name
+            ),
+            format!(
+                "dm fault kinds ({}) act on the leg's dm device: remove `dm_layer = false` from leg \"{}\" (line {leg_line})",
+                kinds_of(Layer::Dm),
+                leg.name
+            ),
+        ),
+        Layer::Fuse if leg.backend != Backend::Fuse => r.error(
+            kind.pos,
+            format!(
+                "{} {name} fault on leg \"{}\", whose backend is \"{}\"",
+                article(name),
+                leg.name,
+                leg.backend.name()
+            ),
+            format!(
+                "FUSE fault kinds ({}) act in the FUSE file server under a leg: set `backend = \"fuse\"` on leg \"{}\" (line {leg_line})",
+                kinds_of(Layer::Fuse),
+                leg.name
+            ),
+        ),
+        Layer::Leg
+            if kind.val == FaultKind::Restore
+                && !leg.dm_layer
+                && leg.backend != Backend::Fuse =>
+        {
+            r.error(
+                kind.pos,
+                format!(
+                    "a restore on leg \"{}\", which has neither a dm layer nor a FUSE backend: there is nothing to restore",
+                    leg.name
+                ),
+                format!(
+                    "remove this fault; faults that a restore ends need a dm layer or `backend = \"fuse\"` on leg \"{}\" (line {leg_line})",
+                    leg.name
+                ),
+            )
+        }
+        _ => {}
+    }
+    let Some(size) = d
+        .maps
+        .iter()
+        .find(|m| m.name.as_ref().is_some_and(|n| n.val == leg.map))
+        .and_then(|m| m.size)
+    else {
+        return;
+    };
+    let mut reported = false;
+    for e in f.extents.iter().filter(|e| e.end > size) {
+        if reported && e.block_size.is_some() {
+            continue; // the block size itself does not fit
+        }
+        reported = true;
+        let help = match e.block_size {
+            Some(bs) => format!(
+                "map \"{}\" is {}: its blocks of {bs} bytes are numbered 0 to {}",
+                leg.map,
+                format_size(size),
+                (size / bs).saturating_sub(1)
+            ),
+            None => format!(
+                "keep it inside the device: map \"{}\" is {}",
+                leg.map,
+                format_size(size)
+            ),
+        };
+        r.error(
+            e.pos,
+            format!("{} reaches past the end of leg \"{}\"", e.what, leg.name),
+            help,
+        );
+    }
+}
+
+/// One window (or instant) of a fault on the timeline.
+struct Occurrence {
+    start: Duration,
+    /// End of the `for` window; `None` for a fault that lasts until the next one.
+    end: Option<Duration>,
+    fault: usize,
+    repetition: u32,
+    layer: Layer,
+    restore: bool,
+}
+
+/// Faults on the same leg against each other, in time order. dm kinds,
+/// `restore` and `kernel_fail` may not overlap one another; FUSE kinds may
+/// overlap each other and dm kinds (they compose), but a `restore` may not
+/// fall inside a FUSE fault's window (it would end it early).
+fn check_overlaps(r: &mut Report, d: &Draft) {
+    let mut by_leg: Vec<(&str, Vec<Occurrence>)> = Vec::new();
+    for (i, f) in d.faults.iter().enumerate() {
+        let (Some(leg), Some(at), Some(kind)) = (&f.leg, &f.at, &f.kind) else {
+            continue;
+        };
+        let (every, times) = f
+            .repeat
+            .as_ref()
+            .map_or((Duration::ZERO, 1), |(e, t)| (e.val, t.val));
+        let slot = match by_leg.iter().position(|(l, _)| *l == leg.val) {
+            Some(p) => p,
+            None => {
+                by_leg.push((leg.val.as_str(), Vec::new()));
+                by_leg.len() - 1
+            }
+        };
+        for repetition in 0..times {
+            let start = at.val + every * repetition;
+            by_leg[slot].1.push(Occurrence {
+                start,
+                end: f.window.as_ref().map(|w| start + w.val),
+                fault: i,
+                repetition,
+                layer: kind.val.layer(),
+                restore: kind.val == FaultKind::Restore,
+            });
+        }
+    }
+    for (leg, mut occurrences) in by_leg {
+        occurrences.sort_by_key(|o| (o.start, o.fault, o.repetition));
+        // The latest-ending `for` window so far among the exclusive kinds, and among FUSE kinds.
+        let mut window: Option<(Duration, usize)> = None;
+        let mut fuse_window: Option<(Duration, usize)> = None;
+        let mut prev: Option<&Occurrence> = None;
+        let mut prev_fuse: Option<&Occurrence> = None;
+        for o in &occurrences {
+            let exclusive = o.layer != Layer::Fuse;
+            let f = &d.faults[o.fault];
+            let pos = if o.repetition == 0 {
+                f.at.as_ref().map_or(f.pos, |a| a.pos)
+            } else {
+                f.repeat.as_ref().map_or(f.pos, |(e, _)| e.pos)
+            };
+            let this = if o.repetition == 0 {
+                format!("the fault at {}", format_duration(o.start))
+            } else {
+                format!(
+                    "window {} of {} of this fault (at {})",
+                    o.repetition + 1,
+                    f.repeat.as_ref().map_or(1, |(_, t)| t.val),
+                    format_duration(o.start)
+                )
+            };
+            let same_instant = if exclusive {
+                prev.filter(|p| p.start == o.start)
+                    .or(prev_fuse.filter(|p| o.restore && p.start == o.start))
+            } else {
+                prev.filter(|p| p.restore && p.start == o.start)
+            };
+            let inside = if exclusive {
+                window
+                    .filter(|(end, _)| o.start < *end)
+                    .or(fuse_window.filter(|(end, _)| o.restore && o.start < *end))
+            } else {
+                None
+            };
+            if let Some(p) = same_instant {
+                r.error(
+                    pos,
+                    format!(
+                        "two faults on leg \"{leg}\" start at the same time ({}); the other is on line {}",
+                        format_duration(o.start),
+                        d.faults[p.fault].line
+                    ),
+                    "give each fault on a leg its own `at`",
+                );
+            } else if let Some((end, w)) = inside {
+                r.error(
+                    pos,
+                    format!(
+                        "{this} on leg \"{leg}\" overlaps the fault on line {}, whose window lasts until {}",
+                        d.faults[w].line,
+                        format_duration(end)
+                    ),
+                    if o.restore && d.faults[w].kind.as_ref().is_some_and(|k| k.val.layer() == Layer::Fuse) {
+                        format!(
+                            "a restore ends every fault on the leg: restore at {} or later, or shorten the earlier fault's `for`",
+                            format_duration(end)
+                        )
+                    } else {
+                        format!(
+                            "start this fault at {} or later, or shorten the earlier fault's `for`",
+                            format_duration(end)
+                        )
+                    },
+                );
+            }
+            if let Some(end) = o.end {
+                let slot = if exclusive {
+                    &mut window
+                } else {
+                    &mut fuse_window
+                };
+                if slot.is_none_or(|(e, _)| end > e) {
+                    *slot = Some((end, o.fault));
+                }
+            }
+            if exclusive {
+                prev = Some(o);
+            } else {
+                prev_fuse = Some(o);
+            }
+        }
+    }
 }

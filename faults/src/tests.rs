@@ -154,17 +154,22 @@ fn full_scenario_parses_into_exactly_the_model() {
                 name: "a".into(),
                 map: "mpatha".into(),
                 prio: 1,
+                backend: Backend::Loop,
+                dm_layer: true,
             },
             LegSpec {
                 name: "b".into(),
                 map: "mpatha".into(),
                 prio: 1,
+                backend: Backend::Loop,
+                dm_layer: true,
             },
         ],
         faults: vec![
             FaultSpec {
                 at: secs(3),
                 duration: Some(secs(3)),
+                repeat: None,
                 leg: "a".into(),
                 kind: FaultKind::Fail,
                 line: 23,
@@ -172,8 +177,9 @@ fn full_scenario_parses_into_exactly_the_model() {
             FaultSpec {
                 at: secs(8),
                 duration: None,
+                repeat: None,
                 leg: "b".into(),
-                kind: FaultKind::Delay { ms: 200 },
+                kind: FaultKind::delay(200),
                 line: 29,
             },
         ],
@@ -309,13 +315,7 @@ kind = "none"
     assert_eq!(s.maps[0].selector, Selector::ServiceTime);
     assert!(s.maps[0].queue_if_no_path);
     assert_eq!(s.faults[0].at, secs(2));
-    assert_eq!(
-        s.faults[0].kind,
-        FaultKind::Flakey {
-            up: secs(1),
-            down: secs(2)
-        }
-    );
+    assert_eq!(s.faults[0].kind, FaultKind::flakey(secs(1), secs(2)));
     assert_eq!(s.workload.duration, secs(30));
     assert_eq!(s.workload.block_size, 512);
     assert_eq!(s.workload.pattern, Pattern::Sequential);
@@ -437,7 +437,12 @@ fn unknown_key_in_fault_lists_fault_keys() {
     ));
     let e = at(&d, 12, 1, "unknown key `lge` in [[fault]]");
     assert!(help(e).contains("did you mean `leg`?"), "{e}");
-    assert!(help(e).contains("at, for, leg, kind, ms, up, down"), "{e}");
+    assert!(
+        help(e).contains(
+            "at, for, every, times, leg, kind, ms, read_ms, write_ms, flush_ms, up, down"
+        ),
+        "{e}"
+    );
     // and the real `leg` is missing, reported at the table header
     let m = at(&d, 10, 1, "[[fault]] is missing required key `leg`");
     assert_eq!(help(m), "add e.g. `leg = \"a\"`");
@@ -869,7 +874,7 @@ fn unknown_kind_lists_the_kinds() {
     assert_eq!(e.message, "unknown fault kind \"flaky\"");
     assert_eq!(
         help(e),
-        "did you mean \"flakey\"? valid values are: fail, delay, flakey, restore, kernel_fail"
+        "did you mean \"flakey\"? valid values are: fail, delay, flakey, error_range, dust, restore, kernel_fail, errno, latency, hang, lose, corrupt"
     );
 }
 
@@ -879,7 +884,10 @@ fn parameters_on_the_wrong_kind() {
         "[[fault]]\nat = \"1s\"\nleg = \"a\"\nkind = \"fail\"\nms = 200\nup = \"1s\"\n",
     ));
     let e = at(&d, 14, 1, "`ms` does not apply to kind = \"fail\"");
-    assert_eq!(help(e), "`ms` is a parameter of kind = \"delay\" only");
+    assert_eq!(
+        help(e),
+        "`ms` is a parameter of kind = \"delay\" or \"latency\" only"
+    );
     let e = at(&d, 15, 1, "`up` does not apply to kind = \"fail\"");
     assert_eq!(help(e), "`up` is a parameter of kind = \"flakey\" only");
     assert_eq!(d.len(), 2);
@@ -891,7 +899,10 @@ fn kind_parameters_are_required_and_checked() {
         "[[fault]]\nat = \"1s\"\nleg = \"a\"\nkind = \"delay\"\n",
     ));
     let e = at(&d, 10, 1, "kind = \"delay\" needs `ms`");
-    assert_eq!(help(e), "add e.g. `ms = 200` to this [[fault]]");
+    assert_eq!(
+        help(e),
+        "add e.g. `ms = 200` to this [[fault]] to delay every IO, or `write_ms = 200` to delay only writes"
+    );
     let d = errors(&mini(
         "[[fault]]\nat = \"1s\"\nleg = \"a\"\nkind = \"delay\"\nms = 0\n",
     ));
@@ -1155,7 +1166,7 @@ kind = "fail"
             (2, "a".to_string(), Apply(FaultKind::Fail), 0),
             (5, "a".to_string(), Restore, 0),
             (5, "b".to_string(), Restore, 2),
-            (5, "a".to_string(), Apply(FaultKind::Delay { ms: 100 }), 1),
+            (5, "a".to_string(), Apply(FaultKind::delay(100)), 1),
             (5, "b".to_string(), Apply(FaultKind::Fail), 3),
         ]
     );
@@ -1190,7 +1201,7 @@ fn model_serializes_for_reports() {
     let v = serde_json::to_value(&s).unwrap();
     assert_eq!(
         v["faults"][1]["kind"],
-        serde_json::json!({"kind": "delay", "ms": 200})
+        serde_json::json!({"kind": "delay", "read_ms": 200, "write_ms": 200, "flush_ms": 200})
     );
     assert_eq!(v["maps"][0]["selector"], "round-robin");
     assert_eq!(

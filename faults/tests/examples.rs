@@ -140,7 +140,7 @@ p99_latency_ms = "> 400"
         s.maps[0].groups,
         [vec!["fast".to_string()], vec!["slow".to_string()]]
     );
-    assert_eq!(s.faults[0].kind, FaultKind::Delay { ms: 500 });
+    assert_eq!(s.faults[0].kind, FaultKind::delay(500));
     assert_eq!(s.workload.block_size, 64 << 10);
 }
 
@@ -177,10 +177,7 @@ a = "active"
     );
     assert_eq!(
         s.faults[0].kind,
-        FaultKind::Flakey {
-            up: Duration::from_secs(2),
-            down: Duration::from_secs(1)
-        }
+        FaultKind::flakey(Duration::from_secs(2), Duration::from_secs(1))
     );
     assert_eq!(s.faults[1].kind, FaultKind::Restore);
     assert_eq!(
@@ -256,7 +253,7 @@ scenarios/broken.toml:9:7: error: the fault window ends at 12s, after the worklo
 scenarios/broken.toml:14:7: error: fault on leg "c", which does not exist
   help: legs are: "a"
 scenarios/broken.toml:15:8: error: unknown fault kind "flaky"
-  help: did you mean "flakey"? valid values are: fail, delay, flakey, restore, kernel_fail
+  help: did you mean "flakey"? valid values are: fail, delay, flakey, error_range, dust, restore, kernel_fail, errno, latency, hang, lose, corrupt
 scenarios/broken.toml:19:14: error: bad comparison "< five" for `app_errors`
   help: write an integer (meaning ==) or a string "OP N" with OP one of ==, !=, <, <=, >, >=, e.g. "< 500""#;
     assert_eq!(err.to_string(), expected);

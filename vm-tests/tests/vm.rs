@@ -321,6 +321,209 @@ fn slow_leg() {
     );
 }
 
+/// Every event, in or out of the timeline, as (t_ms, source, what).
+fn all_events(run: &GuestRun) -> Vec<(f64, String, String)> {
+    run.json("events")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["t_ms"].as_f64().unwrap(),
+                e["source"].as_str().unwrap().to_string(),
+                e["what"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The times of the timeline events whose text contains `what`.
+fn times_of(run: &GuestRun, what: &str) -> Vec<f64> {
+    timeline(run)
+        .into_iter()
+        .filter(|(_, _, w)| w.contains(what))
+        .map(|(t, _, _)| t)
+        .collect()
+}
+
+/// The mismatch details of report.json: (t_ms, lba, detail).
+fn mismatches(run: &GuestRun) -> Vec<(f64, u64, String)> {
+    run.json("workload.mismatch_details")
+        .as_array()
+        .expect("mismatch_details[]")
+        .iter()
+        .map(|m| {
+            (
+                m["t_ms"].as_f64().unwrap(),
+                m["lba"].as_u64().unwrap(),
+                m["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn bad_sector_range() {
+    let Some(run) = scenario("bad-sector-range") else {
+        return;
+    };
+    // While the fault lasts, leg a is linear + error + linear: 64 KiB broken at 1840 KiB.
+    let table = all_events(&run)
+        .into_iter()
+        .find(|(_, s, w)| s == "rig" && w.contains("leg-a table live") && w.contains(" error"))
+        .unwrap_or_else(|| panic!("no error_range table:\n{}", run.explain()))
+        .2;
+    assert!(
+        table.ends_with(
+            "table live: 0 3680 linear 7:0 0\n3680 128 error\n3808 127264 linear 7:0 3808"
+        ),
+        "{table}"
+    );
+    // The kernel fails a once, when the sequential workload reaches block 460 (about 2.3 s),
+    // not when the fault is applied (1.5 s).
+    let failed = times_of(&run, "path a failed");
+    assert_eq!(failed.len(), 1, "{}", run.explain());
+    assert!(
+        (2200.0..2700.0).contains(&failed[0]),
+        "path a failed at {} ms",
+        failed[0]
+    );
+    // The checker reads block 0, outside the range: it brings a back before the range is repaired.
+    let reinstate = first(&run, "reinstate_path a");
+    assert!(reinstate > failed[0] && reinstate < first(&run, "a: restore"));
+    assert_eq!(run.json("workload.app_errors"), 0);
+}
+
+#[test]
+fn lost_writes_after_path_switch() {
+    let Some(run) = scenario("lost-writes-after-path-switch") else {
+        return;
+    };
+    let found = mismatches(&run);
+    assert!(!found.is_empty(), "{}", run.explain());
+    assert_eq!(run.json("workload.mismatches"), found.len() as u64);
+    for (t, lba, detail) in &found {
+        // Writes are dropped from the start of the down interval, 2.5 s.
+        assert!(*t >= 2400.0, "mismatch at {t} ms: {detail}");
+        // Verification names each lost write and its LBA: 4 KiB blocks of a 4 MiB map.
+        assert!(detail.contains("lost write"), "{detail}");
+        assert!(lba % 8 == 0 && *lba < 8192, "lba {lba}");
+        assert!(
+            detail.starts_with(&format!("block {}: ", lba / 8)),
+            "lba {lba}: {detail}"
+        );
+    }
+    // Nothing failed: no IO error, no kernel path event.
+    assert_eq!(run.json("workload.app_errors"), 0);
+    assert_eq!(count(&run, "path a"), 0, "{}", run.explain());
+}
+
+#[test]
+fn corrupt_reads() {
+    let Some(run) = scenario("corrupt-reads") else {
+        return;
+    };
+    let found = mismatches(&run);
+    assert!(!found.is_empty(), "{}", run.explain());
+    for (t, _, detail) in &found {
+        assert!(*t >= 2400.0, "mismatch at {t} ms: {detail}");
+        // One byte, the 100th, damaged: the CRC catches it.
+        assert!(detail.contains("corrupt block (crc mismatch)"), "{detail}");
+        assert!(
+            detail.contains("1 of 4096 bytes differ") && detail.contains("first at offset 99"),
+            "{detail}"
+        );
+    }
+    assert_eq!(run.json("workload.app_errors"), 0);
+}
+
+#[test]
+fn flapping_link() {
+    let Some(run) = scenario("flapping-link") else {
+        return;
+    };
+    let path_a = &run.json("maps.0.paths.0");
+    assert_eq!(path_a["leg"], "a");
+    assert_eq!(path_a["fail_count"], 3, "{}", run.explain());
+    // One failure in each half-second window, one reinstatement after each window.
+    let failed = times_of(&run, "path a failed");
+    let reinstated = times_of(&run, "path a reinstated");
+    assert_eq!(
+        (failed.len(), reinstated.len()),
+        (3, 3),
+        "{}",
+        run.explain()
+    );
+    for (i, start) in [1500.0, 4500.0, 7500.0].into_iter().enumerate() {
+        assert!(
+            (start - 10.0..start + 500.0).contains(&failed[i]),
+            "window {i}: failed at {} ms",
+            failed[i]
+        );
+        assert!(
+            reinstated[i] >= start + 500.0 && reinstated[i] < start + 3000.0,
+            "window {i}: reinstated at {} ms",
+            reinstated[i]
+        );
+    }
+    assert_eq!(count(&run, "window 3 of 3"), 1);
+}
+
+#[test]
+fn dust_bad_blocks() {
+    let Some(run) = scenario("dust-bad-blocks") else {
+        return;
+    };
+    // Reads of block 150 (about 1.5 s) and 500 (about 5 s) fail a; block 400 (about 4 s) was
+    // removed from the bad blocks at 3.25 s and does not.
+    let failed = times_of(&run, "path a failed");
+    assert_eq!(failed.len(), 2, "{}", run.explain());
+    assert!((1400.0..1900.0).contains(&failed[0]), "{failed:?}");
+    assert!((4900.0..5400.0).contains(&failed[1]), "{failed:?}");
+    // The second dust fault changed the bad blocks by message, without a table swap.
+    let changed = first(&run, "changed at runtime, no table swap");
+    let restored = first(&run, "a: restore");
+    let events = all_events(&run);
+    let swaps: Vec<f64> = events
+        .iter()
+        .filter(|(t, s, w)| {
+            s == "rig" && w.contains("leg-a table live") && *t > changed && *t < restored
+        })
+        .map(|(t, _, _)| *t)
+        .collect();
+    assert!(swaps.is_empty(), "table swaps at {swaps:?}");
+    let messages: Vec<&str> = events
+        .iter()
+        .filter(|(t, s, _)| s == "rig" && *t >= changed && *t < restored)
+        .filter_map(|(_, _, w)| w.split_once(" message: ").map(|(_, m)| m))
+        .collect();
+    assert_eq!(messages, ["clearbadblocks", "addbadblock 500", "quiet"]);
+    assert_eq!(run.json("workload.app_errors"), 0);
+}
+
+#[test]
+fn slow_writes() {
+    let Some(run) = scenario("slow-writes") else {
+        return;
+    };
+    // dm-delay's 9-argument form: reads 0 ms, writes 200 ms, flushes 0 ms.
+    assert!(all_events(&run).iter().any(|(_, s, w)| s == "rig"
+        && w.ends_with("table live: 0 131072 delay 7:0 0 0 7:0 0 200 7:0 0 0")));
+    let reads = run.json("workload.reads").as_u64().unwrap();
+    let writes = run.json("workload.writes").as_u64().unwrap();
+    let fast = run.json("workload.latency_buckets.0.1").as_u64().unwrap();
+    let slow = run.json("workload.latency_buckets.1.1").as_u64().unwrap();
+    // The slow IOs are the writes of the 7 s of the 8 s run that are delayed, and only they:
+    // every read is fast.
+    assert!(
+        slow <= writes && slow * 4 >= writes * 3,
+        "{slow} slow IOs, {writes} writes:\n{}",
+        run.explain()
+    );
+    assert!(fast >= reads, "{fast} fast IOs, {reads} reads");
+    assert!(run.json("workload.latency_us.p50").as_u64().unwrap() < 100_000);
+}
+
 #[test]
 fn a_failed_run_leaves_nothing_behind() {
     if skipped("a_failed_run_leaves_nothing_behind") {
@@ -352,16 +555,22 @@ fn every_scenario_file_has_a_test() {
     let tested = [
         "all-legs-fail-no-queue",
         "all-legs-fail-queue",
+        "bad-sector-range",
         "checker-finds-idle-dead-path",
+        "corrupt-reads",
+        "dust-bad-blocks",
         "failback-deferred",
         "failback-followover",
         "failback-immediate",
         "failback-manual",
+        "flapping-link",
         "flapping-path-damped",
         "healthy",
         "leg-fails-and-returns",
+        "lost-writes-after-path-switch",
         "no-path-retry-count",
         "slow-leg",
+        "slow-writes",
     ];
     assert_eq!(
         scenario_names(),

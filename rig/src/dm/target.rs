@@ -79,13 +79,118 @@ pub struct Multipath {
     pub groups: Vec<PathGroup>,
 }
 
-/// Optional behaviours of dm-flakey during its down interval.
+/// The direction of bios a dm-flakey `corrupt_bio_byte` feature applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum BioDir {
+    Read,
+    Write,
+}
+
+/// Optional behaviours of dm-flakey during its down interval (kernel 6.1: at most one of
+/// `DropWrites` / `ErrorWrites`, and neither together with a write `CorruptBioByte`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum FlakeyFeature {
-    /// Silently drop writes (they complete successfully) instead of failing all IO.
+    /// Silently drop writes (they complete successfully) instead of failing all IO; reads pass.
     DropWrites,
     /// Fail writes with an error, let reads through.
     ErrorWrites,
+    /// Set byte `nth` (from 1) of every bio in direction `dir` whose flags include all of
+    /// `flags` (0: every bio) to `value`.
+    CorruptBioByte {
+        nth: u32,
+        dir: BioDir,
+        value: u8,
+        flags: u32,
+    },
+}
+
+impl FlakeyFeature {
+    /// The feature's words in the table: `drop_writes`, `corrupt_bio_byte 32 r 255 0`.
+    fn words(&self) -> Vec<String> {
+        match self {
+            FlakeyFeature::DropWrites => vec!["drop_writes".into()],
+            FlakeyFeature::ErrorWrites => vec!["error_writes".into()],
+            FlakeyFeature::CorruptBioByte {
+                nth,
+                dir,
+                value,
+                flags,
+            } => vec![
+                "corrupt_bio_byte".into(),
+                nth.to_string(),
+                match dir {
+                    BioDir::Read => "r".into(),
+                    BioDir::Write => "w".into(),
+                },
+                value.to_string(),
+                flags.to_string(),
+            ],
+        }
+    }
+}
+
+/// Where one class of IO of a dm-delay target goes, and how long it waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DelayClass {
+    pub dev: DevNum,
+    pub offset: u64,
+    pub ms: u32,
+}
+
+impl DelayClass {
+    fn words(&self) -> [String; 3] {
+        [
+            self.dev.to_string(),
+            self.offset.to_string(),
+            self.ms.to_string(),
+        ]
+    }
+}
+
+/// The three constructor forms of dm-delay (3, 6 or 9 arguments).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Delay {
+    /// `<dev> <offset> <ms>`: reads, writes and flushes alike.
+    All(DelayClass),
+    /// Reads, then writes; flushes are delayed like writes.
+    ReadWrite { read: DelayClass, write: DelayClass },
+    /// Reads, writes and flushes each on their own.
+    ReadWriteFlush {
+        read: DelayClass,
+        write: DelayClass,
+        flush: DelayClass,
+    },
+}
+
+impl Delay {
+    /// All three classes over `dev` from `offset`, in the shortest form that says it: one class
+    /// when the three delays are equal, else all three.
+    pub fn per_class(
+        dev: DevNum,
+        offset: u64,
+        read_ms: u32,
+        write_ms: u32,
+        flush_ms: u32,
+    ) -> Delay {
+        let class = |ms| DelayClass { dev, offset, ms };
+        if read_ms == write_ms && write_ms == flush_ms {
+            Delay::All(class(read_ms))
+        } else {
+            Delay::ReadWriteFlush {
+                read: class(read_ms),
+                write: class(write_ms),
+                flush: class(flush_ms),
+            }
+        }
+    }
+
+    fn classes(&self) -> Vec<&DelayClass> {
+        match self {
+            Delay::All(all) => vec![all],
+            Delay::ReadWrite { read, write } => vec![read, write],
+            Delay::ReadWriteFlush { read, write, flush } => vec![read, write, flush],
+        }
+    }
 }
 
 /// A device-mapper target with its parameters.
@@ -97,12 +202,8 @@ pub enum Target {
     },
     /// Every IO fails with EIO.
     Error,
-    /// Delays reads and writes by `ms` milliseconds each.
-    Delay {
-        dev: DevNum,
-        offset: u64,
-        ms: u32,
-    },
+    /// Delays IO (per class, see [`Delay`]).
+    Delay(Delay),
     /// Passes IO for `up_s` seconds, then misbehaves for `down_s` seconds, repeating.
     Flakey {
         dev: DevNum,
@@ -110,6 +211,13 @@ pub enum Target {
         up_s: u32,
         down_s: u32,
         features: Vec<FlakeyFeature>,
+    },
+    /// dm-dust: reads of listed bad blocks (of `block_size` bytes) fail once enabled; a write
+    /// to a bad block clears it. Its bad blocks are set by messages ([`DustMessage`]).
+    Dust {
+        dev: DevNum,
+        offset: u64,
+        block_size: u32,
     },
     Multipath(Multipath),
 }
@@ -120,8 +228,9 @@ impl Target {
         match self {
             Target::Linear { .. } => "linear",
             Target::Error => "error",
-            Target::Delay { .. } => "delay",
+            Target::Delay(_) => "delay",
             Target::Flakey { .. } => "flakey",
+            Target::Dust { .. } => "dust",
             Target::Multipath(_) => "multipath",
         }
     }
@@ -131,7 +240,12 @@ impl Target {
         match self {
             Target::Linear { dev, offset } => format!("{dev} {offset}"),
             Target::Error => String::new(),
-            Target::Delay { dev, offset, ms } => format!("{dev} {offset} {ms}"),
+            Target::Delay(delay) => delay
+                .classes()
+                .iter()
+                .flat_map(|c| c.words())
+                .collect::<Vec<_>>()
+                .join(" "),
             Target::Flakey {
                 dev,
                 offset,
@@ -145,31 +259,74 @@ impl Target {
                     up_s.to_string(),
                     down_s.to_string(),
                 ];
-                if !features.is_empty() {
-                    words.push(features.len().to_string());
-                    words.extend(features.iter().map(|f| match f {
-                        FlakeyFeature::DropWrites => "drop_writes".to_string(),
-                        FlakeyFeature::ErrorWrites => "error_writes".to_string(),
-                    }));
+                let feature_words: Vec<String> =
+                    features.iter().flat_map(FlakeyFeature::words).collect();
+                if !feature_words.is_empty() {
+                    // The count is of argument words, not of features.
+                    words.push(feature_words.len().to_string());
+                    words.extend(feature_words);
                 }
                 words.join(" ")
             }
+            Target::Dust {
+                dev,
+                offset,
+                block_size,
+            } => format!("{dev} {offset} {block_size}"),
             Target::Multipath(mp) => mp.params(),
         }
     }
 
-    /// The device numbers this target stacks on.
+    /// The device numbers this target stacks on (each once, in table order).
     pub fn dependencies(&self) -> Vec<DevNum> {
-        match self {
-            Target::Linear { dev, .. } | Target::Delay { dev, .. } | Target::Flakey { dev, .. } => {
+        let mut devs = match self {
+            Target::Linear { dev, .. } | Target::Flakey { dev, .. } | Target::Dust { dev, .. } => {
                 vec![*dev]
             }
+            Target::Delay(delay) => delay.classes().iter().map(|c| c.dev).collect(),
             Target::Error => vec![],
             Target::Multipath(mp) => mp
                 .groups
                 .iter()
                 .flat_map(|g| g.paths.iter().copied())
                 .collect(),
+        };
+        let mut seen = Vec::new();
+        devs.retain(|d| {
+            let new = !seen.contains(d);
+            seen.push(*d);
+            new
+        });
+        devs
+    }
+}
+
+/// A message to a dm-dust target (kernel 6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DustMessage {
+    /// Add block N to the bad block list (an error if it is there already).
+    AddBadBlock(u64),
+    /// Remove block N from the list (an error if it is not there).
+    RemoveBadBlock(u64),
+    /// Empty the list.
+    ClearBadBlocks,
+    /// Start failing reads of bad blocks (a new dust target passes everything: "bypass").
+    Enable,
+    /// Stop failing reads of bad blocks.
+    Disable,
+    /// Toggle quiet mode (no kernel log line per bad-block hit).
+    ToggleQuiet,
+}
+
+impl fmt::Display for DustMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DustMessage::AddBadBlock(n) => write!(f, "addbadblock {n}"),
+            DustMessage::RemoveBadBlock(n) => write!(f, "removebadblock {n}"),
+            DustMessage::ClearBadBlocks => f.write_str("clearbadblocks"),
+            DustMessage::Enable => f.write_str("enable"),
+            DustMessage::Disable => f.write_str("disable"),
+            DustMessage::ToggleQuiet => f.write_str("quiet"),
         }
     }
 }
@@ -226,6 +383,45 @@ impl Table {
             length: sectors,
             target,
         }])
+    }
+
+    /// `sectors` sectors mapped linearly onto `dev` (same offsets), except the `errors`
+    /// ranges (`(start, length)` in sectors), which are dm-error segments — the way lvm2's
+    /// test helper `error_dev` breaks part of a device. Ranges are sorted and merged here;
+    /// parts past the end are cut off.
+    pub fn with_error_ranges(dev: DevNum, sectors: u64, errors: &[(u64, u64)]) -> Table {
+        let mut ranges: Vec<(u64, u64)> = errors
+            .iter()
+            .map(|&(start, len)| (start.min(sectors), start.saturating_add(len).min(sectors)))
+            .filter(|(start, end)| end > start)
+            .collect();
+        ranges.sort_unstable();
+        let mut lines = Vec::new();
+        let mut at = 0;
+        let mut push = |start: u64, end: u64, target: Target| {
+            if end > start {
+                lines.push(TableLine {
+                    start,
+                    length: end - start,
+                    target,
+                });
+            }
+        };
+        let mut i = 0;
+        while i < ranges.len() {
+            let (start, mut end) = ranges[i];
+            // Merge overlapping or touching ranges into one error segment.
+            while i + 1 < ranges.len() && ranges[i + 1].0 <= end {
+                end = end.max(ranges[i + 1].1);
+                i += 1;
+            }
+            push(at, start, Target::Linear { dev, offset: at });
+            push(start, end, Target::Error);
+            at = end;
+            i += 1;
+        }
+        push(at, sectors, Target::Linear { dev, offset: at });
+        Table(lines)
     }
 
     /// The form the `devicemapper` crate's `table_load` takes.
@@ -308,11 +504,11 @@ mod tests {
         assert_eq!(Target::Error.params(), "");
         assert_eq!(Table::single(8, Target::Error).render(), "0 8 error");
         assert_eq!(
-            Target::Delay {
+            Target::Delay(Delay::All(DelayClass {
                 dev,
                 offset: 0,
                 ms: 200
-            }
+            }))
             .params(),
             "7:2 0 200"
         );
@@ -325,6 +521,142 @@ mod tests {
         };
         assert_eq!(flakey.params(), "7:2 0 2 1 1 drop_writes");
         assert_eq!(flakey.dependencies(), vec![dev]);
+    }
+
+    #[test]
+    fn delay_in_its_three_forms() {
+        let dev = DevNum::new(7, 2);
+        let class = |ms| DelayClass { dev, offset: 0, ms };
+        let all = Target::Delay(Delay::All(class(200)));
+        assert_eq!(
+            Table::single(131072, all).render(),
+            "0 131072 delay 7:2 0 200"
+        );
+        let rw = Target::Delay(Delay::ReadWrite {
+            read: class(0),
+            write: class(200),
+        });
+        assert_eq!(rw.params(), "7:2 0 0 7:2 0 200");
+        let rwf = Target::Delay(Delay::ReadWriteFlush {
+            read: class(0),
+            write: class(200),
+            flush: class(50),
+        });
+        assert_eq!(rwf.params(), "7:2 0 0 7:2 0 200 7:2 0 50");
+        assert_eq!(rwf.dependencies(), vec![dev]);
+        // per_class picks the short form when the delays agree.
+        assert_eq!(
+            Target::Delay(Delay::per_class(dev, 0, 100, 100, 100)).params(),
+            "7:2 0 100"
+        );
+        assert_eq!(
+            Target::Delay(Delay::per_class(dev, 8, 0, 200, 0)).params(),
+            "7:2 8 0 7:2 8 200 7:2 8 0"
+        );
+    }
+
+    #[test]
+    fn flakey_features_count_their_words() {
+        let dev = DevNum::new(7, 2);
+        let flakey = |features| Target::Flakey {
+            dev,
+            offset: 0,
+            up_s: 1,
+            down_s: 4,
+            features,
+        };
+        assert_eq!(flakey(vec![]).params(), "7:2 0 1 4");
+        assert_eq!(
+            flakey(vec![FlakeyFeature::ErrorWrites]).params(),
+            "7:2 0 1 4 1 error_writes"
+        );
+        let corrupt = FlakeyFeature::CorruptBioByte {
+            nth: 32,
+            dir: BioDir::Read,
+            value: 255,
+            flags: 0,
+        };
+        assert_eq!(
+            flakey(vec![corrupt]).params(),
+            "7:2 0 1 4 5 corrupt_bio_byte 32 r 255 0"
+        );
+        let corrupt_writes = FlakeyFeature::CorruptBioByte {
+            nth: 1,
+            dir: BioDir::Write,
+            value: 0,
+            flags: 8,
+        };
+        assert_eq!(
+            flakey(vec![FlakeyFeature::DropWrites, corrupt]).params(),
+            "7:2 0 1 4 6 drop_writes corrupt_bio_byte 32 r 255 0"
+        );
+        assert_eq!(
+            Table::single(2048, flakey(vec![corrupt_writes])).render(),
+            "0 2048 flakey 7:2 0 1 4 5 corrupt_bio_byte 1 w 0 8"
+        );
+    }
+
+    #[test]
+    fn error_ranges_split_the_leg_into_linear_and_error_segments() {
+        let dev = DevNum::new(7, 0);
+        // 64 MiB, 64 KiB broken at 1 MiB.
+        assert_eq!(
+            Table::with_error_ranges(dev, 131072, &[(2048, 128)]).render(),
+            "0 2048 linear 7:0 0\n2048 128 error\n2176 128896 linear 7:0 2176"
+        );
+        // Several ranges, out of order, one at the start and one at the very end.
+        assert_eq!(
+            Table::with_error_ranges(dev, 4096, &[(4088, 8), (0, 8), (100, 1)]).render(),
+            "0 8 error\n8 92 linear 7:0 8\n100 1 error\n101 3987 linear 7:0 101\n4088 8 error"
+        );
+        // Touching and overlapping ranges merge; a range past the end is cut off.
+        assert_eq!(
+            Table::with_error_ranges(dev, 100, &[(10, 10), (20, 5), (22, 10), (90, 50)]).render(),
+            "0 10 linear 7:0 0\n10 22 error\n32 58 linear 7:0 32\n90 10 error"
+        );
+        // No range: the healthy table.
+        assert_eq!(
+            Table::with_error_ranges(dev, 100, &[]),
+            Table::single(100, Target::Linear { dev, offset: 0 })
+        );
+        let lines = Table::with_error_ranges(dev, 100, &[(10, 10)]).to_ioctl_lines();
+        assert_eq!(lines[1], (10, 10, "error".to_string(), String::new()));
+    }
+
+    #[test]
+    fn dust_target_and_messages() {
+        let dust = Target::Dust {
+            dev: DevNum::new(7, 1),
+            offset: 0,
+            block_size: 512,
+        };
+        assert_eq!(
+            Table::single(131072, dust.clone()).render(),
+            "0 131072 dust 7:1 0 512"
+        );
+        assert_eq!(dust.dependencies(), vec![DevNum::new(7, 1)]);
+        let messages: Vec<String> = [
+            DustMessage::AddBadBlock(10),
+            DustMessage::RemoveBadBlock(11),
+            DustMessage::ClearBadBlocks,
+            DustMessage::Enable,
+            DustMessage::Disable,
+            DustMessage::ToggleQuiet,
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(
+            messages,
+            [
+                "addbadblock 10",
+                "removebadblock 11",
+                "clearbadblocks",
+                "enable",
+                "disable",
+                "quiet"
+            ]
+        );
     }
 
     #[test]
