@@ -22,35 +22,6 @@ use rig::dm::{DevNum, Table, Target};
 use super::{Built, KernelWatch, RunError, SECTOR};
 use crate::events::{EventLog, Source};
 
-/// Kernel modules for fault kinds that the guest does not load for every scenario.
-const ON_DEMAND_MODULES: &[(&str, &str)] = &[("dust", "dm-dust")];
-
-/// Before anything is built: loads the kernel modules the scenario's fault kinds need (in a
-/// guest, from its module tree; elsewhere the kernel loads dm targets on demand), and refuses
-/// what the rig cannot run yet.
-pub(super) fn preflight(scenario: &Scenario) -> Result<(), RunError> {
-    if let Some(leg) = scenario.legs.iter().find(|l| !l.dm_layer) {
-        if scenario.manager.kind == faults::manager::ManagerKind::Embedded {
-            return Err(RunError::NotWired(format!(
-                "leg \"{}\" has no dm layer, and the path manager's checker opens only dm legs (/dev/dm-N); run it with [manager] kind = \"none\" until the checker opens loop devices",
-                leg.name
-            )));
-        }
-    }
-    let modules: Vec<&str> = ON_DEMAND_MODULES
-        .iter()
-        .filter(|(kind, _)| scenario.faults.iter().any(|f| f.kind.name() == *kind))
-        .map(|(_, module)| *module)
-        .collect();
-    if modules.is_empty() {
-        return Ok(());
-    }
-    if let Some(dir) = std::env::var_os(rig::guest::ENV_MODULES) {
-        rig::kmod::ModuleTree::open(std::path::Path::new(&dir))?.load(&modules)?;
-    }
-    Ok(())
-}
-
 /// What one step does to its leg.
 enum Plan {
     /// Swap the leg's dm table, then send the new target these messages.

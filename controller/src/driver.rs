@@ -14,14 +14,31 @@ use faults::manager::{ManagerKind, PathChecker};
 use faults::Scenario;
 use rig::checker::{CheckOutcome, CheckerRing};
 use rig::dm::mpath_status::{KernelPathState, MultipathStatus};
-use rig::dm::{DevNum, Dm};
+use rig::dm::target::{Multipath, PathGroup, Selector};
+use rig::dm::{DevNum, Dm, Table, Target};
 
 use crate::events::{EventLog, Source};
-use crate::manager::{Action, CheckResult, Core, Input, KernelPath, MapSetup, PathRef, PathSetup};
+use crate::manager::{
+    Action, CheckResult, Core, Input, KernelPath, MapSetup, PathRef, PathSetup, SampleOutcome,
+};
+
+/// What a read on the ring is for: a checker round's check, or one read of a marginal-path
+/// sample (its offset in 4 KiB blocks from the start of the leg).
+#[derive(Debug, Clone, Copy)]
+enum IoKey {
+    Check(u64, PathRef),
+    Sample(PathRef),
+}
+
+/// Sample reads walk the first MiB of a leg (the smallest map is 1 MiB), block after block,
+/// so a burst is a run of continuous reads, like real IO.
+const SAMPLE_SPAN_BLOCKS: u64 = 256;
 
 /// One map as the driver knows it.
 struct DriverMap {
     dm_name: String,
+    /// What a `Regroup` reload needs to rebuild the map's table.
+    table: MapTable,
     /// Path index → the leg's dm device number (as in the table) and its device node.
     devs: Vec<DevNum>,
     nodes: Vec<PathBuf>,
@@ -33,10 +50,23 @@ struct DriverMap {
 pub struct BuiltMapInfo<'a> {
     pub name: &'a str,
     pub dm_name: &'a str,
-    /// Legs in the order of `Scenario::legs_of(map)`, with their dm device numbers.
-    pub legs: Vec<(&'a str, DevNum)>,
+    /// Legs in the order of `Scenario::legs_of(map)`, with the device numbers the table names
+    /// and the device nodes to open them through.
+    pub legs: Vec<(&'a str, DevNum, PathBuf)>,
     /// Leg names per table group.
     pub groups: &'a [Vec<String>],
+    pub table: MapTable,
+}
+
+/// The parts of a map's table other than its groups, kept to rebuild it on a `Regroup`.
+#[derive(Debug, Clone, Copy)]
+pub struct MapTable {
+    pub sectors: u64,
+    pub selector: Selector,
+    /// Updated as the manager sends queue_if_no_path / fail_if_no_path, so a reload keeps the
+    /// queueing the map has at that moment.
+    pub queue_if_no_path: bool,
+    pub bio_based: bool,
 }
 
 /// The checks started together (by one input to the core). Their results go back to the core
@@ -49,17 +79,14 @@ struct Round {
 
 pub struct Driver {
     core: Core,
-    /// Keys are (round number, path).
-    checker: CheckerRing<(u64, PathRef)>,
+    /// Checker reads (keyed by round number and path) and marginal-path sample reads.
+    checker: CheckerRing<IoKey>,
+    /// Per map and path: the block the next sample read starts at.
+    sample_block: Vec<Vec<u64>>,
     rounds: BTreeMap<u64, Round>,
     next_round: u64,
     maps: Vec<DriverMap>,
     origin: Instant,
-}
-
-/// The kernel's device node of a dm device: devtmpfs names it after its minor number.
-fn dm_node(dev: DevNum) -> PathBuf {
-    PathBuf::from(format!("/dev/dm-{}", dev.minor))
 }
 
 impl Driver {
@@ -83,7 +110,7 @@ impl Driver {
             let index_of = |leg: &str| {
                 map.legs
                     .iter()
-                    .position(|(name, _)| *name == leg)
+                    .position(|(name, _, _)| *name == leg)
                     .expect("validated: grouped legs exist")
             };
             let groups = map
@@ -94,15 +121,16 @@ impl Driver {
             let paths = map
                 .legs
                 .iter()
-                .map(|(leg, _)| PathSetup {
+                .map(|(leg, _, _)| PathSetup {
                     leg: leg.to_string(),
                     prio: scenario.leg(leg).map(|l| l.prio).unwrap_or(1),
                 })
                 .collect();
             driver_maps.push(DriverMap {
                 dm_name: map.dm_name.to_string(),
-                devs: map.legs.iter().map(|(_, dev)| *dev).collect(),
-                nodes: map.legs.iter().map(|(_, dev)| dm_node(*dev)).collect(),
+                table: map.table,
+                devs: map.legs.iter().map(|(_, dev, _)| *dev).collect(),
+                nodes: map.legs.iter().map(|(_, _, node)| node.clone()).collect(),
                 checker: settings.path_checker.value,
                 checker_timeout: settings.checker_timeout.value,
             });
@@ -114,11 +142,13 @@ impl Driver {
             });
         }
         let total_paths: usize = driver_maps.iter().map(|m| m.devs.len()).sum();
-        let checker = CheckerRing::new(total_paths.max(1) as u32 * 2)?;
+        let checker = CheckerRing::new((total_paths.max(1) as u32 * 2).max(256))?;
+        let sample_block = driver_maps.iter().map(|m| vec![0; m.devs.len()]).collect();
         let now = origin.elapsed();
         Ok(Some(Driver {
             core: Core::new(setups, now),
             checker,
+            sample_block,
             rounds: BTreeMap::new(),
             next_round: 0,
             maps: driver_maps,
@@ -181,7 +211,28 @@ impl Driver {
     /// Runs due timers and collects finished checks.
     pub fn poll(&mut self, dm: &Dm, log: &EventLog) {
         for done in self.checker.collect(Instant::now()) {
-            let (round, path) = done.key;
+            let (round, path) = match done.key {
+                IoKey::Check(round, path) => (round, path),
+                IoKey::Sample(path) => {
+                    // One answer per read; the ring reports a timeout once and drops the late
+                    // completion.
+                    let outcome = match done.outcome {
+                        CheckOutcome::Up => SampleOutcome::Ok,
+                        CheckOutcome::Down { errno } => SampleOutcome::Error {
+                            detail: format!("{}", nix::errno::Errno::from_raw(errno)),
+                        },
+                        CheckOutcome::TimedOut => SampleOutcome::TimedOut,
+                    };
+                    let input = Input::SampleResult {
+                        path,
+                        outcome,
+                        latency: done.latency,
+                    };
+                    let actions = self.core.handle(self.now(), input);
+                    self.execute(actions, dm, log);
+                    continue;
+                }
+            };
             let map = &self.maps[path.map];
             let node = map.nodes[path.path].display().to_string();
             let (result, text) = match done.outcome {
@@ -247,8 +298,27 @@ impl Driver {
                             results: BTreeMap::new(),
                         })
                         .pending += 1;
+                    self.checker.start(
+                        IoKey::Check(round, path),
+                        &map.nodes[path.path],
+                        map.checker_timeout,
+                    );
+                }
+                continue;
+            }
+            if let Action::SampleIo {
+                path,
+                count,
+                timeout,
+            } = action
+            {
+                let node = &self.maps[path.map].nodes[path.path];
+                let block = &mut self.sample_block[path.map][path.path];
+                for _ in 0..count {
+                    let offset = (*block % SAMPLE_SPAN_BLOCKS) * rig::checker::CHECK_SIZE as u64;
+                    *block += 1;
                     self.checker
-                        .start((round, path), &map.nodes[path.path], map.checker_timeout);
+                        .start_at(IoKey::Sample(path), node, offset, timeout);
                 }
                 continue;
             }
@@ -261,8 +331,44 @@ impl Driver {
                 Action::SwitchGroup { group, .. } => Some(format!("switch_group {}", group + 1)),
                 Action::QueueIfNoPath { .. } => Some("queue_if_no_path".to_string()),
                 Action::FailIfNoPath { .. } => Some("fail_if_no_path".to_string()),
-                Action::Note { .. } | Action::RunChecker { .. } => None,
+                Action::Note { .. } | Action::RunChecker { .. } | Action::SampleIo { .. } => None,
+                // A reload, not a message: handled below.
+                Action::Regroup { .. } => None,
             };
+            if let Action::Regroup { groups, .. } = &action {
+                let line = self.core.describe(&action);
+                let stable = match action.reason() {
+                    Some(reason) => line.replacen(&reason.to_string(), &reason.timeline_text(), 1),
+                    None => line.clone(),
+                };
+                let table = Table::single(
+                    map.table.sectors,
+                    Target::Multipath(Multipath {
+                        queue_if_no_path: map.table.queue_if_no_path,
+                        bio_based: map.table.bio_based,
+                        groups: groups
+                            .iter()
+                            .map(|g| PathGroup {
+                                selector: map.table.selector,
+                                paths: g.iter().map(|&p| map.devs[p]).collect(),
+                            })
+                            .collect(),
+                    }),
+                );
+                // The reload's resume raises a dm event; the runner then reads the new status
+                // and hands it to the core, which re-fails paths that must stay failed.
+                match dm.reload_map(&map.dm_name, &table) {
+                    Ok(()) => log.record_with_text(Source::Manager, line, stable),
+                    Err(err) => log.record(Source::Manager, format!("{line} — the reload failed: {err}")),
+                }
+                continue;
+            }
+            match &action {
+                Action::QueueIfNoPath { map: m, .. } => self.maps[*m].table.queue_if_no_path = true,
+                Action::FailIfNoPath { map: m, .. } => self.maps[*m].table.queue_if_no_path = false,
+                _ => {}
+            }
+            let map = &self.maps[action.map()];
             let line = self.core.describe(&action);
             // The description ends with the reason; report.txt gets it without measured times.
             let stable = match action.reason() {

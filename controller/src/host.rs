@@ -226,6 +226,8 @@ pub const GUEST_MODULES: &[&str] = &[
     "dm-service-time",
     "dm-flakey",
     "dm-delay",
+    "dm-dust",
+    "fuse",
 ];
 
 fn guest_run(

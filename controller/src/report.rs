@@ -65,6 +65,8 @@ pub struct MapReport {
     /// The status at the end of the run as the kernel printed it (`dmsetup status` form).
     pub final_status: String,
     pub paths: Vec<PathReport>,
+    /// The group the kernel uses (or will use next) at the end, 1-based; none if no group is.
+    pub final_group: Option<usize>,
     /// Absent without a path manager.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manager: Option<ManagerMapReport>,
@@ -395,6 +397,14 @@ impl Report {
             for (i, group) in map.groups.iter().enumerate() {
                 let _ = writeln!(out, "  group {}: {}", i + 1, group.join(" "));
             }
+            match map.final_group {
+                Some(group) => {
+                    let _ = writeln!(out, "  IO goes to group {group} at the end");
+                }
+                None => {
+                    let _ = writeln!(out, "  no group is in use at the end");
+                }
+            }
             for path in &map.paths {
                 let checker = path
                     .checker
@@ -554,6 +564,7 @@ mod tests {
                         checker: None,
                     },
                 ],
+                final_group: Some(1),
                 manager: None,
             }],
             workload: WorkloadSummary {

@@ -2,6 +2,12 @@
 //! may be set, and how a value is read, the same for a `[manager]` TOML key
 //! and a line of multipath.conf text.
 //!
+//! A few keywords are **pathrig extensions** (the `marginal_sample_*`,
+//! `marginal_io_timeout`, `marginal_detector` and `marginal_sprt_*` knobs of
+//! the marginal-path detector, see [`crate::manager::MarginalSampling`]):
+//! multipathd does not know them, but pathrig takes them at the same levels
+//! as `marginal_path_*`, in TOML and in multipath.conf text alike.
+//!
 //! Also knows the multipath.conf keywords pathrig does *not* implement, so
 //! that a real keyword gets "pathrig does not implement it" (with advice
 //! where pathrig has its own way) instead of "unknown keyword".
@@ -9,7 +15,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::manager::{Failback, GroupingPolicy, MarginalPathgroups, NoPathRetry, PathChecker};
+use crate::manager::{
+    Failback, GroupingPolicy, MarginalDetector, MarginalPathgroups, NoPathRetry, PathChecker, Ppm,
+};
 use crate::reader::one_of;
 use crate::units::{self, format_duration};
 
@@ -31,6 +39,15 @@ pub(crate) enum Kw {
     MarginalPathErrRateThreshold,
     MarginalPathErrRecheckGapTime,
     MarginalPathgroups,
+    // pathrig extensions
+    MarginalSampleBurst,
+    MarginalSampleGap,
+    MarginalIoTimeout,
+    MarginalDetector,
+    MarginalSprtGoodPermille,
+    MarginalSprtBadPermille,
+    MarginalSprtAlpha,
+    MarginalSprtBeta,
 }
 
 /// Where a keyword may be set (multipath-tools' rules).
@@ -57,6 +74,16 @@ enum Form {
     Count,
     Permille,
     Pathgroups,
+    /// A count from 1 up to this.
+    CountTo(u32),
+    Detector,
+    /// A rate in permille with up to three decimals; `zero` says whether 0 is allowed. Below
+    /// 1000.
+    RatePermille {
+        zero: bool,
+    },
+    /// A probability strictly between 0 and 0.5, up to six decimals.
+    Probability,
 }
 
 pub(crate) struct KwDef {
@@ -76,6 +103,10 @@ const fn def(kw: Kw, name: &'static str, scope: Scope, form: Form) -> KwDef {
 }
 
 const MS100: Duration = Duration::from_millis(100);
+const MS10: Duration = Duration::from_millis(10);
+const MS1: Duration = Duration::from_millis(1);
+/// At most this many sample reads per burst.
+pub(crate) const MAX_BURST: u32 = 4096;
 
 /// Every keyword pathrig implements, in the order they are documented.
 pub(crate) const KEYWORDS: &[KwDef] = &[
@@ -163,6 +194,55 @@ pub(crate) const KEYWORDS: &[KwDef] = &[
         "marginal_pathgroups",
         Scope::Global,
         Form::Pathgroups,
+    ),
+    // pathrig extensions, at the levels of marginal_path_*
+    def(
+        Kw::MarginalSampleBurst,
+        "marginal_sample_burst",
+        Scope::Any,
+        Form::CountTo(MAX_BURST),
+    ),
+    def(
+        Kw::MarginalSampleGap,
+        "marginal_sample_gap",
+        Scope::Any,
+        Form::Duration(MS1),
+    ),
+    def(
+        Kw::MarginalIoTimeout,
+        "marginal_io_timeout",
+        Scope::Any,
+        Form::Duration(MS10),
+    ),
+    def(
+        Kw::MarginalDetector,
+        "marginal_detector",
+        Scope::Any,
+        Form::Detector,
+    ),
+    def(
+        Kw::MarginalSprtGoodPermille,
+        "marginal_sprt_good_permille",
+        Scope::Any,
+        Form::RatePermille { zero: true },
+    ),
+    def(
+        Kw::MarginalSprtBadPermille,
+        "marginal_sprt_bad_permille",
+        Scope::Any,
+        Form::RatePermille { zero: false },
+    ),
+    def(
+        Kw::MarginalSprtAlpha,
+        "marginal_sprt_alpha",
+        Scope::Any,
+        Form::Probability,
+    ),
+    def(
+        Kw::MarginalSprtBeta,
+        "marginal_sprt_beta",
+        Scope::Any,
+        Form::Probability,
     ),
 ];
 
@@ -383,7 +463,9 @@ pub(crate) enum Raw<'a> {
     /// A whole number (a TOML integer, or all digits in multipath.conf).
     Int(i128),
     Str(&'a str),
-    /// Some other TOML type: "a boolean", "a float", ...
+    /// A TOML float, as written ("0.01").
+    Float(&'a str),
+    /// Some other TOML type: "a boolean", "an array", ...
     Other(&'static str),
 }
 
@@ -394,6 +476,16 @@ impl<'a> Raw<'a> {
             Raw::Int(s.parse().unwrap_or(i128::MAX))
         } else {
             Raw::Str(s)
+        }
+    }
+
+    /// What kind of value it is, for "found ..." in messages.
+    fn found(self) -> &'static str {
+        match self {
+            Raw::Int(_) => "a number",
+            Raw::Str(_) => "a string",
+            Raw::Float(_) => "a float",
+            Raw::Other(t) => t,
         }
     }
 }
@@ -408,6 +500,9 @@ pub(crate) enum Val {
     NoPathRetry(NoPathRetry),
     Count(u32),
     Pathgroups(MarginalPathgroups),
+    Detector(MarginalDetector),
+    /// A rate or a probability.
+    Ppm(Ppm),
 }
 
 /// Why a value is wrong, and what would be right.
@@ -434,6 +529,15 @@ impl KwDef {
             Form::Count => "a whole number from 1".into(),
             Form::Permille => "a whole number of permille from 0 to 1000".into(),
             Form::Pathgroups => "\"off\" or \"on\"".into(),
+            Form::CountTo(max) => format!("a whole number from 1 to {max}"),
+            Form::Detector => "\"window\" or \"sequential\"".into(),
+            Form::RatePermille { zero: true } => {
+                "a number of permille from 0 to below 1000, like 2.5".into()
+            }
+            Form::RatePermille { zero: false } => {
+                "a number of permille above 0 and below 1000, like 20".into()
+            }
+            Form::Probability => "a probability above 0 and below 0.5, like 0.01".into(),
         }
     }
 
@@ -477,7 +581,7 @@ impl KwDef {
                     " (pathrig's legs are device-mapper devices; only these checkers are implemented)",
                 )),
                 Raw::Int(_) => Err(self.wrong_type("a number")),
-                Raw::Other(t) => Err(self.wrong_type(t)),
+                Raw::Other(_) | Raw::Float(_) => Err(self.wrong_type(raw.found())),
             },
             Form::Duration(min) => {
                 let d = self.duration(raw)?;
@@ -502,7 +606,7 @@ impl KwDef {
                     Err(self.unknown_word(s, &["failover", "multibus", "group_by_prio"], note))
                 }
                 Raw::Int(_) => Err(self.wrong_type("a number")),
-                Raw::Other(t) => Err(self.wrong_type(t)),
+                Raw::Other(_) | Raw::Float(_) => Err(self.wrong_type(raw.found())),
             },
             Form::Failback => match raw {
                 Raw::Str("immediate") => Ok(Val::Failback(Failback::Immediate)),
@@ -515,7 +619,7 @@ impl KwDef {
                 Raw::Str(s) if !s.starts_with(|c: char| c.is_ascii_digit()) => Err(
                     self.unknown_word(s, &["immediate", "manual", "followover"], " or a number of seconds"),
                 ),
-                Raw::Other(t) => Err(self.wrong_type(t)),
+                Raw::Other(_) | Raw::Float(_) => Err(self.wrong_type(raw.found())),
                 _ => {
                     let d = self.duration(raw)?;
                     if d.is_zero() {
@@ -538,7 +642,7 @@ impl KwDef {
                     &["fail", "queue"],
                     " or a whole number of retries (without quotes)",
                 )),
-                Raw::Other(t) => Err(self.wrong_type(t)),
+                Raw::Other(_) | Raw::Float(_) => Err(self.wrong_type(raw.found())),
             },
             Form::Count => match raw {
                 Raw::Int(n) => u32::try_from(n)
@@ -550,7 +654,7 @@ impl KwDef {
                     format!("`{}` must be {}, found \"{s}\"", self.name, self.expects()),
                     "pathrig has no \"no\" here: to turn the mechanism off, leave all its keywords out",
                 )),
-                Raw::Other(t) => Err(self.wrong_type(t)),
+                Raw::Other(_) | Raw::Float(_) => Err(self.wrong_type(raw.found())),
             },
             Form::Permille => match raw {
                 Raw::Int(n) if (0..=1000).contains(&n) => Ok(Val::Count(n as u32)),
@@ -559,7 +663,7 @@ impl KwDef {
                     format!("`{}` must be {}, found \"{s}\"", self.name, self.expects()),
                     format!("`{}` takes {}", self.name, self.expects()),
                 )),
-                Raw::Other(t) => Err(self.wrong_type(t)),
+                Raw::Other(_) | Raw::Float(_) => Err(self.wrong_type(raw.found())),
             },
             Form::Pathgroups => match raw {
                 Raw::Str("off") => Ok(Val::Pathgroups(MarginalPathgroups::Off)),
@@ -573,9 +677,110 @@ impl KwDef {
                     Err(self.unknown_word(s, &["off", "on"], note))
                 }
                 Raw::Int(_) => Err(self.wrong_type("a number")),
-                Raw::Other(t) => Err(self.wrong_type(t)),
+                Raw::Other(_) | Raw::Float(_) => Err(self.wrong_type(raw.found())),
             },
+            Form::CountTo(max) => match raw {
+                Raw::Int(n) => u32::try_from(n)
+                    .ok()
+                    .filter(|&n| (1..=max).contains(&n))
+                    .map(Val::Count)
+                    .ok_or_else(|| self.out_of_range(n)),
+                Raw::Str(s) => Err(self.bad(
+                    format!("`{}` must be {}, found \"{s}\"", self.name, self.expects()),
+                    format!("`{}` takes {}", self.name, self.expects()),
+                )),
+                Raw::Other(_) | Raw::Float(_) => Err(self.wrong_type(raw.found())),
+            },
+            Form::Detector => match raw {
+                Raw::Str("window") => Ok(Val::Detector(MarginalDetector::Window)),
+                Raw::Str("sequential") => Ok(Val::Detector(MarginalDetector::Sequential)),
+                Raw::Str(s) => Err(self.unknown_word(
+                    s,
+                    &["window", "sequential"],
+                    " (window: the error rate over the whole sample time; sequential: a sequential probability ratio test that stops early)",
+                )),
+                Raw::Int(_) => Err(self.wrong_type("a number")),
+                Raw::Other(_) | Raw::Float(_) => Err(self.wrong_type(raw.found())),
+            },
+            Form::RatePermille { zero } => {
+                let ppm = self.decimal(raw, 3)?;
+                let low = if zero { 0 } else { 1 };
+                if !(low..1_000_000).contains(&ppm) {
+                    return Err(self.bad(
+                        format!(
+                            "`{}` is out of range: {} permille",
+                            self.name,
+                            written(raw)
+                        ),
+                        format!("`{}` takes {}", self.name, self.expects()),
+                    ));
+                }
+                Ok(Val::Ppm(Ppm(ppm as u32)))
+            }
+            Form::Probability => {
+                let ppm = self.decimal(raw, 6)?;
+                if !(1..500_000).contains(&ppm) {
+                    return Err(self.bad(
+                        format!("`{}` is out of range: {}", self.name, written(raw)),
+                        format!(
+                            "`{}` takes {}: 0 would need endless evidence, 0.5 or more is a coin toss",
+                            self.name,
+                            self.expects()
+                        ),
+                    ));
+                }
+                Ok(Val::Ppm(Ppm(ppm as u32)))
+            }
         }
+    }
+
+    /// A decimal number with at most `decimals` digits after the point, scaled to an integer
+    /// in units of 10^-decimals (so permille with 3 decimals and a probability with 6 both come
+    /// out in parts per million).
+    fn decimal(&self, raw: Raw, decimals: u32) -> Result<u64, Bad> {
+        let text = match raw {
+            Raw::Int(n) => {
+                return u64::try_from(n)
+                    .ok()
+                    .and_then(|n| n.checked_mul(10u64.pow(decimals)))
+                    .ok_or_else(|| self.out_of_range(n));
+            }
+            Raw::Str(s) | Raw::Float(s) => s.trim(),
+            Raw::Other(t) => return Err(self.wrong_type(t)),
+        };
+        let bad = |why: &str| {
+            self.bad(
+                format!("`{}`: invalid number \"{text}\": {why}", self.name),
+                format!(
+                    "`{}` takes {}, written as a decimal number",
+                    self.name,
+                    self.expects()
+                ),
+            )
+        };
+        if text.starts_with('-') {
+            return Err(bad("it is negative"));
+        }
+        let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() || !digits(whole) || !digits(frac) {
+            return Err(bad("write digits with at most one decimal point"));
+        }
+        if frac.len() > decimals as usize {
+            return Err(bad(&format!("at most {decimals} decimals")));
+        }
+        let scale = 10u64.pow(decimals);
+        let whole: u64 = whole
+            .parse()
+            .ok()
+            .filter(|&w: &u64| w < 1_000_000)
+            .ok_or_else(|| bad("too large"))?;
+        let frac_scaled = if frac.is_empty() {
+            0
+        } else {
+            frac.parse::<u64>().unwrap_or(0) * 10u64.pow(decimals - frac.len() as u32)
+        };
+        Ok(whole * scale + frac_scaled)
     }
 
     /// A number of seconds, or a duration string.
@@ -586,8 +791,17 @@ impl KwDef {
                 .map_err(|_| self.out_of_range(n)),
             Raw::Str(s) => units::parse_duration(s)
                 .map_err(|e| self.bad(format!("`{}`: {}", self.name, e.message), e.help)),
-            Raw::Other(t) => Err(self.wrong_type(t)),
+            Raw::Other(_) | Raw::Float(_) => Err(self.wrong_type(raw.found())),
         }
+    }
+}
+
+/// A value as it was written, for messages.
+fn written(raw: Raw) -> String {
+    match raw {
+        Raw::Int(n) => n.to_string(),
+        Raw::Str(s) | Raw::Float(s) => s.trim().to_string(),
+        Raw::Other(t) => t.to_string(),
     }
 }
 
@@ -708,6 +922,42 @@ mod tests {
             .unwrap_err()
             .help
             .contains("Fibre Channel"));
+    }
+
+    #[test]
+    fn marginal_extension_values() {
+        let ppm = |n| Ok(Val::Ppm(Ppm(n)));
+        assert_eq!(read("marginal_sprt_alpha", Raw::Float("0.01")), ppm(10_000));
+        assert_eq!(read("marginal_sprt_alpha", Raw::Str("0.000001")), ppm(1));
+        assert!(read("marginal_sprt_beta", Raw::Str(" .5")).is_err());
+        assert_eq!(
+            read("marginal_sprt_good_permille", Raw::Float("2.5")),
+            ppm(2_500)
+        );
+        assert_eq!(read("marginal_sprt_good_permille", Raw::Int(0)), ppm(0));
+        assert_eq!(
+            read("marginal_sprt_bad_permille", Raw::Str("999.999")),
+            ppm(999_999)
+        );
+        assert!(read("marginal_sprt_bad_permille", Raw::Int(1000)).is_err());
+        assert!(read("marginal_sprt_alpha", Raw::Int(0)).is_err());
+        assert!(read("marginal_sprt_alpha", Raw::Str("-0.1")).is_err());
+        assert!(read("marginal_sprt_alpha", Raw::Str("0.0000001")).is_err());
+        assert_eq!(
+            read("marginal_sample_burst", Raw::Int(4096)),
+            Ok(Val::Count(4096))
+        );
+        assert_eq!(
+            read("marginal_detector", Raw::Str("sequential")),
+            Ok(Val::Detector(MarginalDetector::Sequential))
+        );
+        assert_eq!(
+            read("marginal_sample_gap", Raw::Str("1ms")),
+            Ok(Val::Duration(Duration::from_millis(1)))
+        );
+        // a float is a type error where decimals are not read
+        let e = read("polling_interval", Raw::Float("1.5")).unwrap_err();
+        assert!(e.message.ends_with("found a float"), "{}", e.message);
     }
 
     #[test]

@@ -192,6 +192,142 @@ pub struct MarginalPath {
     pub err_recheck_gap_time: Duration,
 }
 
+/// `marginal_detector` (pathrig extension): how a marginal-path sample reaches its verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MarginalDetector {
+    /// multipath-tools' rule: sample for the whole `marginal_path_err_sample_time`, then compare
+    /// the error rate with `marginal_path_err_rate_threshold`.
+    Window,
+    /// Wald's sequential probability ratio test between an acceptable and a marginal error rate:
+    /// stops as soon as the evidence is strong enough either way (falling back to the window
+    /// rule at the end of the sample time), so clear cases are decided in a few bursts.
+    Sequential,
+}
+
+/// A rate or a probability in parts per million, kept exact (so settings compare with `==`):
+/// `Ppm(2_500)` is 2.5 ‰, `Ppm(10_000)` is 0.01.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Ppm(pub u32);
+
+impl Ppm {
+    /// A whole number of permille.
+    pub const fn permille(n: u32) -> Ppm {
+        Ppm(n * 1000)
+    }
+
+    /// As a fraction of one (0.0025 for 2.5 ‰).
+    pub fn fraction(self) -> f64 {
+        f64::from(self.0) / 1e6
+    }
+
+    /// As permille, written without trailing zeros: "2.5", "10", "0.125".
+    pub fn permille_text(self) -> String {
+        decimal(self.0, 1000)
+    }
+
+    /// As a fraction of one, written without trailing zeros: "0.01", "0.005".
+    pub fn fraction_text(self) -> String {
+        decimal(self.0, 1_000_000)
+    }
+}
+
+fn decimal(n: u32, unit: u32) -> String {
+    let whole = n / unit;
+    let frac = n % unit;
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let width = unit.ilog10() as usize;
+    let digits = format!("{frac:0width$}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+/// pathrig's own settings for the marginal-path detector (`marginal_path_*`): how the sample IO
+/// is sent and how a sample decides. These are **pathrig extensions**, not multipath.conf
+/// keywords (multipathd sends 32 concurrent reads at 10 Hz and only knows the window rule); they
+/// are accepted wherever the `marginal_path_*` keywords are (`[manager]`, `[manager.map.X]`, and
+/// a conf's `defaults`, `overrides` and `multipath` entries) and matter only for maps where
+/// `marginal_path_*` is on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MarginalSampling {
+    /// `marginal_sample_burst`: sample reads sent together (default 32, multipathd's number of
+    /// concurrent sample reads). Bursts of continuous reads look like real IO, which a path
+    /// whose errors depend on load or queue depth needs to show them.
+    pub sample_burst: Setting<u32>,
+    /// `marginal_sample_gap`: idle time between the end of one burst (its last answer) and the
+    /// next (default 100 ms: multipathd's 10 Hz sample loop; about 300 reads/s on a fast path).
+    pub sample_gap: Setting<Duration>,
+    /// `marginal_io_timeout`: each sample read is bounded by this; a read without an answer in
+    /// time counts once as an error (default 1 s, multipathd's sample IO timeout). Must be
+    /// shorter than `marginal_path_err_sample_time`.
+    pub io_timeout: Setting<Duration>,
+    /// `marginal_detector`: `window` (default) or `sequential`.
+    pub detector: Setting<MarginalDetector>,
+    /// `marginal_sprt_good_permille`: the acceptable error rate of the sequential test, in
+    /// permille (decimals allowed). `None` only while `marginal_path_*` is off and it is not
+    /// set; otherwise derived as a quarter of `marginal_path_err_rate_threshold` (see
+    /// [`MarginalSampling::derived_good`]).
+    pub sprt_good_permille: Setting<Option<Ppm>>,
+    /// `marginal_sprt_bad_permille`: the marginal error rate of the sequential test. Derived as
+    /// twice the threshold, at most halfway from it to 1000 ‰ (see
+    /// [`MarginalSampling::derived_bad`]).
+    pub sprt_bad_permille: Setting<Option<Ppm>>,
+    /// `marginal_sprt_alpha`: the sequential test's false-alarm probability (declaring a path
+    /// that errs at the acceptable rate marginal), 0 < alpha < 0.5; default 0.01.
+    pub sprt_alpha: Setting<Ppm>,
+    /// `marginal_sprt_beta`: its miss probability (declaring a path that errs at the marginal
+    /// rate good), 0 < beta < 0.5; default 0.01.
+    pub sprt_beta: Setting<Ppm>,
+}
+
+impl MarginalSampling {
+    /// The acceptable rate derived from a threshold in permille: a quarter of it. A path well
+    /// below the threshold is then accepted quickly, while the test still has room (a factor of
+    /// eight between the two rates) to tell it from a marginal one.
+    pub fn derived_good(threshold_permille: u32) -> Ppm {
+        Ppm(threshold_permille * 250)
+    }
+
+    /// The marginal rate derived from a threshold in permille: twice the threshold, but at most
+    /// halfway from the threshold to 1000 ‰ (so that a high threshold does not put the marginal
+    /// rate at 100 %, where a single good read would prove a path good), and above the
+    /// acceptable rate. 1000 ‰ for a threshold of 1000 ‰ (no path is marginal then; the
+    /// sequential detector refuses that setting).
+    pub fn derived_bad(threshold_permille: u32) -> Ppm {
+        let t = threshold_permille * 1000;
+        let halfway = (t + 1_000_000) / 2;
+        Ppm((2 * t).min(halfway).max(t + 1).min(1_000_000))
+    }
+
+    /// The (acceptable, marginal) rates in effect for `threshold_permille`.
+    pub fn sprt_rates(&self, threshold_permille: u32) -> (Ppm, Ppm) {
+        (
+            self.sprt_good_permille
+                .value
+                .unwrap_or_else(|| Self::derived_good(threshold_permille)),
+            self.sprt_bad_permille
+                .value
+                .unwrap_or_else(|| Self::derived_bad(threshold_permille)),
+        )
+    }
+}
+
+impl Default for MarginalSampling {
+    fn default() -> Self {
+        MarginalSampling {
+            sample_burst: Setting::builtin(32),
+            sample_gap: Setting::builtin(Duration::from_millis(100)),
+            io_timeout: Setting::builtin(Duration::from_secs(1)),
+            detector: Setting::builtin(MarginalDetector::Window),
+            sprt_good_permille: Setting::builtin(None),
+            sprt_bad_permille: Setting::builtin(None),
+            sprt_alpha: Setting::builtin(Ppm(10_000)),
+            sprt_beta: Setting::builtin(Ppm(10_000)),
+        }
+    }
+}
+
 /// `marginal_pathgroups`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -215,6 +351,8 @@ pub struct ManagerSettings {
     pub san_path_err: Setting<Option<SanPathErr>>,
     pub marginal_path: Setting<Option<MarginalPath>>,
     pub marginal_pathgroups: Setting<MarginalPathgroups>,
+    /// pathrig's extensions for the marginal-path detector.
+    pub marginal_sampling: MarginalSampling,
 }
 
 impl Default for ManagerSettings {
@@ -236,6 +374,7 @@ impl Default for ManagerSettings {
             san_path_err: Setting::builtin(None),
             marginal_path: Setting::builtin(None),
             marginal_pathgroups: Setting::builtin(MarginalPathgroups::Off),
+            marginal_sampling: MarginalSampling::default(),
         }
     }
 }

@@ -86,6 +86,7 @@ fn raw<'v>(v: &'v Value) -> Raw<'v> {
             Raw::Int(i128::from_str_radix(i.as_str(), i.radix()).unwrap_or(i128::MAX))
         }
         DeValue::String(s) => Raw::Str(s),
+        DeValue::Float(f) => Raw::Float(f.as_str()),
         other => Raw::Other(describe(other)),
     }
 }

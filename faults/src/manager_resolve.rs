@@ -4,7 +4,10 @@
 //! with their origins: map level > `overrides` > `defaults` / `[manager]` >
 //! built-in. Also owns the rules between keywords (`max_polling_interval` >=
 //! `polling_interval`; `san_path_err_*` and `marginal_path_*` all or
-//! nothing, and not both).
+//! nothing, and not both; the marginal-path extensions: a sample read's
+//! timeout shorter than the sample, and the sequential detector's rates on
+//! either side of the threshold), and derives the sequential detector's
+//! rates from `marginal_path_err_rate_threshold` where they are not set.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,13 +15,16 @@ use std::time::Duration;
 use crate::diag::Report;
 use crate::keywords::{Kw, Val, MARGINAL_PATH, SAN_PATH_ERR};
 use crate::manager::{
-    wwid_of, ManagerKind, ManagerSettings, ManagerSpec, MarginalPath, Origin, SanPathErr, Setting,
+    wwid_of, ManagerKind, ManagerSettings, ManagerSpec, MarginalDetector, MarginalPath,
+    MarginalSampling, Origin, Ppm, SanPathErr, Setting,
 };
 use crate::manager_decode::{DraftManager, SetAt, Target};
 use crate::reader::Sp;
 use crate::units::format_duration;
 
 const DERIVED_MAX_POLLING: &str = "polling_interval (4 ×)";
+const DERIVED_SPRT_GOOD: &str = "marginal_path_err_rate_threshold (÷ 4)";
+const DERIVED_SPRT_BAD: &str = "marginal_path_err_rate_threshold (× 2, at most halfway to 1000)";
 
 /// Resolves the settings of every map in `maps` (names, in file order).
 pub(crate) fn resolve_manager(r: &mut Report, m: &DraftManager, maps: &[&str]) -> ManagerSpec {
@@ -448,6 +454,8 @@ fn settings_of<'a>(
         }
     }
 
+    marginal_sampling(&mut s, &pick, name, findings);
+
     // Both mechanisms, even half-configured: say so now rather than after
     // the missing keywords are added.
     let first_of = |kws: &[Kw]| kws.iter().find_map(|&k| pick(k));
@@ -466,6 +474,165 @@ fn settings_of<'a>(
         );
     }
     s
+}
+
+/// pathrig's marginal-path extensions: read, derive the sequential detector's rates from the
+/// threshold, and check them against the `marginal_path_*` values.
+fn marginal_sampling<'a>(
+    s: &mut ManagerSettings,
+    pick: &impl Fn(Kw) -> Option<&'a SetAt>,
+    name: &str,
+    findings: &mut Findings,
+) {
+    let m = &mut s.marginal_sampling;
+    let dur = |v: &Val| match v {
+        Val::Duration(d) => Some(*d),
+        _ => None,
+    };
+    let ppm = |v: &Val| match v {
+        Val::Ppm(p) => Some(*p),
+        _ => None,
+    };
+    setting(
+        &mut m.sample_burst,
+        pick(Kw::MarginalSampleBurst),
+        |v| match v {
+            Val::Count(n) => Some(*n),
+            _ => None,
+        },
+    );
+    setting(&mut m.sample_gap, pick(Kw::MarginalSampleGap), dur);
+    setting(&mut m.io_timeout, pick(Kw::MarginalIoTimeout), dur);
+    setting(&mut m.detector, pick(Kw::MarginalDetector), |v| match v {
+        Val::Detector(d) => Some(*d),
+        _ => None,
+    });
+    setting(
+        &mut m.sprt_good_permille,
+        pick(Kw::MarginalSprtGoodPermille),
+        |v| ppm(v).map(Some),
+    );
+    setting(
+        &mut m.sprt_bad_permille,
+        pick(Kw::MarginalSprtBadPermille),
+        |v| ppm(v).map(Some),
+    );
+    setting(&mut m.sprt_alpha, pick(Kw::MarginalSprtAlpha), ppm);
+    setting(&mut m.sprt_beta, pick(Kw::MarginalSprtBeta), ppm);
+
+    let Some(mp) = s.marginal_path.value else {
+        return;
+    };
+    let threshold = mp.err_rate_threshold;
+    if m.sprt_good_permille.value.is_none() {
+        m.sprt_good_permille = Setting {
+            value: Some(MarginalSampling::derived_good(threshold)),
+            origin: Origin::Derived {
+                from: DERIVED_SPRT_GOOD,
+            },
+        };
+    }
+    if m.sprt_bad_permille.value.is_none() {
+        m.sprt_bad_permille = Setting {
+            value: Some(MarginalSampling::derived_bad(threshold)),
+            origin: Origin::Derived {
+                from: DERIVED_SPRT_BAD,
+            },
+        };
+    }
+
+    // Where to point at: the keyword if it is set, else the first of the fallbacks that is.
+    let pos_of = |kws: &[Kw]| kws.iter().find_map(|&k| pick(k)).map(|set| set.pos);
+    let sample_kws = [
+        Kw::MarginalPathErrSampleTime,
+        Kw::MarginalPathDoubleFailedTime,
+    ];
+
+    let (timeout, sample) = (m.io_timeout.value, mp.err_sample_time);
+    if timeout >= sample {
+        let mut kws = vec![Kw::MarginalIoTimeout];
+        kws.extend(sample_kws);
+        if let Some(pos) = pos_of(&kws) {
+            findings.add(
+                pos,
+                format!(
+                    "marginal_io_timeout {} is not shorter than marginal_path_err_sample_time {} for {{maps}}: a sample read could time out only after the sample is over",
+                    format_duration(timeout),
+                    format_duration(sample)
+                ),
+                "make marginal_io_timeout (built-in 1s) shorter than the sample time, or sample for longer".to_string(),
+                name,
+            );
+        }
+    }
+
+    if m.detector.value != MarginalDetector::Sequential {
+        return;
+    }
+    let (good, bad) = m.sprt_rates(threshold);
+    let origin_text = |o: &Origin| match o {
+        Origin::Derived { .. } => ", derived from the threshold",
+        Origin::Builtin => ", built-in",
+        _ => "",
+    };
+    let good_text = format!(
+        "acceptable rate {}‰ (marginal_sprt_good_permille{})",
+        good.permille_text(),
+        origin_text(&m.sprt_good_permille.origin)
+    );
+    let bad_text = format!(
+        "marginal rate {}‰ (marginal_sprt_bad_permille{})",
+        bad.permille_text(),
+        origin_text(&m.sprt_bad_permille.origin)
+    );
+    let fallback = [Kw::MarginalDetector, Kw::MarginalPathErrRateThreshold];
+    let at = |first: Kw| {
+        let mut kws = vec![first];
+        kws.extend(fallback);
+        pos_of(&kws)
+    };
+    let help = "the sequential test decides between an acceptable error rate below marginal_path_err_rate_threshold and a marginal one above it; set marginal_sprt_good_permille and marginal_sprt_bad_permille on either side of it, or leave them out to derive them from the threshold (a quarter of it, and twice it)";
+    let threshold_ppm = Ppm::permille(threshold);
+    if good >= bad {
+        let kws = [
+            Kw::MarginalSprtGoodPermille,
+            Kw::MarginalSprtBadPermille,
+            Kw::MarginalDetector,
+            Kw::MarginalPathErrRateThreshold,
+        ];
+        if let Some(pos) = pos_of(&kws) {
+            findings.add(
+                pos,
+                format!(
+                    "the sequential detector's {good_text} is not below its {bad_text} for {{maps}}"
+                ),
+                help.to_string(),
+                name,
+            );
+        }
+    } else if good > threshold_ppm {
+        if let Some(pos) = at(Kw::MarginalSprtGoodPermille) {
+            findings.add(
+                pos,
+                format!(
+                    "the sequential detector's {good_text} is above marginal_path_err_rate_threshold {threshold}‰ for {{maps}}: it would accept paths the window rule calls marginal"
+                ),
+                help.to_string(),
+                name,
+            );
+        }
+    } else if bad <= threshold_ppm {
+        if let Some(pos) = at(Kw::MarginalSprtBadPermille) {
+            findings.add(
+                pos,
+                format!(
+                    "the sequential detector's {bad_text} is not above marginal_path_err_rate_threshold {threshold}‰ for {{maps}}: it would call paths marginal that the window rule accepts"
+                ),
+                help.to_string(),
+                name,
+            );
+        }
+    }
 }
 
 #[cfg(test)]

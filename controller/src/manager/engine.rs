@@ -5,16 +5,24 @@
 //! `no_path_retry`, failback), so that a map-level decision always sees the whole map.
 //! Timers live in one `BTreeSet` ordered by due time, so [`Core::next_wakeup`] is exact and
 //! a tick costs O(log n) per due timer, whatever the number of paths.
+//!
+//! Marginal paths: a sample result costs O(1) (a counter, and for the sequential test one
+//! multiply-add against precomputed logarithms); map-level rules run only when a verdict
+//! changes a path's state.
 
+use std::cmp::Reverse;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use faults::manager::{Failback, NoPathRetry, PathChecker, SanPathErr};
+use faults::manager::{
+    Failback, MarginalDetector, MarginalPathgroups, NoPathRetry, PathChecker, Ppm, SanPathErr,
+};
 
-use super::reason::Secs;
+use super::reason::{Secs, SprtEvidence};
 use super::{
-    Action, CheckResult, CheckState, FailbackState, FailedBy, GroupView, Input, KernelPath,
-    MapSetup, MapView, PathRef, PathState, PathView, Reason, RetryState,
+    Action, CheckResult, CheckState, Decision, FailbackState, FailedBy, GroupView, Input,
+    KernelPath, MapSetup, MapView, PathRef, PathState, PathView, Reason, RetryState,
+    SampleEvidence, SampleOutcome,
 };
 
 /// What a timer is for. Map and path indices are `u32` to keep the set's entries small.
@@ -28,6 +36,12 @@ enum Timer {
     Failback { map: u32 },
     /// A `no_path_retry` countdown ran out.
     Retry { map: u32 },
+    /// A sampled path's next burst of sample reads is due.
+    Burst { map: u32, path: u32 },
+    /// A sample's time is over: the window rule decides.
+    SampleEnd { map: u32, path: u32 },
+    /// A marginal path's recheck gap is over.
+    Recheck { map: u32, path: u32 },
 }
 
 #[derive(Default)]
@@ -59,7 +73,15 @@ struct Map {
     failback_policy: Failback,
     no_path_retry: NoPathRetry,
     san_path_err: Option<SanPathErr>,
+    /// `marginal_path_*` (with pathrig's sampling settings), when on.
+    marginal: Option<MarginalCfg>,
+    /// The table's path groups as the core last set them (0-based; see `own_groups`).
     groups: Vec<Vec<usize>>,
+    /// The groups of the setup: each path's own group. Equal to `groups` unless
+    /// `marginal_pathgroups on` moved marginal paths into an extra last group.
+    own_groups: Vec<Vec<usize>>,
+    /// That extra last group's index in `groups`.
+    marginal_group: Option<usize>,
     paths: Vec<Path>,
     /// As the kernel last reported it, updated by the switches sent since.
     active_group: Option<usize>,
@@ -80,9 +102,85 @@ struct Scratch {
     returned: Vec<usize>,
 }
 
+/// `marginal_path_*` of one map, with pathrig's sampling settings.
+#[derive(Debug, Clone, Copy)]
+struct MarginalCfg {
+    double_failed_time: Duration,
+    sample_time: Duration,
+    threshold: u32,
+    recheck_gap: Duration,
+    burst: u32,
+    burst_gap: Duration,
+    io_timeout: Duration,
+    detector: MarginalDetector,
+    sprt: Sprt,
+    pathgroups: bool,
+}
+
+/// Wald's sequential probability ratio test between an acceptable error rate p0 and a
+/// marginal one p1, per read: an error adds `ln(p1/p0)` to the log-likelihood ratio, a good
+/// read `ln((1-p1)/(1-p0))`; at or above `ln((1-β)/α)` the path is marginal, at or below
+/// `ln(β/(1-α))` good.
+#[derive(Debug, Clone, Copy)]
+struct Sprt {
+    good: Ppm,
+    bad: Ppm,
+    per_error: f64,
+    per_ok: f64,
+    lower: f64,
+    upper: f64,
+}
+
+impl Sprt {
+    /// Rates and probabilities come validated from `faults`; settings made by hand are clamped
+    /// so that the test stays defined (p0 < p1 < 1, 0 < α, β < 0.5).
+    fn new(good: Ppm, bad: Ppm, alpha: Ppm, beta: Ppm) -> Sprt {
+        let p1 = bad.fraction().clamp(1e-6, 1.0 - 1e-6);
+        let p0 = good.fraction();
+        let p0 = if p0 >= p1 { p1 / 2.0 } else { p0 };
+        let alpha = alpha.fraction().clamp(1e-6, 0.5);
+        let beta = beta.fraction().clamp(1e-6, 0.5);
+        Sprt {
+            good,
+            bad,
+            per_error: (p1 / p0).ln(),
+            per_ok: ((1.0 - p1) / (1.0 - p0)).ln(),
+            lower: (beta / (1.0 - alpha)).ln(),
+            upper: ((1.0 - beta) / alpha).ln(),
+        }
+    }
+
+    /// The log-likelihood ratio after `errors` errors in `answered` reads (an error with an
+    /// acceptable rate of 0 makes it +infinity).
+    fn llr(&self, errors: u32, answered: u32) -> f64 {
+        let oks = f64::from(answered - errors) * self.per_ok;
+        if errors == 0 {
+            oks
+        } else {
+            oks + f64::from(errors) * self.per_error
+        }
+    }
+
+    fn evidence(&self, e: &SampleEvidence) -> SprtEvidence {
+        SprtEvidence {
+            llr_milli: milli(self.llr(e.errors, e.answered)),
+            lower_milli: milli(self.lower),
+            upper_milli: milli(self.upper),
+            good: self.good,
+            bad: self.bad,
+        }
+    }
+}
+
+/// Thousandths, saturating (infinities become i64::MAX / MIN).
+fn milli(x: f64) -> i64 {
+    (x * 1000.0).round() as i64
+}
+
 struct Path {
     leg: String,
     prio: u32,
+    /// The path's group in the current table (its own group is found in `Map::own_groups`).
     group: usize,
     state: PathState,
     /// The kernel's view: the last status, with `active` updated by the fail / reinstate actions
@@ -94,11 +192,36 @@ struct Path {
     failures: u32,
     forget_left: u32,
     last_latency: Option<Duration>,
+    /// `marginal_path_*`: the last kernel failure, while no second one has followed within
+    /// `double_failed_time`.
+    last_kernel_failure: Option<Duration>,
+    /// `marginal_path_*`: sample reads of an ended sample may be answered until this time; a
+    /// new sample starts no earlier, so that no late answer is counted in it.
+    quiet_at: Duration,
 }
 
 impl Path {
+    /// Active in the kernel and neither down nor held back by the core (a sampled or marginal
+    /// path is active only when the core lends it out as the last one, or keeps it in the
+    /// marginal group).
     fn usable(&self) -> bool {
+        self.kernel.active
+            && !matches!(
+                self.state,
+                PathState::Down { .. } | PathState::Delayed { .. }
+            )
+    }
+
+    /// Active in the kernel and trusted: neither down, held back, sampled nor marginal.
+    fn healthy(&self) -> bool {
         self.kernel.active && matches!(self.state, PathState::Unchecked | PathState::Up { .. })
+    }
+
+    fn sampled_or_marginal(&self) -> bool {
+        matches!(
+            self.state,
+            PathState::Sampling { .. } | PathState::Marginal { .. }
+        )
     }
 }
 
@@ -129,6 +252,24 @@ impl Core {
                         group_of[p] = Some(g);
                     }
                 }
+                let marginal = s.marginal_path.value.map(|mp| {
+                    let ms = &s.marginal_sampling;
+                    let (good, bad) = ms.sprt_rates(mp.err_rate_threshold);
+                    let ms1 = Duration::from_millis(1);
+                    MarginalCfg {
+                        double_failed_time: mp.double_failed_time,
+                        sample_time: mp.err_sample_time.max(ms1),
+                        threshold: mp.err_rate_threshold,
+                        recheck_gap: mp.err_recheck_gap_time.max(ms1),
+                        burst: ms.sample_burst.value.max(1),
+                        // A zero gap would send bursts in a busy loop on a virtual clock.
+                        burst_gap: ms.sample_gap.value.max(ms1),
+                        io_timeout: ms.io_timeout.value.max(ms1),
+                        detector: ms.detector.value,
+                        sprt: Sprt::new(good, bad, ms.sprt_alpha.value, ms.sprt_beta.value),
+                        pathgroups: s.marginal_pathgroups.value == MarginalPathgroups::On,
+                    }
+                });
                 let paths = setup
                     .paths
                     .into_iter()
@@ -139,12 +280,13 @@ impl Core {
                             PathChecker::Directio => (PathState::Unchecked, now),
                         };
                         timers.set(first, check_timer(m, p));
+                        let group = group_of[p].unwrap_or_else(|| {
+                            panic!("map {}: path {p} is in no group", setup.name)
+                        });
                         Path {
                             leg: ps.leg,
                             prio: ps.prio,
-                            group: group_of[p].unwrap_or_else(|| {
-                                panic!("map {}: path {p} is in no group", setup.name)
-                            }),
+                            group,
                             state,
                             kernel: KernelPath {
                                 active: true,
@@ -155,6 +297,8 @@ impl Core {
                             failures: 0,
                             forget_left: 0,
                             last_latency: None,
+                            last_kernel_failure: None,
+                            quiet_at: Duration::ZERO,
                         }
                     })
                     .collect();
@@ -167,7 +311,10 @@ impl Core {
                     failback_policy: s.failback.value,
                     no_path_retry: s.no_path_retry.value,
                     san_path_err: s.san_path_err.value,
+                    marginal,
+                    own_groups: setup.groups.clone(),
                     groups: setup.groups,
+                    marginal_group: None,
                     paths,
                     active_group: None,
                     status_seen: false,
@@ -230,6 +377,27 @@ impl Core {
                 map.on_status(now, m, &paths, active_group, &mut self.timers, &mut out);
                 map.evaluate(now, m, &mut self.timers, &mut out);
             }
+            Input::SampleResult {
+                path,
+                outcome,
+                latency: _,
+            } => {
+                let Some(map) = self.maps.get_mut(path.map) else {
+                    return out;
+                };
+                if path.path >= map.paths.len() {
+                    return out;
+                }
+                map.on_sample_result(
+                    now,
+                    path.map,
+                    path.path,
+                    &outcome,
+                    &mut self.timers,
+                    &mut out,
+                );
+                map.evaluate(now, path.map, &mut self.timers, &mut out);
+            }
         }
         out
     }
@@ -265,6 +433,7 @@ impl Core {
                     check: p.check,
                     interval: p.interval,
                     san_path_failures: p.failures,
+                    last_kernel_failure: p.last_kernel_failure,
                     last_latency: p.last_latency,
                 })
                 .collect(),
@@ -275,6 +444,7 @@ impl Core {
                         paths: mp.groups[g].clone(),
                         usable,
                         prio,
+                        marginal: mp.marginal_group == Some(g),
                     }
                 })
                 .collect(),
@@ -306,6 +476,34 @@ impl Core {
             }
             Action::SwitchGroup { group, reason, .. } => {
                 format!("{name}: switch_group {}: {reason}", group + 1)
+            }
+            Action::SampleIo {
+                path,
+                count,
+                timeout,
+            } => format!(
+                "{name}: sample {}: {count} read{}, timeout {}",
+                leg(path),
+                if *count == 1 { "" } else { "s" },
+                Secs(*timeout)
+            ),
+            Action::Regroup { groups, reason, .. } => {
+                let marginal = map.marginal_group;
+                let table: Vec<String> = groups
+                    .iter()
+                    .enumerate()
+                    .map(|(g, members)| {
+                        let legs: Vec<&str> =
+                            members.iter().map(|&p| map.paths[p].leg.as_str()).collect();
+                        let tag = if marginal == Some(g) && g + 1 == groups.len() {
+                            " (marginal)"
+                        } else {
+                            ""
+                        };
+                        format!("{}{tag}: {}", g + 1, legs.join(" "))
+                    })
+                    .collect();
+                format!("{name}: reload with groups {}: {reason}", table.join(", "))
             }
             Action::QueueIfNoPath { reason, .. } => format!("{name}: queue_if_no_path: {reason}"),
             Action::FailIfNoPath { reason, .. } => format!("{name}: fail_if_no_path: {reason}"),
@@ -359,6 +557,20 @@ impl Core {
                     let m = map as usize;
                     self.maps[m].on_failback_due(m, out);
                 }
+                Timer::Burst { map, path } => {
+                    let m = map as usize;
+                    self.maps[m].send_burst(now, m, path as usize, &mut self.timers, out);
+                }
+                Timer::SampleEnd { map, path } => {
+                    let m = map as usize;
+                    self.maps[m].on_sample_end(now, m, path as usize, &mut self.timers, out);
+                    self.maps[m].evaluate(now, m, &mut self.timers, out);
+                }
+                Timer::Recheck { map, path } => {
+                    let m = map as usize;
+                    self.maps[m].on_recheck(now, m, path as usize, &mut self.timers, out);
+                    self.maps[m].evaluate(now, m, &mut self.timers, out);
+                }
                 Timer::Retry { map } => {
                     let m = map as usize;
                     let mp = &mut self.maps[m];
@@ -389,6 +601,27 @@ fn check_timer(map: usize, path: usize) -> Timer {
 
 fn delay_timer(map: usize, path: usize) -> Timer {
     Timer::Delay {
+        map: map as u32,
+        path: path as u32,
+    }
+}
+
+fn burst_timer(map: usize, path: usize) -> Timer {
+    Timer::Burst {
+        map: map as u32,
+        path: path as u32,
+    }
+}
+
+fn sample_end_timer(map: usize, path: usize) -> Timer {
+    Timer::SampleEnd {
+        map: map as u32,
+        path: path as u32,
+    }
+}
+
+fn recheck_timer(map: usize, path: usize) -> Timer {
+    Timer::Recheck {
         map: map as u32,
         path: path as u32,
     }
@@ -448,10 +681,26 @@ impl Map {
                     if let PathState::Delayed { until, .. } = path.state {
                         timers.cancel(until, delay_timer(m, p));
                     }
+                    let stopped = self.stop_sampling(now, m, p, timers);
+                    let path = &mut self.paths[p];
                     path.state = PathState::Down {
                         since: now,
                         detail: detail.clone(),
                     };
+                    if stopped {
+                        out.push(Action::Note {
+                            map: m,
+                            path: Some(p),
+                            reason: Reason::MarginalStopped {
+                                checker,
+                                detail: detail.clone(),
+                            },
+                        });
+                        // Back to its own group first, so that the fail_path below is not
+                        // undone by the reload.
+                        self.sync_table(m, p, timers, out);
+                    }
+                    let path = &mut self.paths[p];
                     if path.kernel.active {
                         path.kernel.active = false;
                         out.push(Action::FailPath {
@@ -479,6 +728,20 @@ impl Map {
                 };
                 if matches!(path.state, PathState::Delayed { .. }) {
                     // Still up while held back: the recovery timer decides.
+                } else if matches!(path.state, PathState::Sampling { .. }) {
+                    // The sample decides, not the checker.
+                } else if matches!(path.state, PathState::Marginal { .. }) {
+                    // Kept in the marginal group: the kernel failed it there; reinstate it
+                    // there, as the checker would a healthy path.
+                    if self.marginal_group == Some(path.group) && !path.kernel.active {
+                        let group = path.group;
+                        self.paths[p].kernel.active = true;
+                        out.push(Action::ReinstatePath {
+                            path: here,
+                            reason: Reason::MarginalGroupReinstate { group },
+                        });
+                        self.scratch.dirty = true;
+                    }
                 } else if !path.kernel.active {
                     self.on_up_kernel_failed(now, m, p, down_since, timers, out);
                 } else if let Some(since) = down_since {
@@ -634,8 +897,13 @@ impl Map {
         self.status_seen = true;
         self.scratch.dirty = true;
         self.active_group = active_group.filter(|&g| g < self.groups.len());
+        // marginal_path: paths failed twice within double_failed_time (with the time between
+        // the failures), and sampled / marginal paths a table reload re-activated.
+        let mut triggered: Vec<(usize, Duration)> = Vec::new();
+        let mut reactivated: Vec<usize> = Vec::new();
         for (p, new) in status.iter().enumerate().take(self.paths.len()) {
             let path = &mut self.paths[p];
+            let old_count = path.kernel.fail_count;
             if let Some(s) = self.san_path_err {
                 // The first status is the baseline; a smaller count means the map was reloaded.
                 if !first && new.fail_count > path.kernel.fail_count {
@@ -670,6 +938,26 @@ impl Map {
                         recheck_within: self.polling,
                     },
                 });
+                // Only the kernel's own failures count (the core's fail_path marks the path
+                // failed here first); a smaller count means the table was reloaded.
+                if let (Some(cfg), PathState::Unchecked | PathState::Up { .. }) =
+                    (&self.marginal, &path.state)
+                {
+                    let failures = if first {
+                        1
+                    } else if new.fail_count > old_count {
+                        new.fail_count - old_count
+                    } else {
+                        new.fail_count.max(1)
+                    };
+                    match path.last_kernel_failure {
+                        _ if failures >= 2 => triggered.push((p, Duration::ZERO)),
+                        Some(prev) if now.saturating_sub(prev) <= cfg.double_failed_time => {
+                            triggered.push((p, now.saturating_sub(prev)));
+                        }
+                        _ => path.last_kernel_failure = Some(now),
+                    }
+                }
             } else if !path.kernel.active && new.active {
                 // Active again without a reinstate from us (a table reload): keep the core's
                 // decision for a path that is down or held back.
@@ -687,9 +975,484 @@ impl Map {
                         path: PathRef { map: m, path: p },
                         reason,
                     }),
-                    None => path.kernel.active = true,
+                    None => {
+                        path.kernel.active = true;
+                        let in_marginal_group = self.marginal_group == Some(path.group);
+                        match path.state {
+                            PathState::Sampling { .. } => reactivated.push(p),
+                            PathState::Marginal { .. } if !in_marginal_group => reactivated.push(p),
+                            _ => {}
+                        }
+                    }
                 }
             }
+        }
+        // A re-activated sampled / marginal path stays in use only if no healthy path is.
+        if !reactivated.is_empty() && self.paths.iter().any(Path::healthy) {
+            for p in reactivated {
+                let path = &mut self.paths[p];
+                path.kernel.active = false;
+                let marginal = matches!(path.state, PathState::Marginal { .. });
+                out.push(Action::FailPath {
+                    path: PathRef { map: m, path: p },
+                    reason: Reason::MarginalKeptOut { marginal },
+                });
+            }
+        }
+        for (p, apart) in triggered {
+            let Some(cfg) = self.marginal else { break };
+            let path = &mut self.paths[p];
+            path.last_kernel_failure = None;
+            let reason = Reason::MarginalTriggered {
+                apart,
+                double_failed_time: cfg.double_failed_time,
+                sample_time: cfg.sample_time,
+                detector: cfg.detector,
+            };
+            self.start_sampling(now, m, p, 1, reason, timers, out);
+        }
+    }
+
+    // ---- marginal paths ----------------------------------------------------------------
+
+    /// Whether the path is sampled or marginal but active in the kernel because the core lends
+    /// it out as the last usable path (not because it sits in the marginal group).
+    fn lent(&self, p: usize) -> bool {
+        let path = &self.paths[p];
+        path.kernel.active
+            && match path.state {
+                PathState::Sampling { .. } => true,
+                PathState::Marginal { .. } => self.marginal_group != Some(path.group),
+                _ => false,
+            }
+    }
+
+    /// Starts sampling path `p` (round 1 after a trigger, 2.. for a recheck): out of use while
+    /// another path is usable, the first burst now (or once the previous sample's reads can no
+    /// longer be answered), the window verdict at the end of the sample time.
+    #[allow(clippy::too_many_arguments)]
+    fn start_sampling(
+        &mut self,
+        now: Duration,
+        m: usize,
+        p: usize,
+        round: u32,
+        reason: Reason,
+        timers: &mut Timers,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(cfg) = self.marginal else { return };
+        let others_usable = self
+            .paths
+            .iter()
+            .enumerate()
+            .any(|(q, path)| q != p && path.usable());
+        let path = &mut self.paths[p];
+        let was_usable = path.usable();
+        let first = now.max(path.quiet_at);
+        let until = first + cfg.sample_time;
+        path.state = PathState::Sampling {
+            since: first,
+            until,
+            round,
+            evidence: SampleEvidence::default(),
+            outstanding: 0,
+            next_burst: Some(first),
+        };
+        path.interval = self.polling;
+        timers.set(until, sample_end_timer(m, p));
+        if path.kernel.active && others_usable {
+            path.kernel.active = false;
+            out.push(Action::FailPath {
+                path: PathRef { map: m, path: p },
+                reason,
+            });
+            if was_usable {
+                self.scratch.failed.get_or_insert((p, FailedBy::Marginal));
+            }
+        } else {
+            out.push(Action::Note {
+                map: m,
+                path: Some(p),
+                reason,
+            });
+        }
+        if first <= now {
+            self.send_burst(now, m, p, timers, out);
+        } else {
+            timers.set(first, burst_timer(m, p));
+        }
+        self.scratch.dirty = true;
+    }
+
+    /// The next burst of a sampled path is due: send it, unless it could not be answered
+    /// before the sample ends.
+    fn send_burst(
+        &mut self,
+        now: Duration,
+        m: usize,
+        p: usize,
+        timers: &mut Timers,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(cfg) = &self.marginal else { return };
+        let PathState::Sampling {
+            until,
+            evidence,
+            outstanding,
+            next_burst,
+            ..
+        } = &mut self.paths[p].state
+        else {
+            return;
+        };
+        if evidence.sent > 0 && now + cfg.io_timeout > *until {
+            *next_burst = None;
+            return;
+        }
+        evidence.sent += cfg.burst;
+        *outstanding += cfg.burst;
+        // If the answers do not all come (they should, within the timeout), the next burst
+        // goes anyway.
+        let fallback = now + cfg.io_timeout + cfg.burst_gap;
+        *next_burst = Some(fallback);
+        timers.set(fallback, burst_timer(m, p));
+        out.push(Action::SampleIo {
+            path: PathRef { map: m, path: p },
+            count: cfg.burst,
+            timeout: cfg.io_timeout,
+        });
+    }
+
+    /// One sample read answered.
+    fn on_sample_result(
+        &mut self,
+        now: Duration,
+        m: usize,
+        p: usize,
+        outcome: &SampleOutcome,
+        timers: &mut Timers,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(cfg) = &self.marginal else { return };
+        let PathState::Sampling {
+            evidence,
+            outstanding,
+            next_burst,
+            ..
+        } = &mut self.paths[p].state
+        else {
+            // Not sampled (anymore): a late answer.
+            return;
+        };
+        if *outstanding == 0 {
+            // No read of this sample is waiting for it.
+            return;
+        }
+        *outstanding -= 1;
+        evidence.answered += 1;
+        match outcome {
+            SampleOutcome::Ok => {}
+            SampleOutcome::Error { .. } => evidence.errors += 1,
+            SampleOutcome::TimedOut => {
+                evidence.errors += 1;
+                evidence.timed_out += 1;
+            }
+        }
+        if *outstanding == 0 {
+            // The burst is complete: the next one after the gap.
+            if let Some(at) = *next_burst {
+                let soon = now + cfg.burst_gap;
+                if soon < at {
+                    timers.cancel(at, burst_timer(m, p));
+                    timers.set(soon, burst_timer(m, p));
+                    *next_burst = Some(soon);
+                }
+            }
+        }
+        if cfg.detector == MarginalDetector::Sequential {
+            let llr = cfg.sprt.llr(evidence.errors, evidence.answered);
+            let decided = if llr >= cfg.sprt.upper {
+                Some(false)
+            } else if llr <= cfg.sprt.lower {
+                Some(true)
+            } else {
+                None
+            };
+            if let Some(good) = decided {
+                let decision = Decision::Sequential(cfg.sprt.evidence(evidence));
+                self.verdict(now, m, p, good, decision, timers, out);
+            }
+        }
+    }
+
+    /// The sample time is over: the window rule decides (also for an undecided sequential
+    /// test). No answered read is no evidence against the path (as in multipath-tools).
+    fn on_sample_end(
+        &mut self,
+        now: Duration,
+        m: usize,
+        p: usize,
+        timers: &mut Timers,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(cfg) = &self.marginal else { return };
+        let PathState::Sampling { evidence: e, .. } = &self.paths[p].state else {
+            return;
+        };
+        let good = u64::from(e.errors) * 1000 <= u64::from(cfg.threshold) * u64::from(e.answered);
+        let decision = match cfg.detector {
+            MarginalDetector::Window => Decision::Window,
+            MarginalDetector::Sequential => Decision::SequentialUndecided(cfg.sprt.evidence(e)),
+        };
+        self.verdict(now, m, p, good, decision, timers, out);
+    }
+
+    /// A sample's verdict: good reinstates the path, bad keeps it out until the recheck.
+    #[allow(clippy::too_many_arguments)]
+    fn verdict(
+        &mut self,
+        now: Duration,
+        m: usize,
+        p: usize,
+        good: bool,
+        decision: Decision,
+        timers: &mut Timers,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(cfg) = self.marginal else { return };
+        let here = PathRef { map: m, path: p };
+        let path = &mut self.paths[p];
+        let PathState::Sampling {
+            since,
+            until,
+            round,
+            evidence,
+            outstanding,
+            next_burst,
+        } = path.state
+        else {
+            return;
+        };
+        if let Some(at) = next_burst {
+            timers.cancel(at, burst_timer(m, p));
+        }
+        timers.cancel(until, sample_end_timer(m, p));
+        if outstanding > 0 {
+            path.quiet_at = now + cfg.io_timeout;
+        }
+        let elapsed = now.saturating_sub(since);
+        self.scratch.dirty = true;
+        if good {
+            path.state = PathState::Up { since: now };
+            path.interval = self.polling;
+            path.last_kernel_failure = None;
+            let reason = Reason::MarginalGood {
+                evidence,
+                elapsed,
+                threshold: cfg.threshold,
+                decision,
+            };
+            self.sync_table(m, p, timers, out);
+            let path = &mut self.paths[p];
+            if path.kernel.active {
+                out.push(Action::Note {
+                    map: m,
+                    path: Some(p),
+                    reason,
+                });
+            } else {
+                path.kernel.active = true;
+                out.push(Action::ReinstatePath { path: here, reason });
+            }
+        } else {
+            let next = now + cfg.recheck_gap;
+            path.state = PathState::Marginal {
+                since: now,
+                next_sample_at: next,
+                round,
+                evidence,
+            };
+            timers.set(next, recheck_timer(m, p));
+            out.push(Action::Note {
+                map: m,
+                path: Some(p),
+                reason: Reason::MarginalBad {
+                    evidence,
+                    elapsed,
+                    threshold: cfg.threshold,
+                    decision,
+                    recheck: cfg.recheck_gap,
+                },
+            });
+            self.sync_table(m, p, timers, out);
+            let path = &mut self.paths[p];
+            if self.marginal_group == Some(path.group) && !path.kernel.active {
+                path.kernel.active = true;
+                out.push(Action::ReinstatePath {
+                    path: here,
+                    reason: Reason::MarginalGroupReinstate { group: path.group },
+                });
+            }
+        }
+    }
+
+    /// A marginal path's recheck gap is over: sample it again.
+    fn on_recheck(
+        &mut self,
+        now: Duration,
+        m: usize,
+        p: usize,
+        timers: &mut Timers,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(cfg) = self.marginal else { return };
+        let PathState::Marginal { round, .. } = self.paths[p].state else {
+            return;
+        };
+        let reason = Reason::MarginalRecheck {
+            gap: cfg.recheck_gap,
+            sample_time: cfg.sample_time,
+            round: round + 1,
+        };
+        self.start_sampling(now, m, p, round + 1, reason, timers, out);
+    }
+
+    /// The checker found a sampled or marginal path down: cancel its sampling timers. Returns
+    /// whether it was sampled or marginal (the caller makes it `Down`).
+    fn stop_sampling(&mut self, now: Duration, m: usize, p: usize, timers: &mut Timers) -> bool {
+        let io_timeout = self.marginal.map_or(Duration::ZERO, |c| c.io_timeout);
+        let path = &mut self.paths[p];
+        match path.state {
+            PathState::Sampling {
+                until,
+                outstanding,
+                next_burst,
+                ..
+            } => {
+                if let Some(at) = next_burst {
+                    timers.cancel(at, burst_timer(m, p));
+                }
+                timers.cancel(until, sample_end_timer(m, p));
+                if outstanding > 0 {
+                    path.quiet_at = now + io_timeout;
+                }
+                true
+            }
+            PathState::Marginal { next_sample_at, .. } => {
+                timers.cancel(next_sample_at, recheck_timer(m, p));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// `marginal_pathgroups on`: the table's groups follow the paths' states: marginal paths
+    /// (and marginal ones being rechecked) in an extra last group, every other path in its own
+    /// group (empty groups left out). Emits [`Action::Regroup`] when that changes, because of
+    /// path `cause`.
+    fn sync_table(&mut self, m: usize, cause: usize, timers: &mut Timers, out: &mut Vec<Action>) {
+        if !self.marginal.is_some_and(|c| c.pathgroups) {
+            return;
+        }
+        let marginal: Vec<usize> = (0..self.paths.len())
+            .filter(|&q| match self.paths[q].state {
+                PathState::Marginal { .. } => true,
+                PathState::Sampling { round, .. } => round > 1,
+                _ => false,
+            })
+            .collect();
+        let mut groups: Vec<Vec<usize>> = self
+            .own_groups
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .copied()
+                    .filter(|q| !marginal.contains(q))
+                    .collect()
+            })
+            .filter(|g: &Vec<usize>| !g.is_empty())
+            .collect();
+        let marginal_group = (!marginal.is_empty()).then(|| {
+            groups.push(marginal.clone());
+            groups.len() - 1
+        });
+        if groups == self.groups {
+            return;
+        }
+        let old_group: Vec<usize> = self.paths.iter().map(|path| path.group).collect();
+        for (g, members) in groups.iter().enumerate() {
+            for &q in members {
+                self.paths[q].group = g;
+            }
+        }
+        self.groups = groups;
+        self.marginal_group = marginal_group;
+        // The kernel reports the active group of the new table after the reload.
+        self.active_group = None;
+        if let FailbackState::Armed { since, due, group } = self.failback {
+            let moved = (0..self.paths.len())
+                .find(|&q| old_group[q] == group && Some(self.paths[q].group) != marginal_group)
+                .map(|q| self.paths[q].group);
+            self.failback = match moved {
+                Some(group) => FailbackState::Armed { since, due, group },
+                None => {
+                    timers.cancel(due, Timer::Failback { map: m as u32 });
+                    FailbackState::Idle
+                }
+            };
+        }
+        out.push(Action::Regroup {
+            map: m,
+            groups: self.groups.clone(),
+            reason: Reason::MarginalRegroup {
+                leg: self.paths[cause].leg.clone(),
+                into_marginal: marginal.contains(&cause),
+                group: self.paths[cause].group,
+            },
+        });
+    }
+
+    /// Never no path rather than a flaky one: with no usable path, lend out the best sampled
+    /// or marginal path; with a healthy path usable, take lent-out paths back.
+    fn marginal_last_resort(&mut self, m: usize, out: &mut Vec<Action>) {
+        if self.marginal.is_none() {
+            return;
+        }
+        if let Some(h) = self.paths.iter().position(Path::healthy) {
+            for q in 0..self.paths.len() {
+                if self.lent(q) {
+                    let marginal = matches!(self.paths[q].state, PathState::Marginal { .. });
+                    self.paths[q].kernel.active = false;
+                    out.push(Action::FailPath {
+                        path: PathRef { map: m, path: q },
+                        reason: Reason::MarginalTakenBack {
+                            leg: self.paths[h].leg.clone(),
+                            marginal,
+                        },
+                    });
+                }
+            }
+            return;
+        }
+        if self.paths.iter().any(Path::usable) {
+            return;
+        }
+        let best = self
+            .paths
+            .iter()
+            .enumerate()
+            .filter(|(_, path)| !path.kernel.active && path.sampled_or_marginal())
+            .max_by_key(|&(q, path)| (path.prio, Reverse(q)))
+            .map(|(q, _)| q);
+        if let Some(q) = best {
+            let path = &mut self.paths[q];
+            path.kernel.active = true;
+            let marginal = matches!(path.state, PathState::Marginal { .. });
+            out.push(Action::ReinstatePath {
+                path: PathRef { map: m, path: q },
+                reason: Reason::MarginalLastPath { marginal },
+            });
         }
     }
 
@@ -709,9 +1472,19 @@ impl Map {
     /// The best group and its priority: the highest priority among groups with a usable path,
     /// ties going to more usable paths, then to the earlier group (multipathd's
     /// select_path_group).
+    /// With `marginal_pathgroups on`, the marginal group counts only when no other group has a
+    /// usable path.
     fn best_group(&self) -> Option<(usize, u32)> {
+        self.best_group_among(true)
+            .or_else(|| self.best_group_among(false))
+    }
+
+    fn best_group_among(&self, skip_marginal: bool) -> Option<(usize, u32)> {
         let mut best: Option<(usize, u32, usize)> = None;
         for g in 0..self.groups.len() {
+            if skip_marginal && self.marginal_group == Some(g) {
+                continue;
+            }
             let (n, Some(prio)) = self.group_prio(g) else {
                 continue;
             };
@@ -729,6 +1502,7 @@ impl Map {
             return;
         }
         self.release_last_path(now, m, timers, out);
+        self.marginal_last_resort(m, out);
         self.no_path_retry(now, m, timers, out);
         self.failback(now, m, timers, out);
         self.scratch.dirty = false;

@@ -23,8 +23,49 @@
 //! - `san_path_err_*`: flap damping; a path with too many kernel failures is held back
 //!   ([`PathState::Delayed`]) before it is reinstated, except when it is the last usable path.
 //!
-//! Marginal paths (`marginal_path_*`) are not implemented yet; [`PathState`] leaves room for
-//! them.
+//! - `marginal_path_*`: IO-error accounting for intermittently failing paths (semantics learnt
+//!   from multipath-tools' `libmultipath/io_err_stat.c`), see below.
+//! - `marginal_pathgroups on`: marginal paths are reinstated into an extra path group, used
+//!   last ([`Action::Regroup`]).
+//!
+//! # Marginal paths
+//!
+//! A path the kernel fails twice within `marginal_path_double_failed_time` (counted from the
+//! fail-count increases in [`Input::KernelStatus`], never from the core's own `fail_path`) is
+//! no longer trusted to the checker: it goes to [`PathState::Sampling`]. It is failed in dm
+//! ([`Action::FailPath`], if the kernel has it active and another path is usable) and the
+//! checker does not reinstate it while it is sampled. The core then asks the driver for bursts
+//! of sample reads ([`Action::SampleIo`]: `marginal_sample_burst` reads, bounded by
+//! `marginal_io_timeout` each; the next burst `marginal_sample_gap` after the last answer of
+//! the previous one, and none that could not be answered before the sample ends) for
+//! `marginal_path_err_sample_time`, and counts the answers ([`Input::SampleResult`]; a timed-out
+//! read is one error). Answers that come when no read is outstanding (after the sample ended,
+//! or a second answer for a read) are ignored, and a new sample waits until every read of the
+//! previous one has been answered or has timed out.
+//!
+//! The verdict (`marginal_detector`):
+//!
+//! - `window`: at the end of the sample time, an error rate (errors per answered read, in
+//!   permille) at most `marginal_path_err_rate_threshold` is good, above it bad.
+//! - `sequential`: Wald's sequential probability ratio test between the acceptable rate
+//!   (`marginal_sprt_good_permille`) and the marginal rate (`marginal_sprt_bad_permille`), with
+//!   false-alarm probability `marginal_sprt_alpha` and miss probability `marginal_sprt_beta`:
+//!   after each answer the log-likelihood ratio `errors·ln(p1/p0) + oks·ln((1-p1)/(1-p0))` is
+//!   compared with `ln((1-β)/α)` (marginal) and `ln(β/(1-α))` (good); the sample stops as soon
+//!   as it crosses one, and falls back to the window rule at the end of the sample time.
+//!
+//! Good: the path is reinstated ([`PathState::Up`]). Bad: it stays out
+//! ([`PathState::Marginal`]) and is sampled again after `marginal_path_err_recheck_gap_time`.
+//! Every verdict's [`Reason`] carries the evidence (reads sent and answered, errors, time, and
+//! for the sequential test its statistic and boundaries).
+//!
+//! Never no path rather than a flaky one: when a map has no usable path, the best sampled or
+//! marginal path (highest priority) is reinstated at once (sampling goes on), and failed again
+//! as soon as a healthy path is usable. With `marginal_pathgroups on`, a bad verdict moves the
+//! path into an extra last path group ([`Action::Regroup`], a table reload) and reinstates it
+//! there; it stays in that group while it is rechecked (failed in dm while sampled) and moves
+//! back to its own group with a good verdict. A checker that finds a sampled or marginal path
+//! down ends the sampling: the path is [`PathState::Down`] like any other.
 
 mod engine;
 mod reason;
@@ -37,7 +78,7 @@ use std::time::Duration;
 use faults::manager::ManagerSettings;
 
 pub use engine::Core;
-pub use reason::{FailedBy, Reason};
+pub use reason::{Decision, FailedBy, Reason};
 
 /// One multipath map the core manages.
 #[derive(Debug, Clone)]
@@ -84,8 +125,28 @@ pub enum Input {
         result: CheckResult,
         latency: Duration,
     },
+    /// The answer to one read of an [`Action::SampleIo`] burst. Exactly one per read: a read
+    /// without an answer within the burst's `timeout` is reported once as
+    /// [`SampleOutcome::TimedOut`], and its late completion is dropped by the driver.
+    SampleResult {
+        path: PathRef,
+        outcome: SampleOutcome,
+        latency: Duration,
+    },
     /// Time passed (the driver sends this when [`Core::next_wakeup`] is due).
     Tick,
+}
+
+/// What one sample read found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SampleOutcome {
+    Ok,
+    /// E.g. `detail: "EIO"`.
+    Error {
+        detail: String,
+    },
+    /// No answer within the burst's timeout: counts as one error.
+    TimedOut,
 }
 
 /// The kernel's view of one path, as the map's status line shows it.
@@ -129,6 +190,24 @@ pub enum Action {
     QueueIfNoPath { map: usize, reason: Reason },
     /// `fail_if_no_path` message.
     FailIfNoPath { map: usize, reason: Reason },
+    /// Send `count` sample reads to the path (its leg device, not through the map), each
+    /// bounded by `timeout`, and answer each with an [`Input::SampleResult`]. Sent on the core's
+    /// timers while the path is [`PathState::Sampling`]; it has no reason (the sampling's start
+    /// has one).
+    SampleIo {
+        path: PathRef,
+        count: u32,
+        timeout: Duration,
+    },
+    /// `marginal_pathgroups on`: reload the map's table with these path groups (path indices
+    /// per group, 0-based, in table order; marginal paths in an extra last group), keeping the
+    /// map's features, then send [`Input::KernelStatus`] as after any dm event. From this action
+    /// on, group indices (in [`Action::SwitchGroup`], [`MapView`]) are those of the new table.
+    Regroup {
+        map: usize,
+        groups: Vec<Vec<usize>>,
+        reason: Reason,
+    },
     /// A decision that changes no kernel state but belongs in the report ("deferred failback
     /// armed, 10s", "path b held back: flapping").
     Note {
@@ -143,22 +222,25 @@ impl Action {
     pub fn map(&self) -> usize {
         match self {
             Action::RunChecker { path }
+            | Action::SampleIo { path, .. }
             | Action::FailPath { path, .. }
             | Action::ReinstatePath { path, .. } => path.map,
             Action::SwitchGroup { map, .. }
+            | Action::Regroup { map, .. }
             | Action::QueueIfNoPath { map, .. }
             | Action::FailIfNoPath { map, .. }
             | Action::Note { map, .. } => *map,
         }
     }
 
-    /// The reason, for every action but [`Action::RunChecker`].
+    /// The reason, for every action but [`Action::RunChecker`] and [`Action::SampleIo`].
     pub fn reason(&self) -> Option<&Reason> {
         match self {
-            Action::RunChecker { .. } => None,
+            Action::RunChecker { .. } | Action::SampleIo { .. } => None,
             Action::FailPath { reason, .. }
             | Action::ReinstatePath { reason, .. }
             | Action::SwitchGroup { reason, .. }
+            | Action::Regroup { reason, .. }
             | Action::QueueIfNoPath { reason, .. }
             | Action::FailIfNoPath { reason, .. }
             | Action::Note { reason, .. } => Some(reason),
@@ -167,8 +249,10 @@ impl Action {
 }
 
 /// The core's view of one path: what the checker found, and whether the core holds the path
-/// back. The kernel's view is kept apart ([`KernelPath`], [`PathView::kernel`]): a path the
-/// kernel failed (an IO error, a trespass) while the checker still finds it up is `Up` here.
+/// back (flap damping, marginal-path sampling). One state per path, no side flags. The kernel's
+/// view is kept apart ([`KernelPath`], [`PathView::kernel`]): a path the kernel failed (an IO
+/// error, a trespass) while the checker still finds it up is `Up` here, and a sampled or
+/// marginal path the core lends out as the last usable one is active there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathState {
     /// No checker result yet (the path counts as usable while the kernel has it active).
@@ -187,6 +271,46 @@ pub enum PathState {
         /// followover, the path "comes back" when it is finally reinstated).
         after_down: bool,
     },
+    /// `marginal_path_*`: the path failed repeatedly and is being sampled; out of use (failed
+    /// in dm) unless it is the last usable path, and not reinstated by the checker. Reads are
+    /// sent in bursts until `until` (or until the sequential test decides).
+    Sampling {
+        /// When this sample started (its first burst).
+        since: Duration,
+        /// When the window rule decides.
+        until: Duration,
+        /// 1 for the sample after the trigger, 2, 3, ... for the rechecks of a marginal path.
+        round: u32,
+        evidence: SampleEvidence,
+        /// Reads sent and not answered yet.
+        outstanding: u32,
+        /// When the next burst is due; `None` when no further burst fits before `until`.
+        next_burst: Option<Duration>,
+    },
+    /// `marginal_path_*`: the last sample found the path marginal. It stays out (or, with
+    /// `marginal_pathgroups on`, in the extra last path group) until it is sampled again at
+    /// `next_sample_at`.
+    Marginal {
+        since: Duration,
+        next_sample_at: Duration,
+        /// The round of the sample that found it marginal.
+        round: u32,
+        /// That sample's evidence.
+        evidence: SampleEvidence,
+    },
+}
+
+/// What a marginal-path sample has counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SampleEvidence {
+    /// Reads sent.
+    pub sent: u32,
+    /// Reads answered (a timeout is an answer).
+    pub answered: u32,
+    /// Answers that were errors, timeouts included.
+    pub errors: u32,
+    /// Of the errors, how many were timeouts.
+    pub timed_out: u32,
 }
 
 impl PathState {
@@ -245,6 +369,9 @@ pub struct PathView {
     pub interval: Duration,
     /// Failures counted for flap damping (0 when `san_path_err` is off).
     pub san_path_failures: u32,
+    /// `marginal_path_*`: the remembered kernel failure a second one within
+    /// `marginal_path_double_failed_time` would make the path be sampled.
+    pub last_kernel_failure: Option<Duration>,
     pub last_latency: Option<Duration>,
 }
 
@@ -255,6 +382,9 @@ pub struct GroupView {
     pub usable: usize,
     /// Average priority of the usable paths; `None` when none is usable.
     pub prio: Option<u32>,
+    /// `marginal_pathgroups on`: the extra last group of marginal paths (used only when no
+    /// other group has a usable path).
+    pub marginal: bool,
 }
 
 /// What the report shows of a map: states, the current best group, countdowns.

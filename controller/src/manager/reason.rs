@@ -6,7 +6,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use faults::manager::PathChecker;
+use faults::manager::{MarginalDetector, PathChecker, Ppm};
+
+use super::SampleEvidence;
 
 /// Who failed a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +17,35 @@ pub enum FailedBy {
     Checker,
     /// The kernel failed it (an IO error, or a `fail_path` message).
     Kernel,
+    /// The marginal-path detector took it out to sample it.
+    Marginal,
+}
+
+/// How a marginal-path verdict was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The window rule at the end of the sample time.
+    Window,
+    /// The sequential test crossed a boundary. The statistic and the boundaries are in
+    /// thousandths (the log-likelihood ratio 4.617 is 4617).
+    Sequential(SprtEvidence),
+    /// The sequential test had not crossed a boundary at the end of the sample time: the
+    /// window rule decided.
+    SequentialUndecided(SprtEvidence),
+}
+
+/// The sequential test's state at a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SprtEvidence {
+    /// Log-likelihood ratio (marginal vs acceptable) × 1000, saturated for ±infinity.
+    pub llr_milli: i64,
+    /// `ln(β/(1-α))` × 1000: at or below it the path is good.
+    pub lower_milli: i64,
+    /// `ln((1-β)/α)` × 1000: at or above it the path is marginal.
+    pub upper_milli: i64,
+    /// The acceptable and the marginal error rate.
+    pub good: Ppm,
+    pub bad: Ppm,
 }
 
 /// The rule behind an [`super::Action`].
@@ -119,6 +150,183 @@ pub enum Reason {
     /// `san_path_err_*`: no other path of the map is usable, so the flapping path is not held
     /// back.
     DampingLastPath { failures: u32, threshold: u32 },
+    /// `marginal_path_*`: the kernel failed the path twice within `double_failed_time`
+    /// (`apart` is the measured time between the failures): sample it.
+    MarginalTriggered {
+        apart: Duration,
+        double_failed_time: Duration,
+        sample_time: Duration,
+        detector: MarginalDetector,
+    },
+    /// `marginal_path_*`: the recheck gap of a marginal path is over: sample it again.
+    MarginalRecheck {
+        gap: Duration,
+        sample_time: Duration,
+        round: u32,
+    },
+    /// `marginal_path_*`: the sample found the path good (reinstated, or a note when the
+    /// kernel has it active already).
+    MarginalGood {
+        evidence: SampleEvidence,
+        elapsed: Duration,
+        threshold: u32,
+        decision: Decision,
+    },
+    /// `marginal_path_*`: the sample found the path marginal (note); sampled again after
+    /// `recheck`.
+    MarginalBad {
+        evidence: SampleEvidence,
+        elapsed: Duration,
+        threshold: u32,
+        decision: Decision,
+        recheck: Duration,
+    },
+    /// `marginal_path_*`: no other path of the map is usable: the sampled (or marginal) path
+    /// is reinstated rather than leaving the map without a path.
+    MarginalLastPath { marginal: bool },
+    /// `marginal_path_*`: a healthy path is usable again: the sampled (or marginal) path lent
+    /// out as the last one is failed again.
+    MarginalTakenBack { leg: String, marginal: bool },
+    /// `marginal_path_*`: a table reload re-activated a sampled (or marginal) path: fail it
+    /// again.
+    MarginalKeptOut { marginal: bool },
+    /// `marginal_path_*`: the checker finds a sampled or marginal path down: sampling stops
+    /// (note).
+    MarginalStopped {
+        checker: PathChecker,
+        detail: String,
+    },
+    /// `marginal_pathgroups on`: the table is reloaded so that a path moves into the extra last
+    /// group of marginal paths (`into_marginal`) or back to its own group; `group` is its group
+    /// in the new table.
+    MarginalRegroup {
+        leg: String,
+        into_marginal: bool,
+        group: usize,
+    },
+    /// `marginal_pathgroups on`: a marginal path is reinstated in the marginal group.
+    MarginalGroupReinstate { group: usize },
+}
+
+/// "12 errors in 6400 reads (3 timed out)".
+pub(crate) struct Counts<'a>(pub &'a SampleEvidence);
+
+impl fmt::Display for Counts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = self.0;
+        write!(
+            f,
+            "{} error{} in {} read{}",
+            e.errors,
+            if e.errors == 1 { "" } else { "s" },
+            e.answered,
+            if e.answered == 1 { "" } else { "s" }
+        )?;
+        if e.timed_out > 0 {
+            write!(f, " ({} timed out)", e.timed_out)?;
+        }
+        Ok(())
+    }
+}
+
+/// An error rate in permille with one decimal: "0.5‰", "12‰".
+pub(crate) struct Rate<'a>(pub &'a SampleEvidence);
+
+impl fmt::Display for Rate<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = self.0;
+        if e.answered == 0 {
+            return write!(f, "no rate");
+        }
+        let tenths =
+            (u64::from(e.errors) * 10_000 + u64::from(e.answered) / 2) / u64::from(e.answered);
+        if tenths % 10 == 0 {
+            write!(f, "{}‰", tenths / 10)
+        } else {
+            write!(f, "{}.{}‰", tenths / 10, tenths % 10)
+        }
+    }
+}
+
+/// Thousandths as a decimal with two places: "4.62", "-4.60", "∞".
+pub(crate) struct Milli(pub i64);
+
+impl fmt::Display for Milli {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            i64::MAX => write!(f, "∞"),
+            i64::MIN => write!(f, "-∞"),
+            m => {
+                let hundredths = (m as f64 / 10.0).round() as i64;
+                let sign = if hundredths < 0 { "-" } else { "" };
+                let a = hundredths.unsigned_abs();
+                write!(f, "{sign}{}.{:02}", a / 100, a % 100)
+            }
+        }
+    }
+}
+
+pub(crate) fn detector_name(d: MarginalDetector) -> &'static str {
+    match d {
+        MarginalDetector::Window => "window",
+        MarginalDetector::Sequential => "sequential",
+    }
+}
+
+impl Decision {
+    /// The stable part of the verdict: which rule decided, against what.
+    pub(crate) fn rule(&self, good: bool, threshold: u32) -> String {
+        let window = if good {
+            format!("error rate at most the threshold {threshold}‰")
+        } else {
+            format!("error rate above the threshold {threshold}‰")
+        };
+        match self {
+            Decision::Window => format!("window: {window}"),
+            Decision::Sequential(s) => format!(
+                "sequential test: {} error rate {}‰ rather than {}‰",
+                if good { "acceptable" } else { "marginal" },
+                if good { s.good } else { s.bad }.permille_text(),
+                if good { s.bad } else { s.good }.permille_text(),
+            ),
+            Decision::SequentialUndecided(_) => {
+                format!("sequential test undecided at the end of the sample, window: {window}")
+            }
+        }
+    }
+}
+
+fn verdict(
+    f: &mut fmt::Formatter<'_>,
+    good: bool,
+    evidence: &SampleEvidence,
+    elapsed: Duration,
+    threshold: u32,
+    decision: &Decision,
+) -> fmt::Result {
+    write!(
+        f,
+        "marginal_path: sample {} after {}: {} = {}",
+        if good { "good" } else { "bad" },
+        Secs(elapsed),
+        Counts(evidence),
+        Rate(evidence),
+    )?;
+    let unanswered = evidence.sent - evidence.answered.min(evidence.sent);
+    if unanswered > 0 {
+        write!(f, " ({unanswered} more unanswered, ignored)")?;
+    }
+    write!(f, "; {}", decision.rule(good, threshold))?;
+    if let Decision::Sequential(s) | Decision::SequentialUndecided(s) = decision {
+        write!(
+            f,
+            " (log-likelihood ratio {}, boundaries {} and {})",
+            Milli(s.llr_milli),
+            Milli(s.lower_milli),
+            Milli(s.upper_milli)
+        )?;
+    }
+    Ok(())
 }
 
 fn checker_name(c: PathChecker) -> &'static str {
@@ -147,7 +355,7 @@ impl fmt::Display for Secs {
 }
 
 /// A 0-based group index shown 1-based.
-struct Group(usize);
+pub(crate) struct Group(pub usize);
 
 impl fmt::Display for Group {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -251,6 +459,7 @@ impl fmt::Display for Reason {
                 match by {
                     FailedBy::Checker => "checker",
                     FailedBy::Kernel => "kernel",
+                    FailedBy::Marginal => "marginal-path detector",
                 }
             ),
             Reason::FailbackDeferredDropped {
@@ -329,6 +538,98 @@ impl fmt::Display for Reason {
                 f,
                 "last usable path: not held back despite flapping ({failures} failures > \
                  threshold {threshold})"
+            ),
+            Reason::MarginalTriggered {
+                apart,
+                double_failed_time,
+                sample_time,
+                detector,
+            } => write!(
+                f,
+                "marginal_path: the kernel failed the path twice within {} \
+                 (marginal_path_double_failed_time {}): sampling it for {} ({} detector)",
+                Secs(*apart),
+                Secs(*double_failed_time),
+                Secs(*sample_time),
+                detector_name(*detector)
+            ),
+            Reason::MarginalRecheck {
+                gap,
+                sample_time,
+                round,
+            } => write!(
+                f,
+                "marginal_path: marginal for marginal_path_err_recheck_gap_time {}: sampling it \
+                 again for {} (sample {round})",
+                Secs(*gap),
+                Secs(*sample_time)
+            ),
+            Reason::MarginalGood {
+                evidence,
+                elapsed,
+                threshold,
+                decision,
+            } => verdict(f, true, evidence, *elapsed, *threshold, decision),
+            Reason::MarginalBad {
+                evidence,
+                elapsed,
+                threshold,
+                decision,
+                recheck,
+            } => {
+                verdict(f, false, evidence, *elapsed, *threshold, decision)?;
+                write!(f, "; kept out, sampled again in {}", Secs(*recheck))
+            }
+            Reason::MarginalLastPath { marginal } => write!(
+                f,
+                "marginal_path: no other usable path: reinstated although {}",
+                if *marginal {
+                    "marginal"
+                } else {
+                    "being sampled (sampling goes on)"
+                }
+            ),
+            Reason::MarginalTakenBack { leg, marginal } => write!(
+                f,
+                "marginal_path: path {leg} is usable: out of use again while {}",
+                if *marginal { "marginal" } else { "sampled" }
+            ),
+            Reason::MarginalKeptOut { marginal } => write!(
+                f,
+                "marginal_path: {}, but the kernel has it active again",
+                if *marginal {
+                    "marginal"
+                } else {
+                    "being sampled"
+                }
+            ),
+            Reason::MarginalStopped { checker, detail } => write!(
+                f,
+                "marginal_path: sampling stops: checker {} finds the path down ({detail})",
+                checker_name(*checker)
+            ),
+            Reason::MarginalRegroup {
+                leg,
+                into_marginal: true,
+                group,
+            } => write!(
+                f,
+                "marginal_pathgroups on: path {leg} moves to {}, used after every other group",
+                Group(*group)
+            ),
+            Reason::MarginalRegroup {
+                leg,
+                into_marginal: false,
+                group,
+            } => write!(
+                f,
+                "marginal_pathgroups on: path {leg} moves back to {}",
+                Group(*group)
+            ),
+            Reason::MarginalGroupReinstate { group } => write!(
+                f,
+                "marginal_pathgroups on: reinstated in {}, used after every other group",
+                Group(*group)
             ),
         }
     }

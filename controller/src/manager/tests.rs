@@ -13,7 +13,10 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use faults::manager::{Failback, ManagerSettings, NoPathRetry, PathChecker, SanPathErr, Setting};
+use faults::manager::{
+    Failback, ManagerSettings, MarginalDetector, MarginalPath, MarginalPathgroups, NoPathRetry,
+    PathChecker, SanPathErr, Setting,
+};
 
 use super::*;
 
@@ -82,6 +85,74 @@ struct FakeMap {
     active_group: Option<usize>,
     /// What each path's checker answers, and after how long.
     answers: Vec<(CheckResult, Duration)>,
+    /// How each path answers sample reads.
+    samplers: Vec<Sampler>,
+}
+
+/// A fake sample-read answerer: outcomes in a repeating pattern, or at random with a fixed error
+/// rate (seeded), each after `latency` (a timeout after the burst's timeout); or no answers at
+/// all (the test feeds them).
+#[derive(Clone)]
+enum Sampler {
+    Pattern {
+        outcomes: Vec<SampleOutcome>,
+        next: usize,
+    },
+    Random {
+        permille: u32,
+        state: u64,
+    },
+    Silent,
+}
+
+impl Sampler {
+    fn ok() -> Sampler {
+        Sampler::Pattern {
+            outcomes: vec![SampleOutcome::Ok],
+            next: 0,
+        }
+    }
+
+    fn pattern(outcomes: Vec<SampleOutcome>) -> Sampler {
+        Sampler::Pattern { outcomes, next: 0 }
+    }
+
+    /// `errors` errors in every `of` reads.
+    fn failing(errors: usize, of: usize) -> Sampler {
+        let mut outcomes = vec![eio(); errors];
+        outcomes.resize(of, SampleOutcome::Ok);
+        Sampler::pattern(outcomes)
+    }
+
+    fn next(&mut self) -> Option<SampleOutcome> {
+        match self {
+            Sampler::Pattern { outcomes, next } => {
+                let o = outcomes[*next % outcomes.len()].clone();
+                *next += 1;
+                Some(o)
+            }
+            Sampler::Random { permille, state } => {
+                // xorshift64*
+                *state ^= *state >> 12;
+                *state ^= *state << 25;
+                *state ^= *state >> 27;
+                let x = state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
+                let u = x as f64 / (1u64 << 53) as f64;
+                Some(if u < f64::from(*permille) / 1000.0 {
+                    eio()
+                } else {
+                    SampleOutcome::Ok
+                })
+            }
+            Sampler::Silent => None,
+        }
+    }
+}
+
+fn eio() -> SampleOutcome {
+    SampleOutcome::Error {
+        detail: "EIO".into(),
+    }
 }
 
 struct Sim {
@@ -90,6 +161,12 @@ struct Sim {
     kernel: Vec<FakeMap>,
     /// Checker results on their way: (due, path, result, latency).
     in_flight: Vec<(Duration, PathRef, CheckResult, Duration)>,
+    /// Sample answers on their way, in order of their due time: (due, sequence, path, outcome,
+    /// latency).
+    samples: BTreeSet<(Duration, u64, PathRef, SampleKey)>,
+    sample_seq: u64,
+    /// Sample latency of a read that is answered.
+    sample_latency: Duration,
     /// Every action with the time it was returned.
     log: Vec<(Duration, Action)>,
     /// When each checker result was delivered.
@@ -111,6 +188,7 @@ impl Sim {
                 groups: m.groups.clone(),
                 active_group: Some(0),
                 answers: vec![(CheckResult::Up, t(0.01)); m.paths.len()],
+                samplers: vec![Sampler::ok(); m.paths.len()],
             })
             .collect();
         let mut sim = Sim {
@@ -118,6 +196,9 @@ impl Sim {
             now: Duration::ZERO,
             kernel,
             in_flight: Vec::new(),
+            samples: BTreeSet::new(),
+            sample_seq: 0,
+            sample_latency: t(0.01),
             log: Vec::new(),
             delivered: Vec::new(),
         };
@@ -133,17 +214,26 @@ impl Sim {
 
     /// Run the driver loop up to and including `end`, then stand at `end`.
     fn run_until(&mut self, end: Duration) {
-        for _ in 0..1_000_000 {
+        for _ in 0..10_000_000 {
             let wake = self.core.next_wakeup();
             let result = self.in_flight.iter().map(|r| r.0).min();
-            let Some(next) = wake.into_iter().chain(result).min() else {
+            let sample = self.samples.first().map(|s| s.0);
+            let Some(next) = wake.into_iter().chain(result).chain(sample).min() else {
                 break;
             };
             if next > end {
                 break;
             }
             self.now = self.now.max(next);
-            if result == Some(next) {
+            if sample == Some(next) && result != Some(next) {
+                let (_, _, path, key) = self.samples.pop_first().unwrap();
+                let (outcome, latency) = key.outcome();
+                self.feed(Input::SampleResult {
+                    path,
+                    outcome,
+                    latency,
+                });
+            } else if result == Some(next) {
                 let i = self.in_flight.iter().position(|r| r.0 == next).unwrap();
                 let (_, path, result, latency) = self.in_flight.remove(i);
                 self.delivered.push((self.now, path));
@@ -191,6 +281,43 @@ impl Sim {
                     self.kernel[map].active_group = Some(group);
                     changed.insert(map);
                 }
+                Action::SampleIo {
+                    path,
+                    count,
+                    timeout,
+                } => {
+                    for _ in 0..count {
+                        let Some(outcome) = self.kernel[path.map].samplers[path.path].next() else {
+                            continue;
+                        };
+                        let (due, key) = match outcome {
+                            SampleOutcome::TimedOut => (timeout, SampleKey::TimedOut(timeout)),
+                            SampleOutcome::Ok => {
+                                (self.sample_latency, SampleKey::Ok(self.sample_latency))
+                            }
+                            SampleOutcome::Error { .. } => {
+                                (self.sample_latency, SampleKey::Error(self.sample_latency))
+                            }
+                        };
+                        self.sample_seq += 1;
+                        self.samples
+                            .insert((self.now + due, self.sample_seq, path, key));
+                    }
+                }
+                Action::Regroup { map, groups, .. } => {
+                    // A table reload: new groups, every path active with a fresh counter, the
+                    // kernel starting with the first group.
+                    let k = &mut self.kernel[map];
+                    k.groups = groups;
+                    for p in &mut k.paths {
+                        *p = KernelPath {
+                            active: true,
+                            fail_count: 0,
+                        };
+                    }
+                    k.active_group = Some(0);
+                    changed.insert(map);
+                }
                 _ => {}
             }
         }
@@ -219,6 +346,22 @@ impl Sim {
     /// From now on the path's checker answers this.
     fn answer(&mut self, p: PathRef, result: CheckResult) -> &mut Sim {
         self.kernel[p.map].answers[p.path].0 = result;
+        self
+    }
+
+    /// From now on the path answers sample reads like this.
+    fn sampler(&mut self, p: PathRef, sampler: Sampler) -> &mut Sim {
+        self.kernel[p.map].samplers[p.path] = sampler;
+        self
+    }
+
+    /// The driver answers one sample read now.
+    fn sample_answer(&mut self, p: PathRef, outcome: SampleOutcome) -> &mut Sim {
+        self.feed(Input::SampleResult {
+            path: p,
+            outcome,
+            latency: t(0.01),
+        });
         self
     }
 
@@ -274,11 +417,29 @@ impl Sim {
     fn dump(&self) -> String {
         let mut s = String::from("\nactions:\n");
         for (at, a) in &self.log {
-            if !matches!(a, Action::RunChecker { .. }) {
+            if !matches!(a, Action::RunChecker { .. } | Action::SampleIo { .. }) {
                 let _ = writeln!(s, "  {:>8.3}  {}", at.as_secs_f64(), self.core.describe(a));
             }
         }
         s
+    }
+}
+
+/// A sample answer on its way (ordered, so that it fits in the set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum SampleKey {
+    Ok(Duration),
+    Error(Duration),
+    TimedOut(Duration),
+}
+
+impl SampleKey {
+    fn outcome(self) -> (SampleOutcome, Duration) {
+        match self {
+            SampleKey::Ok(l) => (SampleOutcome::Ok, l),
+            SampleKey::Error(l) => (eio(), l),
+            SampleKey::TimedOut(l) => (SampleOutcome::TimedOut, l),
+        }
     }
 }
 
@@ -972,4 +1133,517 @@ fn describe_names_map_path_and_one_based_group() {
         "m: switch_group 1: failback immediate: group 1 (prio 50) is usable again and \
          preferred to group 2"
     );
+}
+
+// ---- marginal paths (marginal_path_*) -----------------------------------------------------
+
+/// marginal_path_* on: double_failed_time 10s, sample time 2s, threshold 100‰, recheck gap 5s;
+/// bursts of 10 reads, 100ms apart, timeout 500ms; sample reads answer after 10ms.
+fn marginal(f: impl FnOnce(&mut ManagerSettings)) -> ManagerSettings {
+    settings(|s| {
+        s.marginal_path = Setting::builtin(Some(MarginalPath {
+            double_failed_time: t(10.0),
+            err_sample_time: t(2.0),
+            err_rate_threshold: 100,
+            err_recheck_gap_time: t(5.0),
+        }));
+        let m = &mut s.marginal_sampling;
+        m.sample_burst = Setting::builtin(10);
+        m.sample_gap = Setting::builtin(t(0.1));
+        m.io_timeout = Setting::builtin(t(0.5));
+        f(s);
+    })
+}
+
+fn sequential(s: &mut ManagerSettings) {
+    s.marginal_sampling.detector = Setting::builtin(MarginalDetector::Sequential);
+}
+
+/// The kernel fails a at 1.5 (the checker reinstates it at 2.51) and again at 4: 2.5s apart,
+/// so a is sampled from 4 to 6: bursts at 4, 4.11, ..., 5.43 (a burst at 5.54 could not be
+/// answered within the timeout before 6), 140 reads.
+fn flaky_a(sim: &mut Sim) {
+    sim.at(1.5).kernel_fails(A);
+    sim.at(4.0).kernel_fails(A);
+}
+
+fn sample_ios(p: PathRef) -> impl Fn(&Action) -> bool {
+    move |a| matches!(a, Action::SampleIo { path, .. } if *path == p)
+}
+fn regroups(a: &Action) -> bool {
+    matches!(a, Action::Regroup { .. })
+}
+fn triggered(r: &Reason) -> bool {
+    matches!(r, Reason::MarginalTriggered { .. })
+}
+fn verdict_bad(r: &Reason) -> bool {
+    matches!(r, Reason::MarginalBad { .. })
+}
+
+/// The evidence of the (first) verdict in the log.
+fn verdict_evidence(sim: &Sim) -> Option<(bool, SampleEvidence)> {
+    sim.log.iter().find_map(|(_, a)| match a.reason()? {
+        Reason::MarginalGood { evidence, .. } => Some((true, *evidence)),
+        Reason::MarginalBad { evidence, .. } => Some((false, *evidence)),
+        _ => None,
+    })
+}
+
+#[test]
+fn marginal_two_kernel_failures_within_the_window_start_sampling() {
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    flaky_a(&mut sim);
+    assert!(
+        matches!(
+            sim.core.path_state(A),
+            PathState::Sampling { since, until, round: 1, .. } if *since == t(4.0) && *until == t(6.0)
+        ),
+        "{:?}{}",
+        sim.core.path_state(A),
+        sim.dump()
+    );
+    assert_eq!(sim.times(note(triggered)), ts(&[4.0]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(note(triggered)),
+        [
+            "marginal_path: the kernel failed the path twice within 2.5s \
+          (marginal_path_double_failed_time 10s): sampling it for 2s (window detector)"
+        ]
+    );
+    // The kernel had failed it already: no fail_path, but the first burst at once.
+    assert!(sim.times(any_fail).is_empty(), "{}", sim.dump());
+    assert_eq!(sim.times(sample_ios(A)), ts(&[4.0]));
+    assert!(sim.log.iter().any(|(_, a)| matches!(
+        a,
+        Action::SampleIo { path, count: 10, timeout } if *path == A && *timeout == t(0.5)
+    )));
+    assert!(!sim.view().paths[0].usable);
+}
+
+#[test]
+fn marginal_failures_farther_apart_than_the_window_do_not_trigger() {
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    sim.at(1.5).kernel_fails(A);
+    // Reinstated at 2.51; 11.5s later: too far apart, but remembered.
+    sim.at(13.0).kernel_fails(A);
+    sim.at(14.5);
+    assert!(sim.times(note(triggered)).is_empty(), "{}", sim.dump());
+    assert!(matches!(sim.core.path_state(A), PathState::Up { .. }));
+    assert_eq!(sim.view().paths[0].last_kernel_failure, Some(t(13.0)));
+    // 7s after the remembered one: sampled.
+    sim.at(20.0).kernel_fails(A);
+    assert_eq!(sim.times(note(triggered)), ts(&[20.0]), "{}", sim.dump());
+    // The core's own fail_path is no kernel failure: a path the checker finds down twice is
+    // not sampled.
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    sim.at(2.5).answer(A, down());
+    sim.at(3.5).answer(A, CheckResult::Up);
+    sim.at(4.5).answer(A, down());
+    sim.at(10.0);
+    assert_eq!(sim.times(fails(A)).len(), 2, "{}", sim.dump());
+    assert!(sim.times(note(triggered)).is_empty(), "{}", sim.dump());
+}
+
+#[test]
+fn marginal_no_reinstatement_by_the_checker_while_sampling() {
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    flaky_a(&mut sim);
+    sim.at(5.99);
+    // The checker keeps checking the sampled path and finds it up...
+    assert!(
+        !in_window(sim.times(checks(A)), 4.0, 5.99).is_empty(),
+        "{}",
+        sim.dump()
+    );
+    // ...but only the checker's reinstatement after the first failure happened.
+    assert_eq!(sim.times(reinstates(A)), ts(&[2.51]), "{}", sim.dump());
+    assert!(!sim.view().paths[0].kernel.active);
+}
+
+#[test]
+fn marginal_window_verdict_good_reinstates() {
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    flaky_a(&mut sim);
+    sim.at(10.0);
+    assert_eq!(sim.times(sample_ios(A)).len(), 14, "{}", sim.dump());
+    assert_eq!(sim.times(reinstates(A)), ts(&[2.51, 6.0]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(reinstates(A))[1],
+        "marginal_path: sample good after 2s: 0 errors in 140 reads = 0‰; window: error rate \
+         at most the threshold 100‰"
+    );
+    assert!(matches!(sim.core.path_state(A), PathState::Up { since } if *since == t(6.0)));
+    assert_eq!(sim.view().paths[0].last_kernel_failure, None);
+    assert!(sim.times(sample_ios(A)).iter().all(|&at| at < t(6.0)));
+}
+
+#[test]
+fn marginal_window_verdict_bad_then_recheck_after_the_gap_then_good() {
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    sim.sampler(A, Sampler::failing(2, 10));
+    flaky_a(&mut sim);
+    sim.at(6.5);
+    assert_eq!(sim.times(note(verdict_bad)), ts(&[6.0]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(note(verdict_bad)),
+        [
+            "marginal_path: sample bad after 2s: 28 errors in 140 reads = 200‰; window: error \
+          rate above the threshold 100‰; kept out, sampled again in 5s"
+        ]
+    );
+    assert!(
+        matches!(
+            sim.core.path_state(A),
+            PathState::Marginal { next_sample_at, round: 1, evidence, .. }
+                if *next_sample_at == t(11.0) && evidence.errors == 28
+        ),
+        "{:?}",
+        sim.core.path_state(A)
+    );
+    assert!(!sim.view().paths[0].usable);
+    // The path heals; the recheck after the gap samples it again and reinstates it.
+    sim.at(8.0).sampler(A, Sampler::ok());
+    sim.at(20.0);
+    let rechecked = |r: &Reason| matches!(r, Reason::MarginalRecheck { round: 2, .. });
+    assert_eq!(sim.times(note(rechecked)), ts(&[11.0]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(note(rechecked)),
+        [
+            "marginal_path: marginal for marginal_path_err_recheck_gap_time 5s: sampling it again \
+          for 2s (sample 2)"
+        ]
+    );
+    assert!(in_window(sim.times(sample_ios(A)), 6.0, 10.99).is_empty());
+    assert_eq!(
+        sim.times(reinstates(A)),
+        ts(&[2.51, 13.0]),
+        "{}",
+        sim.dump()
+    );
+    assert!(sim.reasons(reinstates(A))[1].starts_with("marginal_path: sample good after 2s"));
+}
+
+#[test]
+fn marginal_a_timed_out_sample_read_counts_once() {
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    sim.sampler(A, Sampler::Silent);
+    flaky_a(&mut sim);
+    sim.at(4.2);
+    for _ in 0..8 {
+        sim.sample_answer(A, SampleOutcome::Ok);
+    }
+    sim.sample_answer(A, eio());
+    sim.sample_answer(A, SampleOutcome::TimedOut);
+    let evidence = |sim: &Sim| match sim.core.path_state(A) {
+        PathState::Sampling { evidence, .. } => *evidence,
+        other => panic!("not sampling: {other:?}"),
+    };
+    let want = SampleEvidence {
+        sent: 10,
+        answered: 10,
+        errors: 2,
+        timed_out: 1,
+    };
+    assert_eq!(evidence(&sim), want);
+    // The timed-out read completes late after all: nothing is waiting for it.
+    sim.sample_answer(A, eio());
+    assert_eq!(evidence(&sim), want);
+    // With a driver that times reads out: one burst of 10, one of which times out.
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    let mut pattern = vec![SampleOutcome::Ok; 9];
+    pattern.push(SampleOutcome::TimedOut);
+    sim.sampler(A, Sampler::pattern(pattern));
+    flaky_a(&mut sim);
+    sim.at(10.0);
+    let (good, e) = verdict_evidence(&sim).expect("a verdict");
+    assert_eq!((e.errors, e.timed_out), (e.answered / 10, e.answered / 10));
+    // 100‰ is the threshold itself: at most the threshold is good (as in multipath-tools).
+    assert!(good, "{}", sim.dump());
+    // The timeouts stretch the bursts: the next one 100ms after the timeout.
+    assert_eq!(
+        sim.times(sample_ios(A))[..3],
+        ts(&[4.0, 4.6, 5.2]),
+        "{}",
+        sim.dump()
+    );
+}
+
+#[test]
+fn marginal_results_after_the_sample_ended_are_ignored() {
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    sim.sampler(A, Sampler::Silent);
+    flaky_a(&mut sim);
+    sim.at(6.5);
+    // Nothing answered: no evidence against the path (as in multipath-tools).
+    assert_eq!(sim.times(reinstates(A)), ts(&[2.51, 6.0]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(reinstates(A))[1],
+        "marginal_path: sample good after 2s: 0 errors in 0 reads = no rate (30 more \
+         unanswered, ignored); window: error rate at most the threshold 100‰"
+    );
+    let before = sim.log.len();
+    for _ in 0..30 {
+        sim.sample_answer(A, eio());
+    }
+    assert_eq!(sim.log.len(), before, "{}", sim.dump());
+    assert!(matches!(sim.core.path_state(A), PathState::Up { .. }));
+}
+
+#[test]
+fn marginal_the_last_usable_path_is_reinstated_while_sampled_and_taken_out_when_a_healthy_path_returns(
+) {
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    // b is down from 1.01; a is flaky.
+    sim.at(0.5).answer(B, down());
+    flaky_a(&mut sim);
+    sim.at(4.5).answer(B, CheckResult::Up);
+    sim.at(10.0);
+    let last = |r: &Reason| matches!(r, Reason::MarginalLastPath { .. });
+    assert_eq!(
+        sim.times(reinstates(A)),
+        ts(&[2.51, 4.0, 6.0]),
+        "{}",
+        sim.dump()
+    );
+    assert_eq!(
+        sim.reasons(reinstates(A))[1],
+        "marginal_path: no other usable path: reinstated although being sampled (sampling goes on)"
+    );
+    assert!(sim.reasons(reinstates(A))[1].contains("no other usable path"));
+    assert_eq!(
+        sim.log
+            .iter()
+            .filter(|(_, a)| a.reason().is_some_and(last))
+            .count(),
+        1
+    );
+    // b is back at its check at 5: a goes out again; sampling went on meanwhile.
+    assert_eq!(sim.times(reinstates(B)), ts(&[5.01]), "{}", sim.dump());
+    assert_eq!(sim.times(fails(A)), ts(&[5.01]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(fails(A)),
+        ["marginal_path: path b is usable: out of use again while sampled"]
+    );
+    assert_eq!(sim.times(sample_ios(A)).len(), 14, "{}", sim.dump());
+    // The map never lacked a path after the trigger: no_path_retry would not have counted.
+    assert!(sim.reasons(reinstates(A))[2].starts_with("marginal_path: sample good"));
+}
+
+#[test]
+fn marginal_a_table_reload_does_not_bring_a_sampled_path_back() {
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    flaky_a(&mut sim);
+    sim.at(5.0).kernel_reloads(0);
+    assert_eq!(sim.times(fails(A)), ts(&[5.0]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(fails(A)),
+        ["marginal_path: being sampled, but the kernel has it active again"]
+    );
+    assert!(matches!(sim.core.path_state(A), PathState::Sampling { .. }));
+}
+
+#[test]
+fn marginal_a_sampled_path_the_checker_finds_down_is_down() {
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    flaky_a(&mut sim);
+    // a's check moved to 5 by the failure at 4.
+    sim.at(4.5).answer(A, down());
+    sim.at(10.0);
+    let stopped = |r: &Reason| matches!(r, Reason::MarginalStopped { .. });
+    assert_eq!(sim.times(note(stopped)), ts(&[5.01]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(note(stopped)),
+        ["marginal_path: sampling stops: checker directio finds the path down (EIO)"]
+    );
+    assert!(sim.core.path_state(A).is_down());
+    assert!(in_window(sim.times(sample_ios(A)), 5.02, 10.0).is_empty());
+    assert_eq!(verdict_evidence(&sim), None, "{}", sim.dump());
+}
+
+#[test]
+fn marginal_sequential_stops_after_three_reads_of_a_clearly_bad_path() {
+    // threshold 100‰: acceptable 25‰, marginal 200‰; alpha = beta = 0.01. An error adds
+    // ln 8 = 2.08 to the statistic, the upper boundary is ln 99 = 4.60: three errors.
+    let mut sim = Sim::one(failover(marginal(sequential)));
+    sim.sampler(A, Sampler::failing(1, 1));
+    flaky_a(&mut sim);
+    // (rechecked at 9.01)
+    sim.at(9.0);
+    assert_eq!(sim.times(note(verdict_bad)), ts(&[4.01]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(note(verdict_bad)),
+        ["marginal_path: sample bad after 10ms: 3 errors in 3 reads = 1000‰ (7 more \
+          unanswered, ignored); sequential test: marginal error rate 200‰ rather than 25‰ (log-likelihood \
+          ratio 6.24, boundaries -4.60 and 4.60); kept out, sampled again in 5s"]
+    );
+    assert_eq!(sim.times(sample_ios(A)), ts(&[4.0]), "{}", sim.dump());
+}
+
+#[test]
+fn marginal_sequential_stops_after_24_reads_of_a_clearly_good_path() {
+    // A good read adds ln(0.8/0.975) = -0.198; the lower boundary ln(0.01/0.99) = -4.60 is
+    // crossed at the 24th: in the third burst, at 4.23 instead of 6.
+    let mut sim = Sim::one(failover(marginal(sequential)));
+    flaky_a(&mut sim);
+    sim.at(10.0);
+    assert_eq!(
+        sim.times(reinstates(A)),
+        ts(&[2.51, 4.23]),
+        "{}",
+        sim.dump()
+    );
+    let (good, e) = verdict_evidence(&sim).unwrap();
+    assert!(good);
+    assert_eq!((e.answered, e.sent, e.errors), (24, 30, 0));
+    assert!(
+        sim.reasons(reinstates(A))[1]
+            .contains("sequential test: acceptable error rate 25‰ rather than 200‰"),
+        "{}",
+        sim.dump()
+    );
+}
+
+/// Reads to a sequential verdict over `runs` triggers of a path erring at `permille`: (mean
+/// reads, share of marginal verdicts).
+fn sequential_runs(permille: u32, runs: u64) -> (f64, f64) {
+    let (mut reads, mut bad) = (0u64, 0u64);
+    for seed in 1..=runs {
+        let mut sim = Sim::one(failover(marginal(sequential)));
+        sim.sampler(
+            A,
+            Sampler::Random {
+                permille,
+                state: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+            },
+        );
+        flaky_a(&mut sim);
+        sim.at(6.5);
+        let (good, e) = verdict_evidence(&sim).expect("a verdict");
+        reads += u64::from(e.answered);
+        bad += u64::from(!good);
+    }
+    (reads as f64 / runs as f64, bad as f64 / runs as f64)
+}
+
+#[test]
+fn marginal_sequential_reads_are_in_the_ballpark_of_walds_approximation() {
+    let (p0, p1, alpha, beta) = (0.025f64, 0.2f64, 0.01f64, 0.01f64);
+    let (upper, lower) = (((1.0 - beta) / alpha).ln(), (beta / (1.0 - alpha)).ln());
+    let (per_err, per_ok) = ((p1 / p0).ln(), ((1.0 - p1) / (1.0 - p0)).ln());
+    // Wald: E[N | p] = (L(p)·lower + (1 - L(p))·upper) / E[z | p], with L(p0) = 1 - alpha and
+    // L(p1) = beta; it ignores the overshoot, so real tests take a little longer.
+    let expected = |p: f64, accept: f64| {
+        (accept * lower + (1.0 - accept) * upper) / (p * per_err + (1.0 - p) * per_ok)
+    };
+    let at_p1 = expected(p1, beta); // 17.5 reads
+    let at_p0 = expected(p0, 1.0 - alpha); // 32 reads
+    let (reads, share) = sequential_runs(200, 300);
+    assert!(
+        reads > at_p1 * 0.8 && reads < at_p1 * 1.6,
+        "at the marginal rate: {reads:.1} reads, theory {at_p1:.1}"
+    );
+    assert!(share > 0.95, "at the marginal rate: {share} marginal");
+    let (reads, share) = sequential_runs(25, 300);
+    assert!(
+        reads > at_p0 * 0.8 && reads < at_p0 * 1.6,
+        "at the acceptable rate: {reads:.1} reads, theory {at_p0:.1}"
+    );
+    assert!(share < 0.05, "at the acceptable rate: {share} marginal");
+    // Clear cases are faster still; the window rule always reads for the whole sample.
+    let (reads, share) = sequential_runs(500, 100);
+    assert!(reads < 8.0 && share == 1.0, "{reads} {share}");
+}
+
+#[test]
+fn marginal_pathgroups_on_regroups_into_a_last_group_and_back() {
+    let mut sim = Sim::one(failover(marginal(|s| {
+        s.marginal_pathgroups = Setting::builtin(MarginalPathgroups::On);
+    })));
+    sim.sampler(A, Sampler::failing(5, 10));
+    flaky_a(&mut sim);
+    sim.at(6.5);
+    assert_eq!(sim.times(regroups), ts(&[6.0]), "{}", sim.dump());
+    let Some((_, Action::Regroup { groups, .. })) = sim.log.iter().find(|(_, a)| regroups(a))
+    else {
+        unreachable!()
+    };
+    assert_eq!(groups, &vec![vec![1], vec![0]]);
+    assert_eq!(
+        sim.reasons(regroups),
+        ["marginal_pathgroups on: path a moves to group 2, used after every other group"]
+    );
+    assert_eq!(sim.times(reinstates(A)), ts(&[2.51, 6.0]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(reinstates(A))[1],
+        "marginal_pathgroups on: reinstated in group 2, used after every other group"
+    );
+    let v = sim.view();
+    assert!(v.groups[1].marginal && !v.groups[0].marginal);
+    assert_eq!(v.paths[0].group, 1);
+    assert!(v.paths[0].usable && v.paths[0].kernel.active);
+    // a has the higher prio, but its group is used last.
+    assert_eq!(v.best_group, Some(0));
+    assert!(
+        sim.core
+            .describe(&sim.log.iter().find(|(_, a)| regroups(a)).unwrap().1)
+            .starts_with("m: reload with groups 1: b, 2 (marginal): a: "),
+        "{}",
+        sim.dump()
+    );
+    // Rechecked at 11 (failed in dm while sampled: b is usable), good at 13: back.
+    sim.at(8.0).sampler(A, Sampler::ok());
+    sim.at(20.0);
+    assert_eq!(sim.times(fails(A)), ts(&[11.0]), "{}", sim.dump());
+    assert_eq!(sim.times(regroups), ts(&[6.0, 13.0]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(regroups)[1],
+        "marginal_pathgroups on: path a moves back to group 1"
+    );
+    let Some((_, Action::Regroup { groups, .. })) = sim.log.iter().rev().find(|(_, a)| regroups(a))
+    else {
+        unreachable!()
+    };
+    assert_eq!(groups, &vec![vec![0], vec![1]]);
+    assert_eq!(
+        sim.times(reinstates(A)),
+        ts(&[2.51, 6.0, 13.0]),
+        "{}",
+        sim.dump()
+    );
+    let v = sim.view();
+    assert!(v.groups.iter().all(|g| !g.marginal));
+    assert_eq!(v.paths[0].group, 0);
+    assert!(v.paths.iter().all(|p| p.kernel.active && p.usable));
+}
+
+#[test]
+fn marginal_pathgroups_on_the_marginal_group_carries_io_when_nothing_else_can() {
+    let mut sim = Sim::one(failover(marginal(|s| {
+        s.marginal_pathgroups = Setting::builtin(MarginalPathgroups::On);
+        s.no_path_retry = Setting::builtin(NoPathRetry::Retries(3));
+    })));
+    sim.sampler(A, Sampler::failing(5, 10));
+    flaky_a(&mut sim);
+    // b's check at 7 finds it down.
+    sim.at(6.5).answer(B, down());
+    sim.at(10.5);
+    // b is down; a, marginal, is reinstated in its group: the map keeps a path.
+    assert!(sim.view().paths[1].state.is_down(), "{}", sim.dump());
+    assert_eq!(sim.view().best_group, Some(1));
+    assert!(sim.view().paths[0].usable);
+    assert!(sim
+        .times(note(|r| matches!(r, Reason::NoPathRetryStarted { .. })))
+        .is_empty());
+    // The recheck at 11 keeps a in use (nothing else is usable) while it is sampled.
+    sim.at(11.5);
+    assert_eq!(
+        in_window(sim.times(fails(A)), 10.5, 11.5),
+        vec![],
+        "{}",
+        sim.dump()
+    );
+    assert!(matches!(
+        sim.core.path_state(A),
+        PathState::Sampling { round: 2, .. }
+    ));
 }

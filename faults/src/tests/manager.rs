@@ -998,3 +998,240 @@ fn the_format_documentation_parses() {
     assert_eq!(s.maps[0].groups, [vec!["a".to_string(), "b".into()]]);
     assert!(s.maps[0].queue_if_no_path);
 }
+
+// ---- marginal-path extensions (pathrig's own keywords) ----
+
+const MARGINAL: &str = "marginal_path_double_failed_time = 10\nmarginal_path_err_sample_time = 20\nmarginal_path_err_rate_threshold = 10\nmarginal_path_err_recheck_gap_time = 30\n";
+
+#[test]
+fn marginal_extensions_default_and_derive_from_the_threshold() {
+    let s = ok(&two(&format!("[manager]\n{MARGINAL}")));
+    let m = &settings(&s, "m").marginal_sampling;
+    assert_eq!(m.sample_burst, Setting::builtin(32));
+    assert_eq!(m.sample_gap, Setting::builtin(Duration::from_millis(100)));
+    assert_eq!(m.io_timeout, Setting::builtin(secs(1)));
+    assert_eq!(m.detector, Setting::builtin(MarginalDetector::Window));
+    assert_eq!(m.sprt_alpha, Setting::builtin(Ppm(10_000)));
+    assert_eq!(m.sprt_beta, Setting::builtin(Ppm(10_000)));
+    // threshold 10‰: acceptable 2.5‰, marginal 20‰
+    assert_eq!(
+        m.sprt_good_permille,
+        set(
+            Some(Ppm(2_500)),
+            Origin::Derived {
+                from: "marginal_path_err_rate_threshold (÷ 4)"
+            }
+        )
+    );
+    assert_eq!(m.sprt_bad_permille.value, Some(Ppm::permille(20)));
+    assert!(matches!(m.sprt_bad_permille.origin, Origin::Derived { .. }));
+    // without marginal_path_* nothing is derived
+    let s = ok(TWO);
+    assert_eq!(
+        settings(&s, "m").marginal_sampling,
+        MarginalSampling::default()
+    );
+    assert_eq!(
+        settings(&s, "m").marginal_sampling.sprt_good_permille,
+        Setting::builtin(None)
+    );
+    // a high threshold: the marginal rate halfway to 1000‰, not twice the threshold
+    assert_eq!(MarginalSampling::derived_bad(600), Ppm::permille(800));
+    assert_eq!(MarginalSampling::derived_bad(100), Ppm::permille(200));
+    assert_eq!(MarginalSampling::derived_good(1), Ppm(250));
+    assert_eq!(MarginalSampling::derived_bad(0), Ppm(1));
+}
+
+#[test]
+fn marginal_extensions_in_toml_and_conf_with_their_origins() {
+    let text = two(&format!(
+        r#"[manager]
+{MARGINAL}marginal_sample_burst = 8
+marginal_sample_gap = "250ms"
+marginal_detector = "sequential"
+marginal_sprt_alpha = 0.05
+marginal_sprt_good_permille = 2.5
+conf = '''
+defaults {{
+    marginal_io_timeout 500ms
+    marginal_sprt_beta 0.001
+}}
+multipaths {{
+    multipath {{
+        alias n
+        marginal_sprt_bad_permille 30
+        marginal_detector window
+    }}
+}}
+'''
+"#
+    ));
+    let s = ok(&text);
+    let l = |needle| line_no(&text, needle);
+    let m = &settings(&s, "m").marginal_sampling;
+    assert_eq!(m.sample_burst, set(8, scen(l("burst = 8"))));
+    assert_eq!(
+        m.sample_gap,
+        set(Duration::from_millis(250), scen(l("250ms")))
+    );
+    assert_eq!(
+        m.io_timeout,
+        set(Duration::from_millis(500), conf_defaults(l("500ms")))
+    );
+    assert_eq!(
+        m.detector,
+        set(MarginalDetector::Sequential, scen(l("\"sequential\"")))
+    );
+    assert_eq!(m.sprt_alpha, set(Ppm(50_000), scen(l("alpha"))));
+    assert_eq!(m.sprt_beta, set(Ppm(1_000), conf_defaults(l("beta"))));
+    assert_eq!(
+        m.sprt_good_permille,
+        set(Some(Ppm(2_500)), scen(l("good_permille")))
+    );
+    assert_eq!(m.sprt_bad_permille.value, Some(Ppm::permille(20)));
+    let n = &settings(&s, "n").marginal_sampling;
+    let entry = |line| Origin::ConfMultipath {
+        file: "t.toml".into(),
+        line,
+    };
+    assert_eq!(
+        n.sprt_bad_permille,
+        set(Some(Ppm::permille(30)), entry(l("bad_permille 30")))
+    );
+    assert_eq!(
+        n.detector,
+        set(MarginalDetector::Window, entry(l("detector window")))
+    );
+    assert_eq!(Ppm(2_500).permille_text(), "2.5");
+    assert_eq!(Ppm(1_000).fraction_text(), "0.001");
+}
+
+#[test]
+fn marginal_extension_value_ranges() {
+    let d = errors(&two(
+        "[manager]\nmarginal_sample_burst = 0\nmarginal_sample_gap = \"0s\"\nmarginal_io_timeout = \"5ms\"\nmarginal_detector = \"sequentail\"\nmarginal_sprt_good_permille = 1000\nmarginal_sprt_bad_permille = 0\nmarginal_sprt_alpha = 0.5\nmarginal_sprt_beta = \"1e-2\"\nmarginal_sprt_good_permille_x = 1\n",
+    ));
+    assert_eq!(
+        help(at(&d, 15, 25, "`marginal_sample_burst` is out of range: 0")),
+        "`marginal_sample_burst` takes a whole number from 1 to 4096"
+    );
+    assert_eq!(
+        help(at(&d, 16, 23, "`marginal_sample_gap` = 0s is too short")),
+        "use at least 1ms"
+    );
+    at(&d, 17, 23, "`marginal_io_timeout` = 5ms is too short");
+    let e = at(&d, 18, 21, "unknown marginal_detector \"sequentail\"");
+    assert!(help(e).starts_with("did you mean \"sequential\"?"), "{e}");
+    assert_eq!(
+        help(at(
+            &d,
+            19,
+            31,
+            "`marginal_sprt_good_permille` is out of range: 1000 permille"
+        )),
+        "`marginal_sprt_good_permille` takes a number of permille from 0 to below 1000, like 2.5"
+    );
+    at(
+        &d,
+        20,
+        30,
+        "`marginal_sprt_bad_permille` is out of range: 0 permille",
+    );
+    let e = at(&d, 21, 23, "`marginal_sprt_alpha` is out of range: 0.5");
+    assert!(help(e).contains("0.5 or more is a coin toss"), "{e}");
+    at(
+        &d,
+        22,
+        22,
+        "`marginal_sprt_beta`: invalid number \"1e-2\": write digits with at most one decimal point",
+    );
+    at(&d, 23, 1, "unknown key `marginal_sprt_good_permille_x`");
+    assert_eq!(d.len(), 9, "{}", dump(&d));
+
+    let d = errors(&two(
+        "[manager]\nmarginal_sample_burst = 4097\nmarginal_sprt_good_permille = \"2.5555\"\nmarginal_sprt_alpha = true\nmarginal_sample_burst_ = 3\n",
+    ));
+    at(&d, 15, 25, "`marginal_sample_burst` is out of range: 4097");
+    at(&d, 16, 31, "at most 3 decimals");
+    at(
+        &d,
+        17,
+        23,
+        "`marginal_sprt_alpha` must be a probability above 0 and below 0.5, like 0.01, found a boolean",
+    );
+    let e = at(&d, 18, 1, "unknown key `marginal_sample_burst_`");
+    assert!(
+        help(e).starts_with("did you mean `marginal_sample_burst`?"),
+        "{e}"
+    );
+    // a float where a whole number is wanted
+    let d = errors(&two("[manager]\nmarginal_sample_burst = 2.5\n"));
+    assert_eq!(
+        only(&d).message,
+        "`marginal_sample_burst` must be a whole number from 1 to 4096, found a float"
+    );
+}
+
+#[test]
+fn marginal_io_timeout_must_be_shorter_than_the_sample() {
+    let text = two(
+        "[manager]\nmarginal_path_double_failed_time = 10\nmarginal_path_err_sample_time = \"800ms\"\nmarginal_path_err_rate_threshold = 10\nmarginal_path_err_recheck_gap_time = 30\n",
+    );
+    // against the built-in 1s: points at the sample time
+    let d = errors(&text);
+    let e = only(&d);
+    assert_eq!((e.line, e.column), (16, 1));
+    assert_eq!(
+        e.message,
+        "marginal_io_timeout 1s is not shorter than marginal_path_err_sample_time 800ms for maps \"m\", \"n\": a sample read could time out only after the sample is over"
+    );
+    // set per map: points at it, for that map only
+    let d = errors(&format!(
+        "{text}[manager.map.n]\nmarginal_io_timeout = \"900ms\"\n[manager.map.m]\nmarginal_io_timeout = \"500ms\"\n"
+    ));
+    let e = only(&d);
+    assert_eq!((e.line, e.column), (20, 1));
+    assert!(
+        e.message.contains("900ms") && e.message.contains("map \"n\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn sequential_rates_must_lie_on_either_side_of_the_threshold() {
+    let base = format!("[manager]\n{MARGINAL}marginal_detector = \"sequential\"\n");
+    // good above the threshold (10‰)
+    let d = errors(&two(&format!("{base}marginal_sprt_good_permille = 15\n")));
+    let e = only(&d);
+    assert_eq!((e.line, e.column), (20, 1));
+    assert_eq!(
+        e.message,
+        "the sequential detector's acceptable rate 15‰ (marginal_sprt_good_permille) is above marginal_path_err_rate_threshold 10‰ for maps \"m\", \"n\": it would accept paths the window rule calls marginal"
+    );
+    assert!(help(e).contains("on either side of it"), "{e}");
+    // good not below the (derived) bad rate
+    let d = errors(&two(&format!("{base}marginal_sprt_good_permille = 25\n")));
+    assert_eq!(
+        only(&d).message,
+        "the sequential detector's acceptable rate 25‰ (marginal_sprt_good_permille) is not below its marginal rate 20‰ (marginal_sprt_bad_permille, derived from the threshold) for maps \"m\", \"n\""
+    );
+    // bad at the threshold
+    let d = errors(&two(&format!("{base}marginal_sprt_bad_permille = 10\n")));
+    let e = only(&d);
+    assert_eq!((e.line, e.column), (20, 1));
+    assert!(
+        e.message.starts_with("the sequential detector's marginal rate 10‰ (marginal_sprt_bad_permille) is not above marginal_path_err_rate_threshold 10‰"),
+        "{e}"
+    );
+    // the window detector does not care
+    ok(&two(&format!(
+        "[manager]\n{MARGINAL}marginal_sprt_bad_permille = 10\n"
+    )));
+    // derived rates and a threshold of 1000‰: no rate is marginal; points at the detector
+    let d = errors(&two(
+        "[manager]\nmarginal_path_double_failed_time = 10\nmarginal_path_err_sample_time = 20\nmarginal_path_err_rate_threshold = 1000\nmarginal_path_err_recheck_gap_time = 30\nmarginal_detector = \"sequential\"\n",
+    ));
+    let e = only(&d);
+    assert_eq!((e.line, e.column), (19, 1));
+    assert!(e.message.contains("marginal rate 1000‰"), "{e}");
+}
