@@ -14,10 +14,13 @@
 //! Adding a dm fault kind means one arm in [`plan`] and one in [`describe_fault`]; both matches
 //! are exhaustive, so the compiler points at them.
 
-use faults::{BioDir, FaultKind, Scenario, Step, StepAction};
+use std::time::Duration;
+
+use faults::{BioDir, FaultKind, IoOp, Scenario, Step, StepAction};
 use rig::dm::mpath_status::{parse_multipath_status, KernelPathState};
 use rig::dm::target::{self, Delay, DustMessage, FlakeyFeature};
 use rig::dm::{DevNum, Table, Target};
+use rig::fuse::{FaultAction, FaultRule, LatencyDist, OpKind};
 
 use super::{Built, KernelWatch, RunError, SECTOR};
 use crate::events::{EventLog, Source};
@@ -215,11 +218,13 @@ pub(super) fn describe_fault(kind: &FaultKind) -> String {
             "kernel_fail (the kernel fails the path, as after a trespass; the leg keeps working)"
                 .into()
         }
+        // FUSE kinds: their Display in the faults crate says what they do, e.g.
+        // "errno EIO on read with probability 0.05".
         FaultKind::Errno { .. }
         | FaultKind::Latency { .. }
         | FaultKind::Hang { .. }
         | FaultKind::Lose { .. }
-        | FaultKind::Corrupt { .. } => kind.to_string(),
+        | FaultKind::Corrupt { .. } => format!("{kind} (in the FUSE file server)"),
     }
 }
 
@@ -227,6 +232,137 @@ pub(super) fn describe_fault(kind: &FaultKind) -> String {
 fn window_note(scenario: &Scenario, step: &Step) -> Option<(u32, u32)> {
     let times = scenario.faults[step.fault_index].times();
     (times > 1).then_some((step.repetition + 1, times))
+}
+
+/// The FUSE file server's rule for a FUSE fault kind; `None` for other kinds.
+fn fuse_rule(kind: &FaultKind) -> Option<FaultRule> {
+    let ops = |op: &IoOp| match op {
+        IoOp::Read => vec![OpKind::Read],
+        IoOp::Write => vec![OpKind::Write],
+        IoOp::Flush => vec![OpKind::Flush],
+        IoOp::Any => Vec::new(),
+    };
+    let with_range = |rule: FaultRule, range: &Option<faults::ByteRange>| match range {
+        Some(r) => rule.range(r.offset, r.length),
+        None => rule,
+    };
+    let rule = match kind {
+        FaultKind::Errno {
+            errno,
+            probability,
+            op,
+            range,
+        } => with_range(
+            FaultRule::new(FaultAction::Errno {
+                errno: errno.code,
+                probability: probability.get(),
+            })
+            .ops(&ops(op)),
+            range,
+        ),
+        FaultKind::Latency { latency, op } => {
+            let ms = |v: &u32| Duration::from_millis(u64::from(*v));
+            let dist = match latency {
+                faults::LatencyDist::Fixed { ms: v } => LatencyDist::Fixed(ms(v)),
+                faults::LatencyDist::Uniform { min_ms, max_ms } => LatencyDist::Uniform {
+                    min: ms(min_ms),
+                    max: ms(max_ms),
+                },
+                faults::LatencyDist::LongTail { p50_ms, p99_ms } => LatencyDist::LongTail {
+                    p50: ms(p50_ms),
+                    p99: ms(p99_ms),
+                },
+            };
+            FaultRule::new(FaultAction::Latency(dist)).ops(&ops(op))
+        }
+        // "any" holds reads and writes but not flushes: every close() of the leg's file sends
+        // one, and a held close would hang the rig's own teardown rather than the path.
+        FaultKind::Hang { op } => FaultRule::new(FaultAction::Hang).ops(&match op {
+            IoOp::Any => vec![OpKind::Read, OpKind::Write],
+            other => ops(other),
+        }),
+        FaultKind::Lose { probability, range } => with_range(
+            FaultRule::new(FaultAction::Lose {
+                probability: probability.get(),
+            }),
+            range,
+        ),
+        FaultKind::Corrupt {
+            probability,
+            op,
+            range,
+        } => with_range(
+            FaultRule::new(FaultAction::Corrupt {
+                probability: probability.get(),
+            })
+            .ops(&ops(op)),
+            range,
+        ),
+        _ => return None,
+    };
+    Some(rule)
+}
+
+/// A FUSE fault's start (its rule joins the leg's rules) or the end of its window (the rule
+/// leaves; requests it held are served). The server changes rules at once, without a remount.
+fn fuse_step(
+    built: &mut Built,
+    log: &EventLog,
+    leg_index: usize,
+    step: &Step,
+    window: Option<(u32, u32)>,
+) -> Result<(), RunError> {
+    let leg = &mut built.legs[leg_index];
+    let control = leg
+        .fuse
+        .clone()
+        .expect("validated: FUSE kinds only on legs with backend = \"fuse\"");
+    let what = match &step.action {
+        StepAction::Apply(kind) => {
+            let rule = fuse_rule(kind).expect("a FUSE kind");
+            leg.fuse_rules.push((step.fault_index, rule));
+            let mut what = describe_fault(kind);
+            if let Some((n, of)) = window {
+                what.push_str(&format!(", window {n} of {of}"));
+            }
+            what
+        }
+        StepAction::Restore => {
+            leg.fuse_rules
+                .retain(|(fault, _)| *fault != step.fault_index);
+            match window {
+                Some((n, of)) => format!("end of the FUSE fault's window {n} of {of}"),
+                None => "end of the FUSE fault's window".to_string(),
+            }
+        }
+    };
+    let began = log.clock().now_ms();
+    control.set_rules(
+        &leg.name,
+        leg.fuse_rules.iter().map(|(_, r)| r.clone()).collect(),
+    );
+    log.record_at(began, Source::Fault, format!("{}: {what}", leg.name), true);
+    Ok(())
+}
+
+/// Lets go of every request a FUSE hang rule holds (the end of the run: the workload must be
+/// able to drain). Returns the legs that had hang rules.
+pub(super) fn release_hung_io(built: &mut Built) -> Vec<String> {
+    let mut released = Vec::new();
+    for leg in &mut built.legs {
+        let Some(control) = &leg.fuse else { continue };
+        let before = leg.fuse_rules.len();
+        leg.fuse_rules
+            .retain(|(_, rule)| !matches!(rule.action, FaultAction::Hang));
+        if leg.fuse_rules.len() != before {
+            control.set_rules(
+                &leg.name,
+                leg.fuse_rules.iter().map(|(_, r)| r.clone()).collect(),
+            );
+            released.push(leg.name.clone());
+        }
+    }
+    released
 }
 
 /// Carries out one step of the timeline on its leg and records it.
@@ -244,6 +380,41 @@ pub(super) fn apply_step(
         .position(|l| l.name == step.leg)
         .expect("validated: the leg exists");
     let window = window_note(scenario, step);
+    let step_kind = match &step.action {
+        StepAction::Apply(kind) => kind,
+        StepAction::Restore => &scenario.faults[step.fault_index].kind,
+    };
+    if step_kind.layer() == faults::Layer::Fuse {
+        fuse_step(built, log, leg_index, step, window)?;
+        // Without a path manager the rig stands in for it once the leg has no FUSE faults left.
+        let healthy =
+            built.legs[leg_index].fuse_rules.is_empty() && built.legs[leg_index].fault.is_none();
+        if matches!(step.action, StepAction::Restore) && healthy && rig_reinstates {
+            reinstate_for_restored_leg(built, log, watch, leg_index)?;
+        }
+        return Ok(());
+    }
+    if let StepAction::Apply(FaultKind::Restore) = &step.action {
+        // A restore ends the leg's FUSE faults too (and releases what they hold).
+        let leg = &mut built.legs[leg_index];
+        if let Some(control) = &leg.fuse {
+            if !leg.fuse_rules.is_empty() {
+                leg.fuse_rules.clear();
+                control.clear(&leg.name);
+                log.record_detail(
+                    Source::Rig,
+                    format!("{}: FUSE fault rules cleared", leg.name),
+                );
+            }
+        }
+        if leg.dm_name.is_none() {
+            log.record(
+                Source::Fault,
+                format!("{}: restore (no FUSE faults left)", leg.name),
+            );
+            return Ok(());
+        }
+    }
     let (fault, what) = match &step.action {
         StepAction::Apply(FaultKind::Restore) => (None, describe_fault(&FaultKind::Restore)),
         StepAction::Apply(kind) => {
@@ -263,12 +434,6 @@ pub(super) fn apply_step(
                 Some((n, of)) => format!("restore (end of the {length} window, {n} of {of})"),
                 None => format!("restore (end of the {length} window)"),
             };
-            if spec.kind.layer() == faults::Layer::Fuse {
-                return Err(RunError::NotWired(format!(
-                    "leg \"{}\": the end of FUSE fault \"{}\": FUSE legs and their fault kinds are wired separately, not by this runner",
-                    step.leg, spec.kind
-                )));
-            }
             (None, what)
         }
     };

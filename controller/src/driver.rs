@@ -359,7 +359,10 @@ impl Driver {
                 // and hands it to the core, which re-fails paths that must stay failed.
                 match dm.reload_map(&map.dm_name, &table) {
                     Ok(()) => log.record_with_text(Source::Manager, line, stable),
-                    Err(err) => log.record(Source::Manager, format!("{line} — the reload failed: {err}")),
+                    Err(err) => log.record(
+                        Source::Manager,
+                        format!("{line} — the reload failed: {err}"),
+                    ),
                 }
                 continue;
             }

@@ -81,6 +81,9 @@ pub struct PathReport {
     pub group: usize,
     pub final_state: String,
     pub fail_count: u32,
+    /// What the FUSE file server injected on this leg (`backend = "fuse"` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fuse_faults: Option<rig::fuse::FaultCounts>,
     /// The path manager's own (checker's) view at the end; absent without a manager.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checker: Option<String>,
@@ -416,6 +419,29 @@ impl Report {
                     "  path {}: {} at the end, failed {} time(s){checker}",
                     path.leg, path.final_state, path.fail_count
                 );
+                if let Some(counts) = &path.fuse_faults {
+                    // Which kinds of fault were injected is behaviour; how many is timing.
+                    let kinds: Vec<&str> = [
+                        ("errors", counts.errors),
+                        ("delayed", counts.delayed),
+                        ("hung", counts.hung),
+                        ("lost writes", counts.lost),
+                        ("corrupted", counts.corrupted),
+                    ]
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(name, _)| *name)
+                    .collect();
+                    let kinds = if kinds.is_empty() {
+                        "none".to_string()
+                    } else {
+                        kinds.join(", ")
+                    };
+                    let _ = writeln!(
+                        out,
+                        "    FUSE faults injected: {kinds} (counts in report.json)"
+                    );
+                }
             }
             if let Some(manager) = &map.manager {
                 let _ = writeln!(out, "  manager settings:");
@@ -554,6 +580,7 @@ mod tests {
                         final_state: "active".into(),
                         fail_count: 1,
                         checker: None,
+                        fuse_faults: None,
                     },
                     PathReport {
                         leg: "b".into(),
@@ -562,6 +589,7 @@ mod tests {
                         final_state: "failed".into(),
                         fail_count: 2,
                         checker: None,
+                        fuse_faults: None,
                     },
                 ],
                 final_group: Some(1),

@@ -18,6 +18,7 @@ use rig::backing::{self, Loop};
 use rig::dm::mpath_status::{parse_multipath_status, KernelPathState, MultipathStatus};
 use rig::dm::target::{Multipath, PathGroup, Selector};
 use rig::dm::{DevNum, Dm, Table, Target};
+use rig::fuse::{FaultRule, FuseControl, FuseServer};
 use rig::naming;
 use rig::workload::{self, WorkloadConfig, WorkloadEvent, WorkloadReport};
 
@@ -102,6 +103,10 @@ struct BuiltLeg {
     /// The leg's dm device; `None` for a leg without a dm layer (its path is the loop device).
     dm_name: Option<String>,
     /// The map's path: the leg's dm device, or its loop device.
+    /// The control of the FUSE file server under the leg (`backend = "fuse"`).
+    fuse: Option<FuseControl>,
+    /// The FUSE rules in force, with the fault (index into `Scenario::faults`) each comes from.
+    fuse_rules: Vec<(usize, FaultRule)>,
     /// The device node the path is opened through (by the manager's checker).
     node: PathBuf,
     dev: DevNum,
@@ -127,6 +132,8 @@ struct Built {
     log: EventLog,
     workdir: Option<PathBuf>,
     loops: Vec<Loop>,
+    /// FUSE file servers, unmounted after the loop devices over their files are detached.
+    fuse: Vec<FuseServer>,
     legs: Vec<BuiltLeg>,
     maps: Vec<BuiltMap>,
     torn_down: bool,
@@ -168,6 +175,17 @@ impl Built {
                     .log
                     .record_detail(Source::Rig, format!("detached {}", lo.path.display())),
                 Err(err) => failures.push(err.to_string()),
+            }
+        }
+        // The FUSE servers go after the loop devices over their files; held requests are
+        // served first, so nothing waits on them.
+        for server in self.fuse.drain(..).rev() {
+            let mountpoint = server.mountpoint().to_path_buf();
+            match server.unmount() {
+                Ok(()) => self
+                    .log
+                    .record_detail(Source::Rig, format!("unmounted {}", mountpoint.display())),
+                Err(err) => failures.push(format!("unmount {}: {err}", mountpoint.display())),
             }
         }
         if let Some(dir) = &self.workdir {
@@ -307,6 +325,7 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
         log: log.clone(),
         workdir: Some(workdir.clone()),
         loops: Vec::new(),
+        fuse: Vec::new(),
         legs: Vec::new(),
         maps: Vec::new(),
         torn_down: false,
@@ -319,8 +338,45 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
             Source::Rig,
             format!("backing file {} ({} bytes)", file.display(), map.size_bytes),
         );
+        // FUSE legs read and write the same backing file through pathrig's FUSE file server:
+        // one server per map, one file per leg.
+        let fuse_legs: Vec<&str> = scenario
+            .legs_of(&map.name)
+            .filter(|l| l.backend == faults::Backend::Fuse)
+            .map(|l| l.name.as_str())
+            .collect();
+        if !fuse_legs.is_empty() {
+            let mountpoint = workdir.join(format!("fuse-{}", map.name));
+            let server = FuseServer::start(
+                &mountpoint,
+                &file,
+                map.size_bytes,
+                &fuse_legs,
+                scenario.seed,
+            )
+            .map_err(rig::RigError::io(
+                "start the FUSE file server at",
+                &mountpoint,
+            ))?;
+            log.record_detail(
+                Source::Rig,
+                format!(
+                    "FUSE file server at {} for legs {}",
+                    mountpoint.display(),
+                    fuse_legs.join(", ")
+                ),
+            );
+            built.fuse.push(server);
+        }
         for leg in scenario.legs_of(&map.name) {
-            let lo = backing::attach_loop(&file)?;
+            let (leg_file, fuse) = match leg.backend {
+                faults::Backend::Loop => (file.clone(), None),
+                faults::Backend::Fuse => {
+                    let server = built.fuse.last().expect("started above");
+                    (server.file_path(&leg.name), Some(server.control()))
+                }
+            };
+            let lo = backing::attach_loop(&leg_file)?;
             log.record_detail(
                 Source::Rig,
                 format!("leg {}: {} ({})", leg.name, lo.path.display(), lo.dev),
@@ -337,6 +393,8 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
                 built.legs.push(BuiltLeg {
                     name: leg.name.clone(),
                     map: map.name.clone(),
+                    fuse: fuse.clone(),
+                    fuse_rules: Vec::new(),
                     dm_name: None,
                     node: lo.path.clone(),
                     dev: lo.dev,
@@ -360,6 +418,8 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
             built.legs.push(BuiltLeg {
                 name: leg.name.clone(),
                 map: map.name.clone(),
+                fuse,
+                fuse_rules: Vec::new(),
                 dm_name: Some(dm_name),
                 // devtmpfs names a dm device after its minor number.
                 node: PathBuf::from(format!("/dev/dm-{}", dev.minor)),
@@ -750,7 +810,13 @@ fn record_workload_event(
     log.record_at(ms(t), Source::Workload, what, false);
 }
 
-fn flush_queued_io(built: &Built, log: &EventLog, why: &str) {
+/// At the end of the run (or when it is cut short): IO the workload still waits for must come
+/// back. Requests held by FUSE hang rules are let go, and maps that queue with no path left
+/// stop queueing.
+fn flush_queued_io(built: &mut Built, log: &EventLog, why: &str) {
+    for leg in apply::release_hung_io(built) {
+        log.record(Source::Rig, format!("{leg}: FUSE hang released ({why})"));
+    }
     for map in built.maps.iter().filter(|m| m.queue_if_no_path) {
         let queued = built
             .dm
@@ -823,6 +889,7 @@ fn final_map_reports(
                     .map(|p| checker_view(&p.state));
                 paths.push(PathReport {
                     checker,
+                    fuse_faults: leg.fuse.as_ref().map(|c| c.counts(&leg.name)),
                     leg: leg.name.clone(),
                     device: leg.dev.to_string(),
                     group: gi + 1,
@@ -844,7 +911,10 @@ fn final_map_reports(
             table,
             final_status: status_line.map(|l| l.render()).unwrap_or_default(),
             paths,
-            final_group: status.as_ref().map(|s| s.current_group as usize).filter(|g| *g > 0),
+            final_group: status
+                .as_ref()
+                .map(|s| s.current_group as usize)
+                .filter(|g| *g > 0),
             manager: view.map(|v| ManagerMapReport {
                 settings: scenario
                     .manager

@@ -73,7 +73,9 @@ fn our_fuse_mounts(mounts: &str) -> Vec<String> {
             Some((mountpoint, fstype))
         })
         // /proc/self/mounts escapes spaces as \040; our names never contain any.
-        .filter(|(mountpoint, fstype)| (*fstype == "fuse" || fstype.starts_with("fuse.")) && naming::is_our_file(mountpoint))
+        .filter(|(mountpoint, fstype)| {
+            (*fstype == "fuse" || fstype.starts_with("fuse.")) && naming::is_our_file(mountpoint)
+        })
         .map(|(mountpoint, _)| mountpoint.to_string())
         .collect()
 }
@@ -88,7 +90,10 @@ mod tests {
                       pathrig /run/pathrig-x-1/fuse-mpatha fuse.pathrig rw 0 0\n\
                       other /mnt/data fuse.sshfs rw 0 0\n\
                       tmpfs /run tmpfs rw 0 0\n";
-        assert_eq!(our_fuse_mounts(mounts), vec!["/run/pathrig-x-1/fuse-mpatha".to_string()]);
+        assert_eq!(
+            our_fuse_mounts(mounts),
+            vec!["/run/pathrig-x-1/fuse-mpatha".to_string()]
+        );
     }
 }
 
