@@ -5,7 +5,7 @@
 //! test helpers do it) and then send the new target its messages (dm-dust's bad blocks); only
 //! send messages to the live target (a dust fault on a leg that is dust already changes the bad
 //! blocks at runtime, without a table swap); send `fail_path` to the map (`kernel_fail`); or
-//! refuse a FUSE fault kind, which is wired elsewhere ([`RunError::NotWired`]). Tables come from
+//! for a FUSE fault kind, change the rules of the leg's FUSE file server ([`fuse_step`]). Tables come from
 //! the typed targets of [`rig::dm::target`]; no table text is formatted here.
 //!
 //! Every description recorded is deterministic (no measured value): report.txt shows them and
@@ -33,8 +33,6 @@ enum Plan {
     Messages(Vec<DustMessage>),
     /// A `fail_path` message to the map; the leg is not touched.
     KernelFail,
-    /// Not something this runner does (FUSE fault kinds); says what.
-    NotWired(String),
 }
 
 /// The healthy table of a leg with a dm layer: linear over its loop device.
@@ -59,17 +57,13 @@ fn plan(
     fault: Option<&FaultKind>,
 ) -> Plan {
     let table = |target| Plan::Table(Table::single(sectors, target), Vec::new());
-    let not_wired = |what: String| {
-        Plan::NotWired(format!(
-            "leg \"{leg_name}\": {what}: FUSE legs and their fault kinds are wired separately, not by this runner"
-        ))
-    };
     let Some(kind) = fault else {
-        return if has_dm {
-            Plan::Table(healthy_table(loop_dev, sectors), Vec::new())
-        } else {
-            not_wired("restoring a leg without a dm layer".into())
-        };
+        // apply_step handles a restore of a leg without a dm layer (it only clears FUSE rules).
+        assert!(
+            has_dm,
+            "leg \"{leg_name}\": a dm table plan for a leg without a dm layer"
+        );
+        return Plan::Table(healthy_table(loop_dev, sectors), Vec::new());
     };
     match kind {
         FaultKind::Restore => plan(leg_name, loop_dev, sectors, has_dm, current, None),
@@ -169,7 +163,9 @@ fn plan(
         | FaultKind::Latency { .. }
         | FaultKind::Hang { .. }
         | FaultKind::Lose { .. }
-        | FaultKind::Corrupt { .. } => not_wired(format!("FUSE fault \"{kind}\"")),
+        | FaultKind::Corrupt { .. } => {
+            unreachable!("FUSE kinds are applied by fuse_step, not as dm tables")
+        }
     }
 }
 
@@ -448,7 +444,6 @@ pub(super) fn apply_step(
     );
     let (table, messages) = match plan {
         Plan::KernelFail => return kernel_fail(built, log, leg_index, &what),
-        Plan::NotWired(why) => return Err(RunError::NotWired(why)),
         Plan::Table(table, messages) => (Some(table), messages),
         Plan::Messages(messages) => (None, messages),
     };
@@ -727,13 +722,11 @@ mod tests {
         let hang = FaultKind::Hang {
             op: faults::IoOp::Any,
         };
-        let Plan::NotWired(why) = plan_for(None, &hang) else {
-            panic!("FUSE kinds are wired elsewhere");
-        };
-        assert!(why.contains("wired separately"), "{why}");
-        assert!(matches!(
-            plan("a", LOOP, 2048, false, None, None),
-            Plan::NotWired(_)
-        ));
+        assert_eq!(
+            fuse_rule(&hang).map(|r| r.ops),
+            Some(vec![OpKind::Read, OpKind::Write]),
+            "a hang on any op leaves flushes alone"
+        );
+        assert!(fuse_rule(&FaultKind::Fail).is_none());
     }
 }

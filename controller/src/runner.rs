@@ -71,8 +71,6 @@ pub enum RunError {
     Cleanup(String),
     #[error("injected rig failure at {0} ms ({FAIL_AT_ENV} is set)")]
     Injected(u64),
-    #[error("not supported by this runner: {0}")]
-    NotWired(String),
 }
 
 /// Test hook: a scenario time (e.g. `2s`) at which the run fails as if the rig had broken, to

@@ -80,23 +80,6 @@ fn our_fuse_mounts(mounts: &str) -> Vec<String> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_fuse_mounts_in_pathrig_directories_are_ours() {
-        let mounts = "none /tmp/pathrig-vmtest-12-healthy hostfs rw 0 0\n\
-                      pathrig /run/pathrig-x-1/fuse-mpatha fuse.pathrig rw 0 0\n\
-                      other /mnt/data fuse.sshfs rw 0 0\n\
-                      tmpfs /run tmpfs rw 0 0\n";
-        assert_eq!(
-            our_fuse_mounts(mounts),
-            vec!["/run/pathrig-x-1/fuse-mpatha".to_string()]
-        );
-    }
-}
-
 /// Removes every pathrig dm device (stacked ones first), every loop device backed by a file in a
 /// pathrig work directory, every mount inside such a directory (FUSE file servers), and every
 /// `pathrig-*` directory directly under `work_root`.
@@ -192,5 +175,22 @@ fn remove_our_dm_devices(dm: &Dm, report: &mut CleanupReport) {
                 Err(err) => report.failures.push(err.to_string()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_fuse_mounts_in_pathrig_directories_are_ours() {
+        let mounts = "none /tmp/pathrig-vmtest-12-healthy hostfs rw 0 0\n\
+                      pathrig /run/pathrig-x-1/fuse-mpatha fuse.pathrig rw 0 0\n\
+                      other /mnt/data fuse.sshfs rw 0 0\n\
+                      tmpfs /run tmpfs rw 0 0\n";
+        assert_eq!(
+            our_fuse_mounts(mounts),
+            vec!["/run/pathrig-x-1/fuse-mpatha".to_string()]
+        );
     }
 }
