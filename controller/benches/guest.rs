@@ -8,6 +8,9 @@
 //! `leg-fails-and-returns` scenarios (1 s polling, 1 s checker timeout): an idle leg's failure to
 //! the manager's `fail_path`, and a leg's restore to `reinstate_path`, as medians against the
 //! configured polling interval.
+//! Last, a FUSE leg against a plain loop-over-tmpfs leg in the same kind of guest: 4 KiB random
+//! reads at queue depth 8 and 32 on a one-leg map (`FUSE file → loop → dm → multipath` against
+//! `tmpfs file → loop → dm → multipath`), IOPS and latency medians, with the ratio FUSE/tmpfs.
 //! `PATHRIG_BENCH_RUNS` sets the number of runs (default 5).
 
 use std::path::Path;
@@ -44,6 +47,14 @@ fn run_scenario(pathrig: &Path, name: &str, out: &Path) -> serde_json::Value {
         out.display()
     );
     serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap()
+}
+
+/// A one-leg, all-reads scenario over a leg with `backend`, at queue depth `qd`.
+fn leg_bench_scenario(backend: &str, qd: u32) -> String {
+    format!(
+        "name = \"leg-bench\"\n[manager]\nkind = \"none\"\n[[map]]\nname = \"m\"\n[[leg]]\nname = \"a\"\nbackend = \"{backend}\"\n\
+         [workload]\nduration = \"3s\"\nread_percent = 100\nqueue_depth = {qd}\nverify = false\n"
+    )
 }
 
 /// Time of the first event whose text contains `what`.
@@ -130,4 +141,62 @@ fn main() {
     println!("|---|---|---|---|");
     println!("| idle leg fails -> manager fail_path | {detect:.0} ms | {:.2} | polling_interval 1000 ms |", detect / 1000.0);
     println!("| leg restored -> manager reinstate_path | {reinstate:.0} ms | {:.2} | polling_interval 1000 ms |", reinstate / 1000.0);
+
+    println!();
+    println!("FUSE leg against loop over tmpfs, in the guest: 4 KiB random reads, 3 s per run, {runs} runs (medians)");
+    println!("| queue depth | leg | reads/s | p50 | p99 | ratio reads/s FUSE/tmpfs |");
+    println!("|---|---|---|---|---|---|");
+    let dir = std::env::temp_dir().join(format!("pathrig-bench-legs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for qd in [8, 32] {
+        let mut rows = Vec::new();
+        for backend in ["loop", "fuse"] {
+            let file = dir.join(format!("leg-bench-{backend}-{qd}.toml"));
+            std::fs::write(&file, leg_bench_scenario(backend, qd)).unwrap();
+            let (mut iops, mut p50, mut p99) = (vec![], vec![], vec![]);
+            for _ in 0..runs {
+                let status = Command::new(pathrig)
+                    .args([
+                        "run",
+                        &file.to_string_lossy(),
+                        "--out",
+                        &out.to_string_lossy(),
+                    ])
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .expect("run pathrig");
+                assert!(status.success(), "leg bench failed; see {}", out.display());
+                let json: serde_json::Value = serde_json::from_str(
+                    &std::fs::read_to_string(out.join("report.json")).unwrap(),
+                )
+                .unwrap();
+                let w = &json["workload"];
+                iops.push(
+                    w["reads"].as_f64().unwrap() / (w["elapsed_ms"].as_f64().unwrap() / 1000.0),
+                );
+                p50.push(w["latency_us"]["p50"].as_f64().unwrap());
+                p99.push(w["latency_us"]["p99"].as_f64().unwrap());
+            }
+            rows.push((
+                backend,
+                median(&mut iops),
+                median(&mut p50),
+                median(&mut p99),
+            ));
+        }
+        let reference = rows[0].1;
+        for (backend, iops, p50, p99) in rows {
+            let leg = if backend == "fuse" {
+                "FUSE"
+            } else {
+                "loop over tmpfs"
+            };
+            println!(
+                "| {qd} | {leg} | {iops:.0} | {p50:.0} µs | {p99:.0} µs | {:.2} |",
+                iops / reference
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&out);
 }
