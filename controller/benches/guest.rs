@@ -27,26 +27,36 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// Runs a suite scenario and returns its report.json.
-fn run_scenario(pathrig: &Path, name: &str, out: &Path) -> serde_json::Value {
-    let scenario =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../vm-tests/scenarios/{name}.toml"));
+/// Runs the scenario file `file` and returns its report.json and the wall time in ms.
+fn run_file(pathrig: &Path, file: &Path, out: &Path) -> (serde_json::Value, f64) {
+    let started = Instant::now();
     let status = Command::new(pathrig)
         .args([
             "run",
-            &scenario.to_string_lossy(),
+            &file.to_string_lossy(),
             "--out",
             &out.to_string_lossy(),
         ])
         .stdout(std::process::Stdio::null())
         .status()
         .expect("run pathrig");
+    let wall = started.elapsed().as_secs_f64() * 1000.0;
     assert!(
         status.success(),
-        "{name} failed ({status}); see {}",
+        "{} failed ({status}); see {}",
+        file.display(),
         out.display()
     );
-    serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap()
+    let json =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    (json, wall)
+}
+
+/// Runs a suite scenario and returns its report.json.
+fn run_scenario(pathrig: &Path, name: &str, out: &Path) -> serde_json::Value {
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../vm-tests/scenarios/{name}.toml"));
+    run_file(pathrig, &file, out).0
 }
 
 /// A one-leg, all-reads scenario over a leg with `backend`, at queue depth `qd`.
@@ -80,27 +90,8 @@ fn main() {
     let out = std::env::temp_dir().join(format!("pathrig-bench-{}", std::process::id()));
     let (mut boot_to_init, mut boot_to_ready, mut setup, mut wall, mut workload) =
         (vec![], vec![], vec![], vec![], vec![]);
-    for i in 0..runs {
-        let started = Instant::now();
-        let status = Command::new(pathrig)
-            .args([
-                "run",
-                &scenario.to_string_lossy(),
-                "--out",
-                &out.to_string_lossy(),
-            ])
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("run pathrig");
-        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
-        assert!(
-            status.success(),
-            "run {i} failed ({status}); see {}",
-            out.display()
-        );
-        let json: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap())
-                .unwrap();
+    for _ in 0..runs {
+        let (json, elapsed) = run_file(pathrig, &scenario, &out);
         boot_to_init.push(json["guest"]["boot_to_init_ms"].as_f64().unwrap());
         boot_to_ready.push(json["guest"]["boot_to_ready_ms"].as_f64().unwrap());
         setup.push(json["timing"]["setup_ms"].as_f64().unwrap());
@@ -155,21 +146,7 @@ fn main() {
             std::fs::write(&file, leg_bench_scenario(backend, qd)).unwrap();
             let (mut iops, mut p50, mut p99) = (vec![], vec![], vec![]);
             for _ in 0..runs {
-                let status = Command::new(pathrig)
-                    .args([
-                        "run",
-                        &file.to_string_lossy(),
-                        "--out",
-                        &out.to_string_lossy(),
-                    ])
-                    .stdout(std::process::Stdio::null())
-                    .status()
-                    .expect("run pathrig");
-                assert!(status.success(), "leg bench failed; see {}", out.display());
-                let json: serde_json::Value = serde_json::from_str(
-                    &std::fs::read_to_string(out.join("report.json")).unwrap(),
-                )
-                .unwrap();
+                let (json, _) = run_file(pathrig, &file, &out);
                 let w = &json["workload"];
                 iops.push(
                     w["reads"].as_f64().unwrap() / (w["elapsed_ms"].as_f64().unwrap() / 1000.0),

@@ -283,6 +283,17 @@ impl Driver {
         }
     }
 
+    /// The action's line for the event log, and its wording for report.txt: the description
+    /// ends with the reason, which report.txt gets without measured times.
+    fn describe(&self, action: &Action) -> (String, String) {
+        let line = self.core.describe(action);
+        let stable = match action.reason() {
+            Some(reason) => line.replacen(&reason.to_string(), &reason.timeline_text(), 1),
+            None => line.clone(),
+        };
+        (line, stable)
+    }
+
     fn execute(&mut self, actions: Vec<Action>, dm: &Dm, log: &EventLog) {
         let round = self.next_round;
         self.next_round += 1;
@@ -336,11 +347,7 @@ impl Driver {
                 Action::Regroup { .. } => None,
             };
             if let Action::Regroup { groups, .. } = &action {
-                let line = self.core.describe(&action);
-                let stable = match action.reason() {
-                    Some(reason) => line.replacen(&reason.to_string(), &reason.timeline_text(), 1),
-                    None => line.clone(),
-                };
+                let (line, stable) = self.describe(&action);
                 let table = Table::single(
                     map.table.sectors,
                     Target::Multipath(Multipath {
@@ -372,12 +379,7 @@ impl Driver {
                 _ => {}
             }
             let map = &self.maps[action.map()];
-            let line = self.core.describe(&action);
-            // The description ends with the reason; report.txt gets it without measured times.
-            let stable = match action.reason() {
-                Some(reason) => line.replacen(&reason.to_string(), &reason.timeline_text(), 1),
-                None => line.clone(),
-            };
+            let (line, stable) = self.describe(&action);
             match message.map(|m| dm.message(&map.dm_name, &m)) {
                 Some(Err(err)) => log.record(
                     Source::Manager,

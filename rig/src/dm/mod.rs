@@ -124,26 +124,22 @@ impl Dm {
 
     /// Swaps the live table of `dm_name` for `table`: load, suspend, resume.
     pub fn swap_table(&self, dm_name: &str, table: &Table) -> Result<(), RigError> {
-        let id = DevId::Name(name(dm_name)?);
-        self.dm
-            .table_load(&id, &table.to_ioctl_lines(), DmOptions::default())
-            .map_err(dm_err(format!(
-                "load table of {dm_name}: {}",
-                table.render()
-            )))?;
-        self.dm
-            .device_suspend(&id, DmOptions::default().set_flags(DmFlags::DM_SUSPEND))
-            .map_err(dm_err(format!("suspend {dm_name}")))?;
-        self.dm
-            .device_suspend(&id, DmOptions::default())
-            .map_err(dm_err(format!("resume {dm_name}")))?;
-        Ok(())
+        self.load_suspend_resume(dm_name, table, DmFlags::DM_SUSPEND)
     }
 
     /// Reloads the table of a multipath map while IO may be queued on it: like
     /// [`Dm::swap_table`], but the suspend does not flush, so queued IO stays queued across the
     /// reload instead of blocking the suspend (what multipathd does on every map reload).
     pub fn reload_map(&self, dm_name: &str, table: &Table) -> Result<(), RigError> {
+        self.load_suspend_resume(dm_name, table, DmFlags::DM_SUSPEND | DmFlags::DM_NOFLUSH)
+    }
+
+    fn load_suspend_resume(
+        &self,
+        dm_name: &str,
+        table: &Table,
+        suspend: DmFlags,
+    ) -> Result<(), RigError> {
         let id = DevId::Name(name(dm_name)?);
         self.dm
             .table_load(&id, &table.to_ioctl_lines(), DmOptions::default())
@@ -152,11 +148,8 @@ impl Dm {
                 table.render()
             )))?;
         self.dm
-            .device_suspend(
-                &id,
-                DmOptions::default().set_flags(DmFlags::DM_SUSPEND | DmFlags::DM_NOFLUSH),
-            )
-            .map_err(dm_err(format!("suspend {dm_name} (noflush)")))?;
+            .device_suspend(&id, DmOptions::default().set_flags(suspend))
+            .map_err(dm_err(format!("suspend {dm_name} ({suspend:?})")))?;
         self.dm
             .device_suspend(&id, DmOptions::default())
             .map_err(dm_err(format!("resume {dm_name}")))?;
