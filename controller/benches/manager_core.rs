@@ -17,9 +17,7 @@
 //! `MANAGER_BENCH_RUNS` (runs per size, default 5 for 1k and 10k, 3 for 100k),
 //! `MANAGER_BENCH_SIZES` (comma-separated N, default 1000,10000,100000).
 
-#[path = "../src/manager/mod.rs"]
-#[allow(dead_code, unused_imports)]
-mod manager;
+use controller::manager;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

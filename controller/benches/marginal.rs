@@ -27,9 +27,7 @@
 //! per path in the false-alarm model, default 10), `MARGINAL_BENCH_THREADS` (default: the
 //! machine's cores). The default run takes about half a minute on two cores.
 
-#[path = "../src/manager/mod.rs"]
-#[allow(dead_code, unused_imports)]
-mod manager;
+use controller::manager;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -27,8 +27,7 @@ use crate::events::{Clock, EventLog, Source};
 use crate::manager::MapView;
 use crate::report::*;
 
-// Fault application (src/apply.rs) is a child of the runner so it can act on what the runner built.
-#[path = "apply.rs"]
+// Fault application is a child of the runner so it can act on what the runner built.
 mod apply;
 
 /// Where the run happens.

@@ -1,0 +1,164 @@
+//! The commands of `pathrig` as library functions: each takes what the command line parsed
+//! and returns the exit status. The binary (`src/main.rs`) only parses arguments and calls them.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::host::{self, EXIT_BAD_INPUT, EXIT_PASS, EXIT_RIG_FAILURE};
+use crate::runner::{self, GuestKind};
+
+/// Where `pathrig run` runs the scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Where {
+    /// A throw-away user-mode Linux guest.
+    Uml,
+    /// This machine's own kernel (`--guest none`; needs root).
+    InPlace,
+}
+
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+pub fn install_signal_handlers() {
+    let action = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::Handler(on_signal),
+        // No SA_RESTART: a blocking poll returns EINTR so the run notices at once.
+        nix::sys::signal::SaFlags::empty(),
+        nix::sys::signal::SigSet::empty(),
+    );
+    for signal in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
+        // SAFETY: the handler only stores to an atomic.
+        unsafe {
+            let _ = nix::sys::signal::sigaction(signal, &action);
+        }
+    }
+}
+
+/// Diagnostics of the rig (`tracing`) go to stderr — in a guest, into console.log — filtered by
+/// `PATHRIG_LOG` (e.g. `PATHRIG_LOG=debug`); warnings and errors by default.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PATHRIG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn run(file: &Path, out: Option<PathBuf>, guest: Where) -> i32 {
+    let scenario = match faults::load(file) {
+        Ok(s) => s,
+        Err(diags) => {
+            eprintln!("{diags}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let dir = out.unwrap_or_else(|| host::default_run_dir(&scenario));
+    let run_dir = match host::prepare_run_dir(&dir) {
+        Ok(d) => d,
+        Err(err) => {
+            eprintln!("pathrig: {err}");
+            return EXIT_RIG_FAILURE;
+        }
+    };
+    eprintln!(
+        "pathrig: running {} in {} (run directory {})",
+        scenario.name,
+        match guest {
+            Where::Uml => "a user-mode Linux guest",
+            Where::InPlace => "place, on this machine's kernel",
+        },
+        run_dir.display()
+    );
+    let code = match guest {
+        Where::Uml => host::run_in_uml(&scenario, file, &run_dir, &INTERRUPTED),
+        Where::InPlace => {
+            if !nix::unistd::geteuid().is_root() {
+                eprintln!("pathrig: --guest none creates dm and loop devices and needs root");
+                return EXIT_RIG_FAILURE;
+            }
+            let release = nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().to_string())
+                .unwrap_or_default();
+            let env = runner::RunEnv {
+                guest: GuestKind::None,
+                kernel_release: release,
+                work_root: std::env::temp_dir(),
+                interrupted: &INTERRUPTED,
+                boot: None,
+            };
+            host::run_in_place(&scenario, &run_dir, env)
+        }
+    };
+    if let Ok(text) = std::fs::read_to_string(run_dir.join(host::REPORT_TXT)) {
+        print!("{text}");
+        println!("(report.txt and report.json in {})", run_dir.display());
+    }
+    code
+}
+
+pub fn check(files: &[PathBuf]) -> i32 {
+    let mut code = EXIT_PASS;
+    for file in files {
+        match faults::load(file) {
+            Ok(s) => println!("{}: ok ({})", file.display(), s.name),
+            Err(diags) => {
+                eprintln!("{diags}");
+                code = EXIT_BAD_INPUT;
+            }
+        }
+    }
+    code
+}
+
+pub fn prepare() -> i32 {
+    let cache = rig::guest::kernel::cache_dir();
+    match rig::guest::kernel::prepare_uml(&cache, &mut |line| eprintln!("pathrig: {line}")) {
+        Ok(kernel) => {
+            println!(
+                "guest kernel {} (user-mode-linux {}) at {}",
+                kernel.release,
+                kernel.package_version,
+                kernel.binary.display()
+            );
+            EXIT_PASS
+        }
+        Err(err) => {
+            eprintln!("pathrig: {err}");
+            EXIT_RIG_FAILURE
+        }
+    }
+}
+
+pub fn cleanup() -> i32 {
+    let report = rig::cleanup::remove_leftovers(&std::env::temp_dir());
+    for name in &report.removed_dm {
+        println!("removed dm device {name}");
+    }
+    for lo in &report.detached_loops {
+        println!("detached {lo}");
+    }
+    for mountpoint in &report.unmounted {
+        println!("unmounted {mountpoint}");
+    }
+    for dir in &report.removed_dirs {
+        println!("removed {}", dir.display());
+    }
+    for failure in &report.failures {
+        eprintln!("pathrig: {failure}");
+    }
+    if report.is_empty() {
+        println!("nothing of pathrig's was left");
+    }
+    if report.failures.is_empty() {
+        EXIT_PASS
+    } else {
+        EXIT_RIG_FAILURE
+    }
+}
