@@ -17,7 +17,7 @@ use rig::dm::mpath_status::{KernelPathState, MultipathStatus};
 use rig::dm::target::{Multipath, PathGroup, Selector};
 use rig::dm::{DevNum, Dm, Table, Target};
 
-use crate::events::{EventLog, Source};
+use crate::events::{CheckerVerdict, EventKind, EventLog};
 use crate::manager::{
     Action, CheckResult, Core, Input, KernelPath, MapSetup, PathRef, PathSetup, SampleOutcome,
 };
@@ -235,27 +235,25 @@ impl Driver {
             };
             let map = &self.maps[path.map];
             let node = map.nodes[path.path].display().to_string();
-            let (result, text) = match done.outcome {
-                CheckOutcome::Up => (CheckResult::Up, "up".to_string()),
+            let (result, verdict) = match done.outcome {
+                CheckOutcome::Up => (CheckResult::Up, CheckerVerdict::Up),
                 CheckOutcome::Down { errno } => {
                     let name = format!("{}", nix::errno::Errno::from_raw(errno));
                     (
                         CheckResult::Down {
                             detail: name.clone(),
                         },
-                        format!("down ({name})"),
+                        CheckerVerdict::Down { errno: name },
                     )
                 }
-                CheckOutcome::TimedOut => (CheckResult::TimedOut, "timed out".to_string()),
+                CheckOutcome::TimedOut => (CheckResult::TimedOut, CheckerVerdict::TimedOut),
             };
-            log.record_detail(
-                Source::Manager,
-                format!(
-                    "{}: checker on {node}: {text} in {:.1} ms",
-                    map.dm_name,
-                    done.latency.as_secs_f64() * 1000.0
-                ),
-            );
+            log.record(EventKind::CheckerResult {
+                dm_name: map.dm_name.clone(),
+                node,
+                verdict,
+                latency_ms: done.latency.as_secs_f64() * 1000.0,
+            });
             if let Some(r) = self.rounds.get_mut(&round) {
                 r.pending -= 1;
                 r.results.insert(path, (result, done.latency));
@@ -292,6 +290,33 @@ impl Driver {
             None => line.clone(),
         };
         (line, stable)
+    }
+
+    /// The event of an action carried out (or tried: `failed` says why it did not take).
+    fn action_event(
+        &self,
+        action: &Action,
+        words: String,
+        stable_words: String,
+        failed: Option<String>,
+    ) -> EventKind {
+        let view = self.core.map_view(action.map());
+        let path = match action {
+            Action::RunChecker { path }
+            | Action::FailPath { path, .. }
+            | Action::ReinstatePath { path, .. }
+            | Action::SampleIo { path, .. } => Some(path.path),
+            Action::Note { path, .. } => *path,
+            _ => None,
+        };
+        EventKind::Manager {
+            leg: path.map(|p| view.paths[p].leg.clone()),
+            map: view.name,
+            action: action.clone(),
+            words,
+            stable_words,
+            failed,
+        }
     }
 
     fn execute(&mut self, actions: Vec<Action>, dm: &Dm, log: &EventLog) {
@@ -364,13 +389,11 @@ impl Driver {
                 );
                 // The reload's resume raises a dm event; the runner then reads the new status
                 // and hands it to the core, which re-fails paths that must stay failed.
-                match dm.reload_map(&map.dm_name, &table) {
-                    Ok(()) => log.record_with_text(Source::Manager, line, stable),
-                    Err(err) => log.record(
-                        Source::Manager,
-                        format!("{line} — the reload failed: {err}"),
-                    ),
-                }
+                let failed = dm
+                    .reload_map(&map.dm_name, &table)
+                    .err()
+                    .map(|err| format!("the reload failed: {err}"));
+                log.record(self.action_event(&action, line, stable, failed));
                 continue;
             }
             match &action {
@@ -380,13 +403,11 @@ impl Driver {
             }
             let map = &self.maps[action.map()];
             let (line, stable) = self.describe(&action);
-            match message.map(|m| dm.message(&map.dm_name, &m)) {
-                Some(Err(err)) => log.record(
-                    Source::Manager,
-                    format!("{line} — the message failed: {err}"),
-                ),
-                _ => log.record_with_text(Source::Manager, line, stable),
-            }
+            let failed = match message.map(|m| dm.message(&map.dm_name, &m)) {
+                Some(Err(err)) => Some(format!("the message failed: {err}")),
+                _ => None,
+            };
+            log.record(self.action_event(&action, line, stable, failed));
         }
     }
 

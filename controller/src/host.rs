@@ -55,10 +55,10 @@ pub fn prepare_run_dir(dir: &Path) -> Result<PathBuf, String> {
 
 /// Writes report.json and report.txt into `dir`.
 pub fn write_report(dir: &Path, report: &Report) -> Result<(), String> {
-    let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
-    fs::write(dir.join(REPORT_JSON), json + "\n")
+    let json = crate::report::json::render(report).map_err(|e| e.to_string())?;
+    fs::write(dir.join(REPORT_JSON), json)
         .map_err(|e| format!("write {}: {e}", dir.join(REPORT_JSON).display()))?;
-    fs::write(dir.join(REPORT_TXT), report.render_text())
+    fs::write(dir.join(REPORT_TXT), crate::report::text::render(report))
         .map_err(|e| format!("write {}: {e}", dir.join(REPORT_TXT).display()))?;
     Ok(())
 }

@@ -90,40 +90,164 @@ fn check_json_shape(run: &GuestRun) {
     assert_eq!(run.json("verdict"), "pass");
 }
 
-fn timeline(run: &GuestRun) -> Vec<(f64, String, String)> {
+/// What a test looks for among report.json's typed events (their `kind` and fields, never
+/// their sentences).
+#[derive(Debug, Clone, Copy)]
+enum On<'a> {
+    /// A fault of this kind (`fault.kind`: "fail", "errno", "hang", ...) took effect on a leg.
+    Fault(&'a str, &'a str),
+    /// A leg's fault ended: a `restore`, the end of a window, or a FUSE restore.
+    Restored(&'a str),
+    /// The end of a FUSE fault's window on a leg.
+    FuseWindowEnded(&'a str),
+    /// A fault step of a repeating fault in window `n` of `of`.
+    Window(u64, u64),
+    /// A dust leg's bad blocks changed by messages.
+    DustChanged,
+    /// A kernel path event (`path_failed`, `path_reinstated`, ...) on a leg.
+    Kernel(&'a str, &'a str),
+    /// A map-level event without a leg (`no_usable_path`, `usable_path_back`,
+    /// `group_switched`, `queue_flushed`).
+    Map(&'a str),
+    /// The kernel switched to group N (1-based; report.json only).
+    KernelGroup(u64),
+    /// A path manager action (`fail_path`, `reinstate_path`, `switch_group`,
+    /// `queue_if_no_path`, `fail_if_no_path`, `regroup`, `note`), on a leg if given.
+    Action(&'a str, Option<&'a str>),
+    /// The manager switched to group N (1-based).
+    SwitchTo(u64),
+    /// A manager action whose reason is this variant of the manager's `Reason`.
+    Reason(&'a str),
+    /// A manager action whose reason is any marginal-path reason.
+    AnyMarginalReason,
+    /// Any kernel or manager event about a leg.
+    AboutLeg(&'a str),
+}
+
+/// The manager action's fields (`{"fail_path": {...}}` → the inner object) and its name.
+fn action(e: &serde_json::Value) -> Option<(&str, &serde_json::Value)> {
+    let object = e.get("action")?.as_object()?;
+    object.iter().next().map(|(k, v)| (k.as_str(), v))
+}
+
+fn reason_name(e: &serde_json::Value) -> Option<&str> {
+    let (_, fields) = action(e)?;
+    fields
+        .get("reason")?
+        .as_object()?
+        .keys()
+        .next()
+        .map(|k| k.as_str())
+}
+
+fn matches(e: &serde_json::Value, on: On) -> bool {
+    let kind = e["kind"].as_str().unwrap_or_default();
+    let leg = e["leg"].as_str();
+    match on {
+        On::Fault(l, k) => {
+            kind == "fault" && leg == Some(l) && e["change"] == "applied" && e["fault"]["kind"] == k
+        }
+        On::Restored(l) => {
+            kind == "fault"
+                && leg == Some(l)
+                && (e["change"] == "window_ended"
+                    || e["change"] == "fuse_restored"
+                    || (e["change"] == "applied" && e["fault"]["kind"] == "restore"))
+        }
+        On::FuseWindowEnded(l) => {
+            kind == "fault" && leg == Some(l) && e["change"] == "fuse_window_ended"
+        }
+        On::Window(n, of) => kind == "fault" && e["window"]["n"] == n && e["window"]["of"] == of,
+        On::DustChanged => kind == "fault" && e["change"] == "dust_changed",
+        On::Kernel(k, l) => kind == k && leg == Some(l),
+        On::Map(k) => kind == k,
+        On::KernelGroup(g) => kind == "group_switched" && e["group"] == g,
+        On::Action(a, l) => {
+            kind == "manager"
+                && action(e).is_some_and(|(name, _)| name == a)
+                && l.is_none_or(|l| leg == Some(l))
+        }
+        On::SwitchTo(g) => {
+            kind == "manager"
+                && action(e).is_some_and(|(name, f)| name == "switch_group" && f["group"] == g - 1)
+        }
+        On::Reason(r) => kind == "manager" && reason_name(e) == Some(r),
+        On::AnyMarginalReason => {
+            kind == "manager" && reason_name(e).is_some_and(|r| r.starts_with("Marginal"))
+        }
+        On::AboutLeg(l) => {
+            leg == Some(l)
+                && matches!(
+                    kind,
+                    "path_failed" | "path_reinstated" | "path_failed_and_reinstated" | "manager"
+                )
+        }
+    }
+}
+
+/// The timeline's events (those report.txt shows), in order.
+fn timeline(run: &GuestRun) -> Vec<&serde_json::Value> {
     run.json("events")
         .as_array()
         .unwrap()
         .iter()
         .filter(|e| e["in_timeline"] == true)
-        .map(|e| {
-            (
-                e["t_ms"].as_f64().unwrap(),
-                e["source"].as_str().unwrap().to_string(),
-                e["what"].as_str().unwrap().to_string(),
-            )
-        })
         .collect()
 }
 
-fn first(run: &GuestRun, what: &str) -> f64 {
-    timeline(run)
-        .into_iter()
-        .find(|(_, _, w)| w.contains(what))
-        .unwrap_or_else(|| panic!("no event {what:?}:\n{}", run.explain()))
-        .0
+fn t_ms(e: &serde_json::Value) -> f64 {
+    e["t_ms"].as_f64().unwrap()
 }
 
-/// Like [`first`], over every event of report.json, those outside the text timeline too.
-fn first_in_json(run: &GuestRun, what: &str) -> f64 {
+/// Every event of report.json of one kind (in or out of the timeline), in order.
+fn all_of<'r>(run: &'r GuestRun, kind: &str) -> Vec<&'r serde_json::Value> {
     run.json("events")
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["what"].as_str().unwrap().contains(what))
-        .unwrap_or_else(|| panic!("no event {what:?}:\n{}", run.explain()))["t_ms"]
-        .as_f64()
+        .filter(|e| e["kind"] == kind)
+        .collect()
+}
+
+/// The time of the first timeline event that matches.
+fn first(run: &GuestRun, on: On) -> f64 {
+    timeline(run)
+        .into_iter()
+        .find(|e| matches(e, on))
+        .map(t_ms)
+        .unwrap_or_else(|| panic!("no event {on:?}:\n{}", run.explain()))
+}
+
+/// Like [`first`], over every event of report.json, those outside the text timeline too.
+fn first_in_json(run: &GuestRun, on: On) -> f64 {
+    run.json("events")
+        .as_array()
         .unwrap()
+        .iter()
+        .find(|e| matches(e, on))
+        .map(t_ms)
+        .unwrap_or_else(|| panic!("no event {on:?}:\n{}", run.explain()))
+}
+
+/// The times of the timeline events that match.
+fn times_of(run: &GuestRun, on: On) -> Vec<f64> {
+    timeline(run)
+        .into_iter()
+        .filter(|e| matches(e, on))
+        .map(t_ms)
+        .collect()
+}
+
+fn count(run: &GuestRun, on: On) -> usize {
+    times_of(run, on).len()
+}
+
+/// How many timeline events match strictly between two times.
+fn count_between(run: &GuestRun, on: On, after: f64, before: f64) -> usize {
+    times_of(run, on)
+        .into_iter()
+        .filter(|t| *t > after && *t < before)
+        .count()
 }
 
 #[test]
@@ -141,49 +265,27 @@ fn leg_fails_and_returns() {
         return;
     };
     // The fault is applied at 2 s and the kernel fails the path after it, not before.
-    let fault = first(&run, "a: fail");
+    let fault = first(&run, On::Fault("a", "fail"));
     assert!(
         (1990.0..2500.0).contains(&fault),
         "fault applied at {fault} ms"
     );
-    assert!(first(&run, "path a failed") >= fault);
+    assert!(first(&run, On::Kernel("path_failed", "a")) >= fault);
     // The manager's checker reinstates a within polling_interval + checker_timeout of the restore.
-    let restore = first(&run, "a: restore");
-    let reinstate = first(&run, "reinstate_path a");
+    let restore = first(&run, On::Restored("a"));
+    let reinstate = first(&run, On::Action("reinstate_path", Some("a")));
     assert!(
         reinstate >= restore && reinstate - restore < 2500.0,
         "restore {restore} ms, reinstate {reinstate} ms"
     );
-    assert_eq!(source_of(&run, "reinstate_path a"), "manager");
-    assert!(first(&run, "path a reinstated") >= reinstate);
+    // The manager reinstated it, not the rig's stand-in.
+    assert_eq!(count(&run, On::Kernel("rig_reinstated", "a")), 0);
+    assert!(first(&run, On::Kernel("path_reinstated", "a")) >= reinstate);
 }
 
-/// The source of the first timeline event whose text contains `what`.
-fn source_of(run: &GuestRun, what: &str) -> String {
-    timeline(run)
-        .into_iter()
-        .find(|(_, _, w)| w.contains(what))
-        .map(|(_, s, _)| s)
-        .unwrap_or_default()
-}
-
-fn count(run: &GuestRun, what: &str) -> usize {
-    timeline(run)
-        .iter()
-        .filter(|(_, _, w)| w.contains(what))
-        .count()
-}
-
-/// The group the kernel uses at the end (1-based), from the final status line.
+/// The group the kernel uses at the end (1-based), as the report carries it.
 fn final_group(run: &GuestRun) -> u64 {
-    let status = run
-        .json("maps.0.final_status")
-        .as_str()
-        .unwrap()
-        .to_string();
-    let words: Vec<&str> = status.split_whitespace().collect();
-    // start length multipath 2 <queue_io> <pg_init_count> 0 <groups> <current group> ...
-    words[8].parse().unwrap()
+    run.json("maps.0.final_group").as_u64().unwrap()
 }
 
 #[test]
@@ -191,8 +293,8 @@ fn failback_immediate() {
     let Some(run) = scenario("failback-immediate") else {
         return;
     };
-    assert_eq!(count(&run, "switch_group 1"), 1, "{}", run.explain());
-    assert!(first(&run, "switch_group 1") >= first(&run, "reinstate_path a"));
+    assert_eq!(count(&run, On::SwitchTo(1)), 1, "{}", run.explain());
+    assert!(first(&run, On::SwitchTo(1)) >= first(&run, On::Action("reinstate_path", Some("a"))));
     assert_eq!(final_group(&run), 1);
 }
 
@@ -201,8 +303,13 @@ fn failback_manual() {
     let Some(run) = scenario("failback-manual") else {
         return;
     };
-    assert_eq!(count(&run, "switch_group"), 0, "{}", run.explain());
-    assert!(first(&run, "reinstate_path a") > first(&run, "a: restore"));
+    assert_eq!(
+        count(&run, On::Action("switch_group", None)),
+        0,
+        "{}",
+        run.explain()
+    );
+    assert!(first(&run, On::Action("reinstate_path", Some("a"))) > first(&run, On::Restored("a")));
     // IO stays on the secondary group.
     assert_eq!(final_group(&run), 2);
 }
@@ -212,7 +319,8 @@ fn failback_deferred() {
     let Some(run) = scenario("failback-deferred") else {
         return;
     };
-    let waited = first(&run, "switch_group 1") - first(&run, "reinstate_path a");
+    let waited =
+        first(&run, On::SwitchTo(1)) - first(&run, On::Action("reinstate_path", Some("a")));
     assert!(
         (2900.0..3700.0).contains(&waited),
         "switched back {waited} ms after reinstating:\n{}",
@@ -227,16 +335,27 @@ fn failback_followover() {
         return;
     };
     // The trespass moved IO to group 2 and did not make the manager fail back...
-    assert_eq!(count(&run, "switch_group"), 1, "{}", run.explain());
-    assert!(
-        first_in_json(&run, "switched to path group 2") < first(&run, "a1: fail (every IO errors)")
+    assert_eq!(
+        count(&run, On::Action("switch_group", None)),
+        1,
+        "{}",
+        run.explain()
     );
+    assert!(first_in_json(&run, On::KernelGroup(2)) < first(&run, On::Fault("a1", "fail")));
     // ...the real failure and a1's return did.
-    let switch = first(&run, "switch_group 1");
-    assert!(switch > first(&run, "a1: restore"), "{}", run.explain());
-    assert!(run
-        .report_txt
-        .contains("failback followover: path a1 came back"));
+    let switch = first(&run, On::SwitchTo(1));
+    assert!(
+        switch > first(&run, On::Restored("a1")),
+        "{}",
+        run.explain()
+    );
+    // The followover rule did it, for a1.
+    let followover = timeline(&run)
+        .into_iter()
+        .find(|e| matches(e, On::Reason("FailbackFollowover")))
+        .unwrap_or_else(|| panic!("no followover failback:\n{}", run.explain()));
+    let (_, fields) = action(followover).unwrap();
+    assert_eq!(fields["reason"]["FailbackFollowover"]["leg"], "a1");
     assert_eq!(final_group(&run), 1);
 }
 
@@ -245,8 +364,8 @@ fn no_path_retry_count() {
     let Some(run) = scenario("no-path-retry-count") else {
         return;
     };
-    let no_path = first(&run, "no usable path left");
-    let stop_queueing = first(&run, "fail_if_no_path");
+    let no_path = first(&run, On::Map("no_usable_path"));
+    let stop_queueing = first(&run, On::Action("fail_if_no_path", None));
     let countdown = stop_queueing - no_path;
     assert!(
         (2500.0..4500.0).contains(&countdown),
@@ -259,7 +378,7 @@ fn no_path_retry_count() {
         first_error >= stop_queueing - 50.0,
         "first error at {first_error} ms, countdown ended at {stop_queueing} ms"
     );
-    assert!(first(&run, "queue_if_no_path") > first(&run, "b: restore"));
+    assert!(first(&run, On::Action("queue_if_no_path", None)) > first(&run, On::Restored("b")));
 }
 
 #[test]
@@ -269,13 +388,17 @@ fn checker_finds_idle_dead_path() {
     };
     // Nothing but the checker touches b: the manager fails it within polling_interval (1 s) +
     // checker_timeout (1 s), plus scheduling slack.
-    let detected = first(&run, "fail_path b") - first(&run, "b: fail");
+    let detected =
+        first(&run, On::Action("fail_path", Some("b"))) - first(&run, On::Fault("b", "fail"));
     assert!(
         (0.0..2500.0).contains(&detected),
         "failed {detected} ms after the fault"
     );
-    assert_eq!(source_of(&run, "fail_path b"), "manager");
-    assert!(first(&run, "path b failed") >= first(&run, "fail_path b"));
+
+    assert!(
+        first(&run, On::Kernel("path_failed", "b"))
+            >= first(&run, On::Action("fail_path", Some("b")))
+    );
 }
 
 #[test]
@@ -283,20 +406,15 @@ fn flapping_path_damped() {
     let Some(run) = scenario("flapping-path-damped") else {
         return;
     };
-    let held = first(&run, "held back for 4s");
-    let back = first(
-        &run,
-        "san_path_err: held back for 4s and the checker still finds it up",
-    );
+    let held = first(&run, On::Reason("DampingHeld"));
+    let back = first(&run, On::Reason("DampingRecovered"));
     assert!(
         back - held >= 3900.0,
         "held at {held} ms, reinstated at {back} ms"
     );
     // While held back, the flapping path is not reinstated.
-    let reinstates_while_held = timeline(&run)
-        .iter()
-        .filter(|(t, _, w)| *t > held && *t < back && w.contains("reinstate_path a"))
-        .count();
+    let reinstates_while_held =
+        count_between(&run, On::Action("reinstate_path", Some("a")), held, back);
     assert_eq!(reinstates_while_held, 0, "{}", run.explain());
 }
 
@@ -323,7 +441,7 @@ fn all_legs_fail_no_queue() {
     // Errors begin only once the last path failed.
     let first_error = run.json("workload.first_error_ms").as_f64().unwrap();
     assert!(
-        first_error >= first(&run, "path b failed") - 50.0,
+        first_error >= first(&run, On::Kernel("path_failed", "b")) - 50.0,
         "{}",
         run.explain()
     );
@@ -340,31 +458,6 @@ fn slow_leg() {
         "no IO in the 100 ms to 1 s bucket:\n{}",
         run.explain()
     );
-}
-
-/// Every event, in or out of the timeline, as (t_ms, source, what).
-fn all_events(run: &GuestRun) -> Vec<(f64, String, String)> {
-    run.json("events")
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["t_ms"].as_f64().unwrap(),
-                e["source"].as_str().unwrap().to_string(),
-                e["what"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-/// The times of the timeline events whose text contains `what`.
-fn times_of(run: &GuestRun, what: &str) -> Vec<f64> {
-    timeline(run)
-        .into_iter()
-        .filter(|(_, _, w)| w.contains(what))
-        .map(|(t, _, _)| t)
-        .collect()
 }
 
 /// The mismatch details of report.json: (t_ms, lba, detail).
@@ -389,20 +482,19 @@ fn bad_sector_range() {
         return;
     };
     // While the fault lasts, leg a is linear + error + linear: 64 KiB broken at 1840 KiB.
-    let table = all_events(&run)
+    let table = all_of(&run, "table_live")
         .into_iter()
-        .find(|(_, s, w)| s == "rig" && w.contains("leg-a table live") && w.contains(" error"))
-        .unwrap_or_else(|| panic!("no error_range table:\n{}", run.explain()))
-        .2;
+        .filter(|e| e["dm_name"].as_str().unwrap().ends_with("leg-a"))
+        .map(|e| e["table"].as_str().unwrap())
+        .find(|t| t.contains(" error"))
+        .unwrap_or_else(|| panic!("no error_range table:\n{}", run.explain()));
     assert!(
-        table.ends_with(
-            "table live: 0 3680 linear 7:0 0\n3680 128 error\n3808 127264 linear 7:0 3808"
-        ),
+        table.ends_with("0 3680 linear 7:0 0\n3680 128 error\n3808 127264 linear 7:0 3808"),
         "{table}"
     );
     // The kernel fails a once, when the sequential workload reaches block 460 (about 2.3 s),
     // not when the fault is applied (1.5 s).
-    let failed = times_of(&run, "path a failed");
+    let failed = times_of(&run, On::Kernel("path_failed", "a"));
     assert_eq!(failed.len(), 1, "{}", run.explain());
     assert!(
         (2200.0..2700.0).contains(&failed[0]),
@@ -410,8 +502,8 @@ fn bad_sector_range() {
         failed[0]
     );
     // The checker reads block 0, outside the range: it brings a back before the range is repaired.
-    let reinstate = first(&run, "reinstate_path a");
-    assert!(reinstate > failed[0] && reinstate < first(&run, "a: restore"));
+    let reinstate = first(&run, On::Action("reinstate_path", Some("a")));
+    assert!(reinstate > failed[0] && reinstate < first(&run, On::Restored("a")));
     assert_eq!(run.json("workload.app_errors"), 0);
 }
 
@@ -436,7 +528,7 @@ fn lost_writes_after_path_switch() {
     }
     // Nothing failed: no IO error, no kernel path event.
     assert_eq!(run.json("workload.app_errors"), 0);
-    assert_eq!(count(&run, "path a"), 0, "{}", run.explain());
+    assert_eq!(count(&run, On::AboutLeg("a")), 0, "{}", run.explain());
 }
 
 #[test]
@@ -467,8 +559,8 @@ fn flapping_link() {
     assert_eq!(path_a["leg"], "a");
     assert_eq!(path_a["fail_count"], 3, "{}", run.explain());
     // One failure in each half-second window, one reinstatement after each window.
-    let failed = times_of(&run, "path a failed");
-    let reinstated = times_of(&run, "path a reinstated");
+    let failed = times_of(&run, On::Kernel("path_failed", "a"));
+    let reinstated = times_of(&run, On::Kernel("path_reinstated", "a"));
     assert_eq!(
         (failed.len(), reinstated.len()),
         (3, 3),
@@ -487,7 +579,7 @@ fn flapping_link() {
             reinstated[i]
         );
     }
-    assert_eq!(count(&run, "window 3 of 3"), 1);
+    assert_eq!(count(&run, On::Window(3, 3)), 1);
 }
 
 #[test]
@@ -497,26 +589,24 @@ fn dust_bad_blocks() {
     };
     // Reads of block 150 (about 1.5 s) and 500 (about 5 s) fail a; block 400 (about 4 s) was
     // removed from the bad blocks at 3.25 s and does not.
-    let failed = times_of(&run, "path a failed");
+    let failed = times_of(&run, On::Kernel("path_failed", "a"));
     assert_eq!(failed.len(), 2, "{}", run.explain());
     assert!((1400.0..1900.0).contains(&failed[0]), "{failed:?}");
     assert!((4900.0..5400.0).contains(&failed[1]), "{failed:?}");
     // The second dust fault changed the bad blocks by message, without a table swap.
-    let changed = first(&run, "changed at runtime, no table swap");
-    let restored = first(&run, "a: restore");
-    let events = all_events(&run);
-    let swaps: Vec<f64> = events
-        .iter()
-        .filter(|(t, s, w)| {
-            s == "rig" && w.contains("leg-a table live") && *t > changed && *t < restored
-        })
-        .map(|(t, _, _)| *t)
+    let changed = first(&run, On::DustChanged);
+    let restored = first(&run, On::Restored("a"));
+    let swaps: Vec<f64> = all_of(&run, "table_live")
+        .into_iter()
+        .filter(|e| e["dm_name"].as_str().unwrap().ends_with("leg-a"))
+        .map(t_ms)
+        .filter(|t| *t > changed && *t < restored)
         .collect();
     assert!(swaps.is_empty(), "table swaps at {swaps:?}");
-    let messages: Vec<&str> = events
-        .iter()
-        .filter(|(t, s, _)| s == "rig" && *t >= changed && *t < restored)
-        .filter_map(|(_, _, w)| w.split_once(" message: ").map(|(_, m)| m))
+    let messages: Vec<&str> = all_of(&run, "message_sent")
+        .into_iter()
+        .filter(|e| t_ms(e) >= changed && t_ms(e) < restored)
+        .map(|e| e["message"].as_str().unwrap())
         .collect();
     assert_eq!(messages, ["clearbadblocks", "addbadblock 500", "quiet"]);
     assert_eq!(run.json("workload.app_errors"), 0);
@@ -528,8 +618,9 @@ fn slow_writes() {
         return;
     };
     // dm-delay's 9-argument form: reads 0 ms, writes 200 ms, flushes 0 ms.
-    assert!(all_events(&run).iter().any(|(_, s, w)| s == "rig"
-        && w.ends_with("table live: 0 131072 delay 7:0 0 0 7:0 0 200 7:0 0 0")));
+    assert!(all_of(&run, "table_live")
+        .iter()
+        .any(|e| e["table"] == "0 131072 delay 7:0 0 0 7:0 0 200 7:0 0 0"));
     let reads = run.json("workload.reads").as_u64().unwrap();
     let writes = run.json("workload.writes").as_u64().unwrap();
     let fast = run.json("workload.latency_buckets.0.1").as_u64().unwrap();
@@ -629,8 +720,10 @@ fn intermittent_read_errors() {
         fuse_count(&run, 0, "delayed") + fuse_count(&run, 0, "lost"),
         0
     );
-    assert!(first(&run, "path a failed") > first(&run, "a: errno EIO"));
-    assert!(first(&run, "path a reinstated") > first(&run, "a: end of the FUSE fault"));
+    assert!(first(&run, On::Kernel("path_failed", "a")) > first(&run, On::Fault("a", "errno")));
+    assert!(
+        first(&run, On::Kernel("path_reinstated", "a")) > first(&run, On::FuseWindowEnded("a"))
+    );
 }
 
 #[test]
@@ -641,15 +734,22 @@ fn hung_path() {
     assert!(fuse_count(&run, 0, "hung") > 0);
     // A hang is no error: only the checker's timeout fails the path, within
     // polling_interval + checker_timeout (+ slack).
-    let detected = first(&run, "fail_path a") - first(&run, "a: hang");
+    let detected =
+        first(&run, On::Action("fail_path", Some("a"))) - first(&run, On::Fault("a", "hang"));
     assert!(
         (0.0..2600.0).contains(&detected),
         "failed {detected} ms after the hang began:\n{}",
         run.explain()
     );
-    assert!(
-        run.report_txt
-            .contains("no answer within checker_timeout 1s"),
+    // The checker's timeout failed it.
+    let failed = timeline(&run)
+        .into_iter()
+        .find(|e| matches(e, On::Action("fail_path", Some("a"))))
+        .unwrap();
+    let (_, fields) = action(failed).unwrap();
+    assert_eq!(
+        fields["reason"]["CheckerTimedOut"]["timeout"]["secs"],
+        1,
         "{}",
         run.explain()
     );
@@ -711,23 +811,24 @@ fn marginal_flaky_5pct() {
     let Some(run) = scenario("marginal-flaky-5pct") else {
         return;
     };
-    let trigger = first(&run, "sampling it for 2s");
+    let trigger = first(&run, On::Reason("MarginalTriggered"));
     // Two kernel failures came before the trigger, and none of the checker's reinstatements after.
     assert_eq!(
-        timeline(&run)
-            .iter()
-            .filter(|(t, _, w)| *t < trigger && w.contains("path a failed"))
-            .count(),
+        count_between(&run, On::Kernel("path_failed", "a"), f64::MIN, trigger),
         2
     );
-    assert!(
-        timeline(&run)
-            .iter()
-            .all(|(t, _, w)| *t < trigger || !w.contains("reinstate_path a")),
+    assert_eq!(
+        count_between(
+            &run,
+            On::Action("reinstate_path", Some("a")),
+            trigger,
+            f64::MAX
+        ),
+        0,
         "{}",
         run.explain()
     );
-    assert!(count(&run, "sample bad") >= 1);
+    assert!(count(&run, On::Reason("MarginalBad")) >= 1);
     assert_eq!(run.json("maps.0.paths.0.checker"), "marginal");
 }
 
@@ -736,20 +837,20 @@ fn marginal_recovers() {
     let Some(run) = scenario("marginal-recovers") else {
         return;
     };
-    let bad = first(&run, "sample bad");
-    let good = first(&run, "sample good");
+    let bad = first(&run, On::Reason("MarginalBad"));
+    let good = first(&run, On::Reason("MarginalGood"));
     assert!(
-        bad < first(&run, "a: end of the FUSE fault")
-            && good > first(&run, "a: end of the FUSE fault")
+        bad < first(&run, On::FuseWindowEnded("a")) && good > first(&run, On::FuseWindowEnded("a"))
     );
     // The kernel reinstates a only after the good verdict (the checker's early reinstatements,
     // before the trigger, do not count).
-    assert!(timeline(&run)
+    assert!(times_of(&run, On::Kernel("path_reinstated", "a"))
         .iter()
-        .any(|(t, _, w)| *t >= good && w.contains("path a reinstated")));
-    assert!(!timeline(&run)
-        .iter()
-        .any(|(t, _, w)| *t > bad && *t < good && w.contains("reinstate_path a")));
+        .any(|t| *t >= good));
+    assert_eq!(
+        count_between(&run, On::Action("reinstate_path", Some("a")), bad, good),
+        0
+    );
 }
 
 #[test]
@@ -757,8 +858,8 @@ fn marginal_noise_ok() {
     let Some(run) = scenario("marginal-noise-ok") else {
         return;
     };
-    assert_eq!(count(&run, "marginal_path"), 0, "{}", run.explain());
-    assert_eq!(count(&run, "path a failed"), 1);
+    assert_eq!(count(&run, On::AnyMarginalReason), 0, "{}", run.explain());
+    assert_eq!(count(&run, On::Kernel("path_failed", "a")), 1);
 }
 
 #[test]
@@ -766,9 +867,9 @@ fn marginal_pathgroup_on() {
     let Some(run) = scenario("marginal-pathgroup-on") else {
         return;
     };
-    let moved = first(&run, "path a moves to group 2");
-    assert!(moved > first(&run, "sample bad"));
-    assert!(first(&run, "reinstated in group 2") >= moved);
+    let moved = first(&run, On::Reason("MarginalRegroup"));
+    assert!(moved > first(&run, On::Reason("MarginalBad")));
+    assert!(first(&run, On::Reason("MarginalGroupReinstate")) >= moved);
     // The live table now has the marginal group, used last.
     let table = run.json("maps.0.table").as_str().unwrap();
     assert!(table.contains(" 0 2 1 round-robin "), "{table}");
@@ -781,16 +882,13 @@ fn marginal_both_legs() {
     };
     // Both legs were flaky, yet the map was never left without a path for long: whenever the
     // kernel lost the last one, a usable path was back within a polling interval (+ slack).
-    let events = timeline(&run);
-    for (t, _, w) in events
-        .iter()
-        .filter(|(_, _, w)| w.contains("no usable path left"))
-    {
-        let back = events
+    let back = times_of(&run, On::Map("usable_path_back"));
+    for t in times_of(&run, On::Map("no_usable_path")) {
+        let back = back
             .iter()
-            .find(|(u, _, x)| u > t && x.contains("a usable path is back"))
-            .unwrap_or_else(|| panic!("no path came back after {w} at {t} ms:\n{}", run.explain()));
-        assert!(back.0 - t < 1600.0, "no path for {} ms", back.0 - t);
+            .find(|u| **u > t)
+            .unwrap_or_else(|| panic!("no path came back after {t} ms:\n{}", run.explain()));
+        assert!(back - t < 1600.0, "no path for {} ms", back - t);
     }
     assert!(fuse_count(&run, 0, "errors") > 0 && fuse_count(&run, 1, "errors") > 0);
 }

@@ -76,6 +76,7 @@ mod timeline_text;
 use std::time::Duration;
 
 use faults::manager::ManagerSettings;
+use serde::Serialize;
 
 pub use engine::Core;
 pub use reason::{Decision, FailedBy, Reason};
@@ -100,7 +101,7 @@ pub struct PathSetup {
 }
 
 /// A path of a map: indices into [`Core::new`]'s maps and that map's `paths`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct PathRef {
     pub map: usize,
     pub path: usize,
@@ -172,7 +173,8 @@ pub enum CheckResult {
 
 /// What the core asks the driver to do. Every action that is not a checker run carries the
 /// [`Reason`] for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Start the map's path checker on this path and send its [`Input::CheckerResult`].
     RunChecker { path: PathRef },
@@ -301,7 +303,7 @@ pub enum PathState {
 }
 
 /// What a marginal-path sample has counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct SampleEvidence {
     /// Reads sent.
     pub sent: u32,

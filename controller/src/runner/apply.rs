@@ -11,7 +11,8 @@
 //! Every description recorded is deterministic (no measured value): report.txt shows them and
 //! the VM suite snapshots it.
 //!
-//! Adding a dm fault kind means one arm in [`plan`] and one in [`describe_fault`]; both matches
+//! Adding a dm fault kind means one arm in [`plan`] and one in
+//! [`crate::events::describe_fault`]; both matches
 //! are exhaustive, so the compiler points at them.
 
 use std::time::Duration;
@@ -23,7 +24,7 @@ use rig::dm::{DevNum, Table, Target};
 use rig::fuse::{FaultAction, FaultRule, LatencyDist, OpKind};
 
 use super::{Built, KernelWatch, RunError, SECTOR};
-use crate::events::{EventLog, Source};
+use crate::events::{EventKind, EventLog, FaultChange, Window};
 
 /// What one step does to its leg.
 enum Plan {
@@ -169,65 +170,13 @@ fn plan(
     }
 }
 
-/// How the event log words a fault being applied. Deterministic: report.txt snapshots it.
-pub(super) fn describe_fault(kind: &FaultKind) -> String {
-    match kind {
-        FaultKind::Fail => "fail (every IO errors)".into(),
-        FaultKind::Delay {
-            read_ms,
-            write_ms,
-            flush_ms,
-        } => {
-            if read_ms == write_ms && write_ms == flush_ms {
-                format!("delay {read_ms} ms")
-            } else {
-                format!("delay (reads {read_ms} ms, writes {write_ms} ms, flushes {flush_ms} ms)")
-            }
-        }
-        FaultKind::Flakey { up, down, .. } => {
-            let base = format!("flakey (up {}s, down {}s", up.as_secs(), down.as_secs());
-            match kind.flakey_down_behaviour() {
-                Some((reads, writes)) if reads != "reads fail" || writes != "writes fail" => {
-                    format!("{base}; while down: {reads}, {writes})")
-                }
-                _ => format!("{base})"),
-            }
-        }
-        FaultKind::ErrorRange { ranges } => {
-            let list: Vec<String> = ranges.iter().map(ToString::to_string).collect();
-            format!(
-                "error_range (IO errors in {}; the rest of the leg works)",
-                list.join(", ")
-            )
-        }
-        FaultKind::Dust {
-            bad_blocks,
-            block_size,
-            quiet,
-        } => format!(
-            "dust ({} of {block_size} bytes: a read of one fails, a write clears it{})",
-            faults::block_list(bad_blocks),
-            if *quiet { "; quiet" } else { "" }
-        ),
-        FaultKind::Restore => "restore (healthy table)".into(),
-        FaultKind::KernelFail => {
-            "kernel_fail (the kernel fails the path, as after a trespass; the leg keeps working)"
-                .into()
-        }
-        // FUSE kinds: their Display in the faults crate says what they do, e.g.
-        // "errno EIO on read with probability 0.05".
-        FaultKind::Errno { .. }
-        | FaultKind::Latency { .. }
-        | FaultKind::Hang { .. }
-        | FaultKind::Lose { .. }
-        | FaultKind::Corrupt { .. } => format!("{kind} (in the FUSE file server)"),
-    }
-}
-
-/// ", window 2 of 3" for a repeating fault.
-fn window_note(scenario: &Scenario, step: &Step) -> Option<(u32, u32)> {
+/// Which window of a repeating fault a step belongs to.
+fn window_note(scenario: &Scenario, step: &Step) -> Option<Window> {
     let times = scenario.faults[step.fault_index].times();
-    (times > 1).then_some((step.repetition + 1, times))
+    (times > 1).then_some(Window {
+        n: step.repetition + 1,
+        of: times,
+    })
 }
 
 /// The FUSE file server's rule for a FUSE fault kind; `None` for other kinds.
@@ -306,30 +255,26 @@ fn fuse_step(
     log: &EventLog,
     leg_index: usize,
     step: &Step,
-    window: Option<(u32, u32)>,
+    window: Option<Window>,
 ) -> Result<(), RunError> {
     let leg = &mut built.legs[leg_index];
     let control = leg
         .fuse
         .clone()
         .expect("validated: FUSE kinds only on legs with backend = \"fuse\"");
-    let what = match &step.action {
+    let change = match &step.action {
         StepAction::Apply(kind) => {
             let rule = fuse_rule(kind).expect("a FUSE kind");
             leg.fuse_rules.push((step.fault_index, rule));
-            let mut what = describe_fault(kind);
-            if let Some((n, of)) = window {
-                what.push_str(&format!(", window {n} of {of}"));
+            FaultChange::Applied {
+                fault: kind.clone(),
+                window,
             }
-            what
         }
         StepAction::Restore => {
             leg.fuse_rules
                 .retain(|(fault, _)| *fault != step.fault_index);
-            match window {
-                Some((n, of)) => format!("end of the FUSE fault's window {n} of {of}"),
-                None => "end of the FUSE fault's window".to_string(),
-            }
+            FaultChange::FuseWindowEnded { window }
         }
     };
     let began = log.clock().now_ms();
@@ -337,7 +282,13 @@ fn fuse_step(
         &leg.name,
         leg.fuse_rules.iter().map(|(_, r)| r.clone()).collect(),
     );
-    log.record_at(began, Source::Fault, format!("{}: {what}", leg.name), true);
+    log.record_at(
+        began,
+        EventKind::Fault {
+            leg: leg.name.clone(),
+            change,
+        },
+    );
     Ok(())
 }
 
@@ -397,40 +348,41 @@ pub(super) fn apply_step(
             if !leg.fuse_rules.is_empty() {
                 leg.fuse_rules.clear();
                 control.clear(&leg.name);
-                log.record_detail(
-                    Source::Rig,
-                    format!("{}: FUSE fault rules cleared", leg.name),
-                );
+                log.record(EventKind::FuseRulesCleared {
+                    leg: leg.name.clone(),
+                });
             }
         }
         if leg.dm_name.is_none() {
-            log.record(
-                Source::Fault,
-                format!("{}: restore (no FUSE faults left)", leg.name),
-            );
+            log.record(EventKind::Fault {
+                leg: leg.name.clone(),
+                change: FaultChange::FuseRestored,
+            });
             return Ok(());
         }
     }
-    let (fault, what) = match &step.action {
-        StepAction::Apply(FaultKind::Restore) => (None, describe_fault(&FaultKind::Restore)),
-        StepAction::Apply(kind) => {
-            let mut what = describe_fault(kind);
-            if let Some((n, of)) = window {
-                what.push_str(&format!(", window {n} of {of}"));
-            }
-            (Some(kind), what)
-        }
+    let (fault, change) = match &step.action {
+        StepAction::Apply(FaultKind::Restore) => (
+            None,
+            FaultChange::Applied {
+                fault: FaultKind::Restore,
+                window: None,
+            },
+        ),
+        StepAction::Apply(kind) => (
+            Some(kind),
+            FaultChange::Applied {
+                fault: kind.clone(),
+                window,
+            },
+        ),
         StepAction::Restore => {
             let spec = &scenario.faults[step.fault_index];
-            let length = spec
-                .duration
-                .map(faults::format_duration)
-                .unwrap_or_default();
-            let what = match window {
-                Some((n, of)) => format!("restore (end of the {length} window, {n} of {of})"),
-                None => format!("restore (end of the {length} window)"),
+            let change = FaultChange::WindowEnded {
+                length: spec.duration.unwrap_or_default(),
+                window,
             };
-            (None, what)
+            (None, change)
         }
     };
     let leg = &built.legs[leg_index];
@@ -443,7 +395,7 @@ pub(super) fn apply_step(
         fault,
     );
     let (table, messages) = match plan {
-        Plan::KernelFail => return kernel_fail(built, log, leg_index, &what),
+        Plan::KernelFail => return kernel_fail(built, log, leg_index, change),
         Plan::Table(table, messages) => (Some(table), messages),
         Plan::Messages(messages) => (None, messages),
     };
@@ -455,33 +407,42 @@ pub(super) fn apply_step(
     // is sent): from then on it serves no new IO the old way. When the new table went live is
     // kept as a detail.
     let began = log.clock().now_ms();
-    let what = match &table {
+    let change = match &table {
         Some(table) => {
             built.dm.swap_table(&dm_name, table)?;
-            what
+            change
         }
         None => match fault {
             Some(FaultKind::Dust {
                 bad_blocks,
                 block_size,
                 ..
-            }) => format!(
-                "dust ({} of {block_size} bytes; changed at runtime, no table swap)",
-                faults::block_list(bad_blocks)
-            ),
-            _ => what,
+            }) => FaultChange::DustChanged {
+                bad_blocks: bad_blocks.clone(),
+                block_size: *block_size,
+            },
+            _ => change,
         },
     };
-    log.record_at(began, Source::Fault, format!("{}: {what}", leg.name), true);
+    log.record_at(
+        began,
+        EventKind::Fault {
+            leg: leg.name.clone(),
+            change,
+        },
+    );
     if let Some(table) = &table {
-        log.record_detail(
-            Source::Rig,
-            format!("{dm_name} table live: {}", table.render()),
-        );
+        log.record(EventKind::TableLive {
+            dm_name: dm_name.clone(),
+            table: table.render(),
+        });
     }
     for message in &messages {
         built.dm.message(&dm_name, &message.to_string())?;
-        log.record_detail(Source::Rig, format!("{dm_name} message: {message}"));
+        log.record(EventKind::MessageSent {
+            dm_name: dm_name.clone(),
+            message: message.to_string(),
+        });
     }
     let restored = fault.is_none() && leg.fault.is_some();
     built.legs[leg_index].fault = fault.cloned().filter(|k| k.layer() == faults::Layer::Dm);
@@ -496,7 +457,7 @@ fn kernel_fail(
     built: &Built,
     log: &EventLog,
     leg_index: usize,
-    what: &str,
+    change: FaultChange,
 ) -> Result<(), RunError> {
     let leg = &built.legs[leg_index];
     let map = built
@@ -508,7 +469,13 @@ fn kernel_fail(
     built
         .dm
         .message(&map.dm_name, &format!("fail_path {}", leg.dev))?;
-    log.record_at(at, Source::Fault, format!("{}: {what}", leg.name), true);
+    log.record_at(
+        at,
+        EventKind::Fault {
+            leg: leg.name.clone(),
+            change,
+        },
+    );
     Ok(())
 }
 
@@ -535,13 +502,10 @@ fn reinstate_for_restored_leg(
         built
             .dm
             .message(&map.dm_name, &format!("reinstate_path {}", leg.dev))?;
-        log.record(
-            Source::Rig,
-            format!(
-                "{}: reinstate_path {} (stand-in for the path manager)",
-                map.name, leg.name
-            ),
-        );
+        log.record(EventKind::RigReinstated {
+            map: map.name.clone(),
+            leg: leg.name.clone(),
+        });
         watch.observe(built, log)?;
     }
     Ok(())
@@ -554,6 +518,7 @@ mod tests {
     use faults::{ByteRange, CorruptBioByte};
 
     use super::*;
+    use crate::events::describe_fault;
 
     const LOOP: DevNum = DevNum { major: 7, minor: 0 };
 

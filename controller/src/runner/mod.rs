@@ -23,7 +23,7 @@ use rig::naming;
 use rig::workload::{self, WorkloadConfig, WorkloadEvent, WorkloadReport};
 
 use crate::driver::{BuiltMapInfo, Driver, MapTable};
-use crate::events::{Clock, EventLog, Source};
+use crate::events::{Clock, EventKind, EventLog, FlushCause, IoDirection, Removed};
 use crate::manager::MapView;
 use crate::report::*;
 
@@ -149,9 +149,10 @@ impl Built {
                 let _ = self.dm.message(&map.dm_name, "fail_if_no_path");
             }
             match self.dm.remove(&map.dm_name) {
-                Ok(()) => self
-                    .log
-                    .record_detail(Source::Rig, format!("removed map {}", map.dm_name)),
+                Ok(()) => self.log.record(EventKind::Removed {
+                    object: Removed::Map,
+                    name: map.dm_name.clone(),
+                }),
                 Err(err) => failures.push(err.to_string()),
             }
         }
@@ -160,17 +161,19 @@ impl Built {
                 continue;
             };
             match self.dm.remove(dm_name) {
-                Ok(()) => self
-                    .log
-                    .record_detail(Source::Rig, format!("removed leg {dm_name}")),
+                Ok(()) => self.log.record(EventKind::Removed {
+                    object: Removed::Leg,
+                    name: dm_name.clone(),
+                }),
                 Err(err) => failures.push(err.to_string()),
             }
         }
         for lo in self.loops.iter().rev() {
             match backing::detach_loop(&lo.path) {
-                Ok(()) => self
-                    .log
-                    .record_detail(Source::Rig, format!("detached {}", lo.path.display())),
+                Ok(()) => self.log.record(EventKind::Removed {
+                    object: Removed::Loop,
+                    name: lo.path.display().to_string(),
+                }),
                 Err(err) => failures.push(err.to_string()),
             }
         }
@@ -179,9 +182,10 @@ impl Built {
         for server in self.fuse.drain(..).rev() {
             let mountpoint = server.mountpoint().to_path_buf();
             match server.unmount() {
-                Ok(()) => self
-                    .log
-                    .record_detail(Source::Rig, format!("unmounted {}", mountpoint.display())),
+                Ok(()) => self.log.record(EventKind::Removed {
+                    object: Removed::FuseMount,
+                    name: mountpoint.display().to_string(),
+                }),
                 Err(err) => failures.push(format!("unmount {}: {err}", mountpoint.display())),
             }
         }
@@ -233,9 +237,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
     for event in provisional.sorted() {
         log.record_at(
             event.t_ms - setup.as_secs_f64() * 1000.0 - 0.001,
-            event.source,
-            event.what,
-            event.in_timeline,
+            event.kind,
         );
     }
     built.log = log.clone();
@@ -331,10 +333,11 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
         let file = workdir.join(format!("{}.img", map.name));
         backing::create_backing_file(&file, map.size_bytes)?;
         let sectors = map.size_bytes / SECTOR;
-        log.record_detail(
-            Source::Rig,
-            format!("backing file {} ({} bytes)", file.display(), map.size_bytes),
-        );
+        log.record(EventKind::BackingFile {
+            map: map.name.clone(),
+            file: file.display().to_string(),
+            bytes: map.size_bytes,
+        });
         // FUSE legs read and write the same backing file through pathrig's FUSE file server:
         // one server per map, one file per leg.
         let fuse_legs: Vec<&str> = scenario
@@ -355,14 +358,11 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
                 "start the FUSE file server at",
                 &mountpoint,
             ))?;
-            log.record_detail(
-                Source::Rig,
-                format!(
-                    "FUSE file server at {} for legs {}",
-                    mountpoint.display(),
-                    fuse_legs.join(", ")
-                ),
-            );
+            log.record(EventKind::FuseServer {
+                map: map.name.clone(),
+                mountpoint: mountpoint.display().to_string(),
+                legs: fuse_legs.iter().map(|l| l.to_string()).collect(),
+            });
             built.fuse.push(server);
         }
         for leg in scenario.legs_of(&map.name) {
@@ -374,19 +374,17 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
                 }
             };
             let lo = backing::attach_loop(&leg_file)?;
-            log.record_detail(
-                Source::Rig,
-                format!("leg {}: {} ({})", leg.name, lo.path.display(), lo.dev),
-            );
+            log.record(EventKind::LoopAttached {
+                leg: leg.name.clone(),
+                loop_device: lo.path.display().to_string(),
+                dev: lo.dev.to_string(),
+            });
             built.loops.push(lo.clone());
             if !leg.dm_layer {
-                log.record_detail(
-                    Source::Rig,
-                    format!(
-                        "leg {}: no dm layer; the map's path is {}",
-                        leg.name, lo.dev
-                    ),
-                );
+                log.record(EventKind::NoDmLayer {
+                    leg: leg.name.clone(),
+                    dev: lo.dev.to_string(),
+                });
                 built.legs.push(BuiltLeg {
                     name: leg.name.clone(),
                     map: map.name.clone(),
@@ -405,13 +403,12 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
             let dev = built
                 .dm
                 .create(&dm_name, &apply::healthy_table(lo.dev, sectors))?;
-            log.record_detail(
-                Source::Rig,
-                format!(
-                    "leg {}: dm device {dm_name} ({dev}) linear over {}",
-                    leg.name, lo.dev
-                ),
-            );
+            log.record(EventKind::LegDevice {
+                leg: leg.name.clone(),
+                dm_name: dm_name.clone(),
+                dev: dev.to_string(),
+                over: lo.dev.to_string(),
+            });
             built.legs.push(BuiltLeg {
                 name: leg.name.clone(),
                 map: map.name.clone(),
@@ -456,10 +453,12 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
         );
         let dm_name = naming::map_name(&map.name);
         let dev = built.dm.create(&dm_name, &table)?;
-        log.record_detail(
-            Source::Rig,
-            format!("map {dm_name} ({dev}): {}", table.render()),
-        );
+        log.record(EventKind::MapDevice {
+            map: map.name.clone(),
+            dm_name: dm_name.clone(),
+            dev: dev.to_string(),
+            table: table.render(),
+        });
         built.maps.push(BuiltMap {
             name: map.name.clone(),
             dm_name,
@@ -516,18 +515,24 @@ fn diff_status(
         let leg = leg_label(built, path.dev);
         match (old.state, path.state) {
             (KernelPathState::Active, KernelPathState::Failed) => {
-                log.record(Source::Kernel, format!("{map}: path {leg} failed"))
+                log.record(EventKind::PathFailed {
+                    map: map.to_string(),
+                    leg: leg.to_string(),
+                })
             }
             (KernelPathState::Failed, KernelPathState::Active) => {
-                log.record(Source::Kernel, format!("{map}: path {leg} reinstated"))
+                log.record(EventKind::PathReinstated {
+                    map: map.to_string(),
+                    leg: leg.to_string(),
+                })
             }
             (KernelPathState::Active, KernelPathState::Active)
                 if path.fail_count > old.fail_count =>
             {
-                log.record(
-                    Source::Kernel,
-                    format!("{map}: path {leg} failed and was reinstated in between"),
-                )
+                log.record(EventKind::PathFailedAndReinstated {
+                    map: map.to_string(),
+                    leg: leg.to_string(),
+                })
             }
             _ => {}
         }
@@ -536,14 +541,18 @@ fn diff_status(
         // JSON only: the kernel switches groups when it maps the next IO, without a dm event of
         // its own, so this is seen at whichever status read comes next — its place among the
         // other events is timing noise. report.txt shows the group in use at the end instead.
-        log.record_detail(
-            Source::Kernel,
-            format!("{map}: switched to path group {}", now.current_group),
-        );
+        log.record(EventKind::GroupSwitched {
+            map: map.to_string(),
+            group: now.current_group,
+        });
     }
     match (before.active_paths(), now.active_paths()) {
-        (b, 0) if b > 0 => log.record(Source::Kernel, format!("{map}: no usable path left")),
-        (0, n) if n > 0 => log.record(Source::Kernel, format!("{map}: a usable path is back")),
+        (b, 0) if b > 0 => log.record(EventKind::NoUsablePath {
+            map: map.to_string(),
+        }),
+        (0, n) if n > 0 => log.record(EventKind::UsablePathBack {
+            map: map.to_string(),
+        }),
         _ => {}
     }
 }
@@ -617,7 +626,7 @@ fn drive(
         if env.interrupted.load(Ordering::SeqCst) {
             stop.store(true, Ordering::SeqCst);
             failure.get_or_insert(RunError::Interrupted);
-            flush_queued_io(built, log, "interrupted");
+            flush_queued_io(built, log, FlushCause::Interrupted);
             flushed = true;
         }
         let now = origin.elapsed();
@@ -641,7 +650,7 @@ fn drive(
             next_step += 1;
         }
         if !flushed && (now >= drain_deadline || failure.is_some()) {
-            flush_queued_io(built, log, "the workload ended with IO still queued");
+            flush_queued_io(built, log, FlushCause::WorkloadEnded);
             flushed = true;
         }
         if let Some(driver) = driver.as_mut().filter(|_| failure.is_none()) {
@@ -770,7 +779,7 @@ fn record_workload_event(
     event: WorkloadEvent,
 ) {
     let ms = |t: Duration| clock.since_origin(clock.origin + t);
-    let (t, what) = match event {
+    let (t, kind) = match event {
         WorkloadEvent::IoError {
             t,
             op,
@@ -779,40 +788,30 @@ fn record_workload_event(
         } => {
             first_error.get_or_insert(ms(t));
             let op = match op {
-                workload::Op::Read => "read",
-                workload::Op::Write => "write",
+                workload::Op::Read => IoDirection::Read,
+                workload::Op::Write => IoDirection::Write,
             };
-            (
-                t,
-                format!(
-                    "{op} error {} at block {block}",
-                    nix::errno::Errno::from_raw(errno)
-                ),
-            )
+            let errno = nix::errno::Errno::from_raw(errno).to_string();
+            (t, EventKind::IoError { op, errno, block })
         }
-        WorkloadEvent::Mismatch { t, block, detail } => {
-            (t, format!("data mismatch at block {block}: {detail}"))
-        }
-        WorkloadEvent::StallBegan { t, in_flight } => {
-            (t, format!("IO stall began ({in_flight} IOs in flight)"))
-        }
+        WorkloadEvent::Mismatch { t, block, detail } => (t, EventKind::Mismatch { block, detail }),
+        WorkloadEvent::StallBegan { t, in_flight } => (t, EventKind::StallBegan { in_flight }),
         WorkloadEvent::StallEnded { t, length } => (
             t,
-            format!(
-                "IO stall ended after {:.0} ms",
-                length.as_secs_f64() * 1000.0
-            ),
+            EventKind::StallEnded {
+                length_ms: length.as_secs_f64() * 1000.0,
+            },
         ),
     };
-    log.record_at(ms(t), Source::Workload, what, false);
+    log.record_at(ms(t), kind);
 }
 
 /// At the end of the run (or when it is cut short): IO the workload still waits for must come
 /// back. Requests held by FUSE hang rules are let go, and maps that queue with no path left
 /// stop queueing.
-fn flush_queued_io(built: &mut Built, log: &EventLog, why: &str) {
+fn flush_queued_io(built: &mut Built, log: &EventLog, cause: FlushCause) {
     for leg in apply::release_hung_io(built) {
-        log.record(Source::Rig, format!("{leg}: FUSE hang released ({why})"));
+        log.record(EventKind::HangReleased { leg, cause });
     }
     for map in built.maps.iter().filter(|m| m.queue_if_no_path) {
         let queued = built
@@ -825,10 +824,10 @@ fn flush_queued_io(built: &mut Built, log: &EventLog, why: &str) {
             })
             .is_some_and(|s| s.active_paths() == 0);
         if queued && built.dm.message(&map.dm_name, "fail_if_no_path").is_ok() {
-            log.record(
-                Source::Rig,
-                format!("{}: fail_if_no_path ({why})", map.name),
-            );
+            log.record(EventKind::QueueFlushed {
+                map: map.name.clone(),
+                cause,
+            });
         }
     }
 }
@@ -836,25 +835,27 @@ fn flush_queued_io(built: &mut Built, log: &EventLog, why: &str) {
 fn manager_info(scenario: &Scenario) -> ManagerInfo {
     match scenario.manager.kind {
         faults::manager::ManagerKind::Embedded => ManagerInfo {
-            kind: "embedded".into(),
+            kind: faults::manager::ManagerKind::Embedded,
             note: "pathrig's path manager checks, fails, reinstates and switches groups".into(),
         },
         faults::manager::ManagerKind::None => ManagerInfo {
-            kind: "none".into(),
+            kind: faults::manager::ManagerKind::None,
             note: "the bare kernel; the rig reinstates a path when its leg is restored".into(),
         },
     }
 }
 
-fn checker_view(state: &crate::manager::PathState) -> String {
+fn checker_view(state: &crate::manager::PathState) -> CheckerView {
     use crate::manager::PathState;
     match state {
-        PathState::Unchecked => "unchecked".into(),
-        PathState::Up { .. } => "up".into(),
-        PathState::Down { detail, .. } => format!("down ({detail})"),
-        PathState::Delayed { .. } => "up, held back".into(),
-        PathState::Sampling { .. } => "sampled (marginal_path)".into(),
-        PathState::Marginal { .. } => "marginal".into(),
+        PathState::Unchecked => CheckerView::Unchecked,
+        PathState::Up { .. } => CheckerView::Up,
+        PathState::Down { detail, .. } => CheckerView::Down {
+            detail: detail.clone(),
+        },
+        PathState::Delayed { .. } => CheckerView::HeldBack,
+        PathState::Sampling { .. } => CheckerView::Sampled,
+        PathState::Marginal { .. } => CheckerView::Marginal,
     }
 }
 
@@ -890,9 +891,11 @@ fn final_map_reports(
                     leg: leg.name.clone(),
                     device: leg.dev.to_string(),
                     group: gi + 1,
-                    final_state: path
-                        .map(|p| p.state.as_str().to_string())
-                        .unwrap_or_else(|| "unknown".into()),
+                    final_state: match path.map(|p| p.state) {
+                        Some(KernelPathState::Active) => FinalPathState::Active,
+                        Some(KernelPathState::Failed) => FinalPathState::Failed,
+                        None => FinalPathState::Unknown,
+                    },
                     fail_count: path.map(|p| p.fail_count).unwrap_or(0),
                 });
             }

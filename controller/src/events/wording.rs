@@ -1,0 +1,272 @@
+//! Events in words: the sentence of every [`EventKind`] for report.json's `what` and
+//! report.txt's timeline. This is the only place an event becomes prose.
+
+use faults::FaultKind;
+
+use super::{CheckerVerdict, EventKind, FaultChange, FlushCause, IoDirection, Window};
+
+impl EventKind {
+    /// The event in words, with every measured value.
+    pub fn what(&self) -> String {
+        self.words(false)
+    }
+
+    /// The event in words for report.txt: without measured values (timing noise).
+    pub fn timeline_text(&self) -> String {
+        self.words(true)
+    }
+
+    fn words(&self, stable: bool) -> String {
+        use EventKind::*;
+        match self {
+            BackingFile { file, bytes, .. } => format!("backing file {file} ({bytes} bytes)"),
+            FuseServer {
+                mountpoint, legs, ..
+            } => format!(
+                "FUSE file server at {mountpoint} for legs {}",
+                legs.join(", ")
+            ),
+            LoopAttached {
+                leg,
+                loop_device,
+                dev,
+            } => format!("leg {leg}: {loop_device} ({dev})"),
+            NoDmLayer { leg, dev } => format!("leg {leg}: no dm layer; the map's path is {dev}"),
+            LegDevice {
+                leg,
+                dm_name,
+                dev,
+                over,
+            } => format!("leg {leg}: dm device {dm_name} ({dev}) linear over {over}"),
+            MapDevice {
+                dm_name,
+                dev,
+                table,
+                ..
+            } => format!("map {dm_name} ({dev}): {table}"),
+            TableLive { dm_name, table } => format!("{dm_name} table live: {table}"),
+            MessageSent { dm_name, message } => format!("{dm_name} message: {message}"),
+            FuseRulesCleared { leg } => format!("{leg}: FUSE fault rules cleared"),
+            Removed { object, name } => match object {
+                super::Removed::Map => format!("removed map {name}"),
+                super::Removed::Leg => format!("removed leg {name}"),
+                super::Removed::Loop => format!("detached {name}"),
+                super::Removed::FuseMount => format!("unmounted {name}"),
+            },
+            RigReinstated { map, leg } => {
+                format!("{map}: reinstate_path {leg} (stand-in for the path manager)")
+            }
+            HangReleased { leg, cause } => {
+                format!("{leg}: FUSE hang released ({})", flush_cause(*cause))
+            }
+            QueueFlushed { map, cause } => {
+                format!("{map}: fail_if_no_path ({})", flush_cause(*cause))
+            }
+            Fault { leg, change } => format!("{leg}: {}", fault_change(change)),
+            PathFailed { map, leg } => format!("{map}: path {leg} failed"),
+            PathReinstated { map, leg } => format!("{map}: path {leg} reinstated"),
+            PathFailedAndReinstated { map, leg } => {
+                format!("{map}: path {leg} failed and was reinstated in between")
+            }
+            GroupSwitched { map, group } => format!("{map}: switched to path group {group}"),
+            NoUsablePath { map } => format!("{map}: no usable path left"),
+            UsablePathBack { map } => format!("{map}: a usable path is back"),
+            CheckerResult {
+                dm_name,
+                node,
+                verdict,
+                latency_ms,
+            } => {
+                let verdict = match verdict {
+                    CheckerVerdict::Up => "up".to_string(),
+                    CheckerVerdict::Down { errno } => format!("down ({errno})"),
+                    CheckerVerdict::TimedOut => "timed out".to_string(),
+                };
+                format!("{dm_name}: checker on {node}: {verdict} in {latency_ms:.1} ms")
+            }
+            Manager {
+                words,
+                stable_words,
+                failed,
+                ..
+            } => match failed {
+                // A failed action keeps its measured values in the timeline too: it is rare,
+                // and the exact wording helps whoever reads why it failed.
+                Some(err) => format!("{words} — {err}"),
+                None if stable => stable_words.clone(),
+                None => words.clone(),
+            },
+            IoError { op, errno, block } => {
+                let op = match op {
+                    IoDirection::Read => "read",
+                    IoDirection::Write => "write",
+                };
+                format!("{op} error {errno} at block {block}")
+            }
+            Mismatch { block, detail } => format!("data mismatch at block {block}: {detail}"),
+            StallBegan { in_flight } => format!("IO stall began ({in_flight} IOs in flight)"),
+            StallEnded { length_ms } => format!("IO stall ended after {length_ms:.0} ms"),
+        }
+    }
+}
+
+fn flush_cause(cause: FlushCause) -> &'static str {
+    match cause {
+        FlushCause::Interrupted => "interrupted",
+        FlushCause::WorkloadEnded => "the workload ended with IO still queued",
+    }
+}
+
+fn fault_change(change: &FaultChange) -> String {
+    match change {
+        FaultChange::Applied { fault, window } => {
+            let mut what = describe_fault(fault);
+            if let Some(Window { n, of }) = window {
+                what.push_str(&format!(", window {n} of {of}"));
+            }
+            what
+        }
+        FaultChange::DustChanged {
+            bad_blocks,
+            block_size,
+        } => format!(
+            "dust ({} of {block_size} bytes; changed at runtime, no table swap)",
+            faults::block_list(bad_blocks)
+        ),
+        FaultChange::WindowEnded { length, window } => {
+            let length = faults::format_duration(*length);
+            match window {
+                Some(Window { n, of }) => {
+                    format!("restore (end of the {length} window, {n} of {of})")
+                }
+                None => format!("restore (end of the {length} window)"),
+            }
+        }
+        FaultChange::FuseWindowEnded { window } => match window {
+            Some(Window { n, of }) => format!("end of the FUSE fault's window {n} of {of}"),
+            None => "end of the FUSE fault's window".to_string(),
+        },
+        FaultChange::FuseRestored => "restore (no FUSE faults left)".to_string(),
+    }
+}
+
+/// A fault kind in words, as the timeline shows it when it takes effect.
+pub fn describe_fault(kind: &FaultKind) -> String {
+    match kind {
+        FaultKind::Fail => "fail (every IO errors)".into(),
+        FaultKind::Delay {
+            read_ms,
+            write_ms,
+            flush_ms,
+        } => {
+            if read_ms == write_ms && write_ms == flush_ms {
+                format!("delay {read_ms} ms")
+            } else {
+                format!("delay (reads {read_ms} ms, writes {write_ms} ms, flushes {flush_ms} ms)")
+            }
+        }
+        FaultKind::Flakey { up, down, .. } => {
+            let base = format!("flakey (up {}s, down {}s", up.as_secs(), down.as_secs());
+            match kind.flakey_down_behaviour() {
+                Some((reads, writes)) if reads != "reads fail" || writes != "writes fail" => {
+                    format!("{base}; while down: {reads}, {writes})")
+                }
+                _ => format!("{base})"),
+            }
+        }
+        FaultKind::ErrorRange { ranges } => {
+            let list: Vec<String> = ranges.iter().map(ToString::to_string).collect();
+            format!(
+                "error_range (IO errors in {}; the rest of the leg works)",
+                list.join(", ")
+            )
+        }
+        FaultKind::Dust {
+            bad_blocks,
+            block_size,
+            quiet,
+        } => format!(
+            "dust ({} of {block_size} bytes: a read of one fails, a write clears it{})",
+            faults::block_list(bad_blocks),
+            if *quiet { "; quiet" } else { "" }
+        ),
+        FaultKind::Restore => "restore (healthy table)".into(),
+        FaultKind::KernelFail => {
+            "kernel_fail (the kernel fails the path, as after a trespass; the leg keeps working)"
+                .into()
+        }
+        // FUSE kinds: their Display in the faults crate says what they do, e.g.
+        // "errno EIO on read with probability 0.05".
+        FaultKind::Errno { .. }
+        | FaultKind::Latency { .. }
+        | FaultKind::Hang { .. }
+        | FaultKind::Lose { .. }
+        | FaultKind::Corrupt { .. } => format!("{kind} (in the FUSE file server)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn fault(change: FaultChange) -> EventKind {
+        EventKind::Fault {
+            leg: "a".into(),
+            change,
+        }
+    }
+
+    #[test]
+    fn a_window_is_numbered() {
+        let applied = fault(FaultChange::Applied {
+            fault: FaultKind::Fail,
+            window: Some(Window { n: 2, of: 3 }),
+        });
+        assert_eq!(applied.what(), "a: fail (every IO errors), window 2 of 3");
+        let ended = fault(FaultChange::WindowEnded {
+            length: Duration::from_millis(500),
+            window: Some(Window { n: 2, of: 3 }),
+        });
+        assert_eq!(ended.what(), "a: restore (end of the 500ms window, 2 of 3)");
+    }
+
+    #[test]
+    fn the_timeline_drops_a_managers_measured_values_but_not_a_failure() {
+        let manager = |failed: Option<&str>| EventKind::Manager {
+            map: "m".into(),
+            leg: Some("a".into()),
+            action: crate::manager::Action::RunChecker {
+                path: crate::manager::PathRef { map: 0, path: 0 },
+            },
+            words: "m: reinstate_path a: up again after 2.992s down".into(),
+            stable_words: "m: reinstate_path a: up again".into(),
+            failed: failed.map(String::from),
+        };
+        let ok = manager(None);
+        assert_eq!(ok.timeline_text(), "m: reinstate_path a: up again");
+        assert_eq!(ok.what(), "m: reinstate_path a: up again after 2.992s down");
+        let failed = manager(Some("the message failed: EINVAL"));
+        assert_eq!(
+            failed.timeline_text(),
+            "m: reinstate_path a: up again after 2.992s down — the message failed: EINVAL"
+        );
+    }
+
+    #[test]
+    fn a_checker_result_names_its_device_and_latency() {
+        let kind = EventKind::CheckerResult {
+            dm_name: "pathrig-m".into(),
+            node: "/dev/dm-1".into(),
+            verdict: CheckerVerdict::Down {
+                errno: "EIO".into(),
+            },
+            latency_ms: 1.25,
+        };
+        assert_eq!(
+            kind.what(),
+            "pathrig-m: checker on /dev/dm-1: down (EIO) in 1.2 ms"
+        );
+    }
+}

@@ -1,0 +1,439 @@
+//! The behaviour report of a run as a typed model: what was built, each path's end state, the
+//! typed event log, the workload's figures, the expectations and the verdict. Renderers turn it
+//! into `report.json` ([`json`]: everything, exact) and `report.txt` ([`text`]: for people and
+//! snapshots, deterministic for a given scenario — order of state changes, counts that are
+//! behaviour, verdicts, and latencies and stalls only as coarse buckets).
+
+pub mod json;
+pub mod text;
+
+use std::fmt;
+use std::time::Duration;
+
+use faults::manager::{
+    Failback, GroupingPolicy, ManagerKind, ManagerSettings, MarginalPathgroups, NoPathRetry,
+    Origin, PathChecker,
+};
+use faults::{Metric, PathStateExpect, Scenario};
+use serde::{Serialize, Serializer};
+
+use crate::events::Event;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub scenario: ScenarioInfo,
+    pub guest: GuestInfo,
+    pub manager: ManagerInfo,
+    pub maps: Vec<MapReport>,
+    pub workload: WorkloadSummary,
+    pub events: Vec<Event>,
+    pub expectations: Vec<ExpectationResult>,
+    pub verdict: Verdict,
+    pub timing: Timing,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub description: Option<String>,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GuestInfo {
+    /// `uml`, `qemu` or `none`.
+    pub kind: String,
+    pub kernel_release: String,
+    /// Guest kernel start to pathrig's init starting (guests only).
+    pub boot_to_init_ms: Option<f64>,
+    /// Guest kernel start to the scenario's clock zero: modules loaded, devices built.
+    pub boot_to_ready_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ManagerInfo {
+    pub kind: ManagerKind,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MapReport {
+    pub name: String,
+    pub dm_name: String,
+    pub device: String,
+    pub selector: String,
+    pub queue_if_no_path: bool,
+    pub groups: Vec<Vec<String>>,
+    /// The live table as the kernel printed it (`dmsetup table` form).
+    pub table: String,
+    /// The status at the end of the run as the kernel printed it (`dmsetup status` form).
+    pub final_status: String,
+    pub paths: Vec<PathReport>,
+    /// The group the kernel uses (or will use next) at the end, 1-based; none if no group is.
+    pub final_group: Option<usize>,
+    /// Absent without a path manager.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manager: Option<ManagerMapReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PathReport {
+    pub leg: String,
+    /// The leg's dm device, `major:minor`, as it appears in the table.
+    pub device: String,
+    /// 1-based path group.
+    pub group: usize,
+    pub final_state: FinalPathState,
+    pub fail_count: u32,
+    /// What the FUSE file server injected on this leg (`backend = "fuse"` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fuse_faults: Option<rig::fuse::FaultCounts>,
+    /// The path manager's own (checker's) view at the end; absent without a manager.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checker: Option<CheckerView>,
+}
+
+/// The kernel's view of a path at the end of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinalPathState {
+    Active,
+    Failed,
+    /// The path was not in the map's status (the map was gone or unreadable).
+    Unknown,
+}
+
+impl FinalPathState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinalPathState::Active => "active",
+            FinalPathState::Failed => "failed",
+            FinalPathState::Unknown => "unknown",
+        }
+    }
+}
+
+/// The path manager's own (checker's) view of a path at the end of the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckerView {
+    Unchecked,
+    Up,
+    /// Down, with what the checker saw (an errno name, "timed out").
+    Down {
+        detail: String,
+    },
+    /// Up, but held back by flap damping.
+    HeldBack,
+    /// Being sampled by the marginal-path detector.
+    Sampled,
+    Marginal,
+}
+
+impl fmt::Display for CheckerView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckerView::Unchecked => f.write_str("unchecked"),
+            CheckerView::Up => f.write_str("up"),
+            CheckerView::Down { detail } => write!(f, "down ({detail})"),
+            CheckerView::HeldBack => f.write_str("up, held back"),
+            CheckerView::Sampled => f.write_str("sampled (marginal_path)"),
+            CheckerView::Marginal => f.write_str("marginal"),
+        }
+    }
+}
+
+/// report.json keeps the words report.txt shows (`"down (EIO)"`).
+impl Serialize for CheckerView {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// The path manager's side of a map.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManagerMapReport {
+    /// Every effective setting and where it came from.
+    pub settings: Vec<SettingReport>,
+    /// 1-based; the group the manager considers best at the end.
+    pub best_group: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingReport {
+    pub keyword: String,
+    pub value: String,
+    pub origin: String,
+}
+
+/// The effective settings as multipath.conf keywords with values and origins.
+pub fn settings_rows(s: &ManagerSettings) -> Vec<SettingReport> {
+    let secs = |d: &Duration| faults::format_duration(*d);
+    let row = |keyword: &str, value: String, origin: &Origin| SettingReport {
+        keyword: keyword.into(),
+        value,
+        origin: origin.to_string(),
+    };
+    let mut rows = vec![
+        row(
+            "path_checker",
+            match s.path_checker.value {
+                PathChecker::Directio => "directio".into(),
+                PathChecker::None => "none".into(),
+            },
+            &s.path_checker.origin,
+        ),
+        row(
+            "polling_interval",
+            secs(&s.polling_interval.value),
+            &s.polling_interval.origin,
+        ),
+        row(
+            "max_polling_interval",
+            secs(&s.max_polling_interval.value),
+            &s.max_polling_interval.origin,
+        ),
+        row(
+            "checker_timeout",
+            secs(&s.checker_timeout.value),
+            &s.checker_timeout.origin,
+        ),
+        row(
+            "path_grouping_policy",
+            match s.path_grouping_policy.value {
+                GroupingPolicy::Failover => "failover".into(),
+                GroupingPolicy::Multibus => "multibus".into(),
+                GroupingPolicy::GroupByPrio => "group_by_prio".into(),
+            },
+            &s.path_grouping_policy.origin,
+        ),
+        row(
+            "failback",
+            match s.failback.value {
+                Failback::Immediate => "immediate".into(),
+                Failback::Manual => "manual".into(),
+                Failback::Deferred(d) => secs(&d),
+                Failback::Followover => "followover".into(),
+            },
+            &s.failback.origin,
+        ),
+        row(
+            "no_path_retry",
+            match s.no_path_retry.value {
+                NoPathRetry::Fail => "fail".into(),
+                NoPathRetry::Queue => "queue".into(),
+                NoPathRetry::Retries(n) => n.to_string(),
+            },
+            &s.no_path_retry.origin,
+        ),
+    ];
+    match &s.san_path_err.value {
+        Some(d) => rows.extend([
+            row(
+                "san_path_err_threshold",
+                d.threshold.to_string(),
+                &s.san_path_err.origin,
+            ),
+            row(
+                "san_path_err_forget_rate",
+                d.forget_rate.to_string(),
+                &s.san_path_err.origin,
+            ),
+            row(
+                "san_path_err_recovery_time",
+                secs(&d.recovery_time),
+                &s.san_path_err.origin,
+            ),
+        ]),
+        None => rows.push(row("san_path_err_*", "off".into(), &s.san_path_err.origin)),
+    }
+    match &s.marginal_path.value {
+        Some(m) => rows.extend([
+            row(
+                "marginal_path_double_failed_time",
+                secs(&m.double_failed_time),
+                &s.marginal_path.origin,
+            ),
+            row(
+                "marginal_path_err_sample_time",
+                secs(&m.err_sample_time),
+                &s.marginal_path.origin,
+            ),
+            row(
+                "marginal_path_err_rate_threshold",
+                m.err_rate_threshold.to_string(),
+                &s.marginal_path.origin,
+            ),
+            row(
+                "marginal_path_err_recheck_gap_time",
+                secs(&m.err_recheck_gap_time),
+                &s.marginal_path.origin,
+            ),
+        ]),
+        None => rows.push(row(
+            "marginal_path_*",
+            "off".into(),
+            &s.marginal_path.origin,
+        )),
+    }
+    rows.push(row(
+        "marginal_pathgroups",
+        match s.marginal_pathgroups.value {
+            MarginalPathgroups::Off => "off".into(),
+            MarginalPathgroups::On => "on".into(),
+        },
+        &s.marginal_pathgroups.origin,
+    ));
+    rows
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyUs {
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
+    pub mean: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MismatchReport {
+    pub t_ms: f64,
+    pub lba: u64,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StallReport {
+    pub began_ms: f64,
+    pub length_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkloadSummary {
+    pub device: String,
+    pub pattern: String,
+    pub read_percent: u8,
+    pub block_size: u32,
+    pub queue_depth: u32,
+    pub duration_ms: u64,
+    pub elapsed_ms: f64,
+    pub reads: u64,
+    pub writes: u64,
+    pub read_errors: u64,
+    pub write_errors: u64,
+    pub app_errors: u64,
+    pub verified_blocks: u64,
+    pub mismatches: u64,
+    pub mismatch_details: Vec<MismatchReport>,
+    pub latency_us: LatencyUs,
+    /// Completed IOs per latency bucket (bucket label → count).
+    pub latency_buckets: Vec<(String, u64)>,
+    pub stalls: Vec<StallReport>,
+    pub max_stall_ms: f64,
+    pub first_error_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpectationResult {
+    pub what: String,
+    pub held: bool,
+    pub actual: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Timing {
+    /// Building backing files, loops, legs and maps.
+    pub setup_ms: f64,
+    /// Clock zero to the last workload completion.
+    pub run_ms: f64,
+    pub teardown_ms: f64,
+}
+
+/// Coarse latency buckets: wide enough that timing noise does not move a value between them.
+pub const LATENCY_BUCKETS_MS: &[(u64, &str)] = &[
+    (100, "under 100 ms"),
+    (1_000, "100 ms to 1 s"),
+    (10_000, "1 s to 10 s"),
+    (u64::MAX, "10 s or more"),
+];
+
+/// The bucket a duration in milliseconds falls into.
+pub fn bucket(ms: f64) -> &'static str {
+    LATENCY_BUCKETS_MS
+        .iter()
+        .find(|(limit, _)| ms < *limit as f64)
+        .map(|(_, label)| *label)
+        .unwrap_or("10 s or more")
+}
+
+impl Report {
+    /// The value a `[expect]` metric refers to.
+    pub fn metric(&self, metric: Metric) -> u64 {
+        let w = &self.workload;
+        match metric {
+            Metric::AppErrors => w.app_errors,
+            Metric::ReadErrors => w.read_errors,
+            Metric::WriteErrors => w.write_errors,
+            Metric::Mismatches => w.mismatches,
+            Metric::Reads => w.reads,
+            Metric::Writes => w.writes,
+            Metric::VerifiedBlocks => w.verified_blocks,
+            Metric::MaxLatencyMs => w.latency_us.max / 1000,
+            Metric::P99LatencyMs => w.latency_us.p99 / 1000,
+            Metric::Stalls => w.stalls.len() as u64,
+            Metric::MaxStallMs => w.max_stall_ms as u64,
+            Metric::KernelPathFailures => self
+                .maps
+                .iter()
+                .flat_map(|m| &m.paths)
+                .map(|p| p.fail_count as u64)
+                .sum(),
+        }
+    }
+
+    /// Checks the scenario's expectations against this report and sets the verdict.
+    pub fn evaluate(&mut self, scenario: &Scenario) {
+        let mut results = Vec::new();
+        for check in &scenario.expect.checks {
+            let actual = self.metric(check.metric);
+            results.push(ExpectationResult {
+                what: check.to_string(),
+                held: check.holds(actual),
+                actual: actual.to_string(),
+            });
+        }
+        for (leg, expected) in &scenario.expect.final_path_state {
+            let actual = self
+                .maps
+                .iter()
+                .flat_map(|m| &m.paths)
+                .find(|p| &p.leg == leg)
+                .map(|p| p.final_state)
+                .unwrap_or(FinalPathState::Unknown);
+            let wanted = match expected {
+                PathStateExpect::Active => FinalPathState::Active,
+                PathStateExpect::Failed => FinalPathState::Failed,
+            };
+            results.push(ExpectationResult {
+                what: format!("final state of path {leg} == {}", wanted.as_str()),
+                held: actual == wanted,
+                actual: actual.as_str().to_string(),
+            });
+        }
+        self.verdict = if results.iter().all(|r| r.held) {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        };
+        self.expectations = results;
+    }
+}
+
+#[cfg(test)]
+mod tests;

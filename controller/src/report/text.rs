@@ -1,0 +1,187 @@
+//! report.txt: the report for people and snapshots. The same scenario gives the same text:
+//! order of state changes, counts that are behaviour, verdicts; latencies and stalls only as
+//! coarse buckets, and nothing measured (that is report.json's).
+
+use std::fmt::Write as _;
+
+use faults::manager::ManagerKind;
+
+use super::{bucket, Report, Verdict};
+use crate::events::Event;
+
+/// report.txt: deterministic for a given scenario.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "pathrig report: {}", report.scenario.name);
+    if let Some(description) = &report.scenario.description {
+        let _ = writeln!(out, "  {description}");
+    }
+    let _ = writeln!(out, "seed: {}", report.scenario.seed);
+    let _ = writeln!(out, "guest: {}", report.guest.kind);
+    let _ = writeln!(
+        out,
+        "path manager: {} ({})",
+        match report.manager.kind {
+            ManagerKind::Embedded => "embedded",
+            ManagerKind::None => "none",
+        },
+        report.manager.note
+    );
+    for map in &report.maps {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "map {} ({}, queue_if_no_path {})",
+            map.name,
+            map.selector,
+            if map.queue_if_no_path { "on" } else { "off" }
+        );
+        for (i, group) in map.groups.iter().enumerate() {
+            let _ = writeln!(out, "  group {}: {}", i + 1, group.join(" "));
+        }
+        match map.final_group {
+            Some(group) => {
+                let _ = writeln!(out, "  IO goes to group {group} at the end");
+            }
+            None => {
+                let _ = writeln!(out, "  no group is in use at the end");
+            }
+        }
+        for path in &map.paths {
+            let checker = path
+                .checker
+                .as_ref()
+                .map(|c| format!(", checker: {c}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  path {}: {} at the end, failed {} time(s){checker}",
+                path.leg,
+                path.final_state.as_str(),
+                path.fail_count
+            );
+            if let Some(counts) = &path.fuse_faults {
+                // Which kinds of fault were injected is behaviour; how many is timing.
+                let kinds: Vec<&str> = [
+                    ("errors", counts.errors),
+                    ("delayed", counts.delayed),
+                    ("hung", counts.hung),
+                    ("lost writes", counts.lost),
+                    ("corrupted", counts.corrupted),
+                ]
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(name, _)| *name)
+                .collect();
+                let kinds = if kinds.is_empty() {
+                    "none".to_string()
+                } else {
+                    kinds.join(", ")
+                };
+                let _ = writeln!(
+                    out,
+                    "    FUSE faults injected: {kinds} (counts in report.json)"
+                );
+            }
+        }
+        if let Some(manager) = &map.manager {
+            let _ = writeln!(out, "  manager settings:");
+            for row in &manager.settings {
+                let _ = writeln!(out, "    {} {} ({})", row.keyword, row.value, row.origin);
+            }
+        }
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "timeline (faults, kernel path changes and actions, in order; times and workload events are in report.json)");
+    let timeline: Vec<&Event> = report.events.iter().filter(|e| e.in_timeline()).collect();
+    if timeline.is_empty() {
+        let _ = writeln!(out, "  (nothing happened)");
+    }
+    for event in timeline {
+        let _ = writeln!(
+            out,
+            "  {:<8} {}",
+            event.source().as_str(),
+            event.timeline_text()
+        );
+    }
+    let w = &report.workload;
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "workload ({} IO, {}% reads, {} B blocks, queue depth {}, {} ms)",
+        w.pattern, w.read_percent, w.block_size, w.queue_depth, w.duration_ms
+    );
+    let _ = writeln!(out, "  reads completed: {}", yes_no(w.reads > 0));
+    let _ = writeln!(out, "  writes completed: {}", yes_no(w.writes > 0));
+    let _ = writeln!(
+        out,
+        "  application IO errors: {}",
+        zero_or_some(w.app_errors)
+    );
+    if w.app_errors > 0 {
+        let _ = writeln!(
+            out,
+            "    reads failed: {}, writes failed: {}",
+            zero_or_some(w.read_errors),
+            zero_or_some(w.write_errors)
+        );
+    }
+    let _ = writeln!(out, "  blocks verified: {}", yes_no(w.verified_blocks > 0));
+    let _ = writeln!(out, "  data mismatches: {}", zero_or_some(w.mismatches));
+    let _ = writeln!(
+        out,
+        "  max latency: {}",
+        bucket(w.latency_us.max as f64 / 1000.0)
+    );
+    if w.stalls.is_empty() {
+        let _ = writeln!(out, "  stalls: none");
+    } else {
+        let _ = writeln!(
+            out,
+            "  stalls: {}, longest {}",
+            w.stalls.len(),
+            bucket(w.max_stall_ms)
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "expectations");
+    if report.expectations.is_empty() {
+        let _ = writeln!(out, "  (none stated)");
+    }
+    for e in &report.expectations {
+        let _ = writeln!(
+            out,
+            "  [{}] {}",
+            if e.held { "held" } else { "FAILED" },
+            e.what
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "verdict: {}",
+        match report.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+        }
+    );
+    out
+}
+
+fn yes_no(v: bool) -> &'static str {
+    if v {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// Zero is behaviour; how many more than zero is timing.
+fn zero_or_some(n: u64) -> &'static str {
+    if n == 0 {
+        "none"
+    } else {
+        "some (count in report.json)"
+    }
+}
