@@ -100,7 +100,7 @@ enum On<'a> {
     Restored(&'a str),
     /// The end of a FUSE fault's window on a leg.
     FuseWindowEnded(&'a str),
-    /// A fault step of a repeating fault in window `n` of `of`.
+    /// A repeating fault taking effect in window `n` of `of`.
     Window(u64, u64),
     /// A dust leg's bad blocks changed by messages.
     DustChanged,
@@ -157,7 +157,12 @@ fn matches(e: &serde_json::Value, on: On) -> bool {
         On::FuseWindowEnded(l) => {
             kind == "fault" && leg == Some(l) && e["change"] == "fuse_window_ended"
         }
-        On::Window(n, of) => kind == "fault" && e["window"]["n"] == n && e["window"]["of"] == of,
+        On::Window(n, of) => {
+            kind == "fault"
+                && e["change"] == "applied"
+                && e["window"]["n"] == n
+                && e["window"]["of"] == of
+        }
         On::DustChanged => kind == "fault" && e["change"] == "dust_changed",
         On::Kernel(k, l) => kind == k && leg == Some(l),
         On::Map(k) => kind == k,
