@@ -286,6 +286,7 @@ pub enum Metric {
     Writes,
     VerifiedBlocks,
     MaxLatencyMs,
+    P50LatencyMs,
     P99LatencyMs,
     Stalls,
     MaxStallMs,
@@ -293,7 +294,7 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 12] = [
+    pub const ALL: [Metric; 13] = [
         Metric::AppErrors,
         Metric::ReadErrors,
         Metric::WriteErrors,
@@ -302,6 +303,7 @@ impl Metric {
         Metric::Writes,
         Metric::VerifiedBlocks,
         Metric::MaxLatencyMs,
+        Metric::P50LatencyMs,
         Metric::P99LatencyMs,
         Metric::Stalls,
         Metric::MaxStallMs,
@@ -319,6 +321,7 @@ impl Metric {
             Metric::Writes => "writes",
             Metric::VerifiedBlocks => "verified_blocks",
             Metric::MaxLatencyMs => "max_latency_ms",
+            Metric::P50LatencyMs => "p50_latency_ms",
             Metric::P99LatencyMs => "p99_latency_ms",
             Metric::Stalls => "stalls",
             Metric::MaxStallMs => "max_stall_ms",

@@ -385,6 +385,7 @@ impl Report {
             Metric::Writes => w.writes,
             Metric::VerifiedBlocks => w.verified_blocks,
             Metric::MaxLatencyMs => w.latency_us.max / 1000,
+            Metric::P50LatencyMs => w.latency_us.p50 / 1000,
             Metric::P99LatencyMs => w.latency_us.p99 / 1000,
             Metric::Stalls => w.stalls.len() as u64,
             Metric::MaxStallMs => w.max_stall_ms as u64,

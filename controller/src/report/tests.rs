@@ -107,6 +107,8 @@ fn metrics_read_the_right_numbers() {
     assert_eq!(r.metric(Metric::AppErrors), 3);
     assert_eq!(r.metric(Metric::MaxLatencyMs), 250);
     assert_eq!(r.metric(Metric::P99LatencyMs), 150);
+    // 800 µs: the metrics are whole milliseconds, rounded down.
+    assert_eq!(r.metric(Metric::P50LatencyMs), 0);
     assert_eq!(r.metric(Metric::Stalls), 1);
     assert_eq!(r.metric(Metric::MaxStallMs), 2500);
     assert_eq!(r.metric(Metric::KernelPathFailures), 3);
