@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use faults::{FaultKind, Scenario};
 use rig::backing::{self, Loop};
-use rig::dm::mpath_status::{parse_multipath_status, KernelPathState, MultipathStatus};
+use rig::dm::mpath_status::{parse_multipath_status, KernelPathState, MultipathStatus, PathStatus};
 use rig::dm::target::{Multipath, PathGroup, Selector};
 use rig::dm::{DevNum, Dm, Table, Target};
 use rig::fuse::{FaultRule, FuseControl, FuseServer};
@@ -501,6 +501,44 @@ fn leg_label(built: &Built, dev: DevNum) -> String {
         .unwrap_or_else(|| dev.to_string())
 }
 
+/// A change of one path that two reads of the map's status imply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PathChange {
+    Failed,
+    Reinstated,
+    /// Active at both reads, with a failure in between.
+    FailedAndReinstated,
+}
+
+/// The changes between two reads of one path. Between two reads a path may have changed more
+/// than once: the kernel counts every failure, and a failed path can only fail again after a
+/// reinstatement, so a failed path whose count rose was reinstated and failed again in between.
+fn path_changes(old: &PathStatus, now: &PathStatus) -> Vec<PathChange> {
+    let failures = now.fail_count.saturating_sub(old.fail_count);
+    let mut changes = Vec::new();
+    if (old.state, now.state) == (KernelPathState::Active, KernelPathState::Active) {
+        if failures > 0 {
+            changes.push(PathChange::FailedAndReinstated);
+        }
+        return changes;
+    }
+    let mut state = old.state;
+    for _ in 0..failures {
+        if state == KernelPathState::Failed {
+            changes.push(PathChange::Reinstated);
+        }
+        changes.push(PathChange::Failed);
+        state = KernelPathState::Failed;
+    }
+    if state != now.state {
+        changes.push(match now.state {
+            KernelPathState::Active => PathChange::Reinstated,
+            KernelPathState::Failed => PathChange::Failed,
+        });
+    }
+    changes
+}
+
 fn diff_status(
     map: &str,
     before: &MultipathStatus,
@@ -513,28 +551,13 @@ fn diff_status(
             continue;
         };
         let leg = leg_label(built, path.dev);
-        match (old.state, path.state) {
-            (KernelPathState::Active, KernelPathState::Failed) => {
-                log.record(EventKind::PathFailed {
-                    map: map.to_string(),
-                    leg: leg.to_string(),
-                })
-            }
-            (KernelPathState::Failed, KernelPathState::Active) => {
-                log.record(EventKind::PathReinstated {
-                    map: map.to_string(),
-                    leg: leg.to_string(),
-                })
-            }
-            (KernelPathState::Active, KernelPathState::Active)
-                if path.fail_count > old.fail_count =>
-            {
-                log.record(EventKind::PathFailedAndReinstated {
-                    map: map.to_string(),
-                    leg: leg.to_string(),
-                })
-            }
-            _ => {}
+        for change in path_changes(old, path) {
+            let (map, leg) = (map.to_string(), leg.clone());
+            log.record(match change {
+                PathChange::Failed => EventKind::PathFailed { map, leg },
+                PathChange::Reinstated => EventKind::PathReinstated { map, leg },
+                PathChange::FailedAndReinstated => EventKind::PathFailedAndReinstated { map, leg },
+            });
         }
     }
     if before.current_group != now.current_group && now.current_group != 0 {
@@ -997,5 +1020,55 @@ fn summarize_workload(
             .map(|s| to_ms(s.length))
             .fold(0.0, f64::max),
         first_error_ms: first_error,
+    }
+}
+
+#[cfg(test)]
+mod path_change_tests {
+    use super::*;
+    use KernelPathState::{Active, Failed};
+    use PathChange as C;
+
+    fn path(state: KernelPathState, fail_count: u32) -> PathStatus {
+        PathStatus {
+            dev: DevNum { major: 7, minor: 0 },
+            state,
+            fail_count,
+        }
+    }
+
+    #[test]
+    fn one_change_per_read() {
+        assert_eq!(
+            path_changes(&path(Active, 0), &path(Failed, 1)),
+            [C::Failed]
+        );
+        assert_eq!(
+            path_changes(&path(Failed, 1), &path(Active, 1)),
+            [C::Reinstated]
+        );
+        assert_eq!(path_changes(&path(Active, 1), &path(Active, 1)), []);
+        assert_eq!(path_changes(&path(Failed, 1), &path(Failed, 1)), []);
+    }
+
+    #[test]
+    fn changes_between_two_reads_are_rebuilt_from_the_fail_count() {
+        assert_eq!(
+            path_changes(&path(Active, 0), &path(Active, 1)),
+            [C::FailedAndReinstated]
+        );
+        // Reinstated and failed again before the next read.
+        assert_eq!(
+            path_changes(&path(Failed, 1), &path(Failed, 2)),
+            [C::Reinstated, C::Failed]
+        );
+        assert_eq!(
+            path_changes(&path(Active, 0), &path(Failed, 2)),
+            [C::Failed, C::Reinstated, C::Failed]
+        );
+        assert_eq!(
+            path_changes(&path(Failed, 1), &path(Active, 2)),
+            [C::Reinstated, C::Failed, C::Reinstated]
+        );
     }
 }
