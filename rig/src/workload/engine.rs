@@ -224,13 +224,16 @@ impl Engine<'_> {
         events: &mut dyn FnMut(WorkloadEvent),
     ) -> io::Result<()> {
         let deadline = start + self.cfg.duration;
+        // One clock read per loop turn: in a UML guest every clock read is a system call
+        // (about 60 µs), so reading it per IO would cap the rate far below the stack's. The
+        // reading taken right after a wake-up is the completion time of everything reaped in
+        // that wake-up and the submission time of everything queued before the next wait.
+        let mut now = Instant::now();
         loop {
-            let now = Instant::now();
             let submitting = now < deadline && !stop.load(Ordering::Relaxed);
             if submitting {
-                self.fill();
+                self.fill(now);
             }
-            let now = Instant::now();
             if self.in_flight == 0 {
                 if !submitting {
                     return Ok(());
@@ -243,6 +246,7 @@ impl Engine<'_> {
                     .min(TICK)
                     .min(deadline.saturating_duration_since(now));
                 std::thread::sleep(nap);
+                now = Instant::now();
                 continue;
             }
             let mut timeout = TICK;
@@ -257,15 +261,16 @@ impl Engine<'_> {
                 timeout = timeout.min(due);
             }
             self.submit_and_wait(timeout)?;
-            self.reap(events);
+            now = Instant::now();
+            self.reap(now, events);
         }
     }
 
     /// Queues SQEs until the queue is full, the pacer says wait, or every block is in flight.
-    fn fill(&mut self) {
+    /// `now` is the loop turn's clock reading; the SQEs go to the kernel at the next wait.
+    fn fill(&mut self, now: Instant) {
         let bs = self.cfg.block_size;
         while (self.in_flight as usize) < self.slots.len() {
-            let now = Instant::now();
             if !self.pacer.ready(now) {
                 break;
             }
@@ -331,8 +336,7 @@ impl Engine<'_> {
         }
     }
 
-    fn reap(&mut self, events: &mut dyn FnMut(WorkloadEvent)) {
-        let now = Instant::now();
+    fn reap(&mut self, now: Instant, events: &mut dyn FnMut(WorkloadEvent)) {
         // A stall that ran past the threshold before this wake-up is reported even if a
         // completion ends it in the same breath.
         if let Some(began) = self.stall.poll(now, self.in_flight) {
