@@ -19,3 +19,7 @@ bench:
 # Fetch the guest kernel into the cache.
 prepare:
     cargo run --release -- guest prepare
+
+# The workload engine against fio in the guest (needs `apt-get install fio`).
+bench-engine:
+    cargo bench -p controller --bench engine

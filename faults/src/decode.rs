@@ -13,7 +13,9 @@ use toml::de::{DeTable, DeValue};
 use crate::diag::Report;
 use crate::kinds::{self, Extent, FaultKind};
 use crate::manager_decode::{self, DraftManager, ReadFile};
-use crate::model::{Backend, Check, Cmp, Metric, PathStateExpect, Pattern, Selector};
+use crate::model::{
+    Backend, Check, Cmp, Metric, PathStateExpect, Pattern, Selector, WorkloadEngine,
+};
 use crate::reader::{as_int, as_string, one_of, suggest, type_error, Got, Sp, Table};
 use crate::units::{format_duration, format_size};
 
@@ -42,6 +44,7 @@ const WORKLOAD_KEYS: &[&str] = &[
     "pattern",
     "verify",
     "stall_threshold",
+    "engine",
 ];
 const FINAL_STATE_KEY: &str = "final_path_state";
 
@@ -120,6 +123,7 @@ pub(crate) struct DraftWorkload {
     pub pattern: Pattern,
     pub verify: bool,
     pub stall_threshold: Duration,
+    pub engine: WorkloadEngine,
 }
 
 #[derive(Default)]
@@ -480,6 +484,29 @@ fn decode_workload(r: &mut Report, t: &Table) -> DraftWorkload {
         }
         other => other.ok().map(|s| s.val),
     };
+    let engine = t
+        .choice(
+            r,
+            "engine",
+            &[
+                ("pathrig", WorkloadEngine::Pathrig),
+                ("fio", WorkloadEngine::Fio),
+                ("fio-batched", WorkloadEngine::FioBatched),
+            ],
+        )
+        .or(WorkloadEngine::Pathrig);
+    let verify = match t.boolean(r, "verify").ok() {
+        Some(v) if v.val && engine != WorkloadEngine::Pathrig => {
+            r.error(
+                v.pos,
+                "fio does not verify what it reads".to_string(),
+                "remove `verify = true`, or use `engine = \"pathrig\"` to verify every read",
+            );
+            false
+        }
+        Some(v) => v.val,
+        None => engine == WorkloadEngine::Pathrig,
+    };
     DraftWorkload {
         pos: t.pos,
         map: t.string(r, "map"),
@@ -501,8 +528,9 @@ fn decode_workload(r: &mut Report, t: &Table) -> DraftWorkload {
                 ],
             )
             .or(Pattern::Random),
-        verify: t.boolean(r, "verify").or(true),
+        verify,
         stall_threshold: stall_threshold.unwrap_or(Duration::from_secs(1)),
+        engine,
     }
 }
 

@@ -225,7 +225,7 @@ pub use model::{
     block_list, Backend, BioDir, ByteRange, Check, Cmp, CorruptBioByte, Errno, Expectations,
     FaultKind, FaultSpec, GuestSpec, IoOp, LatencyDist, Layer, LegSpec, MapSpec, Metric,
     PathStateExpect, Pattern, Probability, Repeat, Scenario, Selector, Step, StepAction,
-    WorkloadSpec, ERRNOS,
+    WorkloadEngine, WorkloadSpec, ERRNOS,
 };
 pub use units::{format_duration, format_size};
 

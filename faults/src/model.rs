@@ -182,6 +182,21 @@ pub struct WorkloadSpec {
     /// No completion for this long with IO outstanding counts as a stall;
     /// at least 100 ms, default 1 s.
     pub stall_threshold: Duration,
+    /// Who issues the IO; default pathrig's own engine.
+    pub engine: WorkloadEngine,
+}
+
+/// Who issues the workload's IO. fio is a yardstick for the engine's speed: it verifies
+/// nothing and detects no stalls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadEngine {
+    #[default]
+    Pathrig,
+    /// fio with its default submission and completion.
+    Fio,
+    /// fio submitting and reaping half the queue at a time.
+    FioBatched,
 }
 
 /// Offset pattern of the workload.

@@ -202,6 +202,7 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
             map: map?,
             duration: w.duration.as_ref()?.val,
             read_percent: w.read_percent,
+            engine: w.engine,
             block_size: w.block_size.as_ref().map_or(4096, |b| b.val),
             queue_depth: w.queue_depth,
             rate_iops: w.rate_iops,

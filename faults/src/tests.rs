@@ -193,6 +193,7 @@ fn full_scenario_parses_into_exactly_the_model() {
             pattern: Pattern::Random,
             verify: true,
             stall_threshold: secs(1),
+            engine: WorkloadEngine::Pathrig,
         },
         expect: Expectations {
             checks: vec![
@@ -270,6 +271,7 @@ fn defaults_fill_everything_optional() {
             pattern: Pattern::Random,
             verify: true,
             stall_threshold: secs(1),
+            engine: WorkloadEngine::Pathrig,
         }
     );
     assert_eq!(s.expect, Expectations::default());
@@ -1232,4 +1234,16 @@ fn kernel_fail_is_instantaneous() {
         "[[fault]]\nat = \"1s\"\nfor = \"2s\"\nleg = \"a\"\nkind = \"kernel_fail\"\n",
     ));
     assert!(only(&d).message.contains("for"), "{}", only(&d).message);
+}
+
+#[test]
+fn fio_engine_verifies_nothing_and_refuses_verify_true() {
+    let fio = ok(&mini("engine = \"fio-batched\"\n"));
+    assert_eq!(fio.workload.engine, WorkloadEngine::FioBatched);
+    assert!(!fio.workload.verify);
+    assert!(ok(MINI).workload.verify);
+    let d = errors(&mini("engine = \"fio\"\nverify = true\n"));
+    at(&d, 11, 10, "fio does not verify");
+    let d = errors(&mini("engine = \"dd\"\n"));
+    at(&d, 10, 10, "");
 }

@@ -310,12 +310,16 @@ pub struct StallReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkloadSummary {
     pub device: String,
+    /// Who issued the IO: `pathrig`, `fio` or `fio-batched`.
+    pub engine: faults::WorkloadEngine,
     pub pattern: String,
     pub read_percent: u8,
     pub block_size: u32,
     pub queue_depth: u32,
     pub duration_ms: u64,
     pub elapsed_ms: f64,
+    /// CPU time (user + system) the IO issuer used, where it was measured.
+    pub cpu_ms: Option<f64>,
     pub reads: u64,
     pub writes: u64,
     pub read_errors: u64,

@@ -54,6 +54,8 @@ fn sample() -> Report {
             manager: None,
         }],
         workload: WorkloadSummary {
+            engine: faults::WorkloadEngine::Pathrig,
+            cpu_ms: Some(1234.5),
             device: "/dev/dm-2".into(),
             pattern: "random".into(),
             read_percent: 70,

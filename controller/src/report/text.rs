@@ -112,6 +112,18 @@ pub fn render(report: &Report) -> String {
         "workload ({} IO, {}% reads, {} B blocks, queue depth {}, {} ms)",
         w.pattern, w.read_percent, w.block_size, w.queue_depth, w.duration_ms
     );
+    if w.engine != faults::WorkloadEngine::Pathrig {
+        // Said only for fio, so the reports of pathrig's own engine read as before.
+        let _ = writeln!(
+            out,
+            "  issued by fio ({}): nothing verified, no stall detection",
+            match w.engine {
+                faults::WorkloadEngine::FioBatched =>
+                    "half the queue submitted and reaped at a time",
+                _ => "its default submission and completion",
+            }
+        );
+    }
     let _ = writeln!(out, "  reads completed: {}", yes_no(w.reads > 0));
     let _ = writeln!(out, "  writes completed: {}", yes_no(w.writes > 0));
     let _ = writeln!(

@@ -261,6 +261,15 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
         verify: scenario.workload.verify,
         seed: scenario.seed,
         stall_threshold: scenario.workload.stall_threshold,
+        engine: match scenario.workload.engine {
+            faults::WorkloadEngine::Pathrig => workload::EngineKind::Pathrig,
+            faults::WorkloadEngine::Fio => {
+                workload::EngineKind::Fio(workload::fio::FioMode::Default)
+            }
+            faults::WorkloadEngine::FioBatched => {
+                workload::EngineKind::Fio(workload::fio::FioMode::Batched)
+            }
+        },
     };
 
     let driven = drive(scenario, env, &mut built, &log, config)?;
@@ -974,6 +983,7 @@ fn summarize_workload(
     }
     WorkloadSummary {
         device: device.display().to_string(),
+        engine: w.engine,
         pattern: match w.pattern {
             faults::Pattern::Random => "random".into(),
             faults::Pattern::Sequential => "sequential".into(),
@@ -983,6 +993,7 @@ fn summarize_workload(
         queue_depth: w.queue_depth,
         duration_ms: w.duration.as_millis() as u64,
         elapsed_ms: to_ms(report.elapsed),
+        cpu_ms: report.cpu.map(to_ms),
         reads: report.reads,
         writes: report.writes,
         read_errors: report.read_errors,

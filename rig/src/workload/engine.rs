@@ -62,6 +62,7 @@ pub(crate) fn execute(
         })
         .map_err(|e| io::Error::other(format!("histogram: {e:?}")))?;
     let start = Instant::now();
+    let cpu_at_start = thread_cpu_time();
     let mut engine = Engine {
         cfg: config,
         generator: OpGenerator::new(
@@ -92,7 +93,25 @@ pub(crate) fn execute(
         stalls: Vec::new(),
     };
     engine.main_loop(start, stop, events)?;
-    Ok(engine.into_report(start.elapsed()))
+    let cpu = thread_cpu_time()
+        .zip(cpu_at_start)
+        .map(|(end, begin)| end.saturating_sub(begin));
+    Ok(engine.into_report(start.elapsed(), cpu))
+}
+
+/// User + system CPU time of the calling thread (the engine runs on a thread of its own).
+fn thread_cpu_time() -> Option<Duration> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a whole rusage into the pointer it is given.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: initialised by the successful call above.
+    let usage = unsafe { usage.assume_init() };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    Some(time(usage.ru_utime) + time(usage.ru_stime))
 }
 
 fn open_target(config: &WorkloadConfig, blocks: u64) -> io::Result<File> {
@@ -451,7 +470,7 @@ impl Engine<'_> {
         at.saturating_duration_since(self.origin)
     }
 
-    fn into_report(mut self, elapsed: Duration) -> WorkloadReport {
+    fn into_report(mut self, elapsed: Duration, cpu: Option<Duration>) -> WorkloadReport {
         let h = std::mem::replace(
             &mut self.histogram,
             hdrhistogram::Histogram::new(3).expect("sigfig 3 is valid"),
@@ -478,6 +497,7 @@ impl Engine<'_> {
             histogram: h,
             stalls: std::mem::take(&mut self.stalls),
             elapsed,
+            cpu,
         }
     }
 }

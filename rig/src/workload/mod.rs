@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 mod codec;
 mod engine;
+pub mod fio;
 mod generator;
 mod timing;
 mod tracker;
@@ -57,6 +58,18 @@ pub struct WorkloadConfig {
     pub seed: u64,
     /// No completion for this long while IO is outstanding = a stall.
     pub stall_threshold: Duration,
+    /// Who issues the IO.
+    pub engine: EngineKind,
+}
+
+/// Who issues the workload's IO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EngineKind {
+    /// pathrig's own io_uring engine, which verifies every read and detects stalls.
+    #[default]
+    Pathrig,
+    /// fio, as a yardstick (see [`fio`]).
+    Fio(fio::FioMode),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -129,6 +142,8 @@ pub struct WorkloadReport {
     pub stalls: Vec<StallRecord>,
     /// From the start of the run to the last completion of the drain.
     pub elapsed: Duration,
+    /// CPU time (user + system) the IO issuer used, where it could be measured.
+    pub cpu: Option<Duration>,
 }
 
 /// Runs the workload described by `config`, reporting events through `events` as they happen.
@@ -147,6 +162,9 @@ pub fn run(
     events: &mut dyn FnMut(WorkloadEvent),
 ) -> io::Result<WorkloadReport> {
     let blocks = validate(config)?;
+    if let EngineKind::Fio(mode) = config.engine {
+        return fio::run(config, mode);
+    }
     let mut tracker = Tracker::new(blocks, config.block_size, config.seed);
     run_with_tracker(config, &mut tracker, origin, stop, events)
 }

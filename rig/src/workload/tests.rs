@@ -191,6 +191,7 @@ fn config(path: &Path, size_bytes: u64) -> WorkloadConfig {
         verify: true,
         seed: 0x5eed,
         stall_threshold: Duration::from_secs(5),
+        engine: EngineKind::Pathrig,
     }
 }
 
