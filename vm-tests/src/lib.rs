@@ -3,14 +3,15 @@
 //! The scenario files live in `vm-tests/scenarios/`, the suite in `vm-tests/tests/vm.rs` (built
 //! as the `vm` test of the `controller` package, so that it gets the freshly built `pathrig`
 //! binary), and its insta snapshots in `vm-tests/tests/snapshots/`. Each test boots a real guest
-//! through `pathrig run`; guests run one at a time so their timing stays undisturbed.
+//! through `pathrig run`. Guests run one at a time so their timing stays undisturbed, unless
+//! `PATHRIG_VM_GUESTS=N` allows N at once (each UML guest uses at most one host core).
 //!
 //! The suite never skips silently: where no guest can be had the tests fail and say why, unless
 //! the person running them sets `PATHRIG_SKIP_VM=1`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex};
 
 /// Environment variable that opts out of the VM tests explicitly.
 pub const SKIP_ENV: &str = "PATHRIG_SKIP_VM";
@@ -69,7 +70,30 @@ impl GuestRun {
     }
 }
 
-static ONE_GUEST_AT_A_TIME: Mutex<()> = Mutex::new(());
+/// How many guests may run at once: `PATHRIG_VM_GUESTS`, default 1.
+pub const GUESTS_ENV: &str = "PATHRIG_VM_GUESTS";
+
+static GUESTS_RUNNING: Mutex<usize> = Mutex::new(0);
+static GUEST_FINISHED: Condvar = Condvar::new();
+
+fn guests_allowed() -> usize {
+    std::env::var(GUESTS_ENV)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(1)
+}
+
+/// A place among the guests allowed to run at once, given back on drop.
+struct GuestSlot;
+
+impl Drop for GuestSlot {
+    fn drop(&mut self) {
+        let mut running = GUESTS_RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        *running -= 1;
+        GUEST_FINISHED.notify_one();
+    }
+}
 
 /// Whether the VM tests are opted out; says so on stderr when they are.
 pub fn skipped(test: &str) -> bool {
@@ -80,10 +104,16 @@ pub fn skipped(test: &str) -> bool {
     false
 }
 
-fn lock() -> MutexGuard<'static, ()> {
-    ONE_GUEST_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+fn lock() -> GuestSlot {
+    let allowed = guests_allowed();
+    let mut running = GUESTS_RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+    while *running >= allowed {
+        running = GUEST_FINISHED
+            .wait(running)
+            .unwrap_or_else(|e| e.into_inner());
+    }
+    *running += 1;
+    GuestSlot
 }
 
 /// Runs `vm-tests/scenarios/<name>.toml` in a user-mode Linux guest with `pathrig` (the binary at
