@@ -23,3 +23,11 @@ prepare:
 # The workload engine against fio in the guest (needs `apt-get install fio`).
 bench-engine:
     cargo bench -p controller --bench engine
+
+# The VM suite with each scenario's wall time split into boot, setup, run and teardown (ms),
+# slowest first. `just suite-times 2` runs two guests at once.
+suite-times GUESTS="1":
+    rm -f target/vm-times.tsv
+    PATHRIG_VM_GUESTS={{GUESTS}} PATHRIG_VM_TIMES=$PWD/target/vm-times.tsv cargo test -p controller --test vm
+    @{ printf 'scenario\twall\tboot_to_ready\tsetup\trun\tteardown\n'; sort -t"$(printf '\t')" -k2,2nr target/vm-times.tsv; } | column -t
+    @awk -F'\t' '{ w += $2; b += $3; r += $5 } END { printf "sum: wall %.1f s, boot to ready %.1f s, run %.1f s over %d runs\n", w/1000, b/1000, r/1000, NR }' target/vm-times.tsv

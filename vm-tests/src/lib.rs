@@ -70,6 +70,31 @@ impl GuestRun {
     }
 }
 
+/// Where each run's wall time and its parts are appended, one tab-separated line per run:
+/// scenario, wall, boot to ready, device setup, run (workload and drain), teardown, in ms.
+pub const TIMES_ENV: &str = "PATHRIG_VM_TIMES";
+
+fn record_times(file: &Path, name: &str, wall: std::time::Duration, json: &serde_json::Value) {
+    use std::io::Write;
+    let ms = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.0}"));
+    let line = format!(
+        "{name}\t{}\t{}\t{}\t{}\t{}\n",
+        wall.as_millis(),
+        ms(&json["guest"]["boot_to_ready_ms"]),
+        ms(&json["timing"]["setup_ms"]),
+        ms(&json["timing"]["run_ms"]),
+        ms(&json["timing"]["teardown_ms"]),
+    );
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = appended {
+        eprintln!("{TIMES_ENV}: cannot append to {}: {e}", file.display());
+    }
+}
+
 /// How many guests may run at once: `PATHRIG_VM_GUESTS`, default 1.
 pub const GUESTS_ENV: &str = "PATHRIG_VM_GUESTS";
 
@@ -129,14 +154,19 @@ pub fn run_scenario(bin: &Path, name: &str, env: &[(&str, &str)]) -> GuestRun {
     for (k, v) in env {
         command.env(k, v);
     }
+    let started = std::time::Instant::now();
     let output = command
         .output()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let wall = started.elapsed();
     let report_txt = std::fs::read_to_string(run_dir.join("report.txt")).unwrap_or_default();
     let report_json = std::fs::read_to_string(run_dir.join("report.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(serde_json::Value::Null);
+    if let Some(file) = std::env::var_os(TIMES_ENV) {
+        record_times(Path::new(&file), name, wall, &report_json);
+    }
     GuestRun {
         code: output.status.code().unwrap_or(-1),
         stderr: String::from_utf8_lossy(&output.stderr).to_string(),
