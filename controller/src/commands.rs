@@ -4,17 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::guest::{guest_for, GuestKind};
 use crate::host::{self, EXIT_BAD_INPUT, EXIT_PASS, EXIT_RIG_FAILURE};
-use crate::runner::{self, GuestKind};
-
-/// Where `pathrig run` runs the scenario.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Where {
-    /// A throw-away user-mode Linux guest.
-    Uml,
-    /// This machine's own kernel (`--guest none`; needs root).
-    InPlace,
-}
 
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -51,7 +42,7 @@ pub fn init_logging() {
         .try_init();
 }
 
-pub fn run(file: &Path, out: Option<PathBuf>, guest: Where) -> i32 {
+pub fn run(file: &Path, out: Option<PathBuf>, kind: GuestKind) -> i32 {
     let scenario = match faults::load(file) {
         Ok(s) => s,
         Err(diags) => {
@@ -59,6 +50,11 @@ pub fn run(file: &Path, out: Option<PathBuf>, guest: Where) -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
+    let guest = guest_for(kind);
+    if let Err(why) = guest.preflight() {
+        eprintln!("pathrig: {why}");
+        return EXIT_RIG_FAILURE;
+    }
     let dir = out.unwrap_or_else(|| host::default_run_dir(&scenario));
     let run_dir = match host::prepare_run_dir(&dir) {
         Ok(d) => d,
@@ -70,32 +66,10 @@ pub fn run(file: &Path, out: Option<PathBuf>, guest: Where) -> i32 {
     eprintln!(
         "pathrig: running {} in {} (run directory {})",
         scenario.name,
-        match guest {
-            Where::Uml => "a user-mode Linux guest",
-            Where::InPlace => "place, on this machine's kernel",
-        },
+        guest.describe(),
         run_dir.display()
     );
-    let code = match guest {
-        Where::Uml => host::run_in_uml(&scenario, file, &run_dir, &INTERRUPTED),
-        Where::InPlace => {
-            if !nix::unistd::geteuid().is_root() {
-                eprintln!("pathrig: --guest none creates dm and loop devices and needs root");
-                return EXIT_RIG_FAILURE;
-            }
-            let release = nix::sys::utsname::uname()
-                .map(|u| u.release().to_string_lossy().to_string())
-                .unwrap_or_default();
-            let env = runner::RunEnv {
-                guest: GuestKind::None,
-                kernel_release: release,
-                work_root: std::env::temp_dir(),
-                interrupted: &INTERRUPTED,
-                boot: None,
-            };
-            host::run_in_place(&scenario, &run_dir, env)
-        }
-    };
+    let code = guest.run(&scenario, file, &run_dir, &INTERRUPTED);
     if let Ok(text) = std::fs::read_to_string(run_dir.join(host::REPORT_TXT)) {
         print!("{text}");
         println!("(report.txt and report.json in {})", run_dir.display());

@@ -6,6 +6,7 @@
 pub mod commands;
 pub mod driver;
 pub mod events;
+pub mod guest;
 pub mod host;
 pub mod manager;
 pub mod report;

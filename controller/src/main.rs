@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use controller::commands::{self, Where, INTERRUPTED};
+use controller::commands::{self, INTERRUPTED};
+use controller::guest::GuestKind;
 
 #[derive(Parser)]
 #[command(
@@ -81,8 +82,8 @@ fn main() -> ExitCode {
             &scenario,
             out,
             match guest {
-                GuestArg::Uml => Where::Uml,
-                GuestArg::None => Where::InPlace,
+                GuestArg::Uml => GuestKind::Uml,
+                GuestArg::None => GuestKind::None,
             },
         ),
         Command::Check { files } => commands::check(&files),

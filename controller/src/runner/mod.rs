@@ -30,21 +30,7 @@ use crate::report::*;
 // Fault application is a child of the runner so it can act on what the runner built.
 mod apply;
 
-/// Where the run happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GuestKind {
-    Uml,
-    None,
-}
-
-impl GuestKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GuestKind::Uml => "uml",
-            GuestKind::None => "none",
-        }
-    }
-}
+pub use crate::guest::GuestKind;
 
 pub struct RunEnv<'a> {
     pub guest: GuestKind,
