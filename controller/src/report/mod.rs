@@ -334,6 +334,8 @@ pub struct WorkloadSummary {
     pub stalls: Vec<StallReport>,
     pub max_stall_ms: f64,
     pub first_error_ms: Option<f64>,
+    /// Per 100 ms of the run's clock: completions, errors by errno, outstanding IOs, latency.
+    pub series: Vec<rig::workload::series::SeriesPoint>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1017,6 +1017,7 @@ fn summarize_workload(
             .map(|s| to_ms(s.length))
             .fold(0.0, f64::max),
         first_error_ms: first_error,
+        series: report.series.clone(),
     }
 }
 

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use io_uring::{opcode, types, IoUring};
 
 use super::generator::OpGenerator;
+use super::series::SeriesRecorder;
 use super::timing::{Pacer, StallDetector};
 use super::tracker::{Tracker, Verdict};
 use super::{
@@ -91,6 +92,10 @@ pub(crate) fn execute(
         mismatches: Vec::new(),
         histogram,
         stalls: Vec::new(),
+        series: SeriesRecorder::new(
+            super::SERIES_INTERVAL,
+            start.saturating_duration_since(origin),
+        ),
     };
     engine.main_loop(start, stop, events)?;
     let cpu = thread_cpu_time()
@@ -219,6 +224,7 @@ struct Engine<'a> {
     mismatches: Vec<MismatchRecord>,
     histogram: hdrhistogram::Histogram<u64>,
     stalls: Vec<StallRecord>,
+    series: SeriesRecorder,
 }
 
 impl Drop for Engine<'_> {
@@ -266,6 +272,7 @@ impl Engine<'_> {
                     .min(deadline.saturating_duration_since(now));
                 std::thread::sleep(nap);
                 now = Instant::now();
+                self.series.advance(self.since_origin(now), self.in_flight);
                 continue;
             }
             let mut timeout = TICK;
@@ -281,6 +288,7 @@ impl Engine<'_> {
             }
             self.submit_and_wait(timeout)?;
             now = Instant::now();
+            self.series.advance(self.since_origin(now), self.in_flight);
             self.reap(now, events);
         }
     }
@@ -416,6 +424,7 @@ impl Engine<'_> {
         } else {
             None
         };
+        self.series.completed(io.op == Op::Write, errno, us);
         let t = self.since_origin(now);
         match (io.op, errno) {
             (Op::Write, None) => {
@@ -498,6 +507,11 @@ impl Engine<'_> {
             stalls: std::mem::take(&mut self.stalls),
             elapsed,
             cpu,
+            series: std::mem::replace(
+                &mut self.series,
+                SeriesRecorder::new(super::SERIES_INTERVAL, Duration::ZERO),
+            )
+            .finish(self.in_flight),
         }
     }
 }

@@ -167,6 +167,7 @@ pub fn parse_report(text: &str, config: &WorkloadConfig) -> io::Result<WorkloadR
         cpu: Some(Duration::from_secs_f64(
             runtime_ms * cpu_share / 100.0 / 1000.0,
         )),
+        series: Vec::new(),
     })
 }
 

@@ -25,6 +25,7 @@ mod codec;
 mod engine;
 pub mod fio;
 mod generator;
+pub mod series;
 mod timing;
 mod tracker;
 
@@ -144,7 +145,12 @@ pub struct WorkloadReport {
     pub elapsed: Duration,
     /// CPU time (user + system) the IO issuer used, where it could be measured.
     pub cpu: Option<Duration>,
+    /// Per [`SERIES_INTERVAL`] of the caller's clock (empty for fio).
+    pub series: Vec<series::SeriesPoint>,
 }
+
+/// The interval of the workload's time series.
+pub const SERIES_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Runs the workload described by `config`, reporting events through `events` as they happen.
 ///

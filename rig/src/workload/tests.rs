@@ -241,6 +241,21 @@ fn random_mixed_run_on_a_file_is_clean() {
         r.elapsed
     );
     assert!(r.stalls.is_empty(), "{:?}", r.stalls);
+    // The time series adds up to the totals, one point per 100 ms of the run, in order.
+    let sum =
+        |f: fn(&series::SeriesPoint) -> u32| r.series.iter().map(f).map(u64::from).sum::<u64>();
+    assert_eq!(sum(|p| p.reads), r.reads);
+    assert_eq!(sum(|p| p.writes), r.writes);
+    assert_eq!(sum(|p| p.error_count()), 0);
+    assert!(r.series.windows(2).all(|w| w[1].t_ms == w[0].t_ms + 100));
+    let span_ms = r.series.len() as u64 * 100;
+    assert!(
+        span_ms >= r.elapsed.as_millis() as u64 && span_ms <= r.elapsed.as_millis() as u64 + 200,
+        "{} points for {:?}",
+        r.series.len(),
+        r.elapsed
+    );
+    assert_eq!(r.series.last().unwrap().in_flight, 0);
 }
 
 /// Run 1 and 2 write every block of a small region (sequential, writes only); between them a
