@@ -7,6 +7,7 @@
 //! touches anything else.
 
 pub mod backing;
+pub mod blockstat;
 pub mod checker;
 pub mod cleanup;
 pub mod dm;
