@@ -1,4 +1,4 @@
-//! The path manager's driver: connects the sans-IO [`crate::manager::Core`] to the kernel in the
+//! The path manager's driver: connects the sans-IO [`path_manager::Core`] to the kernel in the
 //! guest. It turns each map's status (read after every dm event) into kernel inputs, runs the
 //! `directio` checker on the leg devices through io_uring ([`rig::checker`]), feeds results and
 //! ticks to the core, and carries out the core's actions as dm messages, recording every action
@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 
 use std::os::fd::AsRawFd;
 
-use faults::manager::{ManagerKind, PathChecker};
 use faults::Scenario;
+use path_manager::settings::{ManagerKind, PathChecker};
 use rig::checker::{CheckOutcome, CheckerRing};
 use rig::dm::mpath_status::{KernelPathState, MultipathStatus};
 use rig::dm::target::{Multipath, PathGroup, Selector};
 use rig::dm::{DevNum, Dm, Table, Target};
 
 use crate::events::{CheckerVerdict, EventKind, EventLog};
-use crate::manager::{
+use path_manager::{
     Action, CheckResult, Core, Input, KernelPath, MapSetup, PathRef, PathSetup, SampleOutcome,
 };
 

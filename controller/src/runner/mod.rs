@@ -24,8 +24,8 @@ use rig::workload::{self, WorkloadConfig, WorkloadEvent, WorkloadReport};
 
 use crate::driver::{BuiltMapInfo, Driver, MapTable};
 use crate::events::{Clock, EventKind, EventLog, FlushCause, IoDirection, Removed};
-use crate::manager::MapView;
 use crate::report::*;
+use path_manager::MapView;
 
 // Fault application is a child of the runner so it can act on what the runner built.
 mod apply;
@@ -857,19 +857,19 @@ fn flush_queued_io(built: &mut Built, log: &EventLog, cause: FlushCause) {
 
 fn manager_info(scenario: &Scenario) -> ManagerInfo {
     match scenario.manager.kind {
-        faults::manager::ManagerKind::Embedded => ManagerInfo {
-            kind: faults::manager::ManagerKind::Embedded,
+        path_manager::settings::ManagerKind::Embedded => ManagerInfo {
+            kind: path_manager::settings::ManagerKind::Embedded,
             note: "pathrig's path manager checks, fails, reinstates and switches groups".into(),
         },
-        faults::manager::ManagerKind::None => ManagerInfo {
-            kind: faults::manager::ManagerKind::None,
+        path_manager::settings::ManagerKind::None => ManagerInfo {
+            kind: path_manager::settings::ManagerKind::None,
             note: "the bare kernel; the rig reinstates a path when its leg is restored".into(),
         },
     }
 }
 
-fn checker_view(state: &crate::manager::PathState) -> CheckerView {
-    use crate::manager::PathState;
+fn checker_view(state: &path_manager::PathState) -> CheckerView {
+    use path_manager::PathState;
     match state {
         PathState::Unchecked => CheckerView::Unchecked,
         PathState::Up { .. } => CheckerView::Up,

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use faults::manager::{
+use crate::settings::{
     Failback, ManagerSettings, MarginalDetector, MarginalPath, MarginalPathgroups, NoPathRetry,
     PathChecker, SanPathErr, Setting,
 };

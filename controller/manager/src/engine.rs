@@ -14,7 +14,7 @@ use std::cmp::Reverse;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use faults::manager::{
+use crate::settings::{
     Failback, MarginalDetector, MarginalPathgroups, NoPathRetry, PathChecker, Ppm, SanPathErr,
 };
 

@@ -9,7 +9,7 @@
 //! and chance). What stays is the verdict and the rule that reached it, with its configured
 //! threshold or rates.
 
-use faults::manager::PathChecker;
+use crate::settings::PathChecker;
 
 use super::reason::{detector_name, Secs};
 use super::Reason;
@@ -117,10 +117,10 @@ mod tests {
 
     #[test]
     fn marginal_verdicts_keep_the_rule_and_lose_the_counts() {
-        use faults::manager::{MarginalDetector, Ppm};
+        use crate::settings::{MarginalDetector, Ppm};
 
-        use crate::manager::reason::SprtEvidence;
-        use crate::manager::{Decision, SampleEvidence};
+        use crate::reason::SprtEvidence;
+        use crate::{Decision, SampleEvidence};
 
         let evidence = SampleEvidence {
             sent: 150,
