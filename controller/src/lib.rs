@@ -7,5 +7,6 @@ pub mod commands;
 pub mod driver;
 pub mod events;
 pub mod host;
+pub mod managers;
 pub mod report;
 pub mod runner;
