@@ -3,59 +3,30 @@
 //! Every input is handled in two steps: first the path-level facts are updated (a checker result,
 //! the kernel's status), then the map is evaluated once (damping's last-path exception,
 //! `no_path_retry`, failback), so that a map-level decision always sees the whole map.
-//! Timers live in one `BTreeSet` ordered by due time, so [`Core::next_wakeup`] is exact and
-//! a tick costs O(log n) per due timer, whatever the number of paths.
+//! Timers are one enum in one table ordered by due time (`timers`), so [`Core::next_wakeup`] is
+//! exact and a tick costs O(log n) per due timer, whatever the number of paths.
 //!
 //! Marginal paths: a sample result costs O(1) (a counter, and for the sequential test one
 //! multiply-add against precomputed logarithms); map-level rules run only when a verdict
 //! changes a path's state.
 
 use std::cmp::Reverse;
-use std::collections::BTreeSet;
+
 use std::time::Duration;
 
 use crate::settings::{
     Failback, MarginalDetector, MarginalPathgroups, NoPathRetry, PathChecker, Ppm, SanPathErr,
 };
 
+mod timers;
+
+use self::timers::{slot, Slot, Timer, Timers};
 use super::reason::{Secs, SprtEvidence};
 use super::{
     Action, CheckResult, CheckState, Decision, FailbackState, FailedBy, GroupView, Input,
     KernelPath, MapSetup, MapView, PathRef, PathState, PathView, Reason, RetryState,
     SampleEvidence, SampleOutcome,
 };
-
-/// What a timer is for. Map and path indices are `u32` to keep the set's entries small.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Timer {
-    /// A path's next check is due (for `path_checker none`: it counts as up).
-    Check { map: u32, path: u32 },
-    /// A held-back path's recovery time is over.
-    Delay { map: u32, path: u32 },
-    /// A deferred failback countdown ran out.
-    Failback { map: u32 },
-    /// A `no_path_retry` countdown ran out.
-    Retry { map: u32 },
-    /// A sampled path's next burst of sample reads is due.
-    Burst { map: u32, path: u32 },
-    /// A sample's time is over: the window rule decides.
-    SampleEnd { map: u32, path: u32 },
-    /// A marginal path's recheck gap is over.
-    Recheck { map: u32, path: u32 },
-}
-
-#[derive(Default)]
-struct Timers(BTreeSet<(Duration, Timer)>);
-
-impl Timers {
-    fn set(&mut self, at: Duration, timer: Timer) {
-        self.0.insert((at, timer));
-    }
-
-    fn cancel(&mut self, at: Duration, timer: Timer) {
-        self.0.remove(&(at, timer));
-    }
-}
 
 /// The path manager core. See the module documentation.
 pub struct Core {
@@ -279,7 +250,7 @@ impl Core {
                             PathChecker::None => (PathState::Up { since: now }, now + polling),
                             PathChecker::Directio => (PathState::Unchecked, now),
                         };
-                        timers.set(first, check_timer(m, p));
+                        timers.set(Timer::Check(slot(m, p)), first);
                         let group = group_of[p].unwrap_or_else(|| {
                             panic!("map {}: path {p} is in no group", setup.name)
                         });
@@ -348,9 +319,9 @@ impl Core {
                 }
                 let check_at = match map.paths[path.path].check {
                     CheckState::Running { since } => since,
-                    CheckState::Due { at } => {
+                    CheckState::Due { .. } => {
                         // Not asked for; take it, and count the next check from it.
-                        self.timers.cancel(at, check_timer(path.map, path.path));
+                        self.timers.cancel(Timer::Check(slot(path.map, path.path)));
                         now.saturating_sub(latency)
                     }
                 };
@@ -405,7 +376,7 @@ impl Core {
     /// The earliest time the core needs a [`Input::Tick`] (a check due, a countdown running out);
     /// `None` when nothing is scheduled. May be at or before the last input's time: tick at once.
     pub fn next_wakeup(&self) -> Option<Duration> {
-        self.timers.0.first().map(|&(at, _)| at)
+        self.timers.next_deadline()
     }
 
     // The report reads whole maps through `map_view`; the tests look at single paths.
@@ -519,13 +490,9 @@ impl Core {
     }
 
     fn on_tick(&mut self, now: Duration, out: &mut Vec<Action>) {
-        while let Some(&(at, timer)) = self.timers.0.first() {
-            if at > now {
-                break;
-            }
-            self.timers.0.pop_first();
+        while let Some((at, timer)) = self.timers.expired(now) {
             match timer {
-                Timer::Check { map, path } => {
+                Timer::Check(Slot { map, path }) => {
                     let (m, p) = (map as usize, path as usize);
                     let mp = &mut self.maps[m];
                     mp.paths[p].check = CheckState::Running { since: at };
@@ -548,30 +515,30 @@ impl Core {
                         }
                     }
                 }
-                Timer::Delay { map, path } => {
+                Timer::Delay(Slot { map, path }) => {
                     let m = map as usize;
                     self.maps[m].on_delay_over(now, m, path as usize, out);
                     self.maps[m].evaluate(now, m, &mut self.timers, out);
                 }
-                Timer::Failback { map } => {
+                Timer::Failback(map) => {
                     let m = map as usize;
                     self.maps[m].on_failback_due(m, out);
                 }
-                Timer::Burst { map, path } => {
+                Timer::Burst(Slot { map, path }) => {
                     let m = map as usize;
                     self.maps[m].send_burst(now, m, path as usize, &mut self.timers, out);
                 }
-                Timer::SampleEnd { map, path } => {
+                Timer::SampleEnd(Slot { map, path }) => {
                     let m = map as usize;
                     self.maps[m].on_sample_end(now, m, path as usize, &mut self.timers, out);
                     self.maps[m].evaluate(now, m, &mut self.timers, out);
                 }
-                Timer::Recheck { map, path } => {
+                Timer::Recheck(Slot { map, path }) => {
                     let m = map as usize;
                     self.maps[m].on_recheck(now, m, path as usize, &mut self.timers, out);
                     self.maps[m].evaluate(now, m, &mut self.timers, out);
                 }
-                Timer::Retry { map } => {
+                Timer::Retry(map) => {
                     let m = map as usize;
                     let mp = &mut self.maps[m];
                     if let (RetryState::Counting { .. }, NoPathRetry::Retries(retries)) =
@@ -589,41 +556,6 @@ impl Core {
                 }
             }
         }
-    }
-}
-
-fn check_timer(map: usize, path: usize) -> Timer {
-    Timer::Check {
-        map: map as u32,
-        path: path as u32,
-    }
-}
-
-fn delay_timer(map: usize, path: usize) -> Timer {
-    Timer::Delay {
-        map: map as u32,
-        path: path as u32,
-    }
-}
-
-fn burst_timer(map: usize, path: usize) -> Timer {
-    Timer::Burst {
-        map: map as u32,
-        path: path as u32,
-    }
-}
-
-fn sample_end_timer(map: usize, path: usize) -> Timer {
-    Timer::SampleEnd {
-        map: map as u32,
-        path: path as u32,
-    }
-}
-
-fn recheck_timer(map: usize, path: usize) -> Timer {
-    Timer::Recheck {
-        map: map as u32,
-        path: path as u32,
     }
 }
 
@@ -678,8 +610,8 @@ impl Map {
                     }
                 } else {
                     let was_usable = path.usable();
-                    if let PathState::Delayed { until, .. } = path.state {
-                        timers.cancel(until, delay_timer(m, p));
+                    if let PathState::Delayed { .. } = path.state {
+                        timers.cancel(Timer::Delay(slot(m, p)));
                     }
                     let stopped = self.stop_sampling(now, m, p, timers);
                     let path = &mut self.paths[p];
@@ -781,7 +713,7 @@ impl Map {
         let path = &mut self.paths[p];
         let at = (check_at + path.interval).max(now);
         path.check = CheckState::Due { at };
-        timers.set(at, check_timer(m, p));
+        timers.set(Timer::Check(slot(m, p)), at);
     }
 
     /// The checker finds up a path the kernel has failed: reinstate it, unless flap damping
@@ -824,7 +756,7 @@ impl Map {
                         after_down: down_since.is_some(),
                     };
                     path.interval = self.polling;
-                    timers.set(until, delay_timer(m, p));
+                    timers.set(Timer::Delay(slot(m, p)), until);
                     out.push(Action::Note {
                         map: m,
                         path: Some(p),
@@ -922,8 +854,8 @@ impl Map {
                 if let CheckState::Due { at } = path.check {
                     let soon = now + self.polling;
                     if at > soon {
-                        timers.cancel(at, check_timer(m, p));
-                        timers.set(soon, check_timer(m, p));
+                        timers.cancel(Timer::Check(slot(m, p)));
+                        timers.set(Timer::Check(slot(m, p)), soon);
                         path.check = CheckState::Due { at: soon };
                     }
                 }
@@ -1060,7 +992,7 @@ impl Map {
             next_burst: Some(first),
         };
         path.interval = self.polling;
-        timers.set(until, sample_end_timer(m, p));
+        timers.set(Timer::SampleEnd(slot(m, p)), until);
         if path.kernel.active && others_usable {
             path.kernel.active = false;
             out.push(Action::FailPath {
@@ -1080,7 +1012,7 @@ impl Map {
         if first <= now {
             self.send_burst(now, m, p, timers, out);
         } else {
-            timers.set(first, burst_timer(m, p));
+            timers.set(Timer::Burst(slot(m, p)), first);
         }
         self.scratch.dirty = true;
     }
@@ -1116,7 +1048,7 @@ impl Map {
         // goes anyway.
         let fallback = now + cfg.io_timeout + cfg.burst_gap;
         *next_burst = Some(fallback);
-        timers.set(fallback, burst_timer(m, p));
+        timers.set(Timer::Burst(slot(m, p)), fallback);
         out.push(Action::SampleIo {
             path: PathRef { map: m, path: p },
             count: cfg.burst,
@@ -1164,8 +1096,8 @@ impl Map {
             if let Some(at) = *next_burst {
                 let soon = now + cfg.burst_gap;
                 if soon < at {
-                    timers.cancel(at, burst_timer(m, p));
-                    timers.set(soon, burst_timer(m, p));
+                    timers.cancel(Timer::Burst(slot(m, p)));
+                    timers.set(Timer::Burst(slot(m, p)), soon);
                     *next_burst = Some(soon);
                 }
             }
@@ -1225,7 +1157,7 @@ impl Map {
         let path = &mut self.paths[p];
         let PathState::Sampling {
             since,
-            until,
+            until: _,
             round,
             evidence,
             outstanding,
@@ -1234,10 +1166,10 @@ impl Map {
         else {
             return;
         };
-        if let Some(at) = next_burst {
-            timers.cancel(at, burst_timer(m, p));
+        if next_burst.is_some() {
+            timers.cancel(Timer::Burst(slot(m, p)));
         }
-        timers.cancel(until, sample_end_timer(m, p));
+        timers.cancel(Timer::SampleEnd(slot(m, p)));
         if outstanding > 0 {
             path.quiet_at = now + cfg.io_timeout;
         }
@@ -1273,7 +1205,7 @@ impl Map {
                 round,
                 evidence,
             };
-            timers.set(next, recheck_timer(m, p));
+            timers.set(Timer::Recheck(slot(m, p)), next);
             out.push(Action::Note {
                 map: m,
                 path: Some(p),
@@ -1325,22 +1257,21 @@ impl Map {
         let path = &mut self.paths[p];
         match path.state {
             PathState::Sampling {
-                until,
                 outstanding,
                 next_burst,
                 ..
             } => {
-                if let Some(at) = next_burst {
-                    timers.cancel(at, burst_timer(m, p));
+                if next_burst.is_some() {
+                    timers.cancel(Timer::Burst(slot(m, p)));
                 }
-                timers.cancel(until, sample_end_timer(m, p));
+                timers.cancel(Timer::SampleEnd(slot(m, p)));
                 if outstanding > 0 {
                     path.quiet_at = now + io_timeout;
                 }
                 true
             }
-            PathState::Marginal { next_sample_at, .. } => {
-                timers.cancel(next_sample_at, recheck_timer(m, p));
+            PathState::Marginal { .. } => {
+                timers.cancel(Timer::Recheck(slot(m, p)));
                 true
             }
             _ => false,
@@ -1397,7 +1328,7 @@ impl Map {
             self.failback = match moved {
                 Some(group) => FailbackState::Armed { since, due, group },
                 None => {
-                    timers.cancel(due, Timer::Failback { map: m as u32 });
+                    timers.cancel(Timer::failback(m));
                     FailbackState::Idle
                 }
             };
@@ -1533,12 +1464,14 @@ impl Map {
         let Some(p) = held else { return };
         let path = &mut self.paths[p];
         let PathState::Delayed {
-            until, after_down, ..
+            until: _,
+            after_down,
+            ..
         } = path.state
         else {
             return;
         };
-        timers.cancel(until, delay_timer(m, p));
+        timers.cancel(Timer::Delay(slot(m, p)));
         let failures = path.failures;
         path.state = PathState::Up { since: now };
         path.failures = 0;
@@ -1573,7 +1506,7 @@ impl Map {
             (RetryState::Idle, None) => {
                 let until = now + self.polling * retries;
                 self.retry = RetryState::Counting { since: now, until };
-                timers.set(until, Timer::Retry { map: m as u32 });
+                timers.set(Timer::retry(m), until);
                 out.push(Action::Note {
                     map: m,
                     path: None,
@@ -1583,8 +1516,8 @@ impl Map {
                     },
                 });
             }
-            (RetryState::Counting { since, until }, Some(p)) => {
-                timers.cancel(until, Timer::Retry { map: m as u32 });
+            (RetryState::Counting { since, until: _ }, Some(p)) => {
+                timers.cancel(Timer::retry(m));
                 self.retry = RetryState::Idle;
                 out.push(Action::Note {
                     map: m,
@@ -1664,7 +1597,7 @@ impl Map {
                 }
             }
             Failback::Deferred(delay) => {
-                if let FailbackState::Armed { due, .. } = self.failback {
+                if let FailbackState::Armed { .. } = self.failback {
                     let cancel = if let Some((p, by)) = self.scratch.failed {
                         Some((
                             Some(p),
@@ -1687,7 +1620,7 @@ impl Map {
                         None
                     };
                     if let Some((path, reason)) = cancel {
-                        timers.cancel(due, Timer::Failback { map: m as u32 });
+                        timers.cancel(Timer::failback(m));
                         self.failback = FailbackState::Idle;
                         out.push(Action::Note {
                             map: m,
@@ -1706,7 +1639,7 @@ impl Map {
                         due,
                         group,
                     };
-                    timers.set(due, Timer::Failback { map: m as u32 });
+                    timers.set(Timer::failback(m), due);
                     out.push(Action::Note {
                         map: m,
                         path: None,
@@ -1743,7 +1676,7 @@ impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Core")
             .field("maps", &self.maps.len())
-            .field("timers", &self.timers.0.len())
+            .field("timers", &self.timers.len())
             .field("now", &Secs(self.now).to_string())
             .finish()
     }
