@@ -9,3 +9,4 @@ pub mod decode;
 pub mod keywords;
 pub mod multipath_conf;
 pub mod resolve;
+pub mod write;
