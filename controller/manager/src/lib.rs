@@ -86,6 +86,8 @@ mod engine;
 pub mod lang;
 mod reason;
 pub mod settings;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 #[cfg(test)]
 mod tests;
 mod timeline_text;
