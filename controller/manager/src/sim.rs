@@ -413,6 +413,18 @@ impl Sim {
         self.core.map_view(0)
     }
 
+    /// Every action but checker runs, one line each with its time and its description (the
+    /// reason's wording), for snapshot tests.
+    pub fn transcript(&self) -> String {
+        let mut s = String::new();
+        for (at, a) in &self.log {
+            if !matches!(a, Action::RunChecker { .. }) {
+                let _ = writeln!(s, "{:>8.3}  {}", at.as_secs_f64(), self.core.describe(a));
+            }
+        }
+        s
+    }
+
     /// The log, for assertion messages.
     pub fn dump(&self) -> String {
         let mut s = String::from("\nactions:\n");
