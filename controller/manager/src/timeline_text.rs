@@ -111,8 +111,11 @@ mod tests {
             retries: 3,
             interval: Duration::from_secs(1),
         };
-        assert_eq!(expired.timeline_text(), expired.to_string());
-        assert!(expired.timeline_text().contains("3 × 1s"));
+        // Configured numbers only: the timeline keeps the whole sentence.
+        assert_eq!(
+            expired.timeline_text(),
+            "no_path_retry 3: no path for 3 × 1s, stop queueing"
+        );
     }
 
     #[test]
@@ -200,7 +203,18 @@ mod tests {
             round: 7,
         };
         assert!(!recheck.timeline_text().contains('7'));
-        let last = Reason::MarginalLastPath { marginal: true };
-        assert_eq!(last.timeline_text(), last.to_string());
+        for (marginal, text) in [
+            (
+                true,
+                "marginal_path: no other usable path: reinstated although marginal",
+            ),
+            (
+                false,
+                "marginal_path: no other usable path: reinstated although being sampled \
+                 (sampling goes on)",
+            ),
+        ] {
+            assert_eq!(Reason::MarginalLastPath { marginal }.timeline_text(), text);
+        }
     }
 }
