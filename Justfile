@@ -14,7 +14,7 @@ run SCENARIO *ARGS:
 
 # Benchmarks: guest boot-to-ready and scenario wall time (medians), and the path manager core.
 bench:
-    cargo bench -p controller
+    cargo bench -p controller -p path-manager
 
 # Fetch the guest kernel into the cache.
 prepare:

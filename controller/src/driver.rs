@@ -1,4 +1,4 @@
-//! The path manager's driver: connects the sans-IO [`crate::manager::Core`] to the kernel in the
+//! The path manager's driver: connects the sans-IO [`path_manager::Core`] to the kernel in the
 //! guest. It turns each map's status (read after every dm event) into kernel inputs, runs the
 //! `directio` checker on the leg devices through io_uring ([`rig::checker`]), feeds results and
 //! ticks to the core, and carries out the core's actions as dm messages, recording every action
@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 
 use std::os::fd::AsRawFd;
 
-use faults::manager::{ManagerKind, PathChecker};
 use faults::Scenario;
+use path_manager::settings::PathChecker;
 use rig::checker::{CheckOutcome, CheckerRing};
 use rig::dm::mpath_status::{KernelPathState, MultipathStatus};
 use rig::dm::target::{Multipath, PathGroup, Selector};
 use rig::dm::{DevNum, Dm, Table, Target};
 
 use crate::events::{CheckerVerdict, EventKind, EventLog};
-use crate::manager::{
+use path_manager::{
     Action, CheckResult, Core, Input, KernelPath, MapSetup, PathRef, PathSetup, SampleOutcome,
 };
 
@@ -90,15 +90,13 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// A driver for the scenario's maps, or `None` when the scenario runs without a manager.
+    /// A driver for the scenario's maps (see [`crate::managers::start`] for the scenario's
+    /// manager kind).
     pub fn new(
         scenario: &Scenario,
         maps: &[BuiltMapInfo<'_>],
         origin: Instant,
-    ) -> std::io::Result<Option<Driver>> {
-        if scenario.manager.kind == ManagerKind::None {
-            return Ok(None);
-        }
+    ) -> std::io::Result<Driver> {
         let mut setups = Vec::new();
         let mut driver_maps = Vec::new();
         for map in maps {
@@ -145,7 +143,7 @@ impl Driver {
         let checker = CheckerRing::new((total_paths.max(1) as u32 * 2).max(256))?;
         let sample_block = driver_maps.iter().map(|m| vec![0; m.devs.len()]).collect();
         let now = origin.elapsed();
-        Ok(Some(Driver {
+        Ok(Driver {
             core: Core::new(setups, now),
             checker,
             sample_block,
@@ -153,7 +151,7 @@ impl Driver {
             next_round: 0,
             maps: driver_maps,
             origin,
-        }))
+        })
     }
 
     pub fn core(&self) -> &Core {

@@ -206,17 +206,18 @@
 //! ```
 
 mod decode;
-mod diag;
-mod keywords;
 mod kinds;
-pub mod manager;
-mod manager_decode;
-mod manager_resolve;
 mod model;
-mod multipath_conf;
-mod reader;
 mod resolve;
-mod units;
+
+// The diagnostics machinery is shared with the path manager's language (crate `pathrig-diag`);
+// the `[manager]` settings and multipath.conf language are the path manager's own.
+use path_manager::lang::{decode as manager_decode, resolve as manager_resolve};
+use pathrig_diag as diag;
+use pathrig_diag::{reader, units};
+
+/// The path manager's settings (from crate `path-manager`), as the scenario carries them.
+pub use path_manager::settings as manager;
 
 use std::path::Path;
 

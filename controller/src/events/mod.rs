@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use faults::FaultKind;
 use serde::{Serialize, Serializer};
 
-use crate::manager::Action;
+use path_manager::Action;
 
 /// Who caused or observed an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -237,8 +237,8 @@ mod tests {
         let manager = |failed: Option<&str>| EventKind::Manager {
             map: "m".into(),
             leg: Some("a".into()),
-            action: crate::manager::Action::RunChecker {
-                path: crate::manager::PathRef { map: 0, path: 0 },
+            action: path_manager::Action::RunChecker {
+                path: path_manager::PathRef { map: 0, path: 0 },
             },
             words: "m: reinstate_path a: up again after 2.992s down".into(),
             stable_words: "m: reinstate_path a: up again".into(),

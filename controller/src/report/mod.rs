@@ -10,11 +10,11 @@ pub mod text;
 use std::fmt;
 use std::time::Duration;
 
-use faults::manager::{
+use faults::{Metric, PathStateExpect, Scenario};
+use path_manager::settings::{
     Failback, GroupingPolicy, ManagerKind, ManagerSettings, MarginalPathgroups, NoPathRetry,
     Origin, PathChecker,
 };
-use faults::{Metric, PathStateExpect, Scenario};
 use serde::{Serialize, Serializer};
 
 use crate::events::Event;

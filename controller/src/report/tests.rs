@@ -221,8 +221,8 @@ fn managed() -> Report {
             EventKind::Manager {
                 map: "m".into(),
                 leg: Some("b".into()),
-                action: crate::manager::Action::RunChecker {
-                    path: crate::manager::PathRef { map: 0, path: 1 },
+                action: path_manager::Action::RunChecker {
+                    path: path_manager::PathRef { map: 0, path: 1 },
                 },
                 words: "m: reinstate_path b: up again after 1.498s down".into(),
                 stable_words: "m: reinstate_path b: up again".into(),

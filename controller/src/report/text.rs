@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use faults::manager::ManagerKind;
+use path_manager::settings::ManagerKind;
 
 use super::{bucket, Report, Verdict};
 use crate::events::Event;

@@ -22,10 +22,11 @@ use rig::fuse::{FaultRule, FuseControl, FuseServer};
 use rig::naming;
 use rig::workload::{self, WorkloadConfig, WorkloadEvent, WorkloadReport};
 
-use crate::driver::{BuiltMapInfo, Driver, MapTable};
+use crate::driver::{BuiltMapInfo, MapTable};
 use crate::events::{Clock, EventKind, EventLog, FlushCause, IoDirection, Removed};
-use crate::manager::MapView;
+use crate::managers::{self, PathManager};
 use crate::report::*;
+use path_manager::MapView;
 
 // Fault application is a child of the runner so it can act on what the runner built.
 mod apply;
@@ -603,7 +604,7 @@ fn drive(
         })
         .map_err(RunError::Workload)?;
 
-    let mut driver = {
+    let mut manager = {
         let infos: Vec<BuiltMapInfo<'_>> = built
             .maps
             .iter()
@@ -625,14 +626,14 @@ fn drive(
                 },
             })
             .collect();
-        Driver::new(scenario, &infos, origin).map_err(RunError::Workload)?
+        managers::start(scenario, &infos, origin).map_err(RunError::Workload)?
     };
     let mut watch = KernelWatch {
         last: HashMap::new(),
     };
     built.dm.arm_events()?;
     watch.observe(built, log)?;
-    feed_driver(&mut driver, &watch, built, log);
+    feed_manager(manager.as_mut(), &watch, built, log);
 
     let steps = scenario.timeline();
     let fail_at = injected_failure_time();
@@ -653,7 +654,7 @@ fn drive(
             failure = Some(RunError::Injected(at.as_millis() as u64));
         }
         while failure.is_none() && next_step < steps.len() && steps[next_step].at <= now {
-            let rig_reinstates = driver.is_none();
+            let rig_reinstates = manager.rig_reinstates();
             if let Err(err) = apply::apply_step(
                 scenario,
                 built,
@@ -671,8 +672,8 @@ fn drive(
             flush_queued_io(built, log, FlushCause::WorkloadEnded);
             flushed = true;
         }
-        if let Some(driver) = driver.as_mut().filter(|_| failure.is_none()) {
-            driver.poll(&built.dm, log);
+        if failure.is_none() {
+            manager.poll(&built.dm, log);
         }
         // Sleep until the next thing that is due: a fault step, the injected failure, the drain
         // deadline, a manager timer or checker timeout — or until a dm event or the workload's end.
@@ -681,9 +682,8 @@ fn drive(
             wake_at.extend(steps.get(next_step).map(|s| s.at));
             wake_at.extend(fail_at);
             wake_at.extend(
-                driver
-                    .as_ref()
-                    .and_then(|d| d.next_wakeup())
+                manager
+                    .next_wakeup()
                     .map(|at| at.saturating_duration_since(origin)),
             );
         }
@@ -695,13 +695,13 @@ fn drive(
             .min()
             .unwrap_or(now + Duration::from_secs(3600));
         let timeout = wake_at.saturating_sub(origin.elapsed());
-        let checker_fd = driver.as_ref().map(|d| d.checker_fd().as_raw_fd());
+        let checker_fd = manager.wake_fd();
         let (dm_ready, done) = wait(built, &done_read, checker_fd, timeout);
         if dm_ready {
             built.dm.arm_events()?;
             watch.observe(built, log)?;
             if failure.is_none() {
-                feed_driver(&mut driver, &watch, built, log);
+                feed_manager(manager.as_mut(), &watch, built, log);
             }
         }
         if done {
@@ -717,12 +717,7 @@ fn drive(
         return Err(err);
     }
     let (workload, first_error) = result.map_err(RunError::Workload)?;
-    let manager = driver.map(|d| {
-        let views = (0..d.core().maps()).map(|m| d.core().map_view(m)).collect();
-        // Checks still in flight hold leg devices open; let them finish before teardown.
-        d.finish(Duration::from_secs(5));
-        views
-    });
+    let manager = manager.finish(Duration::from_secs(5));
     Ok(Driven {
         workload,
         first_error,
@@ -738,14 +733,11 @@ struct Driven {
     manager: Option<Vec<MapView>>,
 }
 
-/// Gives the driver the kernel's current view of every map.
-fn feed_driver(driver: &mut Option<Driver>, watch: &KernelWatch, built: &Built, log: &EventLog) {
-    let Some(driver) = driver.as_mut() else {
-        return;
-    };
+/// Gives the path manager the kernel's current view of every map.
+fn feed_manager(manager: &mut dyn PathManager, watch: &KernelWatch, built: &Built, log: &EventLog) {
     for (index, map) in built.maps.iter().enumerate() {
         if let Some(status) = watch.last.get(&map.name) {
-            driver.kernel_status(index, status, &built.dm, log);
+            manager.kernel_status(index, status, &built.dm, log);
         }
     }
 }
@@ -852,19 +844,19 @@ fn flush_queued_io(built: &mut Built, log: &EventLog, cause: FlushCause) {
 
 fn manager_info(scenario: &Scenario) -> ManagerInfo {
     match scenario.manager.kind {
-        faults::manager::ManagerKind::Embedded => ManagerInfo {
-            kind: faults::manager::ManagerKind::Embedded,
+        path_manager::settings::ManagerKind::Embedded => ManagerInfo {
+            kind: path_manager::settings::ManagerKind::Embedded,
             note: "pathrig's path manager checks, fails, reinstates and switches groups".into(),
         },
-        faults::manager::ManagerKind::None => ManagerInfo {
-            kind: faults::manager::ManagerKind::None,
+        path_manager::settings::ManagerKind::None => ManagerInfo {
+            kind: path_manager::settings::ManagerKind::None,
             note: "the bare kernel; the rig reinstates a path when its leg is restored".into(),
         },
     }
 }
 
-fn checker_view(state: &crate::manager::PathState) -> CheckerView {
-    use crate::manager::PathState;
+fn checker_view(state: &path_manager::PathState) -> CheckerView {
+    use path_manager::PathState;
     match state {
         PathState::Unchecked => CheckerView::Unchecked,
         PathState::Up { .. } => CheckerView::Up,

@@ -272,7 +272,8 @@ fn tampering_behind_the_workload_is_detected() {
     cfg.queue_depth = 4;
     cfg.read_percent = 0;
     cfg.sequential = true;
-    cfg.duration = Duration::from_millis(300);
+    // Long enough to write all 16 blocks even on a machine busy with other work.
+    cfg.duration = Duration::from_secs(1);
     let mut tracker = Tracker::new(blocks, BS, cfg.seed);
 
     let (r1, e1) = run_collect(&cfg, Some(&mut tracker));

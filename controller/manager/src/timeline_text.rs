@@ -9,7 +9,7 @@
 //! and chance). What stays is the verdict and the rule that reached it, with its configured
 //! threshold or rates.
 
-use faults::manager::PathChecker;
+use crate::settings::PathChecker;
 
 use super::reason::{detector_name, Secs};
 use super::Reason;
@@ -111,16 +111,19 @@ mod tests {
             retries: 3,
             interval: Duration::from_secs(1),
         };
-        assert_eq!(expired.timeline_text(), expired.to_string());
-        assert!(expired.timeline_text().contains("3 × 1s"));
+        // Configured numbers only: the timeline keeps the whole sentence.
+        assert_eq!(
+            expired.timeline_text(),
+            "no_path_retry 3: no path for 3 × 1s, stop queueing"
+        );
     }
 
     #[test]
     fn marginal_verdicts_keep_the_rule_and_lose_the_counts() {
-        use faults::manager::{MarginalDetector, Ppm};
+        use crate::settings::{MarginalDetector, Ppm};
 
-        use crate::manager::reason::SprtEvidence;
-        use crate::manager::{Decision, SampleEvidence};
+        use crate::reason::SprtEvidence;
+        use crate::{Decision, SampleEvidence};
 
         let evidence = SampleEvidence {
             sent: 150,
@@ -200,7 +203,18 @@ mod tests {
             round: 7,
         };
         assert!(!recheck.timeline_text().contains('7'));
-        let last = Reason::MarginalLastPath { marginal: true };
-        assert_eq!(last.timeline_text(), last.to_string());
+        for (marginal, text) in [
+            (
+                true,
+                "marginal_path: no other usable path: reinstated although marginal",
+            ),
+            (
+                false,
+                "marginal_path: no other usable path: reinstated although being sampled \
+                 (sampling goes on)",
+            ),
+        ] {
+            assert_eq!(Reason::MarginalLastPath { marginal }.timeline_text(), text);
+        }
     }
 }

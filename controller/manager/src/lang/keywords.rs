@@ -4,7 +4,7 @@
 //!
 //! A few keywords are **pathrig extensions** (the `marginal_sample_*`,
 //! `marginal_io_timeout`, `marginal_detector` and `marginal_sprt_*` knobs of
-//! the marginal-path detector, see [`crate::manager::MarginalSampling`]):
+//! the marginal-path detector, see [`crate::settings::MarginalSampling`]):
 //! multipathd does not know them, but pathrig takes them at the same levels
 //! as `marginal_path_*`, in TOML and in multipath.conf text alike.
 //!
@@ -15,15 +15,26 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::manager::{
-    Failback, GroupingPolicy, MarginalDetector, MarginalPathgroups, NoPathRetry, PathChecker, Ppm,
+use crate::settings::{
+    Failback, GroupingPolicy, MarginalDetector, MarginalPathgroups, NoPathRetry, Origin,
+    PathChecker, Ppm,
 };
-use crate::reader::one_of;
-use crate::units::{self, format_duration};
+use pathrig_diag::reader::one_of;
+use pathrig_diag::units::{self, format_duration};
+
+/// One keyword set somewhere, with its value read.
+#[derive(Debug, Clone)]
+pub struct SetAt {
+    pub kw: Kw,
+    pub val: Val,
+    /// The keyword itself.
+    pub pos: usize,
+    pub origin: Origin,
+}
 
 /// One keyword pathrig implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum Kw {
+pub enum Kw {
     PathChecker,
     PollingInterval,
     MaxPollingInterval,
@@ -52,7 +63,7 @@ pub(crate) enum Kw {
 
 /// Where a keyword may be set (multipath-tools' rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scope {
+pub enum Scope {
     /// One value for the whole daemon: `defaults` / `[manager]` only.
     Global,
     /// `defaults` and `overrides`, not per map.
@@ -86,7 +97,7 @@ enum Form {
     Probability,
 }
 
-pub(crate) struct KwDef {
+pub struct KwDef {
     pub kw: Kw,
     pub name: &'static str,
     pub scope: Scope,
@@ -106,10 +117,10 @@ const MS100: Duration = Duration::from_millis(100);
 const MS10: Duration = Duration::from_millis(10);
 const MS1: Duration = Duration::from_millis(1);
 /// At most this many sample reads per burst.
-pub(crate) const MAX_BURST: u32 = 4096;
+pub const MAX_BURST: u32 = 4096;
 
 /// Every keyword pathrig implements, in the order they are documented.
-pub(crate) const KEYWORDS: &[KwDef] = &[
+pub const KEYWORDS: &[KwDef] = &[
     def(
         Kw::PathChecker,
         "path_checker",
@@ -250,14 +261,14 @@ pub(crate) const KEYWORDS: &[KwDef] = &[
 const CHECKER_SYNONYM: &str = "checker";
 
 /// The flap-damping group: all three or none.
-pub(crate) const SAN_PATH_ERR: [Kw; 3] = [
+pub const SAN_PATH_ERR: [Kw; 3] = [
     Kw::SanPathErrThreshold,
     Kw::SanPathErrForgetRate,
     Kw::SanPathErrRecoveryTime,
 ];
 
 /// The marginal-path group: all four or none.
-pub(crate) const MARGINAL_PATH: [Kw; 4] = [
+pub const MARGINAL_PATH: [Kw; 4] = [
     Kw::MarginalPathDoubleFailedTime,
     Kw::MarginalPathErrSampleTime,
     Kw::MarginalPathErrRateThreshold,
@@ -265,14 +276,14 @@ pub(crate) const MARGINAL_PATH: [Kw; 4] = [
 ];
 
 impl Kw {
-    pub(crate) fn def(self) -> &'static KwDef {
+    pub fn def(self) -> &'static KwDef {
         KEYWORDS
             .iter()
             .find(|d| d.kw == self)
             .expect("every keyword has a definition")
     }
 
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         self.def().name
     }
 }
@@ -284,7 +295,7 @@ impl fmt::Display for Kw {
 }
 
 /// The keyword named `name` (`checker` is `path_checker`).
-pub(crate) fn lookup(name: &str) -> Option<&'static KwDef> {
+pub fn lookup(name: &str) -> Option<&'static KwDef> {
     let name = if name == CHECKER_SYNONYM {
         "path_checker"
     } else {
@@ -295,7 +306,7 @@ pub(crate) fn lookup(name: &str) -> Option<&'static KwDef> {
 
 /// A level of the settings hierarchy (most general first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Level {
+pub enum Level {
     /// multipath.conf `defaults`, and the `[manager]` keys.
     Defaults,
     /// multipath.conf `overrides`.
@@ -305,7 +316,7 @@ pub(crate) enum Level {
 }
 
 impl Scope {
-    pub(crate) fn allows(self, level: Level) -> bool {
+    pub fn allows(self, level: Level) -> bool {
         match self {
             Scope::Global => level == Level::Defaults,
             Scope::NotPerMap => level != Level::Map,
@@ -315,7 +326,7 @@ impl Scope {
 }
 
 /// Names of the keywords that may be set at `level`.
-pub(crate) fn names_at(level: Level) -> Vec<&'static str> {
+pub fn names_at(level: Level) -> Vec<&'static str> {
     KEYWORDS
         .iter()
         .filter(|d| d.scope.allows(level))
@@ -326,7 +337,7 @@ pub(crate) fn names_at(level: Level) -> Vec<&'static str> {
 impl KwDef {
     /// The error for setting this keyword at `level`, written in `place`
     /// ("`overrides`", "[manager.map.mpatha]"), if it may not be set there.
-    pub(crate) fn scope_error(&self, level: Level, place: &str) -> Option<Bad> {
+    pub fn scope_error(&self, level: Level, place: &str) -> Option<Bad> {
         if self.scope.allows(level) {
             return None;
         }
@@ -445,7 +456,7 @@ const UNIMPLEMENTED: &[(&str, Option<&str>)] = &[
 
 /// For a real multipath.conf keyword pathrig does not implement: the error
 /// message and its advice (if pathrig has its own way), else `None`.
-pub(crate) fn unimplemented(name: &str) -> Option<(String, Option<&'static str>)> {
+pub fn unimplemented(name: &str) -> Option<(String, Option<&'static str>)> {
     UNIMPLEMENTED
         .iter()
         .find(|(n, _)| *n == name)
@@ -459,7 +470,7 @@ pub(crate) fn unimplemented(name: &str) -> Option<(String, Option<&'static str>)
 
 /// A value as written, before its keyword reads it.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Raw<'a> {
+pub enum Raw<'a> {
     /// A whole number (a TOML integer, or all digits in multipath.conf).
     Int(i128),
     Str(&'a str),
@@ -471,7 +482,7 @@ pub(crate) enum Raw<'a> {
 
 impl<'a> Raw<'a> {
     /// A multipath.conf value: all digits is a number, anything else a string.
-    pub(crate) fn from_conf(s: &'a str) -> Raw<'a> {
+    pub fn from_conf(s: &'a str) -> Raw<'a> {
         if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
             Raw::Int(s.parse().unwrap_or(i128::MAX))
         } else {
@@ -492,7 +503,7 @@ impl<'a> Raw<'a> {
 
 /// A keyword's value, read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Val {
+pub enum Val {
     Checker(PathChecker),
     Duration(Duration),
     Policy(GroupingPolicy),
@@ -507,14 +518,14 @@ pub(crate) enum Val {
 
 /// Why a value is wrong, and what would be right.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Bad {
+pub struct Bad {
     pub message: String,
     pub help: String,
 }
 
 impl KwDef {
     /// What the keyword takes, for messages.
-    pub(crate) fn expects(&self) -> String {
+    pub fn expects(&self) -> String {
         match self.form {
             Form::Checker => "\"directio\" or \"none\"".into(),
             Form::Duration(min) => format!(
@@ -570,7 +581,7 @@ impl KwDef {
     }
 
     /// Reads a value for this keyword.
-    pub(crate) fn read(&self, raw: Raw) -> Result<Val, Bad> {
+    pub fn read(&self, raw: Raw) -> Result<Val, Bad> {
         match self.form {
             Form::Checker => match raw {
                 Raw::Str("directio") => Ok(Val::Checker(PathChecker::Directio)),

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use faults::manager::{MarginalDetector, PathChecker, Ppm};
+use crate::settings::{MarginalDetector, PathChecker, Ppm};
 use serde::Serialize;
 
 use super::SampleEvidence;

@@ -18,15 +18,15 @@
 //! so every error lands on the right line of the conf file, or of the
 //! scenario file for an inline `conf` string.
 
-use crate::diag::Report;
-use crate::keywords::{self, Level, Raw};
-use crate::manager::Origin;
-use crate::manager_decode::SetAt;
-use crate::reader::{suggest, Sp};
+use super::keywords::SetAt;
+use super::keywords::{self, Level, Raw};
+use crate::settings::Origin;
+use pathrig_diag::reader::{suggest, Sp};
+use pathrig_diag::Report;
 
 /// What a multipath.conf text sets, in file order.
 #[derive(Debug, Default)]
-pub(crate) struct Conf {
+pub struct Conf {
     pub defaults: Vec<SetAt>,
     pub overrides: Vec<SetAt>,
     pub entries: Vec<ConfEntry>,
@@ -34,7 +34,7 @@ pub(crate) struct Conf {
 
 /// One `multipath { }` entry of `multipaths`.
 #[derive(Debug)]
-pub(crate) struct ConfEntry {
+pub struct ConfEntry {
     /// The `multipath` word opening the entry.
     pub pos: usize,
     pub wwid: Option<Sp<String>>,
@@ -152,7 +152,7 @@ struct Parser<'r, 't> {
 }
 
 /// Parses multipath.conf `text`, whose first byte is at offset `base` of `r`.
-pub(crate) fn parse(r: &mut Report, text: &str, base: usize) -> Conf {
+pub fn parse(r: &mut Report, text: &str, base: usize) -> Conf {
     let mut p = Parser {
         r,
         base,

@@ -83,7 +83,7 @@ impl<'a> IntoIterator for &'a Diagnostics {
 /// [`Report::add_source`] gets its own range of offsets after that, so a
 /// position is still one `usize` wherever it points, and [`Report::locate`]
 /// finds the text, line and column for it.
-pub(crate) struct Report<'t> {
+pub struct Report<'t> {
     sources: Vec<Source<'t>>,
     diags: Vec<Diagnostic>,
 }
@@ -108,7 +108,7 @@ impl Source<'_> {
 }
 
 impl<'t> Report<'t> {
-    pub(crate) fn new(file: &Path, text: &'t str) -> Self {
+    pub fn new(file: &Path, text: &'t str) -> Self {
         Report {
             sources: vec![Source {
                 file: file.to_path_buf(),
@@ -124,7 +124,7 @@ impl<'t> Report<'t> {
     /// Adds a text whose positions are reported in `file`, its first
     /// character at line and column `first`; returns the offset that stands
     /// for that first character (add it to offsets into `text`).
-    pub(crate) fn add_source(&mut self, file: &Path, text: String, first: (usize, usize)) -> usize {
+    pub fn add_source(&mut self, file: &Path, text: String, first: (usize, usize)) -> usize {
         // One past the previous end, so an end-of-text offset stays in its text.
         let start = self.sources.last().map_or(0, |s| s.end() + 1);
         self.sources.push(Source {
@@ -138,12 +138,12 @@ impl<'t> Report<'t> {
     }
 
     /// The scenario file.
-    pub(crate) fn main_file(&self) -> &Path {
+    pub fn main_file(&self) -> &Path {
         &self.sources[0].file
     }
 
     /// The scenario text.
-    pub(crate) fn main_text(&self) -> &str {
+    pub fn main_text(&self) -> &str {
         &self.sources[0].text
     }
 
@@ -153,12 +153,12 @@ impl<'t> Report<'t> {
     }
 
     /// The file an offset is reported in.
-    pub(crate) fn file_of(&self, offset: usize) -> &Path {
+    pub fn file_of(&self, offset: usize) -> &Path {
         &self.source(offset).file
     }
 
     /// 1-based (line, column) of a byte offset; the column counts characters.
-    pub(crate) fn locate(&self, offset: usize) -> (usize, usize) {
+    pub fn locate(&self, offset: usize) -> (usize, usize) {
         let src = self.source(offset);
         let text: &str = &src.text;
         let mut local = (offset - src.start).min(text.len());
@@ -175,13 +175,13 @@ impl<'t> Report<'t> {
         }
     }
 
-    pub(crate) fn line_of(&self, offset: usize) -> usize {
+    pub fn line_of(&self, offset: usize) -> usize {
         self.locate(offset).0
     }
 
     /// Where an offset is, for a message: "line 12" in the scenario file,
     /// "conf/multipath.conf line 3" in another file.
-    pub(crate) fn describe(&self, offset: usize) -> String {
+    pub fn describe(&self, offset: usize) -> String {
         let line = self.line_of(offset);
         let file = self.file_of(offset);
         if file == self.main_file() {
@@ -192,17 +192,12 @@ impl<'t> Report<'t> {
     }
 
     /// An error at `offset` with a help line saying what would be valid.
-    pub(crate) fn error(
-        &mut self,
-        offset: usize,
-        message: impl Into<String>,
-        help: impl fmt::Display,
-    ) {
+    pub fn error(&mut self, offset: usize, message: impl Into<String>, help: impl fmt::Display) {
         self.push(offset, message.into(), Some(help.to_string()));
     }
 
     /// An error without help (used for TOML syntax errors, whose message says it all).
-    pub(crate) fn error_bare(&mut self, offset: usize, message: impl Into<String>) {
+    pub fn error_bare(&mut self, offset: usize, message: impl Into<String>) {
         self.push(offset, message.into(), None);
     }
 
@@ -218,13 +213,13 @@ impl<'t> Report<'t> {
         });
     }
 
-    pub(crate) fn has_errors(&self) -> bool {
+    pub fn has_errors(&self) -> bool {
         !self.diags.is_empty()
     }
 
     /// All collected diagnostics in order: the scenario file's by position,
     /// then other files' by name and position (stable for equal positions).
-    pub(crate) fn finish(mut self) -> Diagnostics {
+    pub fn finish(mut self) -> Diagnostics {
         let main = self.sources.swap_remove(0).file;
         self.diags.sort_by(|a, b| {
             (a.file != main, &a.file, a.line, a.column).cmp(&(

@@ -7,15 +7,15 @@
 use std::time::Duration;
 
 /// Help text naming every accepted duration form.
-pub(crate) const DURATION_HELP: &str =
+pub const DURATION_HELP: &str =
     "write a duration as a string like \"250ms\", \"3s\", \"1.5s\", \"2m\" or \"1h\" (a bare integer means seconds)";
 
 /// Help text naming every accepted size form.
-pub(crate) const SIZE_HELP: &str =
+pub const SIZE_HELP: &str =
     "write a size like \"64MiB\", \"4KiB\", \"1GiB\" or \"512\" (K/M/G mean KiB/MiB/GiB; a bare integer means bytes)";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UnitError {
+pub struct UnitError {
     pub message: String,
     pub help: String,
 }
@@ -38,7 +38,7 @@ fn split_number(s: &str) -> (&str, &str) {
 
 /// Parses "250ms", "3s", "1.5s", "2m", "1h". A fraction is allowed with any
 /// unit as long as the result is a whole number of nanoseconds.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, UnitError> {
+pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     let s = text.trim();
     let bad = |what: &str| {
         unit_error(
@@ -130,7 +130,7 @@ const GIB: u64 = 1024 * MIB;
 
 /// Parses "64MiB", "4KiB", "1GiB", "64M", "512", "512B". Units are binary;
 /// decimal units ("MB") are rejected rather than guessed.
-pub(crate) fn parse_size(text: &str) -> Result<u64, UnitError> {
+pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     let s = text.trim();
     let bad = |what: &str| unit_error(format!("invalid size \"{text}\": {what}"), SIZE_HELP);
     if s.starts_with('-') {

@@ -12,22 +12,23 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::diag::Report;
-use crate::keywords::{Kw, Val, MARGINAL_PATH, SAN_PATH_ERR};
-use crate::manager::{
+use super::decode::{DraftManager, Target};
+use super::keywords::SetAt;
+use super::keywords::{Kw, Val, MARGINAL_PATH, SAN_PATH_ERR};
+use crate::settings::{
     wwid_of, ManagerKind, ManagerSettings, ManagerSpec, MarginalDetector, MarginalPath,
     MarginalSampling, Origin, Ppm, SanPathErr, Setting,
 };
-use crate::manager_decode::{DraftManager, SetAt, Target};
-use crate::reader::Sp;
-use crate::units::format_duration;
+use pathrig_diag::reader::Sp;
+use pathrig_diag::units::format_duration;
+use pathrig_diag::Report;
 
 const DERIVED_MAX_POLLING: &str = "polling_interval (4 ×)";
 const DERIVED_SPRT_GOOD: &str = "marginal_path_err_rate_threshold (÷ 4)";
 const DERIVED_SPRT_BAD: &str = "marginal_path_err_rate_threshold (× 2, at most halfway to 1000)";
 
 /// Resolves the settings of every map in `maps` (names, in file order).
-pub(crate) fn resolve_manager(r: &mut Report, m: &DraftManager, maps: &[&str]) -> ManagerSpec {
+pub fn resolve_manager(r: &mut Report, m: &DraftManager, maps: &[&str]) -> ManagerSpec {
     if m.kind == ManagerKind::None {
         return ManagerSpec {
             kind: ManagerKind::None,

@@ -1,4 +1,19 @@
-//! The embedded path manager's core: the part of multipathd that decides which paths are usable.
+//! pathrig's path manager, modelled on multipathd, as a crate of its own and pure: no IO, no
+//! clock, no thread, no system library (its dependency tree has no `nix`, `libc`, `io-uring`,
+//! `devicemapper`, `fuser` or `loopdev`). It owns
+//!
+//! - the sans-IO core (this module, [`Core`] in `engine`, [`Reason`] in `reason`), described
+//!   below;
+//! - its settings ([`settings`]: the multipath.conf keywords pathrig implements, their defaults
+//!   and origins) and their language ([`lang`]: the scenario's `[manager]` table, multipath.conf
+//!   text, and a writer that renders effective settings back to multipath.conf).
+//!
+//! The driver that connects the core to the kernel lives in the controller.
+//!
+//! # The core
+//!
+//! The embedded path manager's core is the part of multipathd that decides which paths are
+//! usable.
 //!
 //! Sans-IO, like quinn-proto: the driver feeds [`Input`]s (the kernel's view of a map after every
 //! dm event, checker results, ticks) together with the current virtual time, and gets
@@ -68,14 +83,18 @@
 //! down ends the sampling: the path is [`PathState::Down`] like any other.
 
 mod engine;
+pub mod lang;
 mod reason;
+pub mod settings;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 #[cfg(test)]
 mod tests;
 mod timeline_text;
 
 use std::time::Duration;
 
-use faults::manager::ManagerSettings;
+use crate::settings::ManagerSettings;
 use serde::Serialize;
 
 pub use engine::Core;

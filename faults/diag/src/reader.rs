@@ -14,23 +14,23 @@ use toml::Spanned;
 use crate::diag::Report;
 use crate::units::{self, DURATION_HELP, SIZE_HELP};
 
-pub(crate) type Value<'i> = Spanned<DeValue<'i>>;
+pub type Value<'i> = Spanned<DeValue<'i>>;
 
 /// A value and the byte offset where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Sp<T> {
+pub struct Sp<T> {
     pub val: T,
     pub pos: usize,
 }
 
 impl<T> Sp<T> {
-    pub(crate) fn new(val: T, pos: usize) -> Self {
+    pub fn new(val: T, pos: usize) -> Self {
         Sp { val, pos }
     }
 }
 
 /// Outcome of reading one key.
-pub(crate) enum Got<T> {
+pub enum Got<T> {
     /// The key is not there.
     Absent,
     /// The key is there but wrong; already reported.
@@ -39,7 +39,7 @@ pub(crate) enum Got<T> {
 }
 
 impl<T> Got<T> {
-    pub(crate) fn ok(self) -> Option<Sp<T>> {
+    pub fn ok(self) -> Option<Sp<T>> {
         match self {
             Got::Ok(v) => Some(v),
             _ => None,
@@ -47,7 +47,7 @@ impl<T> Got<T> {
     }
 
     /// The value; a missing key is reported at the table header.
-    pub(crate) fn required(
+    pub fn required(
         self,
         r: &mut Report,
         table: &Table,
@@ -70,25 +70,25 @@ impl<T> Got<T> {
 
     /// The value, or `default` when the key is absent or invalid (an invalid
     /// value has been reported, so the default never reaches a scenario).
-    pub(crate) fn or(self, default: T) -> T {
+    pub fn or(self, default: T) -> T {
         self.ok().map_or(default, |v| v.val)
     }
 }
 
 /// One TOML table and how to name it in messages ("[[map]]", "[workload]").
-pub(crate) struct Table<'a, 'i> {
+pub struct Table<'a, 'i> {
     pub name: &'static str,
     pub pos: usize,
     table: &'a DeTable<'i>,
 }
 
 impl<'a, 'i> Table<'a, 'i> {
-    pub(crate) fn new(name: &'static str, pos: usize, table: &'a DeTable<'i>) -> Self {
+    pub fn new(name: &'static str, pos: usize, table: &'a DeTable<'i>) -> Self {
         Table { name, pos, table }
     }
 
     /// Keys with their offsets, in file order.
-    pub(crate) fn entries(&self) -> Vec<(Sp<&'a str>, &'a Value<'i>)> {
+    pub fn entries(&self) -> Vec<(Sp<&'a str>, &'a Value<'i>)> {
         let mut v: Vec<_> = self
             .table
             .iter()
@@ -98,18 +98,18 @@ impl<'a, 'i> Table<'a, 'i> {
         v
     }
 
-    pub(crate) fn get(&self, key: &str) -> Option<&'a Value<'i>> {
+    pub fn get(&self, key: &str) -> Option<&'a Value<'i>> {
         self.table.get(key)
     }
 
     /// Offset of `key` itself (not its value).
-    pub(crate) fn key_pos(&self, key: &str) -> Option<usize> {
+    pub fn key_pos(&self, key: &str) -> Option<usize> {
         self.table.get_key_value(key).map(|(k, _)| k.span().start)
     }
 
     /// Reports every key not in `valid`. `hint` may add advice for a key
     /// (e.g. a top-level key written below a table header).
-    pub(crate) fn reject_unknown(
+    pub fn reject_unknown(
         &self,
         r: &mut Report,
         valid: &[&str],
@@ -139,14 +139,14 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
-    pub(crate) fn string(&self, r: &mut Report, key: &str) -> Got<String> {
+    pub fn string(&self, r: &mut Report, key: &str) -> Got<String> {
         match self.get(key) {
             None => Got::Absent,
             Some(v) => as_string(r, v, key).map_or(Got::Invalid, Got::Ok),
         }
     }
 
-    pub(crate) fn boolean(&self, r: &mut Report, key: &str) -> Got<bool> {
+    pub fn boolean(&self, r: &mut Report, key: &str) -> Got<bool> {
         let Some(v) = self.get(key) else {
             return Got::Absent;
         };
@@ -167,7 +167,7 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 
     /// An integer within `range`.
-    pub(crate) fn int(&self, r: &mut Report, key: &str, range: RangeInclusive<u64>) -> Got<u64> {
+    pub fn int(&self, r: &mut Report, key: &str, range: RangeInclusive<u64>) -> Got<u64> {
         let Some(v) = self.get(key) else {
             return Got::Absent;
         };
@@ -175,7 +175,7 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 
     /// A duration string, or an integer number of seconds.
-    pub(crate) fn duration(&self, r: &mut Report, key: &str) -> Got<Duration> {
+    pub fn duration(&self, r: &mut Report, key: &str) -> Got<Duration> {
         let Some(v) = self.get(key) else {
             return Got::Absent;
         };
@@ -211,7 +211,7 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 
     /// A size string, or an integer number of bytes.
-    pub(crate) fn size(&self, r: &mut Report, key: &str) -> Got<u64> {
+    pub fn size(&self, r: &mut Report, key: &str) -> Got<u64> {
         let Some(v) = self.get(key) else {
             return Got::Absent;
         };
@@ -233,12 +233,7 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 
     /// A string that must be one of `choices` (name, value).
-    pub(crate) fn choice<T: Copy>(
-        &self,
-        r: &mut Report,
-        key: &str,
-        choices: &[(&str, T)],
-    ) -> Got<T> {
+    pub fn choice<T: Copy>(&self, r: &mut Report, key: &str, choices: &[(&str, T)]) -> Got<T> {
         let Some(s) = self.string(r, key).ok() else {
             return if self.get(key).is_some() {
                 Got::Invalid
@@ -261,12 +256,7 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 
     /// A sub-table (`[guest]` or `guest = { ... }`).
-    pub(crate) fn table(
-        &self,
-        r: &mut Report,
-        key: &str,
-        name: &'static str,
-    ) -> Option<Table<'a, 'i>> {
+    pub fn table(&self, r: &mut Report, key: &str, name: &'static str) -> Option<Table<'a, 'i>> {
         let v = self.get(key)?;
         match v.get_ref() {
             DeValue::Table(t) => Some(Table::new(name, v.span().start, t)),
@@ -286,7 +276,7 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 
     /// An array of tables (`[[map]]`); each bad element is reported.
-    pub(crate) fn array_of_tables(
+    pub fn array_of_tables(
         &self,
         r: &mut Report,
         key: &str,
@@ -337,7 +327,7 @@ impl<'a, 'i> Table<'a, 'i> {
 }
 
 /// "a string", "an integer", ... for messages.
-pub(crate) fn describe(v: &DeValue) -> &'static str {
+pub fn describe(v: &DeValue) -> &'static str {
     match v {
         DeValue::String(_) => "a string",
         DeValue::Integer(_) => "an integer",
@@ -349,7 +339,7 @@ pub(crate) fn describe(v: &DeValue) -> &'static str {
     }
 }
 
-pub(crate) fn type_error(
+pub fn type_error(
     r: &mut Report,
     v: &Value,
     key: &str,
@@ -364,7 +354,7 @@ pub(crate) fn type_error(
     );
 }
 
-pub(crate) fn as_string(r: &mut Report, v: &Value, key: &str) -> Option<Sp<String>> {
+pub fn as_string(r: &mut Report, v: &Value, key: &str) -> Option<Sp<String>> {
     match v.get_ref() {
         DeValue::String(s) => Some(Sp::new(s.to_string(), v.span().start)),
         other => {
@@ -382,12 +372,7 @@ pub(crate) fn as_string(r: &mut Report, v: &Value, key: &str) -> Option<Sp<Strin
 }
 
 /// An integer within `range`; a quoted number gets a "remove the quotes" hint.
-pub(crate) fn as_int(
-    r: &mut Report,
-    v: &Value,
-    key: &str,
-    range: RangeInclusive<u64>,
-) -> Option<Sp<u64>> {
+pub fn as_int(r: &mut Report, v: &Value, key: &str, range: RangeInclusive<u64>) -> Option<Sp<u64>> {
     let pos = v.span().start;
     let valid = format!(
         "`{key}` takes a whole number from {} to {}",
@@ -424,7 +409,7 @@ pub(crate) fn as_int(
 }
 
 /// Help text "valid: a, b, c" with a "did you mean" when one is close.
-pub(crate) fn one_of(got: &str, names: &[&str]) -> String {
+pub fn one_of(got: &str, names: &[&str]) -> String {
     match suggest(got, names.iter().copied()) {
         Some(s) => format!(
             "did you mean \"{s}\"? valid values are: {}",
@@ -435,10 +420,7 @@ pub(crate) fn one_of(got: &str, names: &[&str]) -> String {
 }
 
 /// The candidate closest to `word`, if it is close enough to be a typo.
-pub(crate) fn suggest<'c>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'c str>,
-) -> Option<&'c str> {
+pub fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
     let limit = (word.chars().count() / 3).max(1);
     candidates
         .into_iter()

@@ -2,37 +2,27 @@
 //! it brings in (inline `conf`, or `conf_file`, read through the caller's
 //! file reader), and `[manager.map.<name>]`, into a draft of settings at
 //! their levels. Which map a per-map table or `multipath` entry is for, and
-//! what each map ends up with, is worked out in `manager_resolve`.
+//! what each map ends up with, is worked out in [`super::resolve`].
 
 use std::path::Path;
 
 use toml::de::DeValue;
 
-use crate::diag::Report;
-use crate::keywords::{self, Kw, Level, Raw, Val};
-use crate::manager::{ManagerKind, Origin};
-use crate::multipath_conf;
-use crate::reader::{as_string, describe, suggest, type_error, Sp, Table, Value};
+use super::keywords::{self, Level, Raw, SetAt};
+use super::multipath_conf;
+use crate::settings::{ManagerKind, Origin};
+use pathrig_diag::reader::{as_string, describe, suggest, type_error, Sp, Table, Value};
+use pathrig_diag::Report;
 
-/// Reads a file named in the scenario (`conf_file`); `None` for [`crate::parse`], which reads nothing.
-pub(crate) type ReadFile<'a> = &'a dyn Fn(&Path) -> std::io::Result<String>;
+/// Reads a file named in the scenario (`conf_file`); `None` for a parse that reads nothing (the scenario language's `faults::parse`).
+pub type ReadFile<'a> = &'a dyn Fn(&Path) -> std::io::Result<String>;
 
 /// The keys of `[manager]` that are not multipath.conf keywords.
 const OWN_KEYS: &[&str] = &["kind", "conf", "conf_file", "map"];
 
-/// One keyword set somewhere, with its value read.
-#[derive(Debug, Clone)]
-pub(crate) struct SetAt {
-    pub kw: Kw,
-    pub val: Val,
-    /// The keyword itself.
-    pub pos: usize,
-    pub origin: Origin,
-}
-
 /// What a per-map group of settings is for.
 #[derive(Debug)]
-pub(crate) enum Target {
+pub enum Target {
     /// `[manager.map.<name>]`.
     Map(Sp<String>),
     /// A multipath.conf `multipath` entry.
@@ -43,7 +33,7 @@ pub(crate) enum Target {
 }
 
 #[derive(Debug)]
-pub(crate) struct MapSets {
+pub struct MapSets {
     pub pos: usize,
     pub target: Target,
     pub sets: Vec<SetAt>,
@@ -51,7 +41,7 @@ pub(crate) struct MapSets {
 
 /// The `[manager]` table, decoded.
 #[derive(Debug)]
-pub(crate) struct DraftManager {
+pub struct DraftManager {
     pub kind: ManagerKind,
     /// `[manager]` keys, then the conf's `defaults`.
     pub defaults: Vec<SetAt>,
@@ -73,7 +63,7 @@ impl Default for DraftManager {
 }
 
 /// Every key of `[manager]`.
-pub(crate) fn manager_keys() -> Vec<&'static str> {
+pub fn manager_keys() -> Vec<&'static str> {
     let mut keys = OWN_KEYS.to_vec();
     keys.extend(keywords::KEYWORDS.iter().map(|d| d.name));
     keys
@@ -146,7 +136,7 @@ fn setting(
 }
 
 /// Decodes `[manager]`; an absent table is the embedded manager with nothing set.
-pub(crate) fn decode_manager(r: &mut Report, top: &Table, read: Option<ReadFile>) -> DraftManager {
+pub fn decode_manager(r: &mut Report, top: &Table, read: Option<ReadFile>) -> DraftManager {
     let Some(t) = top.table(r, "manager", "[manager]") else {
         return DraftManager::default();
     };

@@ -17,12 +17,12 @@
 //! `MANAGER_BENCH_RUNS` (runs per size, default 5 for 1k and 10k, 3 for 100k),
 //! `MANAGER_BENCH_SIZES` (comma-separated N, default 1000,10000,100000).
 
-use controller::manager;
+use path_manager as manager;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use faults::manager::{Failback, ManagerSettings, NoPathRetry, SanPathErr, Setting};
+use path_manager::settings::{Failback, ManagerSettings, NoPathRetry, SanPathErr, Setting};
 
 use manager::{Action, CheckResult, Core, Input, KernelPath, MapSetup, PathRef, PathSetup};
 
@@ -260,8 +260,9 @@ fn env(name: &str) -> Option<String> {
 }
 
 fn main() {
-    // `cargo test --benches` runs bench targets with `--bench`-less arguments; stay quick then.
-    if std::env::args().any(|a| a == "--test" || a == "--list") {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs this without it: stay quick then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("manager_core bench: skipped (run it with `cargo bench -p path-manager --bench manager_core`)");
         return;
     }
     let vsecs: u64 = env("MANAGER_BENCH_VSECS").map_or(600, |v| v.parse().expect("VSECS"));

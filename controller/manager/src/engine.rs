@@ -3,59 +3,32 @@
 //! Every input is handled in two steps: first the path-level facts are updated (a checker result,
 //! the kernel's status), then the map is evaluated once (damping's last-path exception,
 //! `no_path_retry`, failback), so that a map-level decision always sees the whole map.
-//! Timers live in one `BTreeSet` ordered by due time, so [`Core::next_wakeup`] is exact and
-//! a tick costs O(log n) per due timer, whatever the number of paths.
+//! Timers are one enum in one table ordered by due time (`timers`), so [`Core::next_wakeup`] is
+//! exact and a tick costs O(log n) per due timer, whatever the number of paths.
 //!
 //! Marginal paths: a sample result costs O(1) (a counter, and for the sequential test one
 //! multiply-add against precomputed logarithms); map-level rules run only when a verdict
 //! changes a path's state.
 
 use std::cmp::Reverse;
-use std::collections::BTreeSet;
+
 use std::time::Duration;
 
-use faults::manager::{
+use crate::settings::{
     Failback, MarginalDetector, MarginalPathgroups, NoPathRetry, PathChecker, Ppm, SanPathErr,
 };
 
+mod marginal;
+mod timers;
+
+use self::marginal::{MarginalCfg, Sprt};
+use self::timers::{slot, Slot, Timer, Timers};
 use super::reason::{Secs, SprtEvidence};
 use super::{
     Action, CheckResult, CheckState, Decision, FailbackState, FailedBy, GroupView, Input,
     KernelPath, MapSetup, MapView, PathRef, PathState, PathView, Reason, RetryState,
     SampleEvidence, SampleOutcome,
 };
-
-/// What a timer is for. Map and path indices are `u32` to keep the set's entries small.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Timer {
-    /// A path's next check is due (for `path_checker none`: it counts as up).
-    Check { map: u32, path: u32 },
-    /// A held-back path's recovery time is over.
-    Delay { map: u32, path: u32 },
-    /// A deferred failback countdown ran out.
-    Failback { map: u32 },
-    /// A `no_path_retry` countdown ran out.
-    Retry { map: u32 },
-    /// A sampled path's next burst of sample reads is due.
-    Burst { map: u32, path: u32 },
-    /// A sample's time is over: the window rule decides.
-    SampleEnd { map: u32, path: u32 },
-    /// A marginal path's recheck gap is over.
-    Recheck { map: u32, path: u32 },
-}
-
-#[derive(Default)]
-struct Timers(BTreeSet<(Duration, Timer)>);
-
-impl Timers {
-    fn set(&mut self, at: Duration, timer: Timer) {
-        self.0.insert((at, timer));
-    }
-
-    fn cancel(&mut self, at: Duration, timer: Timer) {
-        self.0.remove(&(at, timer));
-    }
-}
 
 /// The path manager core. See the module documentation.
 pub struct Core {
@@ -100,81 +73,6 @@ struct Scratch {
     failed: Option<(usize, FailedBy)>,
     /// Paths that came back after the checker had found them down (for followover).
     returned: Vec<usize>,
-}
-
-/// `marginal_path_*` of one map, with pathrig's sampling settings.
-#[derive(Debug, Clone, Copy)]
-struct MarginalCfg {
-    double_failed_time: Duration,
-    sample_time: Duration,
-    threshold: u32,
-    recheck_gap: Duration,
-    burst: u32,
-    burst_gap: Duration,
-    io_timeout: Duration,
-    detector: MarginalDetector,
-    sprt: Sprt,
-    pathgroups: bool,
-}
-
-/// Wald's sequential probability ratio test between an acceptable error rate p0 and a
-/// marginal one p1, per read: an error adds `ln(p1/p0)` to the log-likelihood ratio, a good
-/// read `ln((1-p1)/(1-p0))`; at or above `ln((1-β)/α)` the path is marginal, at or below
-/// `ln(β/(1-α))` good.
-#[derive(Debug, Clone, Copy)]
-struct Sprt {
-    good: Ppm,
-    bad: Ppm,
-    per_error: f64,
-    per_ok: f64,
-    lower: f64,
-    upper: f64,
-}
-
-impl Sprt {
-    /// Rates and probabilities come validated from `faults`; settings made by hand are clamped
-    /// so that the test stays defined (p0 < p1 < 1, 0 < α, β < 0.5).
-    fn new(good: Ppm, bad: Ppm, alpha: Ppm, beta: Ppm) -> Sprt {
-        let p1 = bad.fraction().clamp(1e-6, 1.0 - 1e-6);
-        let p0 = good.fraction();
-        let p0 = if p0 >= p1 { p1 / 2.0 } else { p0 };
-        let alpha = alpha.fraction().clamp(1e-6, 0.5);
-        let beta = beta.fraction().clamp(1e-6, 0.5);
-        Sprt {
-            good,
-            bad,
-            per_error: (p1 / p0).ln(),
-            per_ok: ((1.0 - p1) / (1.0 - p0)).ln(),
-            lower: (beta / (1.0 - alpha)).ln(),
-            upper: ((1.0 - beta) / alpha).ln(),
-        }
-    }
-
-    /// The log-likelihood ratio after `errors` errors in `answered` reads (an error with an
-    /// acceptable rate of 0 makes it +infinity).
-    fn llr(&self, errors: u32, answered: u32) -> f64 {
-        let oks = f64::from(answered - errors) * self.per_ok;
-        if errors == 0 {
-            oks
-        } else {
-            oks + f64::from(errors) * self.per_error
-        }
-    }
-
-    fn evidence(&self, e: &SampleEvidence) -> SprtEvidence {
-        SprtEvidence {
-            llr_milli: milli(self.llr(e.errors, e.answered)),
-            lower_milli: milli(self.lower),
-            upper_milli: milli(self.upper),
-            good: self.good,
-            bad: self.bad,
-        }
-    }
-}
-
-/// Thousandths, saturating (infinities become i64::MAX / MIN).
-fn milli(x: f64) -> i64 {
-    (x * 1000.0).round() as i64
 }
 
 struct Path {
@@ -279,7 +177,7 @@ impl Core {
                             PathChecker::None => (PathState::Up { since: now }, now + polling),
                             PathChecker::Directio => (PathState::Unchecked, now),
                         };
-                        timers.set(first, check_timer(m, p));
+                        timers.set(Timer::Check(slot(m, p)), first);
                         let group = group_of[p].unwrap_or_else(|| {
                             panic!("map {}: path {p} is in no group", setup.name)
                         });
@@ -348,9 +246,9 @@ impl Core {
                 }
                 let check_at = match map.paths[path.path].check {
                     CheckState::Running { since } => since,
-                    CheckState::Due { at } => {
+                    CheckState::Due { .. } => {
                         // Not asked for; take it, and count the next check from it.
-                        self.timers.cancel(at, check_timer(path.map, path.path));
+                        self.timers.cancel(Timer::Check(slot(path.map, path.path)));
                         now.saturating_sub(latency)
                     }
                 };
@@ -405,7 +303,7 @@ impl Core {
     /// The earliest time the core needs a [`Input::Tick`] (a check due, a countdown running out);
     /// `None` when nothing is scheduled. May be at or before the last input's time: tick at once.
     pub fn next_wakeup(&self) -> Option<Duration> {
-        self.timers.0.first().map(|&(at, _)| at)
+        self.timers.next_deadline()
     }
 
     // The report reads whole maps through `map_view`; the tests look at single paths.
@@ -519,13 +417,9 @@ impl Core {
     }
 
     fn on_tick(&mut self, now: Duration, out: &mut Vec<Action>) {
-        while let Some(&(at, timer)) = self.timers.0.first() {
-            if at > now {
-                break;
-            }
-            self.timers.0.pop_first();
+        while let Some((at, timer)) = self.timers.expired(now) {
             match timer {
-                Timer::Check { map, path } => {
+                Timer::Check(Slot { map, path }) => {
                     let (m, p) = (map as usize, path as usize);
                     let mp = &mut self.maps[m];
                     mp.paths[p].check = CheckState::Running { since: at };
@@ -548,30 +442,30 @@ impl Core {
                         }
                     }
                 }
-                Timer::Delay { map, path } => {
+                Timer::Delay(Slot { map, path }) => {
                     let m = map as usize;
                     self.maps[m].on_delay_over(now, m, path as usize, out);
                     self.maps[m].evaluate(now, m, &mut self.timers, out);
                 }
-                Timer::Failback { map } => {
+                Timer::Failback(map) => {
                     let m = map as usize;
                     self.maps[m].on_failback_due(m, out);
                 }
-                Timer::Burst { map, path } => {
+                Timer::Burst(Slot { map, path }) => {
                     let m = map as usize;
                     self.maps[m].send_burst(now, m, path as usize, &mut self.timers, out);
                 }
-                Timer::SampleEnd { map, path } => {
+                Timer::SampleEnd(Slot { map, path }) => {
                     let m = map as usize;
                     self.maps[m].on_sample_end(now, m, path as usize, &mut self.timers, out);
                     self.maps[m].evaluate(now, m, &mut self.timers, out);
                 }
-                Timer::Recheck { map, path } => {
+                Timer::Recheck(Slot { map, path }) => {
                     let m = map as usize;
                     self.maps[m].on_recheck(now, m, path as usize, &mut self.timers, out);
                     self.maps[m].evaluate(now, m, &mut self.timers, out);
                 }
-                Timer::Retry { map } => {
+                Timer::Retry(map) => {
                     let m = map as usize;
                     let mp = &mut self.maps[m];
                     if let (RetryState::Counting { .. }, NoPathRetry::Retries(retries)) =
@@ -589,41 +483,6 @@ impl Core {
                 }
             }
         }
-    }
-}
-
-fn check_timer(map: usize, path: usize) -> Timer {
-    Timer::Check {
-        map: map as u32,
-        path: path as u32,
-    }
-}
-
-fn delay_timer(map: usize, path: usize) -> Timer {
-    Timer::Delay {
-        map: map as u32,
-        path: path as u32,
-    }
-}
-
-fn burst_timer(map: usize, path: usize) -> Timer {
-    Timer::Burst {
-        map: map as u32,
-        path: path as u32,
-    }
-}
-
-fn sample_end_timer(map: usize, path: usize) -> Timer {
-    Timer::SampleEnd {
-        map: map as u32,
-        path: path as u32,
-    }
-}
-
-fn recheck_timer(map: usize, path: usize) -> Timer {
-    Timer::Recheck {
-        map: map as u32,
-        path: path as u32,
     }
 }
 
@@ -678,8 +537,8 @@ impl Map {
                     }
                 } else {
                     let was_usable = path.usable();
-                    if let PathState::Delayed { until, .. } = path.state {
-                        timers.cancel(until, delay_timer(m, p));
+                    if let PathState::Delayed { .. } = path.state {
+                        timers.cancel(Timer::Delay(slot(m, p)));
                     }
                     let stopped = self.stop_sampling(now, m, p, timers);
                     let path = &mut self.paths[p];
@@ -781,7 +640,7 @@ impl Map {
         let path = &mut self.paths[p];
         let at = (check_at + path.interval).max(now);
         path.check = CheckState::Due { at };
-        timers.set(at, check_timer(m, p));
+        timers.set(Timer::Check(slot(m, p)), at);
     }
 
     /// The checker finds up a path the kernel has failed: reinstate it, unless flap damping
@@ -824,7 +683,7 @@ impl Map {
                         after_down: down_since.is_some(),
                     };
                     path.interval = self.polling;
-                    timers.set(until, delay_timer(m, p));
+                    timers.set(Timer::Delay(slot(m, p)), until);
                     out.push(Action::Note {
                         map: m,
                         path: Some(p),
@@ -922,8 +781,8 @@ impl Map {
                 if let CheckState::Due { at } = path.check {
                     let soon = now + self.polling;
                     if at > soon {
-                        timers.cancel(at, check_timer(m, p));
-                        timers.set(soon, check_timer(m, p));
+                        timers.cancel(Timer::Check(slot(m, p)));
+                        timers.set(Timer::Check(slot(m, p)), soon);
                         path.check = CheckState::Due { at: soon };
                     }
                 }
@@ -1015,447 +874,6 @@ impl Map {
 
     // ---- marginal paths ----------------------------------------------------------------
 
-    /// Whether the path is sampled or marginal but active in the kernel because the core lends
-    /// it out as the last usable path (not because it sits in the marginal group).
-    fn lent(&self, p: usize) -> bool {
-        let path = &self.paths[p];
-        path.kernel.active
-            && match path.state {
-                PathState::Sampling { .. } => true,
-                PathState::Marginal { .. } => self.marginal_group != Some(path.group),
-                _ => false,
-            }
-    }
-
-    /// Starts sampling path `p` (round 1 after a trigger, 2.. for a recheck): out of use while
-    /// another path is usable, the first burst now (or once the previous sample's reads can no
-    /// longer be answered), the window verdict at the end of the sample time.
-    #[allow(clippy::too_many_arguments)]
-    fn start_sampling(
-        &mut self,
-        now: Duration,
-        m: usize,
-        p: usize,
-        round: u32,
-        reason: Reason,
-        timers: &mut Timers,
-        out: &mut Vec<Action>,
-    ) {
-        let Some(cfg) = self.marginal else { return };
-        let others_usable = self
-            .paths
-            .iter()
-            .enumerate()
-            .any(|(q, path)| q != p && path.usable());
-        let path = &mut self.paths[p];
-        let was_usable = path.usable();
-        let first = now.max(path.quiet_at);
-        let until = first + cfg.sample_time;
-        path.state = PathState::Sampling {
-            since: first,
-            until,
-            round,
-            evidence: SampleEvidence::default(),
-            outstanding: 0,
-            next_burst: Some(first),
-        };
-        path.interval = self.polling;
-        timers.set(until, sample_end_timer(m, p));
-        if path.kernel.active && others_usable {
-            path.kernel.active = false;
-            out.push(Action::FailPath {
-                path: PathRef { map: m, path: p },
-                reason,
-            });
-            if was_usable {
-                self.scratch.failed.get_or_insert((p, FailedBy::Marginal));
-            }
-        } else {
-            out.push(Action::Note {
-                map: m,
-                path: Some(p),
-                reason,
-            });
-        }
-        if first <= now {
-            self.send_burst(now, m, p, timers, out);
-        } else {
-            timers.set(first, burst_timer(m, p));
-        }
-        self.scratch.dirty = true;
-    }
-
-    /// The next burst of a sampled path is due: send it, unless it could not be answered
-    /// before the sample ends.
-    fn send_burst(
-        &mut self,
-        now: Duration,
-        m: usize,
-        p: usize,
-        timers: &mut Timers,
-        out: &mut Vec<Action>,
-    ) {
-        let Some(cfg) = &self.marginal else { return };
-        let PathState::Sampling {
-            until,
-            evidence,
-            outstanding,
-            next_burst,
-            ..
-        } = &mut self.paths[p].state
-        else {
-            return;
-        };
-        if evidence.sent > 0 && now + cfg.io_timeout > *until {
-            *next_burst = None;
-            return;
-        }
-        evidence.sent += cfg.burst;
-        *outstanding += cfg.burst;
-        // If the answers do not all come (they should, within the timeout), the next burst
-        // goes anyway.
-        let fallback = now + cfg.io_timeout + cfg.burst_gap;
-        *next_burst = Some(fallback);
-        timers.set(fallback, burst_timer(m, p));
-        out.push(Action::SampleIo {
-            path: PathRef { map: m, path: p },
-            count: cfg.burst,
-            timeout: cfg.io_timeout,
-        });
-    }
-
-    /// One sample read answered.
-    fn on_sample_result(
-        &mut self,
-        now: Duration,
-        m: usize,
-        p: usize,
-        outcome: &SampleOutcome,
-        timers: &mut Timers,
-        out: &mut Vec<Action>,
-    ) {
-        let Some(cfg) = &self.marginal else { return };
-        let PathState::Sampling {
-            evidence,
-            outstanding,
-            next_burst,
-            ..
-        } = &mut self.paths[p].state
-        else {
-            // Not sampled (anymore): a late answer.
-            return;
-        };
-        if *outstanding == 0 {
-            // No read of this sample is waiting for it.
-            return;
-        }
-        *outstanding -= 1;
-        evidence.answered += 1;
-        match outcome {
-            SampleOutcome::Ok => {}
-            SampleOutcome::Error { .. } => evidence.errors += 1,
-            SampleOutcome::TimedOut => {
-                evidence.errors += 1;
-                evidence.timed_out += 1;
-            }
-        }
-        if *outstanding == 0 {
-            // The burst is complete: the next one after the gap.
-            if let Some(at) = *next_burst {
-                let soon = now + cfg.burst_gap;
-                if soon < at {
-                    timers.cancel(at, burst_timer(m, p));
-                    timers.set(soon, burst_timer(m, p));
-                    *next_burst = Some(soon);
-                }
-            }
-        }
-        if cfg.detector == MarginalDetector::Sequential {
-            let llr = cfg.sprt.llr(evidence.errors, evidence.answered);
-            let decided = if llr >= cfg.sprt.upper {
-                Some(false)
-            } else if llr <= cfg.sprt.lower {
-                Some(true)
-            } else {
-                None
-            };
-            if let Some(good) = decided {
-                let decision = Decision::Sequential(cfg.sprt.evidence(evidence));
-                self.verdict(now, m, p, good, decision, timers, out);
-            }
-        }
-    }
-
-    /// The sample time is over: the window rule decides (also for an undecided sequential
-    /// test). No answered read is no evidence against the path (as in multipath-tools).
-    fn on_sample_end(
-        &mut self,
-        now: Duration,
-        m: usize,
-        p: usize,
-        timers: &mut Timers,
-        out: &mut Vec<Action>,
-    ) {
-        let Some(cfg) = &self.marginal else { return };
-        let PathState::Sampling { evidence: e, .. } = &self.paths[p].state else {
-            return;
-        };
-        let good = u64::from(e.errors) * 1000 <= u64::from(cfg.threshold) * u64::from(e.answered);
-        let decision = match cfg.detector {
-            MarginalDetector::Window => Decision::Window,
-            MarginalDetector::Sequential => Decision::SequentialUndecided(cfg.sprt.evidence(e)),
-        };
-        self.verdict(now, m, p, good, decision, timers, out);
-    }
-
-    /// A sample's verdict: good reinstates the path, bad keeps it out until the recheck.
-    #[allow(clippy::too_many_arguments)]
-    fn verdict(
-        &mut self,
-        now: Duration,
-        m: usize,
-        p: usize,
-        good: bool,
-        decision: Decision,
-        timers: &mut Timers,
-        out: &mut Vec<Action>,
-    ) {
-        let Some(cfg) = self.marginal else { return };
-        let here = PathRef { map: m, path: p };
-        let path = &mut self.paths[p];
-        let PathState::Sampling {
-            since,
-            until,
-            round,
-            evidence,
-            outstanding,
-            next_burst,
-        } = path.state
-        else {
-            return;
-        };
-        if let Some(at) = next_burst {
-            timers.cancel(at, burst_timer(m, p));
-        }
-        timers.cancel(until, sample_end_timer(m, p));
-        if outstanding > 0 {
-            path.quiet_at = now + cfg.io_timeout;
-        }
-        let elapsed = now.saturating_sub(since);
-        self.scratch.dirty = true;
-        if good {
-            path.state = PathState::Up { since: now };
-            path.interval = self.polling;
-            path.last_kernel_failure = None;
-            let reason = Reason::MarginalGood {
-                evidence,
-                elapsed,
-                threshold: cfg.threshold,
-                decision,
-            };
-            self.sync_table(m, p, timers, out);
-            let path = &mut self.paths[p];
-            if path.kernel.active {
-                out.push(Action::Note {
-                    map: m,
-                    path: Some(p),
-                    reason,
-                });
-            } else {
-                path.kernel.active = true;
-                out.push(Action::ReinstatePath { path: here, reason });
-            }
-        } else {
-            let next = now + cfg.recheck_gap;
-            path.state = PathState::Marginal {
-                since: now,
-                next_sample_at: next,
-                round,
-                evidence,
-            };
-            timers.set(next, recheck_timer(m, p));
-            out.push(Action::Note {
-                map: m,
-                path: Some(p),
-                reason: Reason::MarginalBad {
-                    evidence,
-                    elapsed,
-                    threshold: cfg.threshold,
-                    decision,
-                    recheck: cfg.recheck_gap,
-                },
-            });
-            self.sync_table(m, p, timers, out);
-            let path = &mut self.paths[p];
-            if self.marginal_group == Some(path.group) && !path.kernel.active {
-                path.kernel.active = true;
-                out.push(Action::ReinstatePath {
-                    path: here,
-                    reason: Reason::MarginalGroupReinstate { group: path.group },
-                });
-            }
-        }
-    }
-
-    /// A marginal path's recheck gap is over: sample it again.
-    fn on_recheck(
-        &mut self,
-        now: Duration,
-        m: usize,
-        p: usize,
-        timers: &mut Timers,
-        out: &mut Vec<Action>,
-    ) {
-        let Some(cfg) = self.marginal else { return };
-        let PathState::Marginal { round, .. } = self.paths[p].state else {
-            return;
-        };
-        let reason = Reason::MarginalRecheck {
-            gap: cfg.recheck_gap,
-            sample_time: cfg.sample_time,
-            round: round + 1,
-        };
-        self.start_sampling(now, m, p, round + 1, reason, timers, out);
-    }
-
-    /// The checker found a sampled or marginal path down: cancel its sampling timers. Returns
-    /// whether it was sampled or marginal (the caller makes it `Down`).
-    fn stop_sampling(&mut self, now: Duration, m: usize, p: usize, timers: &mut Timers) -> bool {
-        let io_timeout = self.marginal.map_or(Duration::ZERO, |c| c.io_timeout);
-        let path = &mut self.paths[p];
-        match path.state {
-            PathState::Sampling {
-                until,
-                outstanding,
-                next_burst,
-                ..
-            } => {
-                if let Some(at) = next_burst {
-                    timers.cancel(at, burst_timer(m, p));
-                }
-                timers.cancel(until, sample_end_timer(m, p));
-                if outstanding > 0 {
-                    path.quiet_at = now + io_timeout;
-                }
-                true
-            }
-            PathState::Marginal { next_sample_at, .. } => {
-                timers.cancel(next_sample_at, recheck_timer(m, p));
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// `marginal_pathgroups on`: the table's groups follow the paths' states: marginal paths
-    /// (and marginal ones being rechecked) in an extra last group, every other path in its own
-    /// group (empty groups left out). Emits [`Action::Regroup`] when that changes, because of
-    /// path `cause`.
-    fn sync_table(&mut self, m: usize, cause: usize, timers: &mut Timers, out: &mut Vec<Action>) {
-        if !self.marginal.is_some_and(|c| c.pathgroups) {
-            return;
-        }
-        let marginal: Vec<usize> = (0..self.paths.len())
-            .filter(|&q| match self.paths[q].state {
-                PathState::Marginal { .. } => true,
-                PathState::Sampling { round, .. } => round > 1,
-                _ => false,
-            })
-            .collect();
-        let mut groups: Vec<Vec<usize>> = self
-            .own_groups
-            .iter()
-            .map(|g| {
-                g.iter()
-                    .copied()
-                    .filter(|q| !marginal.contains(q))
-                    .collect()
-            })
-            .filter(|g: &Vec<usize>| !g.is_empty())
-            .collect();
-        let marginal_group = (!marginal.is_empty()).then(|| {
-            groups.push(marginal.clone());
-            groups.len() - 1
-        });
-        if groups == self.groups {
-            return;
-        }
-        let old_group: Vec<usize> = self.paths.iter().map(|path| path.group).collect();
-        for (g, members) in groups.iter().enumerate() {
-            for &q in members {
-                self.paths[q].group = g;
-            }
-        }
-        self.groups = groups;
-        self.marginal_group = marginal_group;
-        // The kernel reports the active group of the new table after the reload.
-        self.active_group = None;
-        if let FailbackState::Armed { since, due, group } = self.failback {
-            let moved = (0..self.paths.len())
-                .find(|&q| old_group[q] == group && Some(self.paths[q].group) != marginal_group)
-                .map(|q| self.paths[q].group);
-            self.failback = match moved {
-                Some(group) => FailbackState::Armed { since, due, group },
-                None => {
-                    timers.cancel(due, Timer::Failback { map: m as u32 });
-                    FailbackState::Idle
-                }
-            };
-        }
-        out.push(Action::Regroup {
-            map: m,
-            groups: self.groups.clone(),
-            reason: Reason::MarginalRegroup {
-                leg: self.paths[cause].leg.clone(),
-                into_marginal: marginal.contains(&cause),
-                group: self.paths[cause].group,
-            },
-        });
-    }
-
-    /// Never no path rather than a flaky one: with no usable path, lend out the best sampled
-    /// or marginal path; with a healthy path usable, take lent-out paths back.
-    fn marginal_last_resort(&mut self, m: usize, out: &mut Vec<Action>) {
-        if self.marginal.is_none() {
-            return;
-        }
-        if let Some(h) = self.paths.iter().position(Path::healthy) {
-            for q in 0..self.paths.len() {
-                if self.lent(q) {
-                    let marginal = matches!(self.paths[q].state, PathState::Marginal { .. });
-                    self.paths[q].kernel.active = false;
-                    out.push(Action::FailPath {
-                        path: PathRef { map: m, path: q },
-                        reason: Reason::MarginalTakenBack {
-                            leg: self.paths[h].leg.clone(),
-                            marginal,
-                        },
-                    });
-                }
-            }
-            return;
-        }
-        if self.paths.iter().any(Path::usable) {
-            return;
-        }
-        let best = self
-            .paths
-            .iter()
-            .enumerate()
-            .filter(|(_, path)| !path.kernel.active && path.sampled_or_marginal())
-            .max_by_key(|&(q, path)| (path.prio, Reverse(q)))
-            .map(|(q, _)| q);
-        if let Some(q) = best {
-            let path = &mut self.paths[q];
-            path.kernel.active = true;
-            let marginal = matches!(path.state, PathState::Marginal { .. });
-            out.push(Action::ReinstatePath {
-                path: PathRef { map: m, path: q },
-                reason: Reason::MarginalLastPath { marginal },
-            });
-        }
-    }
-
     /// Average priority of a group's usable paths, with their number.
     fn group_prio(&self, g: usize) -> (usize, Option<u32>) {
         let (mut n, mut sum) = (0usize, 0u64);
@@ -1533,12 +951,14 @@ impl Map {
         let Some(p) = held else { return };
         let path = &mut self.paths[p];
         let PathState::Delayed {
-            until, after_down, ..
+            until: _,
+            after_down,
+            ..
         } = path.state
         else {
             return;
         };
-        timers.cancel(until, delay_timer(m, p));
+        timers.cancel(Timer::Delay(slot(m, p)));
         let failures = path.failures;
         path.state = PathState::Up { since: now };
         path.failures = 0;
@@ -1573,7 +993,7 @@ impl Map {
             (RetryState::Idle, None) => {
                 let until = now + self.polling * retries;
                 self.retry = RetryState::Counting { since: now, until };
-                timers.set(until, Timer::Retry { map: m as u32 });
+                timers.set(Timer::retry(m), until);
                 out.push(Action::Note {
                     map: m,
                     path: None,
@@ -1583,8 +1003,8 @@ impl Map {
                     },
                 });
             }
-            (RetryState::Counting { since, until }, Some(p)) => {
-                timers.cancel(until, Timer::Retry { map: m as u32 });
+            (RetryState::Counting { since, until: _ }, Some(p)) => {
+                timers.cancel(Timer::retry(m));
                 self.retry = RetryState::Idle;
                 out.push(Action::Note {
                     map: m,
@@ -1664,7 +1084,7 @@ impl Map {
                 }
             }
             Failback::Deferred(delay) => {
-                if let FailbackState::Armed { due, .. } = self.failback {
+                if let FailbackState::Armed { .. } = self.failback {
                     let cancel = if let Some((p, by)) = self.scratch.failed {
                         Some((
                             Some(p),
@@ -1687,7 +1107,7 @@ impl Map {
                         None
                     };
                     if let Some((path, reason)) = cancel {
-                        timers.cancel(due, Timer::Failback { map: m as u32 });
+                        timers.cancel(Timer::failback(m));
                         self.failback = FailbackState::Idle;
                         out.push(Action::Note {
                             map: m,
@@ -1706,7 +1126,7 @@ impl Map {
                         due,
                         group,
                     };
-                    timers.set(due, Timer::Failback { map: m as u32 });
+                    timers.set(Timer::failback(m), due);
                     out.push(Action::Note {
                         map: m,
                         path: None,
@@ -1743,7 +1163,7 @@ impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Core")
             .field("maps", &self.maps.len())
-            .field("timers", &self.timers.0.len())
+            .field("timers", &self.timers.len())
             .field("now", &Secs(self.now).to_string())
             .finish()
     }
