@@ -103,7 +103,10 @@ impl Monitor {
             .enumerate()
             .map(|(m, setup)| {
                 if let Some(scan) = setup.settings.scan {
-                    timers.set(now + scan.interval.max(MIN_PERIOD), Timer::ScanNext { map: m });
+                    timers.set(
+                        now + scan.interval.max(MIN_PERIOD),
+                        Timer::ScanNext { map: m },
+                    );
                 }
                 Map {
                     name: setup.name,
@@ -147,11 +150,9 @@ impl Monitor {
 
     /// [`crate::describe`] with the setup's map and leg names.
     pub fn describe(&self, action: &Action) -> String {
-        describe_with(
-            action,
-            &|m| self.maps[m].name.clone(),
-            &|m, l| format!("leg {}", self.maps[m].legs[l].name),
-        )
+        describe_with(action, &|m| self.maps[m].name.clone(), &|m, l| {
+            format!("leg {}", self.maps[m].legs[l].name)
+        })
     }
 
     /// Handles one input at time `now` (times never go back; an earlier `now` counts as the
@@ -220,9 +221,7 @@ impl Monitor {
                 }
                 Some(Health::Alive) => match leg.state {
                     LegState::Restoring { since } => leg.state = LegState::Resyncing { since },
-                    LegState::Removed { .. }
-                    | LegState::Waiting { .. }
-                    | LegState::Kept { .. } => {
+                    LegState::Removed { .. } | LegState::Waiting { .. } | LegState::Kept { .. } => {
                         // Back in the table by a reload the monitor did not ask for.
                         leg.state = LegState::Resyncing { since: now };
                         self.cancel_leg_timers(m, i);
@@ -428,7 +427,14 @@ impl Monitor {
     }
 
     /// Asks for leg `i` to be removed, unless no other leg would be left in the table.
-    fn remove(&mut self, m: usize, i: usize, health: Health, reason: Reason, out: &mut Vec<Action>) {
+    fn remove(
+        &mut self,
+        m: usize,
+        i: usize,
+        health: Health,
+        reason: Reason,
+        out: &mut Vec<Action>,
+    ) {
         let now = self.now;
         self.cancel_leg_timers(m, i);
         let other_left = self.maps[m].legs.iter().enumerate().any(|(j, leg)| {
@@ -570,8 +576,10 @@ impl Monitor {
                 let Some(scan) = self.maps[m].settings.scan else {
                     return;
                 };
-                self.timers
-                    .set(now + scan.interval.max(MIN_PERIOD), Timer::ScanNext { map: m });
+                self.timers.set(
+                    now + scan.interval.max(MIN_PERIOD),
+                    Timer::ScanNext { map: m },
+                );
                 self.scan_slice(m, scan.slice_regions, scan.interval, out);
             }
             Timer::ResyncRetry { map: m } => self.resync_check(m, out),
@@ -715,9 +723,7 @@ impl Monitor {
         out: &mut Vec<Action>,
     ) {
         let outcome = match outcome {
-            ScanOutcome::Unreadable(b) | ScanOutcome::Differs(b) if b.is_empty() => {
-                ScanOutcome::Ok
-            }
+            ScanOutcome::Unreadable(b) | ScanOutcome::Differs(b) if b.is_empty() => ScanOutcome::Ok,
             o => o,
         };
         match (self.maps[m].legs[i].state, outcome) {
@@ -846,7 +852,11 @@ impl Monitor {
                         self.maps[m].legs[i].state = LegState::InSync;
                     }
                 }
-                out.push(Action::Note { map: m, leg, reason });
+                out.push(Action::Note {
+                    map: m,
+                    leg,
+                    reason,
+                });
             }
             ActionKind::RemoveLeg | ActionKind::RestoreLeg | ActionKind::Relocate => {
                 if let Some(i) = leg {
@@ -857,7 +867,11 @@ impl Monitor {
                         health: l.health.unwrap_or(Health::Unknown),
                     };
                 }
-                out.push(Action::GiveUp { map: m, leg, reason });
+                out.push(Action::GiveUp {
+                    map: m,
+                    leg,
+                    reason,
+                });
             }
         }
     }

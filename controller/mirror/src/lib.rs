@@ -381,5 +381,7 @@ pub enum ResyncState {
         since: Duration,
         baseline: u64,
     },
-    GaveUp { at: Duration },
+    GaveUp {
+        at: Duration,
+    },
 }

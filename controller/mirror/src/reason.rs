@@ -85,7 +85,10 @@ pub enum Reason {
     /// Rewrite blocks that failed to read (`located_by_scan`: found by [`LocateReadFailure`]).
     ///
     /// [`LocateReadFailure`]: Reason::LocateReadFailure
-    ReadFailure { blocks: usize, located_by_scan: bool },
+    ReadFailure {
+        blocks: usize,
+        located_by_scan: bool,
+    },
     /// The locating scan read every block of the leg (note).
     ReadFailureNotFound,
     /// `R` was reported and `on_read_failure = ignore` (note).
@@ -148,7 +151,7 @@ impl fmt::Display for Reason {
             }
             Reason::ProbeDue { health, waited } => write!(
                 f,
-                "probe of the leg ({} since {})",
+                "probe due: leg shows {} for {} now",
                 ch(*health),
                 secs(*waited)
             ),
@@ -334,14 +337,23 @@ pub(crate) fn describe_with(
             blocks,
             from,
             ..
-        } => format!("relocate blocks {blocks:?} to {} from {}", leg(*l), leg(*from)),
+        } => format!(
+            "relocate blocks {blocks:?} to {} from {}",
+            leg(*l),
+            leg(*from)
+        ),
         Action::ScanSlice {
             leg: l,
             regions,
             compare_with,
             ..
         } => {
-            let mut s = format!("scan {} regions {}..{}", leg(*l), regions.start, regions.end);
+            let mut s = format!(
+                "scan {} regions {}..{}",
+                leg(*l),
+                regions.start,
+                regions.end
+            );
             if let Some(c) = compare_with {
                 s.push_str(&format!(" against {}", leg(*c)));
             }

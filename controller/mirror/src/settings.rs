@@ -258,7 +258,10 @@ impl MirrorSettings {
                 &mut errors,
                 "dead_probe_interval",
                 probe_interval,
-                (limits::PROBE_INTERVAL_MIN, window.max(limits::PROBE_INTERVAL_MIN)),
+                (
+                    limits::PROBE_INTERVAL_MIN,
+                    window.max(limits::PROBE_INTERVAL_MIN),
+                ),
                 "probe at least once within dead_window",
             );
         }

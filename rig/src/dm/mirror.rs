@@ -558,7 +558,12 @@ mod tests {
             ("", 1, "<end of line>", "the number of mirrors"),
             ("2 254:1", 3, "<end of line>", "a mirror device"),
             ("2 254:1 sda 1/1 1 AA 1 core", 3, "sda", "major:minor"),
-            ("1 254:1 12 1 A 1 core", 3, "12", "<in_sync>/<total_regions>"),
+            (
+                "1 254:1 12 1 A 1 core",
+                3,
+                "12",
+                "<in_sync>/<total_regions>",
+            ),
             ("1 254:1 3/2 1 A 1 core", 3, "3/2", "at most total"),
             ("1 254:1 2/2 2 A 1 core", 4, "2", "health field count"),
             ("1 254:1 2/2 1 AA 1 core", 5, "AA", "1 health characters"),
@@ -580,9 +585,10 @@ mod tests {
 
     #[test]
     fn table_fields_are_typed() {
-        let t: MirrorTable = "disk 3 254:0 1024 nosync 2 254:1 0 254:2 2048 2 handle_errors keep_log"
-            .parse()
-            .unwrap();
+        let t: MirrorTable =
+            "disk 3 254:0 1024 nosync 2 254:1 0 254:2 2048 2 handle_errors keep_log"
+                .parse()
+                .unwrap();
         assert_eq!(
             t,
             MirrorTable {
@@ -634,11 +640,26 @@ mod tests {
             ("mem 1 1024 1 254:1 0", 1, "mem", "core or disk"),
             ("core 4 1024 1 254:1 0", 2, "4", "1 to 3"),
             ("core 2 1024 fast 1 254:1 0", 4, "fast", "sync, nosync"),
-            ("core 3 1024 sync nosync 1 254:1 0", 5, "nosync", "each at most once"),
+            (
+                "core 3 1024 sync nosync 1 254:1 0",
+                5,
+                "nosync",
+                "each at most once",
+            ),
             ("core 1 1024 0", 4, "0", "at least 1"),
             ("core 1 1024 2 254:1 0 254:2", 8, "<end of line>", "offset"),
-            ("core 1 1024 1 254:1 0 1 keep_log", 8, "keep_log", "requires"),
-            ("core 1 1024 1 254:1 0 1 fast", 8, "fast", "handle_errors or keep_log"),
+            (
+                "core 1 1024 1 254:1 0 1 keep_log",
+                8,
+                "keep_log",
+                "requires",
+            ),
+            (
+                "core 1 1024 1 254:1 0 1 fast",
+                8,
+                "fast",
+                "handle_errors or keep_log",
+            ),
             ("core 1 1024 1 254:1 0 0 x", 8, "x", "end of line"),
             ("disk 2 sdb 1024 1 254:1 0", 3, "sdb", "major:minor"),
         ];
