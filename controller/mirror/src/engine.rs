@@ -232,6 +232,14 @@ impl Monitor {
                 Some(_) => {}
             }
         }
+        let log_was_failed = self.maps[m].status.as_ref().is_some_and(|s| s.log_failed);
+        if status.log_failed && !log_was_failed {
+            out.push(Action::Note {
+                map: m,
+                leg: None,
+                reason: Reason::LogDeviceFailed,
+            });
+        }
         self.maps[m].status = Some(status.clone());
 
         // Map-level rules, on the whole updated map.

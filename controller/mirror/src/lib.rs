@@ -52,7 +52,8 @@
 //!   dmeventd's behaviour.
 //! - Removal is per leg and never of the last leg in the table (that is a [`Action::GiveUp`]);
 //!   dmeventd's repair may leave a mirror with no leg and fail the LV.
-//! - A failed disk log is noted, not repaired (dmeventd would replace or drop the log).
+//! - A failed disk log is noted ([`Reason::LogDeviceFailed`]), not repaired (dmeventd's repair
+//!   would replace the log or fall back to a core log).
 //! - No `lvconvert`: the driver performs the dm operations itself (see each [`Action`]).
 //!
 //! Modules: [`settings`] (the `[mirror]` settings, defaults, validation), `reason` (the
@@ -144,6 +145,8 @@ pub struct StatusView {
     pub legs: Vec<Option<Health>>,
     pub in_sync_regions: u64,
     pub total_regions: u64,
+    /// A disk log's device shows `D` or `F` (always `false` for a core log).
+    pub log_failed: bool,
 }
 
 impl StatusView {

@@ -114,6 +114,8 @@ pub enum Reason {
     ActionFailed { kind: ActionKind, detail: String },
     /// The leg left the table without the monitor removing it (note).
     LegGone,
+    /// The disk log's device failed (note; the monitor does not repair logs).
+    LogDeviceFailed,
 }
 
 /// Seconds, as short as exact: `30s`, `0.25s`, `1.5s`.
@@ -299,6 +301,10 @@ impl fmt::Display for Reason {
                 write!(f, "{} failed: {detail}", kind_name(*kind))
             }
             Reason::LegGone => write!(f, "leg left the table (not removed by the monitor)"),
+            Reason::LogDeviceFailed => write!(
+                f,
+                "the log device failed; the mirror goes on, the log is not repaired"
+            ),
         }
     }
 }

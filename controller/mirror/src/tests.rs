@@ -90,6 +90,7 @@ impl Sim {
             legs,
             in_sync_regions: in_sync,
             total_regions: total,
+            log_failed: false,
         };
         self.input(
             at,
@@ -935,4 +936,167 @@ fn timers_are_one_table_with_the_exact_next_deadline() {
     assert_eq!(sim.mon.next_deadline(), Some(t(1.0)));
     // Nothing is due before the deadline.
     assert!(sim.mon.handle_timeout(t(0.9)).is_empty());
+}
+
+// --- more than one map, other characters, the log ---
+
+#[test]
+fn maps_are_independent_and_follow_their_own_settings() {
+    let setups = vec![
+        MapSetup {
+            name: "m0".into(),
+            legs: vec!["a".into(), "b".into()],
+            settings: MirrorSettings::default(),
+        },
+        MapSetup {
+            name: "m1".into(),
+            legs: vec!["c".into(), "d".into()],
+            settings: wait(5.0, None, AfterWindow::Remove),
+        },
+    ];
+    let mut mon = Monitor::new(setups, Duration::ZERO);
+    let status = |chars: [Option<Health>; 2]| StatusView {
+        legs: chars.to_vec(),
+        in_sync_regions: 100,
+        total_regions: 128,
+        log_failed: false,
+    };
+    let dead = [Some(Health::Alive), Some(Health::Dead)];
+    let acts = mon.handle(
+        t(1.0),
+        Input::Status {
+            map: 1,
+            status: status(dead),
+        },
+    );
+    assert!(matches!(&acts[..], [Action::Note { map: 1, .. }]));
+    let acts = mon.handle(
+        t(1.0),
+        Input::Status {
+            map: 0,
+            status: status(dead),
+        },
+    );
+    assert!(matches!(
+        &acts[..],
+        [Action::RemoveLeg { map: 0, leg: 1, .. }]
+    ));
+    assert_eq!(
+        mon.describe(&acts[0]),
+        "m0: remove leg b: leg shows D (a write failed); on_dead = remove"
+    );
+    let mut removed = Vec::new();
+    let mut now = t(1.0);
+    while let Some(at) = mon.next_deadline() {
+        now = at;
+        removed.extend(
+            mon.handle_timeout(at)
+                .into_iter()
+                .filter(|a| matches!(a, Action::RemoveLeg { .. })),
+        );
+    }
+    assert_eq!(now, t(6.0));
+    assert!(matches!(
+        &removed[..],
+        [Action::RemoveLeg { map: 1, leg: 1, .. }]
+    ));
+    assert!(matches!(mon.leg_state(0, 1), LegState::Removing { .. }));
+}
+
+#[test]
+fn flush_and_unknown_failures_follow_the_dead_policy() {
+    for c in ["AF", "AU"] {
+        let mut sim = Sim::new(wait(5.0, None, AfterWindow::Remove));
+        sim.status(0.0, "AA", 128, 128);
+        let acts = sim.status(1.0, c, 128, 128);
+        assert!(
+            matches!(
+                &acts[..],
+                [Action::Note {
+                    reason: Reason::WaitingForLeg { .. },
+                    ..
+                }]
+            ),
+            "{c}"
+        );
+        // A worse character while waiting does not restart the window.
+        assert!(sim.status(2.0, "AD", 120, 128).is_empty(), "{c}");
+        let acts = sim.run_until(6.0);
+        assert!(acts.iter().any(is_remove), "{c}: {}", sim.dump());
+    }
+}
+
+#[test]
+fn a_read_failure_that_becomes_a_write_failure_is_handled_as_dead() {
+    let mut sim = Sim::new(MirrorSettings {
+        on_read_failure: ReadFailurePolicy::Relocate,
+        ..wait(5.0, None, AfterWindow::Remove)
+    });
+    sim.status(0.0, "AA", 128, 128);
+    assert!(matches!(
+        &sim.status(1.0, "AR", 128, 128)[..],
+        [Action::ScanSlice { leg: 1, .. }]
+    ));
+    assert!(matches!(
+        &sim.status(2.0, "AD", 120, 128)[..],
+        [Action::Note {
+            reason: Reason::WaitingForLeg { .. },
+            ..
+        }]
+    ));
+    // The locating scan's late answer is ignored: the leg is waited on now.
+    assert!(sim
+        .scan_result(2.5, 1, 0..128, ScanOutcome::Unreadable(vec![1]))
+        .is_empty());
+}
+
+#[test]
+fn a_failed_log_device_is_noted_once() {
+    let mut mon = Monitor::new(
+        vec![MapSetup {
+            name: "m0".into(),
+            legs: vec!["a".into(), "b".into()],
+            settings: MirrorSettings::default(),
+        }],
+        Duration::ZERO,
+    );
+    let status = |log_failed| Input::Status {
+        map: 0,
+        status: StatusView {
+            legs: vec![Some(Health::Alive); 2],
+            in_sync_regions: 8,
+            total_regions: 8,
+            log_failed,
+        },
+    };
+    assert!(mon.handle(t(0.0), status(false)).is_empty());
+    let acts = mon.handle(t(1.0), status(true));
+    assert!(matches!(
+        &acts[..],
+        [Action::Note {
+            reason: Reason::LogDeviceFailed,
+            ..
+        }]
+    ));
+    assert!(mon.handle(t(2.0), status(true)).is_empty());
+}
+
+#[test]
+fn a_failed_resync_restart_gives_up() {
+    let mut sim = Sim::new(retry(3, 5.0));
+    sim.status(0.0, "AA", 64, 128);
+    sim.status(1.0, "SA", 100, 128);
+    let acts = sim.input(
+        1.1,
+        Input::ActionFailed {
+            map: 0,
+            leg: None,
+            kind: ActionKind::RestartResync,
+            detail: "suspend: EBUSY".into(),
+        },
+        "restart failed".into(),
+    );
+    assert!(matches!(&acts[..], [Action::GiveUp { leg: None, .. }]));
+    assert_eq!(sim.mon.next_deadline(), None);
+    assert!(matches!(sim.state(0), LegState::Abandoned { .. }));
 }

@@ -183,6 +183,51 @@ impl MirrorStatus {
     }
 }
 
+impl MirrorStatus {
+    /// The health of each of `legs` (a map's legs in their setup order, e.g. the table it
+    /// was created with), `None` for a leg that is not in this status (removed): what a
+    /// monitor indexed by leg wants, whatever legs the live table has left.
+    pub fn health_by_leg(&self, legs: &[DevNum]) -> Vec<Option<LegHealth>> {
+        legs.iter().map(|dev| self.health_of(*dev)).collect()
+    }
+
+    /// The log device failed (`D` or `F`); `false` for a core log.
+    pub fn log_failed(&self) -> bool {
+        matches!(
+            self.log,
+            LogStatus::Disk {
+                health: LogDevHealth::Dead | LogDevHealth::Flush,
+                ..
+            }
+        )
+    }
+}
+
+impl MirrorTable {
+    /// The table without the leg on `dev` (for removing a failed leg), or `None` if `dev`
+    /// is not a leg or is the last one.
+    pub fn without_leg(&self, dev: DevNum) -> Option<MirrorTable> {
+        let index = self.legs.iter().position(|l| l.dev == dev)?;
+        if self.legs.len() == 1 {
+            return None;
+        }
+        let mut table = self.clone();
+        table.legs.remove(index);
+        Some(table)
+    }
+
+    /// The table with `leg` back at `index` of the setup's legs (clamped to the end), for
+    /// restoring a leg that came back; the kernel resyncs it. `None` if it is in the table.
+    pub fn with_leg(&self, index: usize, leg: MirrorLeg) -> Option<MirrorTable> {
+        if self.legs.iter().any(|l| l.dev == leg.dev) {
+            return None;
+        }
+        let mut table = self.clone();
+        table.legs.insert(index.min(table.legs.len()), leg);
+        Some(table)
+    }
+}
+
 /// A mirror table or status line the parser did not accept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot parse mirror {kind} {line:?}: word {position} ({word:?}): expected {expected}")]
@@ -672,6 +717,45 @@ mod tests {
             );
             assert!(err.expected.contains(expected), "{line:?}: {err}");
         }
+    }
+
+    #[test]
+    fn health_by_leg_follows_the_setup_order_and_marks_removed_legs() {
+        let s: MirrorStatus = "2 254:3 254:1 128/128 1 DA 3 disk 254:0 D".parse().unwrap();
+        let setup = [dev(254, 1), dev(254, 2), dev(254, 3)];
+        assert_eq!(
+            s.health_by_leg(&setup),
+            vec![Some(LegHealth::Alive), None, Some(LegHealth::Dead)]
+        );
+        assert!(s.log_failed());
+        let core: MirrorStatus = "1 254:1 1/1 1 A 1 core".parse().unwrap();
+        assert!(!core.log_failed());
+    }
+
+    #[test]
+    fn legs_are_removed_and_restored_in_place() {
+        let t: MirrorTable = "core 1 1024 3 254:1 0 254:2 0 254:3 0 1 handle_errors"
+            .parse()
+            .unwrap();
+        let without = t.without_leg(dev(254, 2)).unwrap();
+        assert_eq!(
+            without.to_string(),
+            "core 1 1024 2 254:1 0 254:3 0 1 handle_errors"
+        );
+        assert_eq!(without.without_leg(dev(254, 2)), None, "not a leg");
+        let single = without.without_leg(dev(254, 1)).unwrap();
+        assert_eq!(single.without_leg(dev(254, 3)), None, "the last leg stays");
+        let back = without
+            .with_leg(
+                1,
+                MirrorLeg {
+                    dev: dev(254, 2),
+                    offset: 0,
+                },
+            )
+            .unwrap();
+        assert_eq!(back, t);
+        assert_eq!(t.with_leg(0, t.legs[0]), None, "already in the table");
     }
 
     #[test]
