@@ -95,7 +95,8 @@ pub struct Monitor {
 
 impl Monitor {
     /// A monitor for `maps` at time `now`. Every leg starts [`LegState::InSync`]; the first
-    /// [`Input::Status`] of each map tells the truth.
+    /// [`Input::Status`] of each map tells the truth. The settings are expected validated
+    /// ([`MirrorSettings::validate`]); periods of zero are clamped to 1 ms.
     pub fn new(maps: Vec<MapSetup>, now: Duration) -> Monitor {
         let mut timers = Timers::default();
         let maps = maps

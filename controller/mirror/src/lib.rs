@@ -56,6 +56,27 @@
 //!   would replace the log or fall back to a core log).
 //! - No `lvconvert`: the driver performs the dm operations itself (see each [`Action`]).
 //!
+//! # Driving it
+//!
+//! One [`Monitor`] for all mirror maps of a run ([`MapSetup`]: name, legs in table order,
+//! settings from [`MirrorSection::settings_for`] after [`MirrorSection::validate`]). The
+//! driver waits for dm events on the maps (and sleeps at most until
+//! [`Monitor::next_deadline`], then calls [`Monitor::handle_timeout`]); after each event, and
+//! after each action it completed, it reads the map's status and sends [`Input::Status`]
+//! with the health of every setup leg (`None` for legs no longer in the table). What the
+//! driver does:
+//!
+//! - For [`Action::RemoveLeg`] / [`Action::RestoreLeg`]: load the table without / with the leg,
+//!   suspend, resume; then [`Input::ActionDone`] (or [`Input::ActionFailed`]) and the status.
+//! - For [`Action::RestartResync`]: suspend and resume the map (no table change).
+//! - For [`Action::Relocate`]: copy the blocks from leg `from` to `leg` (directly on the legs'
+//!   devices, with the table offsets), or read and rewrite them through the map.
+//! - For [`Action::ScanSlice`]: read the regions (region size from the table) of the leg's device
+//!   and of `compare_with`'s, compare, answer with [`Input::ScanResult`].
+//! - For [`Action::ProbeLeg`]: read (and, at a scratch spot the workload does not use, write)
+//!   the leg's device directly; answer with [`Input::ProbeResult`].
+//! - For [`Action::Note`], [`Action::GiveUp`]: into the report; nothing to do.
+//!
 //! Modules: [`settings`] (the `[mirror]` settings, defaults, validation), `reason` (the
 //! [`Reason`]s and [`describe`]), `engine` (the [`Monitor`]: states, timers, rules).
 
