@@ -4,6 +4,7 @@
 //! Table swaps follow lvm2's test helpers: load the new table into the inactive slot, suspend,
 //! resume (which makes the inactive table live).
 
+pub mod mirror;
 pub mod mpath_status;
 pub mod target;
 
