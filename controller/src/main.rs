@@ -71,7 +71,11 @@ fn main() -> ExitCode {
         controller::host::guest_init_main(&INTERRUPTED);
     }
     let cli = Cli::parse();
-    commands::install_signal_handlers();
+    // Only a run has anything to tear down on SIGINT/SIGTERM; every other command keeps the
+    // default action and ends at once.
+    if matches!(cli.command, Command::Run { .. }) {
+        commands::install_signal_handlers();
+    }
     let code = match cli.command {
         Command::Run {
             scenario,
