@@ -138,10 +138,7 @@ mod tests {
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         // SAFETY: a plain mkfifo(3) call on a valid C string.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        assert!(read_text(&fifo)
-            .unwrap_err()
-            .to_string()
-            .contains("a FIFO"));
+        assert!(read_text(&fifo).unwrap_err().to_string().contains("a FIFO"));
         assert!(read_text(&scratch("missing")).is_err());
     }
 }

@@ -790,7 +790,11 @@ impl Params<'_, '_, '_, '_> {
                 if val.as_secs() > u64::from(u32::MAX) {
                     self.report.error(
                         pos,
-                        format!("`{key}` = {} is more than dm-{} takes", format_duration(val), self.kind.name),
+                        format!(
+                            "`{key}` = {} is more than dm-{} takes",
+                            format_duration(val),
+                            self.kind.name
+                        ),
                         format!("dm-{} takes at most {} seconds", self.kind.name, u32::MAX),
                     );
                     return None;

@@ -222,13 +222,13 @@ mod units;
 use std::path::Path;
 
 pub use diag::{Diagnostic, Diagnostics};
+pub use input::MAX_INPUT;
 pub use model::{
     block_list, Backend, BioDir, ByteRange, Check, Cmp, CorruptBioByte, Errno, Expectations,
     FaultKind, FaultSpec, GuestSpec, IoOp, LatencyDist, Layer, LegSpec, MapSpec, Metric,
     PathStateExpect, Pattern, Probability, Repeat, Scenario, Selector, Step, StepAction,
     WorkloadSpec, ERRNOS,
 };
-pub use input::MAX_INPUT;
 pub use units::{format_duration, format_size, MAX_DURATION};
 
 /// Reads and parses the scenario file at `path`, and the `conf_file` it
@@ -329,9 +329,7 @@ fn deepest_nesting(text: &str) -> usize {
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
         match c {
-            '#' => {
-                while chars.next_if(|&(_, c)| c != '\n').is_some() {}
-            }
+            '#' => while chars.next_if(|&(_, c)| c != '\n').is_some() {},
             '"' | '\'' => {
                 let mut escaped = false;
                 while let Some((_, d)) = chars.next() {

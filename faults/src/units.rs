@@ -35,7 +35,9 @@ pub fn shown(text: &str) -> String {
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
                 out.push_str(&format!("\\x{:02x}", c as u32))
             }
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') => {
+            c if c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
                 out.push_str(&format!("\\u{{{:x}}}", c as u32))
             }
             c => out.push(c),
@@ -411,9 +413,18 @@ mod tests {
     #[test]
     fn durations_are_capped_at_a_year_and_never_wrap() {
         assert_eq!(parse_duration("8760h"), Ok(MAX_DURATION));
-        for long in ["8761h", "525601m", "18446744073709551615s", "99999999999999999999999h"] {
+        for long in [
+            "8761h",
+            "525601m",
+            "18446744073709551615s",
+            "99999999999999999999999h",
+        ] {
             let e = parse_duration(long).expect_err(long);
-            assert!(e.message.contains("longer than the limit of 8760h"), "{}", e.message);
+            assert!(
+                e.message.contains("longer than the limit of 8760h"),
+                "{}",
+                e.message
+            );
         }
         assert_eq!(seconds(31_536_000), Ok(MAX_DURATION));
         assert!(seconds(31_536_001).is_err());
@@ -438,7 +449,10 @@ mod tests {
 
     #[test]
     fn user_text_is_escaped_and_shortened() {
-        assert_eq!(shown("a\nb\r\t\u{1b}[31m\"\\"), "a\\nb\\r\\t\\x1b[31m\\\"\\\\");
+        assert_eq!(
+            shown("a\nb\r\t\u{1b}[31m\"\\"),
+            "a\\nb\\r\\t\\x1b[31m\\\"\\\\"
+        );
         assert_eq!(shown("\u{202e}x\u{85}"), "\\u{202e}x\\u{85}");
         let long = "y".repeat(1000);
         let s = shown(&long);
