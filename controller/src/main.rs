@@ -48,8 +48,9 @@ enum Command {
     },
     /// Remove leftovers of interrupted runs on this machine: dm devices named `pathrig-*` with a
     /// `PATHRIG-` uuid, loop devices backed by files in `pathrig-*` directories, mounts inside
-    /// such directories, and those directories in the temporary directory. Nothing else is
-    /// touched.
+    /// such directories, and dead runs' scratch directories in the temporary directory (only
+    /// those with a valid `pathrig.owner` marker whose lock no live run holds). Run directories
+    /// are never removed; a killed run's gets an error.txt saying so. Nothing else is touched.
     Cleanup,
 }
 

@@ -332,7 +332,7 @@ fn deepest_nesting(text: &str) -> usize {
             '#' => while chars.next_if(|&(_, c)| c != '\n').is_some() {},
             '"' | '\'' => {
                 let mut escaped = false;
-                while let Some((_, d)) = chars.next() {
+                for (_, d) in chars.by_ref() {
                     if d == '\n' || (d == c && !escaped) {
                         break;
                     }
@@ -349,11 +349,9 @@ fn deepest_nesting(text: &str) -> usize {
                 depth = depth.saturating_sub(1);
             }
             '.' if in_header => depth += 1,
-            '\n' => {
-                if in_header {
-                    depth = 0;
-                    in_header = false;
-                }
+            '\n' if in_header => {
+                depth = 0;
+                in_header = false;
             }
             '=' => in_header = false,
             _ => {}
