@@ -172,7 +172,7 @@ fn check_reads_only_regular_utf8_files() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("bad.toml:3:8: error: the file is not valid UTF-8 (byte offset 18)"),
+        stderr.contains("bad.toml:3:8: error: the file is not valid UTF-8 (byte offset 19)"),
         "{stderr}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
