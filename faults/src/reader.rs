@@ -422,10 +422,15 @@ pub(crate) fn as_int(
             }
         }
         DeValue::String(s) if s.trim().parse::<u64>().is_ok() => {
+            // Suggest the unquoted number only when it would be valid.
+            let help = match s.trim().parse::<u64>() {
+                Ok(n) if range.contains(&n) => format!("remove the quotes: `{key} = {n}`"),
+                _ => format!("write an integer without quotes; {valid}"),
+            };
             r.error(
                 pos,
                 format!("`{key}` must be an integer, found a string"),
-                format!("remove the quotes: `{key} = {}`", s.trim()),
+                help,
             );
             None
         }

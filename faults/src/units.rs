@@ -153,11 +153,15 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, UnitError> {
         "m" => 60_000_000_000,
         "h" => 3_600_000_000_000,
         "" => {
-            let n = shown(number);
-            let help = if frac.is_empty() {
-                format!("add a unit, e.g. \"{n}s\" or \"{n}ms\", or write the integer {n} without quotes to mean seconds")
-            } else {
-                format!("add a unit, e.g. \"{n}s\" or \"{n}ms\"")
+            // Suggest only what would be valid.
+            let valid = |unit: &str| parse_duration(&format!("{number}{unit}")).is_ok();
+            let as_seconds =
+                frac.is_empty() && number.parse().ok().is_some_and(|n| seconds(n).is_ok());
+            let help = match (valid("s"), valid("ms")) {
+                (true, true) if as_seconds => format!("add a unit, e.g. \"{number}s\" or \"{number}ms\", or write the integer {number} without quotes to mean seconds"),
+                (true, true) => format!("add a unit, e.g. \"{number}s\" or \"{number}ms\""),
+                (false, true) => format!("add a unit, e.g. \"{number}ms\"; {DURATION_HELP}"),
+                _ => DURATION_HELP.to_string(),
             };
             return Err(unit_error(
                 format!("invalid duration \"{}\": it has no unit", shown(text)),
@@ -445,6 +449,15 @@ mod tests {
         assert!(!e.help.contains("1.2.3s"), "{}", e.help);
         let e = parse_duration("1.5").unwrap_err();
         assert!(e.help.contains("\"1.5s\"") && !e.help.contains("without quotes"));
+        // Too long in seconds, fine in milliseconds; too long in both.
+        let e = parse_duration("40000000").unwrap_err();
+        assert!(
+            e.help.starts_with("add a unit, e.g. \"40000000ms\";"),
+            "{}",
+            e.help
+        );
+        let e = parse_duration("99999999999999999").unwrap_err();
+        assert_eq!(e.help, DURATION_HELP);
     }
 
     #[test]
