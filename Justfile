@@ -1,8 +1,12 @@
-# pathrig — recipes for people. CI runs `cargo test --workspace` (see README.md).
+# pathrig — recipes for people. CI runs `scripts/test` (see README.md).
 
-# The whole test suite, the VM suite included.
+# The whole test suite, the VM suite included (installs the build's needs first).
 test:
-    cargo test --workspace
+    scripts/test
+
+# The scenario reader against many mutated and random files (CI runs a few hundred cases).
+fuzz CASES="20000":
+    PROPTEST_CASES={{CASES}} cargo test --release -p faults --test robustness
 
 # Only the end-to-end suite (real guests).
 vmtest:
@@ -10,7 +14,7 @@ vmtest:
 
 # Run one scenario in a guest: `just run vm-tests/scenarios/leg-fails-and-returns.toml`
 run SCENARIO *ARGS:
-    cargo run --release -- run {{SCENARIO}} {{ARGS}}
+    scripts/run {{SCENARIO}} {{ARGS}}
 
 # Benchmarks: guest boot-to-ready and scenario wall time (medians), and the path manager core.
 bench:

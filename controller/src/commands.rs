@@ -2,14 +2,18 @@
 //! and returns the exit status. The binary (`src/main.rs`) only parses arguments and calls them.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::Instant;
 
 use crate::guest::{guest_for, GuestKind};
 use crate::host::{self, EXIT_BAD_INPUT, EXIT_PASS, EXIT_RIG_FAILURE};
 
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The signal that interrupted the run (SIGINT or SIGTERM), for error.txt.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn on_signal(_: libc::c_int) {
+extern "C" fn on_signal(signal: libc::c_int) {
+    SIGNAL.store(signal, Ordering::SeqCst);
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
@@ -43,6 +47,7 @@ pub fn init_logging() {
 }
 
 pub fn run(file: &Path, out: Option<PathBuf>, kind: GuestKind) -> i32 {
+    let started = Instant::now();
     let scenario = match faults::load(file) {
         Ok(s) => s,
         Err(diags) => {
@@ -56,7 +61,7 @@ pub fn run(file: &Path, out: Option<PathBuf>, kind: GuestKind) -> i32 {
         return EXIT_RIG_FAILURE;
     }
     let dir = out.unwrap_or_else(|| host::default_run_dir(&scenario));
-    let run_dir = match host::prepare_run_dir(&dir) {
+    let (run_dir, mut claim) = match host::prepare_run_dir(&dir) {
         Ok(d) => d,
         Err(err) => {
             eprintln!("pathrig: {err}");
@@ -70,11 +75,41 @@ pub fn run(file: &Path, out: Option<PathBuf>, kind: GuestKind) -> i32 {
         run_dir.display()
     );
     let code = guest.run(&scenario, file, &run_dir, &INTERRUPTED);
+    let state = if INTERRUPTED.load(Ordering::SeqCst) {
+        record_interrupt(&run_dir, started.elapsed().as_secs_f64());
+        rig::ownership::State::Interrupted
+    } else {
+        rig::ownership::State::Finished
+    };
+    if let Err(err) = claim.set_state(state) {
+        eprintln!(
+            "pathrig: record the run's end in {}: {err}",
+            run_dir.display()
+        );
+    }
     if let Ok(text) = std::fs::read_to_string(run_dir.join(host::REPORT_TXT)) {
         print!("{text}");
         println!("(report.txt and report.json in {})", run_dir.display());
     }
     code
+}
+
+/// Puts "interrupted at t = … s" at the top of the run directory's error.txt (below it, what the
+/// run itself said, if anything).
+fn record_interrupt(run_dir: &Path, secs: f64) {
+    let signal = match SIGNAL.load(Ordering::SeqCst) {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    };
+    let path = run_dir.join(host::ERROR_FILE);
+    let earlier = std::fs::read_to_string(&path).unwrap_or_default();
+    let text = format!(
+        "interrupted at t = {secs:.1} s (after pathrig run started) by {signal}; the run was stopped and everything it built was removed\n{earlier}"
+    );
+    if let Err(err) = std::fs::write(&path, text) {
+        eprintln!("pathrig: write {}: {err}", path.display());
+    }
 }
 
 pub fn check(files: &[PathBuf]) -> i32 {
@@ -111,7 +146,27 @@ pub fn prepare() -> i32 {
 }
 
 pub fn cleanup() -> i32 {
-    let report = rig::cleanup::remove_leftovers(&std::env::temp_dir());
+    let runs = PathBuf::from(host::DEFAULT_RUNS_DIR);
+    let report = rig::cleanup::remove_leftovers(&std::env::temp_dir(), &[runs.as_path()]);
+    for (dir, marker) in &report.killed_runs {
+        let path = dir.join(host::ERROR_FILE);
+        let earlier = std::fs::read_to_string(&path).unwrap_or_default();
+        let text = format!(
+            "killed: the run ({}) ended without finishing (e.g. SIGKILL); its files here are incomplete\n{earlier}",
+            marker.describe()
+        );
+        match std::fs::write(&path, text) {
+            Ok(()) => println!(
+                "{}: its run was killed; noted in {}",
+                dir.display(),
+                host::ERROR_FILE
+            ),
+            Err(err) => eprintln!("pathrig: write {}: {err}", path.display()),
+        }
+    }
+    for note in &report.left_alone {
+        println!("left alone: {note}");
+    }
     for name in &report.removed_dm {
         println!("removed dm device {name}");
     }
@@ -128,7 +183,11 @@ pub fn cleanup() -> i32 {
         eprintln!("pathrig: {failure}");
     }
     if report.is_empty() {
-        println!("nothing of pathrig's was left");
+        if report.left_alone.is_empty() {
+            println!("nothing of pathrig's was left");
+        } else {
+            println!("nothing else of pathrig's was left");
+        }
     }
     if report.failures.is_empty() {
         EXIT_PASS

@@ -30,28 +30,47 @@ pub const REPORT_TXT: &str = "report.txt";
 /// Where the guest writes a rig failure for the host to show.
 pub const ERROR_FILE: &str = "error.txt";
 
+/// Where run directories go by default (relative to the working directory).
+pub const DEFAULT_RUNS_DIR: &str = "pathrig-runs";
+
 /// The default run directory: `./pathrig-runs/<scenario name>` (replaced by the next run).
 pub fn default_run_dir(scenario: &Scenario) -> PathBuf {
-    PathBuf::from("pathrig-runs").join(&scenario.name)
+    PathBuf::from(DEFAULT_RUNS_DIR).join(&scenario.name)
 }
 
-/// Makes `dir` an empty run directory (an earlier run's files in it are removed).
-pub fn prepare_run_dir(dir: &Path) -> Result<PathBuf, String> {
+/// Makes `dir` a run directory owned by this process: claims it (its marker and lock, see
+/// `rig::ownership`; a directory a live run owns is refused) and removes an earlier run's files.
+/// Returns the canonical path and the claim, to be held until the run has ended. A previous run
+/// that was killed (its marker still said running) is mentioned on stderr.
+pub fn prepare_run_dir(dir: &Path) -> Result<(PathBuf, rig::ownership::Claim), String> {
     fs::create_dir_all(dir).map_err(|e| format!("create run directory {}: {e}", dir.display()))?;
     let dir = fs::canonicalize(dir).map_err(|e| format!("resolve {}: {e}", dir.display()))?;
-    for name in [
-        REPORT_JSON,
-        REPORT_TXT,
-        ERROR_FILE,
-        SCENARIO_COPY,
-        rig::guest::CONSOLE_LOG,
-        rig::guest::DMESG_FILE,
-        rig::guest::EXIT_FILE,
-    ] {
+    let (claim, previous) = rig::ownership::Claim::take(&dir, rig::ownership::Kind::Run)
+        .map_err(|e| format!("{e}; wait for it to end or use another --out directory"))?;
+    if let Some(m) = previous.filter(|m| m.state == rig::ownership::State::Running) {
+        eprintln!(
+            "pathrig: the previous run in {} ({}) was killed before it finished; replacing it",
+            dir.display(),
+            m.describe()
+        );
+    }
+    for name in RUN_FILES {
         let _ = fs::remove_file(dir.join(name));
     }
-    Ok(dir)
+    Ok((dir, claim))
 }
+
+/// Every file a run writes into its run directory (the README documents each), besides the
+/// ownership marker `rig::ownership::MARKER`.
+pub const RUN_FILES: &[&str] = &[
+    REPORT_JSON,
+    REPORT_TXT,
+    ERROR_FILE,
+    SCENARIO_COPY,
+    rig::guest::CONSOLE_LOG,
+    rig::guest::DMESG_FILE,
+    rig::guest::EXIT_FILE,
+];
 
 /// Writes report.json and report.txt into `dir`.
 pub fn write_report(dir: &Path, report: &Report) -> Result<(), String> {

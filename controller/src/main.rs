@@ -49,8 +49,9 @@ enum Command {
     },
     /// Remove leftovers of interrupted runs on this machine: dm devices named `pathrig-*` with a
     /// `PATHRIG-` uuid, loop devices backed by files in `pathrig-*` directories, mounts inside
-    /// such directories, and those directories in the temporary directory. Nothing else is
-    /// touched.
+    /// such directories, and dead runs' scratch directories in the temporary directory (only
+    /// those with a valid `pathrig.owner` marker whose lock no live run holds). Run directories
+    /// are never removed; a killed run's gets an error.txt saying so. Nothing else is touched.
     Cleanup,
 }
 
@@ -72,7 +73,11 @@ fn main() -> ExitCode {
         controller::host::guest_init_main(&INTERRUPTED);
     }
     let cli = Cli::parse();
-    commands::install_signal_handlers();
+    // Only a run has anything to tear down on SIGINT/SIGTERM; every other command keeps the
+    // default action and ends at once.
+    if matches!(cli.command, Command::Run { .. }) {
+        commands::install_signal_handlers();
+    }
     let code = match cli.command {
         Command::Run {
             scenario,

@@ -139,3 +139,74 @@ fn the_readme_scenario_reference_is_a_valid_scenario() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A FIFO, a device and a file that is not UTF-8 are refused at once, with a place.
+#[test]
+fn check_reads_only_regular_utf8_files() {
+    let dir = scratch("special");
+    let fifo = dir.join("fifo.toml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) on a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, b"name = \"x\"\n\n  # caf\xe9\n").unwrap();
+    let started = std::time::Instant::now();
+    let out = pathrig(
+        &[
+            "check",
+            fifo.to_str().unwrap(),
+            "/dev/zero",
+            bad.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("fifo.toml:0:0: error: cannot read scenario file: it is a FIFO"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("/dev/zero:0:0: error: cannot read scenario file: it is a device"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("bad.toml:3:8: error: the file is not valid UTF-8 (byte offset 19)"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A run directory a live run owns (its marker's lock held) is refused, and nothing in it is
+/// touched; once the owner is gone it is taken.
+#[test]
+fn a_live_run_directory_is_refused() {
+    let dir = scratch("busy");
+    let run_dir = dir.join("run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    std::fs::write(run_dir.join("report.txt"), "the live run's report").unwrap();
+    let (claim, _) = rig::ownership::Claim::take(&run_dir, rig::ownership::Kind::Run).unwrap();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vm-tests/scenarios/healthy.toml");
+    let out = pathrig(
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            run_dir.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is in use by a live pathrig run (pid "),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(run_dir.join("report.txt")).unwrap(),
+        "the live run's report"
+    );
+    drop(claim);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

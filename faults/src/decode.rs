@@ -229,7 +229,7 @@ fn check_name(r: &mut Report, name: &Sp<String>, max: usize, what: &str) {
     if !(charset_ok && first_ok && s.len() <= max) {
         r.error(
             name.pos,
-            format!("invalid {what} \"{s}\""),
+            format!("invalid {what} \"{}\"", crate::units::shown(s)),
             format!("use lowercase letters, digits and '-', starting with a letter or digit, at most {max} characters"),
         );
     }

@@ -786,6 +786,19 @@ impl Params<'_, '_, '_, '_> {
                     );
                     return None;
                 }
+                // dm-flakey's table takes unsigned int seconds; never truncate.
+                if val.as_secs() > u64::from(u32::MAX) {
+                    self.report.error(
+                        pos,
+                        format!(
+                            "`{key}` = {} is more than dm-{} takes",
+                            format_duration(val),
+                            self.kind.name
+                        ),
+                        format!("dm-{} takes at most {} seconds", self.kind.name, u32::MAX),
+                    );
+                    return None;
+                }
                 Some(val)
             }
             Got::Invalid => None,

@@ -206,6 +206,7 @@
 //! ```
 
 mod decode;
+mod input;
 mod kinds;
 mod model;
 mod resolve;
@@ -222,21 +223,40 @@ pub use path_manager::settings as manager;
 use std::path::Path;
 
 pub use diag::{Diagnostic, Diagnostics};
+pub use input::MAX_INPUT;
 pub use model::{
     block_list, Backend, BioDir, ByteRange, Check, Cmp, CorruptBioByte, Errno, Expectations,
     FaultKind, FaultSpec, GuestSpec, IoOp, LatencyDist, Layer, LegSpec, MapSpec, Metric,
     PathStateExpect, Pattern, Probability, Repeat, Scenario, Selector, Step, StepAction,
     WorkloadEngine, WorkloadSpec, ERRNOS,
 };
-pub use units::{format_duration, format_size};
+pub use units::{format_duration, format_size, MAX_DURATION};
 
 /// Reads and parses the scenario file at `path`, and the `conf_file` it
 /// names, if any (relative to the scenario file's directory).
 ///
-/// A file that cannot be read is reported as a diagnostic at line 0, column 0.
+/// Only regular files of at most [`MAX_INPUT`] bytes are read (a FIFO or a
+/// device is refused without blocking). A file that cannot be read is
+/// reported as a diagnostic at line 0, column 0; text that is not UTF-8 at
+/// the line and column of the first bad byte.
 pub fn load(path: &Path) -> Result<Scenario, Diagnostics> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse_with(path, &text, &|p: &Path| std::fs::read_to_string(p)),
+    match input::read_text(path) {
+        Ok(text) => parse_with(path, &text, &|p: &Path| {
+            input::read_text(p).map_err(|e| std::io::Error::other(e.to_string()))
+        }),
+        Err(input::InputError::Utf8 {
+            line,
+            column,
+            offset,
+        }) => Err(Diagnostics(vec![Diagnostic {
+            file: path.to_path_buf(),
+            line,
+            column,
+            message: format!("the file is not valid UTF-8 (byte offset {offset})"),
+            help: Some(
+                "a scenario is UTF-8 text: re-save the file as UTF-8 or remove the byte".into(),
+            ),
+        }])),
         Err(e) => Err(Diagnostics::whole_file(
             path,
             format!("cannot read scenario file: {e}"),
@@ -271,8 +291,17 @@ fn parse_inner(
     let doc = match toml::de::DeTable::parse(text) {
         Ok(doc) => doc,
         Err(e) => {
-            let at = e.span().map_or(0, |s| s.start);
-            report.error_bare(at, format!("invalid TOML: {}", e.message().trim_end()));
+            // An error without a place (the parser's nesting limit) is put
+            // where the nesting is deepest.
+            let message = format!("invalid TOML: {}", e.message().trim_end());
+            match e.span() {
+                Some(span) => report.error_bare(span.start, message),
+                None => report.error(
+                    deepest_nesting(text),
+                    message,
+                    "tables, arrays and dotted keys nest too deeply here; nest them less deeply",
+                ),
+            }
             return Err(report.finish());
         }
     };
@@ -290,6 +319,49 @@ fn parse_inner(
             Err(report.finish())
         }
     }
+}
+
+/// Byte offset where tables, arrays and dotted keys nest deepest (the first
+/// such place); strings and comments are skipped. Only used to place an error
+/// the TOML parser gives no position for.
+fn deepest_nesting(text: &str) -> usize {
+    let (mut depth, mut best, mut at) = (0usize, 0usize, 0usize);
+    let mut in_header = false;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '#' => while chars.next_if(|&(_, c)| c != '\n').is_some() {},
+            '"' | '\'' => {
+                let mut escaped = false;
+                for (_, d) in chars.by_ref() {
+                    if d == '\n' || (d == c && !escaped) {
+                        break;
+                    }
+                    escaped = c == '"' && d == '\\' && !escaped;
+                }
+            }
+            '[' | '{' => {
+                if c == '[' && depth == 0 {
+                    in_header = true;
+                }
+                depth += 1;
+            }
+            ']' | '}' => {
+                depth = depth.saturating_sub(1);
+            }
+            '.' if in_header => depth += 1,
+            '\n' if in_header => {
+                depth = 0;
+                in_header = false;
+            }
+            '=' => in_header = false,
+            _ => {}
+        }
+        if depth > best {
+            (best, at) = (depth, i);
+        }
+    }
+    at
 }
 
 #[cfg(test)]

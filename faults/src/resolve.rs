@@ -48,7 +48,10 @@ fn unique_names<'a>(
             let line = r.line_of(first_pos);
             r.error(
                 name.pos,
-                format!("duplicate {what} name \"{}\"", name.val),
+                format!(
+                    "duplicate {what} name \"{}\"",
+                    crate::units::shown(&name.val)
+                ),
                 format!(
                     "the first {what} named \"{}\" is on line {line}; {what} names must be unique",
                     name.val

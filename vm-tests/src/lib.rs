@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 /// Environment variable that opts out of the VM tests explicitly.
 pub const SKIP_ENV: &str = "PATHRIG_SKIP_VM";
@@ -174,4 +175,68 @@ pub fn run_scenario(bin: &Path, name: &str, env: &[(&str, &str)]) -> GuestRun {
         report_txt,
         report_json,
     }
+}
+
+/// A `pathrig run` started in the background (for tests that signal or kill it mid-run); guests
+/// count against `PATHRIG_VM_GUESTS` while it lives.
+pub struct Started {
+    pub child: std::process::Child,
+    pub run_dir: PathBuf,
+    _guard: GuestSlot,
+}
+
+/// Starts `pathrig run` of `vm-tests/scenarios/<name>.toml` into `run_dir` and returns once its
+/// guest kernel runs and has been running for `settle` (so the guest is inside the scenario).
+pub fn start_scenario(bin: &Path, name: &str, run_dir: &Path, settle: Duration) -> Started {
+    let guard = lock();
+    let _ = std::fs::remove_dir_all(run_dir);
+    let file = scenarios_dir().join(format!("{name}.toml"));
+    let child = Command::new(bin)
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(run_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while guest_processes(run_dir).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no guest kernel started for {}",
+            run_dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(settle);
+    Started {
+        child,
+        run_dir: run_dir.to_path_buf(),
+        _guard: guard,
+    }
+}
+
+/// Processes of the guest of the run in `run_dir`: the cached `linux.uml` (by its executable or
+/// its command line) started with that run directory on its command line. UML's helper
+/// processes are forks of it and share its command line.
+pub fn guest_processes(run_dir: &Path) -> Vec<u32> {
+    let needle = format!("uml_dir={}", run_dir.join(".uml").display());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+            let is_uml =
+                cmdline.contains("linux.uml") || exe.file_name().is_some_and(|n| n == "linux.uml");
+            is_uml && cmdline.contains(&needle)
+        })
+        .collect();
+    found.sort();
+    found
 }

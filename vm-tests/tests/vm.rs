@@ -897,3 +897,102 @@ fn marginal_both_legs() {
     }
     assert!(fuse_count(&run, 0, "errors") > 0 && fuse_count(&run, 1, "errors") > 0);
 }
+
+/// Waits up to `limit` for the guest processes of `run_dir` to be gone; returns the survivors.
+fn guest_gone(run_dir: &Path, limit: std::time::Duration) -> Vec<u32> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = vm_tests::guest_processes(run_dir);
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// SIGKILL of `pathrig run` mid-run: no guest process survives (UML's helpers included), no
+/// report appears afterwards, the run directory's marker shows a dead owner, and the next
+/// `pathrig cleanup` notes the killed run in error.txt and leaves the directory in place.
+#[test]
+fn a_killed_run_takes_its_guest_along() {
+    if skipped("a_killed_run_takes_its_guest_along") {
+        return;
+    }
+    let root = std::env::temp_dir().join(format!("pathrig-vmtest-{}-killroot", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let run_dir = root.join("pathrig-killed");
+    let mut run = vm_tests::start_scenario(
+        pathrig(),
+        "healthy",
+        &run_dir,
+        std::time::Duration::from_secs(4),
+    );
+    assert!(!vm_tests::guest_processes(&run_dir).is_empty());
+    let pid = run.child.id();
+    run.child.kill().unwrap(); // SIGKILL
+    let _ = run.child.wait();
+    let left = guest_gone(&run_dir, std::time::Duration::from_secs(5));
+    assert!(
+        left.is_empty(),
+        "guest processes outlived pathrig: {left:?}"
+    );
+    // The guest would have finished by now; it must not have written a report.
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    assert!(!run_dir.join("report.json").exists());
+    assert!(!run_dir.join("report.txt").exists());
+    match rig::ownership::inspect(&run_dir) {
+        rig::ownership::Status::Dead(m, _) => {
+            assert_eq!(m.pid, pid);
+            assert_eq!(m.state, rig::ownership::State::Running);
+        }
+        other => panic!("{other:?}"),
+    }
+    let out = std::process::Command::new(pathrig())
+        .arg("cleanup")
+        .env("TMPDIR", &root)
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("its run was killed"), "{stdout}");
+    let error = std::fs::read_to_string(run_dir.join("error.txt")).unwrap_or_default();
+    assert!(error.starts_with("killed: the run (pid "), "{error}");
+    assert!(
+        run_dir.join("console.log").exists(),
+        "the run directory was removed"
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// SIGTERM of `pathrig run` mid-run: exit 3, error.txt says when it was interrupted, the marker
+/// says interrupted, and no guest process survives.
+#[test]
+fn an_interrupted_run_says_so() {
+    if skipped("an_interrupted_run_says_so") {
+        return;
+    }
+    let run_dir = std::env::temp_dir().join(format!("pathrig-vmtest-{}-term", std::process::id()));
+    let mut run = vm_tests::start_scenario(
+        pathrig(),
+        "healthy",
+        &run_dir,
+        std::time::Duration::from_secs(4),
+    );
+    // SAFETY: a plain kill(2) of our own child.
+    unsafe { libc::kill(run.child.id() as i32, libc::SIGTERM) };
+    let status = run.child.wait().unwrap();
+    assert_eq!(status.code(), Some(3));
+    assert!(guest_gone(&run_dir, std::time::Duration::from_secs(5)).is_empty());
+    let error = std::fs::read_to_string(run_dir.join("error.txt")).unwrap_or_default();
+    assert!(error.starts_with("interrupted at t = "), "{error}");
+    assert!(error.contains("by SIGTERM"), "{error}");
+    match rig::ownership::inspect(&run_dir) {
+        rig::ownership::Status::Dead(m, _) => {
+            assert_eq!(m.state, rig::ownership::State::Interrupted)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!run_dir.join("report.json").exists());
+    std::fs::remove_dir_all(&run_dir).unwrap();
+}

@@ -115,6 +115,9 @@ struct Built {
     dm: Dm,
     log: EventLog,
     workdir: Option<PathBuf>,
+    /// The work directory's ownership marker and lock, held until the directory is removed, so
+    /// `pathrig cleanup` never takes a live run's directory.
+    workdir_claim: Option<rig::ownership::Claim>,
     loops: Vec<Loop>,
     /// FUSE file servers, unmounted after the loop devices over their files are detached.
     fuse: Vec<FuseServer>,
@@ -181,6 +184,8 @@ impl Built {
                 failures.push(format!("remove {}: {err}", dir.display()));
             }
         }
+        // The lock goes with the directory.
+        self.workdir_claim = None;
         failures
     }
 
@@ -315,10 +320,21 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
         std::process::id()
     ));
     std::fs::create_dir(&workdir).map_err(rig::RigError::io("create work directory", &workdir))?;
+    let claim = rig::ownership::Claim::take(&workdir, rig::ownership::Kind::Scratch)
+        .map(|(claim, _)| claim)
+        .map_err(|e| rig::RigError::io("claim work directory", &workdir)(std::io::Error::other(e)));
+    let claim = match claim {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&workdir);
+            return Err(e.into());
+        }
+    };
     let mut built = Built {
         dm,
         log: log.clone(),
         workdir: Some(workdir.clone()),
+        workdir_claim: Some(claim),
         loops: Vec::new(),
         fuse: Vec::new(),
         legs: Vec::new(),

@@ -208,8 +208,8 @@ impl<'t> Report<'t> {
             file,
             line,
             column,
-            message,
-            help,
+            message: crate::units::tidy(&message),
+            help: help.as_deref().map(crate::units::tidy),
         });
     }
 

@@ -133,7 +133,7 @@ impl<'a, 'i> Table<'a, 'i> {
             ));
             r.error(
                 key.pos,
-                format!("unknown key `{}` in {}", key.val, self.name),
+                format!("unknown key `{}` in {}", units::shown(key.val), self.name),
                 help,
             );
         }
@@ -188,18 +188,27 @@ impl<'a, 'i> Table<'a, 'i> {
                     Got::Invalid
                 }
             },
-            DeValue::Integer(_) => match as_int(r, v, key, 0..=u64::MAX) {
-                Some(secs) => Got::Ok(Sp::new(Duration::from_secs(secs.val), pos)),
-                None => Got::Invalid,
-            },
+            DeValue::Integer(_) => {
+                let max = units::MAX_DURATION.as_secs();
+                match as_int(r, v, key, 0..=max) {
+                    Some(secs) => match units::seconds(secs.val) {
+                        Ok(d) => Got::Ok(Sp::new(d, pos)),
+                        Err(e) => {
+                            r.error(pos, format!("`{key}`: {}", e.message), e.help);
+                            Got::Invalid
+                        }
+                    },
+                    None => Got::Invalid,
+                }
+            }
             DeValue::Float(f) => {
                 r.error(
                     pos,
                     format!(
                         "`{key}` must be a duration string, found the float {}",
-                        f.as_str()
+                        units::shown(f.as_str())
                     ),
-                    format!("write `{key} = \"{}s\"`; {DURATION_HELP}", f.as_str()),
+                    units::float_duration_help(key, f.as_str()),
                 );
                 Got::Invalid
             }
@@ -247,7 +256,7 @@ impl<'a, 'i> Table<'a, 'i> {
                 let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
                 r.error(
                     s.pos,
-                    format!("unknown {key} \"{}\"", s.val),
+                    format!("unknown {key} \"{}\"", units::shown(&s.val)),
                     one_of(&s.val, &names),
                 );
                 Got::Invalid
@@ -388,16 +397,25 @@ pub fn as_int(r: &mut Report, v: &Value, key: &str, range: RangeInclusive<u64>) 
             {
                 Some(n) => Some(Sp::new(n, pos)),
                 None => {
-                    r.error(pos, format!("`{key}` is out of range: {i}"), valid);
+                    r.error(
+                        pos,
+                        format!("`{key}` is out of range: {}", units::shown(&i.to_string())),
+                        valid,
+                    );
                     None
                 }
             }
         }
         DeValue::String(s) if s.trim().parse::<u64>().is_ok() => {
+            // Suggest the unquoted number only when it would be valid.
+            let help = match s.trim().parse::<u64>() {
+                Ok(n) if range.contains(&n) => format!("remove the quotes: `{key} = {n}`"),
+                _ => format!("write an integer without quotes; {valid}"),
+            };
             r.error(
                 pos,
                 format!("`{key}` must be an integer, found a string"),
-                format!("remove the quotes: `{key} = {}`", s.trim()),
+                help,
             );
             None
         }
@@ -420,10 +438,17 @@ pub fn one_of(got: &str, names: &[&str]) -> String {
 }
 
 /// The candidate closest to `word`, if it is close enough to be a typo.
-pub fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
-    let limit = (word.chars().count() / 3).max(1);
+pub fn suggest<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
+    let len = word.chars().count();
+    let limit = (len / 3).max(1);
+    // The distance is at least the difference in length: a long word (a
+    // mutated file's multi-megabyte key) is compared with nothing.
     candidates
         .into_iter()
+        .filter(|c| len.abs_diff(c.chars().count()) <= limit && len <= 4 * units::SHOWN_CHARS)
         .map(|c| (edit_distance(word, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)

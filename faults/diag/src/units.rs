@@ -2,9 +2,96 @@
 //! and byte sizes ("64MiB", "4KiB", "512").
 //!
 //! Pure string parsing and formatting. Errors carry a message and a help
-//! line; the caller attaches the position.
+//! line; the caller attaches the position. Every duration is at most
+//! [`MAX_DURATION`], so sums of a few of them never overflow; [`shown`] is how
+//! a user's text is quoted back in a message.
 
 use std::time::Duration;
+
+/// The longest duration a scenario may write anywhere (one year: 8760 h).
+/// Larger values are errors, never truncated, and keep every sum of a few
+/// durations (`at + every × times`) far inside `Duration`'s range.
+pub const MAX_DURATION: Duration = Duration::from_secs(8760 * 3600);
+
+/// How many characters of a user's text a message quotes back.
+pub const SHOWN_CHARS: usize = 64;
+
+/// A user's text as a message shows it: control characters escaped (`\n`,
+/// `\r`, `\t`, `\x1b`, ...), quotes and backslashes escaped, and cut after
+/// [`SHOWN_CHARS`] characters with "…".
+pub fn shown(text: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == SHOWN_CHARS {
+            out.push('…');
+            break;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The longest message or help line a diagnostic carries, in characters.
+const MAX_MESSAGE_CHARS: usize = 1024;
+
+/// A message as it is shown: no control character reaches the terminal raw
+/// (a user's text quoted in a message may hold newlines or escape
+/// sequences), and no message is longer than [`MAX_MESSAGE_CHARS`].
+pub fn tidy(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_MESSAGE_CHARS));
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_MESSAGE_CHARS {
+            out.push('…');
+            break;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A bare integer number of seconds as a duration, within [`MAX_DURATION`].
+pub fn seconds(n: u64) -> Result<Duration, UnitError> {
+    if n > MAX_DURATION.as_secs() {
+        return Err(too_long_error(&n.to_string()));
+    }
+    Ok(Duration::from_secs(n))
+}
+
+fn too_long_error(written: &str) -> UnitError {
+    unit_error(
+        format!(
+            "duration {} is longer than the limit of {}",
+            shown(written),
+            format_duration(MAX_DURATION)
+        ),
+        format!(
+            "a duration is at most {} ({} seconds); write e.g. \"10s\" or \"2h\"",
+            format_duration(MAX_DURATION),
+            MAX_DURATION.as_secs()
+        ),
+    )
+}
 
 /// Help text naming every accepted duration form.
 pub const DURATION_HELP: &str =
@@ -42,7 +129,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     let s = text.trim();
     let bad = |what: &str| {
         unit_error(
-            format!("invalid duration \"{text}\": {what}"),
+            format!("invalid duration \"{}\": {what}", shown(text)),
             DURATION_HELP,
         )
     };
@@ -53,19 +140,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     if number.is_empty() {
         return Err(bad("it does not start with a number"));
     }
-    let unit_nanos: u128 = match unit {
-        "ms" => 1_000_000,
-        "s" => 1_000_000_000,
-        "m" => 60_000_000_000,
-        "h" => 3_600_000_000_000,
-        "" => {
-            return Err(unit_error(
-                format!("invalid duration \"{text}\": it has no unit"),
-                format!("add a unit, e.g. \"{number}s\" or \"{number}ms\", or write the integer {number} without quotes to mean seconds"),
-            ))
-        }
-        other => return Err(bad(&format!("unknown unit \"{other}\""))),
-    };
     let (whole, frac) = match number.split_once('.') {
         Some((w, f)) => (w, f),
         None => (number, ""),
@@ -73,7 +147,30 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     if whole.is_empty() || (number.contains('.') && frac.is_empty()) || frac.contains('.') {
         return Err(bad("malformed number"));
     }
-    let too_long = || bad("too long");
+    let unit_nanos: u128 = match unit {
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "" => {
+            // Suggest only what would be valid.
+            let valid = |unit: &str| parse_duration(&format!("{number}{unit}")).is_ok();
+            let as_seconds =
+                frac.is_empty() && number.parse().ok().is_some_and(|n| seconds(n).is_ok());
+            let help = match (valid("s"), valid("ms")) {
+                (true, true) if as_seconds => format!("add a unit, e.g. \"{number}s\" or \"{number}ms\", or write the integer {number} without quotes to mean seconds"),
+                (true, true) => format!("add a unit, e.g. \"{number}s\" or \"{number}ms\""),
+                (false, true) => format!("add a unit, e.g. \"{number}ms\"; {DURATION_HELP}"),
+                _ => DURATION_HELP.to_string(),
+            };
+            return Err(unit_error(
+                format!("invalid duration \"{}\": it has no unit", shown(text)),
+                help,
+            ));
+        }
+        other => return Err(bad(&format!("unknown unit \"{}\"", shown(other)))),
+    };
+    let too_long = || too_long_error(s);
     let whole: u128 = whole.parse().map_err(|_| too_long())?;
     let mut nanos = whole.checked_mul(unit_nanos).ok_or_else(too_long)?;
     if !frac.is_empty() {
@@ -88,8 +185,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
         }
         nanos += part / scale;
     }
-    let nanos = u64::try_from(nanos).map_err(|_| too_long())?;
-    Ok(Duration::from_nanos(nanos))
+    if nanos > MAX_DURATION.as_nanos() {
+        return Err(too_long());
+    }
+    Ok(Duration::from_nanos(nanos as u64))
+}
+
+/// A float written where a duration belongs: the help suggests the same
+/// number as a duration string only when that string is valid.
+pub fn float_duration_help(key: &str, float: &str) -> String {
+    let candidate = format!("{}s", float.trim());
+    match parse_duration(&candidate) {
+        Ok(_) => format!("write `{key} = \"{candidate}\"`; {DURATION_HELP}"),
+        Err(_) => DURATION_HELP.to_string(),
+    }
 }
 
 /// Formats a duration the way a user would write it: "250ms", "12s", "1.5s",
@@ -132,7 +241,12 @@ const GIB: u64 = 1024 * MIB;
 /// decimal units ("MB") are rejected rather than guessed.
 pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     let s = text.trim();
-    let bad = |what: &str| unit_error(format!("invalid size \"{text}\": {what}"), SIZE_HELP);
+    let bad = |what: &str| {
+        unit_error(
+            format!("invalid size \"{}\": {what}", shown(text)),
+            SIZE_HELP,
+        )
+    };
     if s.starts_with('-') {
         return Err(bad("sizes cannot be negative"));
     }
@@ -148,7 +262,10 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
         "kb" | "mb" | "gb" => {
             let binary = format!("{}iB", &unit[..1].to_ascii_uppercase());
             return Err(unit_error(
-                format!("invalid size \"{text}\": decimal unit \"{unit}\" is not accepted"),
+                format!(
+                    "invalid size \"{}\": decimal unit \"{unit}\" is not accepted",
+                    shown(text)
+                ),
                 format!(
                     "use {binary} (binary units: 1 {binary} = {} bytes)",
                     match binary.as_str() {
@@ -159,11 +276,11 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
                 ),
             ));
         }
-        _ => return Err(bad(&format!("unknown unit \"{unit}\""))),
+        _ => return Err(bad(&format!("unknown unit \"{}\"", shown(unit)))),
     };
     if number.contains('.') {
         return Err(unit_error(
-            format!("invalid size \"{text}\": sizes are whole numbers"),
+            format!("invalid size \"{}\": sizes are whole numbers", shown(text)),
             "use a smaller unit, e.g. \"1536KiB\" instead of \"1.5MiB\"",
         ));
     }
@@ -295,5 +412,67 @@ mod tests {
         assert_eq!(format_size(4096), "4KiB");
         assert_eq!(format_size(1536 * KIB), "1536KiB");
         assert_eq!(format_size(1000), "1000 bytes");
+    }
+
+    #[test]
+    fn durations_are_capped_at_a_year_and_never_wrap() {
+        assert_eq!(parse_duration("8760h"), Ok(MAX_DURATION));
+        for long in [
+            "8761h",
+            "525601m",
+            "18446744073709551615s",
+            "99999999999999999999999h",
+        ] {
+            let e = parse_duration(long).expect_err(long);
+            assert!(
+                e.message.contains("longer than the limit of 8760h"),
+                "{}",
+                e.message
+            );
+        }
+        assert_eq!(seconds(31_536_000), Ok(MAX_DURATION));
+        assert!(seconds(31_536_001).is_err());
+        assert!(seconds(u64::MAX).is_err());
+    }
+
+    #[test]
+    fn help_never_suggests_an_invalid_value() {
+        assert_eq!(
+            float_duration_help("at", "1.5"),
+            format!("write `at = \"1.5s\"`; {DURATION_HELP}")
+        );
+        for f in ["nan", "inf", "-0.0", "3e9", "1E3", "-inf", "+1.5"] {
+            assert_eq!(float_duration_help("at", f), DURATION_HELP, "{f}");
+        }
+        // "1.2.3" has no unit, but "1.2.3s" would not be valid either.
+        let e = parse_duration("1.2.3").unwrap_err();
+        assert!(!e.help.contains("1.2.3s"), "{}", e.help);
+        let e = parse_duration("1.5").unwrap_err();
+        assert!(e.help.contains("\"1.5s\"") && !e.help.contains("without quotes"));
+        // Too long in seconds, fine in milliseconds; too long in both.
+        let e = parse_duration("40000000").unwrap_err();
+        assert!(
+            e.help.starts_with("add a unit, e.g. \"40000000ms\";"),
+            "{}",
+            e.help
+        );
+        let e = parse_duration("99999999999999999").unwrap_err();
+        assert_eq!(e.help, DURATION_HELP);
+    }
+
+    #[test]
+    fn user_text_is_escaped_and_shortened() {
+        assert_eq!(
+            shown("a\nb\r\t\u{1b}[31m\"\\"),
+            "a\\nb\\r\\t\\x1b[31m\\\"\\\\"
+        );
+        assert_eq!(shown("\u{202e}x\u{85}"), "\\u{202e}x\\u{85}");
+        let long = "y".repeat(1000);
+        let s = shown(&long);
+        assert_eq!(s.chars().count(), SHOWN_CHARS + 1);
+        assert!(s.ends_with('…'));
+        let t = tidy(&format!("x\n{}", "z".repeat(5000)));
+        assert!(t.starts_with("x\\nz") && t.ends_with("z…"));
+        assert!(t.chars().count() <= MAX_MESSAGE_CHARS + 8);
     }
 }

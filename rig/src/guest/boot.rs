@@ -3,6 +3,15 @@
 //! The host side: build the kernel command line, start `linux.uml` in its own process group with
 //! its console going to `console.log`, enforce the time limit, and turn what happened (exit file,
 //! panic or oops in the console, timeout) into a [`GuestOutcome`].
+//!
+//! The guest never outlives pathrig: `linux.uml` is started with `PR_SET_PDEATHSIG(SIGKILL)`, so
+//! the kernel kills it when pathrig dies, even by SIGKILL. The death signal fires when the
+//! *thread* that started the guest ends, so [`boot_uml`] must be called from a thread that lives
+//! as long as the run (pathrig calls it from its main thread). UML's helper processes are its
+//! children in its process group and do *not* end with it; on every way out of [`boot_uml`] the
+//! group is killed, and for the way out nobody sees (pathrig killed by SIGKILL) a [`Reaper`]
+//! process waits on a pipe whose write end only pathrig holds and kills the group when the pipe
+//! closes without a word.
 
 use std::fs;
 use std::os::unix::process::CommandExt;
@@ -122,6 +131,21 @@ pub fn boot_uml(spec: &BootSpec<'_>) -> Result<GuestOutcome, RigError> {
         .stdout(console)
         .stderr(console_err)
         .process_group(0);
+    // The guest dies with pathrig (see the module comment). If pathrig died between fork and
+    // prctl, the parent is already someone else: end at once.
+    let parent = nix::unistd::getpid().as_raw();
+    // SAFETY: prctl, getppid and raise are async-signal-safe; nothing here allocates.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::raise(libc::SIGKILL);
+            }
+            Ok(())
+        });
+    }
     // UML backs guest memory with a file in TMPDIR; shared memory is faster than disk.
     if Path::new("/dev/shm").is_dir() {
         command.env("TMPDIR", "/dev/shm");
@@ -131,6 +155,17 @@ pub fn boot_uml(spec: &BootSpec<'_>) -> Result<GuestOutcome, RigError> {
         .spawn()
         .map_err(RigError::io("start the guest kernel", &spec.kernel.binary))?;
     let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _reaper = match Reaper::start(pgid) {
+        Ok(r) => r,
+        Err(err) => {
+            kill_group(pgid);
+            let _ = child.wait();
+            return Err(RigError::io(
+                "start the guest's reaper",
+                &spec.kernel.binary,
+            )(err));
+        }
+    };
     let status = loop {
         // The guest is a child process; checking on it every 20 ms costs nothing measurable.
         if spec.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
@@ -184,6 +219,74 @@ pub fn boot_uml(spec: &BootSpec<'_>) -> Result<GuestOutcome, RigError> {
         Err(_) => Ok(GuestOutcome::NoExitStatus {
             uml_status: status.to_string(),
         }),
+    }
+}
+
+/// A forked process that kills the guest's process group if pathrig dies without saying
+/// goodbye. It holds the read end of a pipe; pathrig holds the only write end. Dropping the
+/// reaper writes `d` (done: the group is pathrig's business, already killed) and closes the
+/// pipe, and the reaper exits without killing; if pathrig dies, the pipe closes with nothing
+/// written and the reaper kills the group. It ignores SIGINT and SIGTERM and has a process group
+/// of its own, so a Ctrl-C or a group kill aimed at pathrig leaves it to do its job.
+pub(crate) struct Reaper {
+    write_fd: libc::c_int,
+    pid: libc::pid_t,
+}
+
+impl Reaper {
+    pub(crate) fn start(pgid: nix::unistd::Pid) -> std::io::Result<Reaper> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: pipe2 fills the two descriptors on success.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let (read_fd, write_fd) = (fds[0], fds[1]);
+        let group = pgid.as_raw();
+        // SAFETY: the child runs only async-signal-safe calls (close, signal, setpgid, read,
+        // killpg, _exit) and never returns into Rust code.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            let err = std::io::Error::last_os_error();
+            unsafe {
+                libc::close(read_fd);
+                libc::close(write_fd);
+            }
+            return Err(err);
+        }
+        if pid == 0 {
+            unsafe {
+                libc::close(write_fd);
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+                libc::signal(libc::SIGTERM, libc::SIG_IGN);
+                libc::setpgid(0, 0);
+                let mut byte = 0u8;
+                let n = loop {
+                    let n = libc::read(read_fd, (&mut byte as *mut u8).cast(), 1);
+                    if n < 0 && *libc::__errno_location() == libc::EINTR {
+                        continue;
+                    }
+                    break n;
+                };
+                if !(n == 1 && byte == b'd') {
+                    libc::killpg(group, libc::SIGKILL);
+                }
+                libc::_exit(0);
+            }
+        }
+        unsafe { libc::close(read_fd) };
+        Ok(Reaper { write_fd, pid })
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        // SAFETY: our own descriptor and child.
+        unsafe {
+            libc::write(self.write_fd, b"d".as_ptr().cast(), 1);
+            libc::close(self.write_fd);
+            let mut status = 0;
+            libc::waitpid(self.pid, &mut status, 0);
+        }
     }
 }
 

@@ -798,8 +798,9 @@ impl KwDef {
     fn duration(&self, raw: Raw) -> Result<Duration, Bad> {
         match raw {
             Raw::Int(n) => u64::try_from(n)
-                .map(Duration::from_secs)
-                .map_err(|_| self.out_of_range(n)),
+                .ok()
+                .and_then(|n| units::seconds(n).ok())
+                .ok_or_else(|| self.out_of_range(n)),
             Raw::Str(s) => units::parse_duration(s)
                 .map_err(|e| self.bad(format!("`{}`: {}", self.name, e.message), e.help)),
             Raw::Other(_) | Raw::Float(_) => Err(self.wrong_type(raw.found())),
