@@ -221,6 +221,7 @@ mod units;
 use std::path::Path;
 
 pub use diag::{Diagnostic, Diagnostics};
+pub use kinds::SECTOR_BYTES;
 pub use model::{
     block_list, Backend, BioDir, ByteRange, Check, Cmp, CorruptBioByte, Errno, Expectations,
     FaultKind, FaultSpec, GuestSpec, IoOp, LatencyDist, Layer, LegSpec, MapSpec, Metric,
