@@ -182,8 +182,9 @@ impl Dm {
             .map_err(dm_err(format!("remove {dm_name}")))
     }
 
-    /// The status line(s) of `dm_name` as the kernel printed them, with the device's event number.
-    pub fn status(&self, dm_name: &str) -> Result<(u32, Vec<StatusLine>), RigError> {
+    /// The status line(s) of `dm_name` as the kernel printed them, with the device's event number
+    /// (read through [`Dm::multipath_status`], the one status reader).
+    fn status(&self, dm_name: &str) -> Result<(u32, Vec<StatusLine>), RigError> {
         self.table_or_status(dm_name, DmOptions::default())
     }
 

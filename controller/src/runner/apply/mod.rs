@@ -112,6 +112,10 @@ pub(super) fn apply_step(
     if let Some(backend) = backend_for(step_kind.layer()) {
         return backend.step(&mut cx, step);
     }
+    assert!(
+        matches!(step.action, StepAction::Apply(_)),
+        "leg-wide kinds are instants: they have no window to end"
+    );
     match step_kind {
         FaultKind::KernelFail => {
             let change = FaultChange::Applied {
