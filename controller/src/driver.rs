@@ -14,8 +14,8 @@ use faults::Scenario;
 use path_manager::settings::PathChecker;
 use rig::checker::{CheckOutcome, CheckerRing};
 use rig::dm::mpath_status::{KernelPathState, MultipathStatus};
-use rig::dm::target::{Multipath, PathGroup, Selector};
-use rig::dm::{DevNum, Dm, Table, Target};
+use rig::dm::multipath::Selector;
+use rig::dm::{DevNum, Dm, MultipathMessage, MultipathTable, Sectors, Table, Target};
 
 use crate::events::{CheckerVerdict, EventKind, EventLog};
 use path_manager::{
@@ -61,12 +61,28 @@ pub struct BuiltMapInfo<'a> {
 /// The parts of a map's table other than its groups, kept to rebuild it on a `Regroup`.
 #[derive(Debug, Clone, Copy)]
 pub struct MapTable {
-    pub sectors: u64,
+    pub sectors: Sectors,
     pub selector: Selector,
     /// Updated as the manager sends queue_if_no_path / fail_if_no_path, so a reload keeps the
     /// queueing the map has at that moment.
     pub queue_if_no_path: bool,
     pub bio_based: bool,
+}
+
+impl MapTable {
+    /// The map's table with these groups of path devices: the one place a map table is made
+    /// (at build and at every regroup).
+    pub fn table(&self, groups: impl IntoIterator<Item = Vec<DevNum>>) -> Table {
+        Table::single(
+            self.sectors,
+            Target::Multipath(MultipathTable::new(
+                self.queue_if_no_path,
+                self.bio_based,
+                self.selector,
+                groups,
+            )),
+        )
+    }
 }
 
 /// The checks started together (by one input to the core). Their results go back to the core
@@ -358,32 +374,27 @@ impl Driver {
             }
             let map = &self.maps[action.map()];
             let message = match &action {
-                Action::FailPath { path, .. } => Some(format!("fail_path {}", map.devs[path.path])),
-                Action::ReinstatePath { path, .. } => {
-                    Some(format!("reinstate_path {}", map.devs[path.path]))
+                Action::FailPath { path, .. } => {
+                    Some(MultipathMessage::FailPath(map.devs[path.path]))
                 }
-                Action::SwitchGroup { group, .. } => Some(format!("switch_group {}", group + 1)),
-                Action::QueueIfNoPath { .. } => Some("queue_if_no_path".to_string()),
-                Action::FailIfNoPath { .. } => Some("fail_if_no_path".to_string()),
+                Action::ReinstatePath { path, .. } => {
+                    Some(MultipathMessage::ReinstatePath(map.devs[path.path]))
+                }
+                Action::SwitchGroup { group, .. } => {
+                    Some(MultipathMessage::SwitchGroup(*group as u32 + 1))
+                }
+                Action::QueueIfNoPath { .. } => Some(MultipathMessage::QueueIfNoPath),
+                Action::FailIfNoPath { .. } => Some(MultipathMessage::FailIfNoPath),
                 Action::Note { .. } | Action::RunChecker { .. } | Action::SampleIo { .. } => None,
                 // A reload, not a message: handled below.
                 Action::Regroup { .. } => None,
             };
             if let Action::Regroup { groups, .. } = &action {
                 let (line, stable) = self.describe(&action);
-                let table = Table::single(
-                    map.table.sectors,
-                    Target::Multipath(Multipath {
-                        queue_if_no_path: map.table.queue_if_no_path,
-                        bio_based: map.table.bio_based,
-                        groups: groups
-                            .iter()
-                            .map(|g| PathGroup {
-                                selector: map.table.selector,
-                                paths: g.iter().map(|&p| map.devs[p]).collect(),
-                            })
-                            .collect(),
-                    }),
+                let table = map.table.table(
+                    groups
+                        .iter()
+                        .map(|g| g.iter().map(|&p| map.devs[p]).collect()),
                 );
                 // The reload's resume raises a dm event; the runner then reads the new status
                 // and hands it to the core, which re-fails paths that must stay failed.
@@ -401,7 +412,7 @@ impl Driver {
             }
             let map = &self.maps[action.map()];
             let (line, stable) = self.describe(&action);
-            let failed = match message.map(|m| dm.message(&map.dm_name, &m)) {
+            let failed = match message.map(|m| dm.send(&map.dm_name, m)) {
                 Some(Err(err)) => Some(format!("the message failed: {err}")),
                 _ => None,
             };

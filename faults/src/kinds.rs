@@ -733,7 +733,9 @@ pub(crate) struct DecodedKind {
     pub extents: Vec<Extent>,
 }
 
-const SECTOR: u64 = 512;
+/// The size of a sector, the unit of block devices and of device-mapper tables. Defined here,
+/// in the scenario model, so that validation and the rig's `Sectors` share one value.
+pub const SECTOR_BYTES: u64 = 512;
 const MAX_DELAY_MS: u64 = 60_000;
 const MAX_RANGES: usize = 256;
 const MAX_BAD_BLOCKS: usize = 4096;
@@ -889,7 +891,7 @@ impl Params<'_, '_, '_, '_> {
     fn aligned_size(&mut self, table: &Table, key: &str, nonzero: bool) -> Got<u64> {
         match table.size(self.report, key) {
             Got::Ok(s) => {
-                if s.val % SECTOR != 0 {
+                if s.val % SECTOR_BYTES != 0 {
                     self.report.error(
                         s.pos,
                         format!(
@@ -1241,10 +1243,10 @@ fn decode_error_range(p: &mut Params) -> Option<FaultKind> {
 
 fn decode_dust(p: &mut Params) -> Option<FaultKind> {
     let block_size = match p.table.size(p.report, "block_size") {
-        Got::Absent => Some(Sp::new(SECTOR, p.table.pos)),
+        Got::Absent => Some(Sp::new(SECTOR_BYTES, p.table.pos)),
         Got::Invalid => None,
         Got::Ok(b) => {
-            let ok = b.val.is_power_of_two() && (SECTOR..=1 << 30).contains(&b.val);
+            let ok = b.val.is_power_of_two() && (SECTOR_BYTES..=1 << 30).contains(&b.val);
             if !ok {
                 p.report.error(
                     b.pos,

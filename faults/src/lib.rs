@@ -224,6 +224,7 @@ use std::path::Path;
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use input::MAX_INPUT;
+pub use kinds::SECTOR_BYTES;
 pub use model::{
     block_list, Backend, BioDir, ByteRange, Check, Cmp, CorruptBioByte, Errno, Expectations,
     FaultKind, FaultSpec, GuestSpec, IoOp, LatencyDist, Layer, LegSpec, MapSpec, Metric,

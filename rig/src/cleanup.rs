@@ -270,7 +270,7 @@ fn remove_our_dm_devices(dm: &Dm, report: &mut CleanupReport) {
         let _ = held;
         for device in free {
             // Queued IO keeps a map busy: let it fail before removal.
-            let _ = dm.message(&device.name, "fail_if_no_path");
+            let _ = dm.send(&device.name, crate::dm::MultipathMessage::FailIfNoPath);
             match dm.remove(&device.name) {
                 Ok(()) => report.removed_dm.push(device.name),
                 Err(err) => report.failures.push(err.to_string()),

@@ -25,6 +25,16 @@ use std::path::PathBuf;
 pub enum RigError {
     #[error("device-mapper: {what}: {detail}")]
     Dm { what: String, detail: String },
+    /// A target message the kernel refused.
+    #[error("device-mapper: send {message:?} to {device}: {detail}")]
+    Message {
+        device: String,
+        message: String,
+        detail: String,
+    },
+    /// A map's status line that is not a multipath status pathrig can read.
+    #[error("device-mapper: status of {device}: {detail}")]
+    Status { device: String, detail: String },
     #[error("loop device: {what}: {source}")]
     Loop {
         what: String,

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use faults::{FaultKind, Scenario};
 use rig::backing::{self, Loop};
-use rig::dm::mpath_status::{parse_multipath_status, KernelPathState, MultipathStatus, PathStatus};
-use rig::dm::target::{Multipath, PathGroup, Selector};
-use rig::dm::{DevNum, Dm, Table, Target};
+use rig::dm::mpath_status::{KernelPathState, MultipathStatus, PathStatus};
+use rig::dm::multipath::Selector;
+use rig::dm::{DevNum, Dm, MultipathMessage, Sectors};
 use rig::fuse::{FaultRule, FuseControl, FuseServer};
 use rig::naming;
 use rig::workload::{self, WorkloadConfig, WorkloadEvent, WorkloadReport};
@@ -79,8 +79,6 @@ fn injected_failure_time() -> Option<Duration> {
 /// How long after the workload's end queued IO may take before the rig lets it fail.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
-const SECTOR: u64 = 512;
-
 struct BuiltLeg {
     name: String,
     map: String,
@@ -95,7 +93,7 @@ struct BuiltLeg {
     node: PathBuf,
     dev: DevNum,
     loop_dev: DevNum,
-    sectors: u64,
+    sectors: Sectors,
     /// The leg's current table: healthy or a fault's.
     fault: Option<FaultKind>,
 }
@@ -104,10 +102,10 @@ struct BuiltMap {
     name: String,
     dm_name: String,
     dev: DevNum,
-    queue_if_no_path: bool,
+    /// What the map's table is made of (its queueing as built).
+    table: MapTable,
     /// Leg names per group, in table order.
     groups: Vec<Vec<String>>,
-    selector: Selector,
 }
 
 /// Everything a run created, torn down in reverse order exactly once.
@@ -135,8 +133,8 @@ impl Built {
         let mut failures = Vec::new();
         for map in self.maps.iter().rev() {
             // Queued IO keeps a map busy; let it fail so the map can go.
-            if map.queue_if_no_path {
-                let _ = self.dm.message(&map.dm_name, "fail_if_no_path");
+            if map.table.queue_if_no_path {
+                let _ = self.dm.send(&map.dm_name, MultipathMessage::FailIfNoPath);
             }
             match self.dm.remove(&map.dm_name) {
                 Ok(()) => self.log.record(EventKind::Removed {
@@ -344,7 +342,7 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
     for map in &scenario.maps {
         let file = workdir.join(format!("{}.img", map.name));
         backing::create_backing_file(&file, map.size_bytes)?;
-        let sectors = map.size_bytes / SECTOR;
+        let sectors = Sectors::from_bytes(map.size_bytes);
         log.record(EventKind::BackingFile {
             map: map.name.clone(),
             file: file.display().to_string(),
@@ -435,34 +433,27 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
                 fault: None,
             });
         }
-        let groups: Vec<PathGroup> = map
-            .groups
-            .iter()
-            .map(|group| PathGroup {
-                selector: selector_of(map.selector),
-                paths: group
-                    .iter()
-                    .map(|leg| {
-                        built
-                            .legs
-                            .iter()
-                            .find(|l| l.map == map.name && &l.name == leg)
-                            .expect("validated")
-                            .dev
-                    })
-                    .collect(),
-            })
-            .collect();
-        let table = Table::single(
+        let map_table = MapTable {
             sectors,
-            Target::Multipath(Multipath {
-                queue_if_no_path: map.queue_if_no_path,
-                // Legs with a dm layer are bio-based dm devices, which a request-based map
-                // refuses; straight over loop devices only, the map stays request-based.
-                bio_based: scenario.legs_of(&map.name).any(|l| l.dm_layer),
-                groups,
-            }),
-        );
+            selector: selector_of(map.selector),
+            queue_if_no_path: map.queue_if_no_path,
+            // Legs with a dm layer are bio-based dm devices, which a request-based map
+            // refuses; straight over loop devices only, the map stays request-based.
+            bio_based: scenario.legs_of(&map.name).any(|l| l.dm_layer),
+        };
+        let table = map_table.table(map.groups.iter().map(|group| {
+            group
+                .iter()
+                .map(|leg| {
+                    built
+                        .legs
+                        .iter()
+                        .find(|l| l.map == map.name && &l.name == leg)
+                        .expect("validated")
+                        .dev
+                })
+                .collect()
+        }));
         let dm_name = naming::map_name(&map.name);
         let dev = built.dm.create(&dm_name, &table)?;
         log.record(EventKind::MapDevice {
@@ -475,9 +466,8 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
             name: map.name.clone(),
             dm_name,
             dev,
-            queue_if_no_path: map.queue_if_no_path,
+            table: map_table,
             groups: map.groups.clone(),
-            selector: selector_of(map.selector),
         });
     }
     Ok(built)
@@ -491,12 +481,7 @@ struct KernelWatch {
 impl KernelWatch {
     fn observe(&mut self, built: &Built, log: &EventLog) -> Result<(), RunError> {
         for map in &built.maps {
-            let (_, lines) = built.dm.status(&map.dm_name)?;
-            let Some(line) = lines.first() else { continue };
-            let status = parse_multipath_status(line.params()).map_err(|e| rig::RigError::Dm {
-                what: format!("status of {}", map.dm_name),
-                detail: e.to_string(),
-            })?;
+            let status = built.dm.multipath_status(&map.dm_name)?.status;
             if let Some(before) = self.last.get(&map.name) {
                 diff_status(&map.name, before, &status, built, log);
             }
@@ -634,12 +619,7 @@ fn drive(
                     .map(|l| (l.name.as_str(), l.dev, l.node.clone()))
                     .collect(),
                 groups: &m.groups,
-                table: MapTable {
-                    sectors: scenario.map(&m.name).expect("validated").size_bytes / SECTOR,
-                    selector: m.selector,
-                    queue_if_no_path: m.queue_if_no_path,
-                    bio_based: scenario.legs_of(&m.name).any(|l| l.dm_layer),
-                },
+                table: m.table,
             })
             .collect();
         managers::start(scenario, &infos, origin).map_err(RunError::Workload)?
@@ -839,17 +819,17 @@ fn flush_queued_io(built: &mut Built, log: &EventLog, cause: FlushCause) {
     for leg in apply::release_hung_io(built) {
         log.record(EventKind::HangReleased { leg, cause });
     }
-    for map in built.maps.iter().filter(|m| m.queue_if_no_path) {
+    for map in built.maps.iter().filter(|m| m.table.queue_if_no_path) {
         let queued = built
             .dm
-            .status(&map.dm_name)
-            .ok()
-            .and_then(|(_, l)| {
-                l.first()
-                    .and_then(|l| parse_multipath_status(l.params()).ok())
-            })
-            .is_some_and(|s| s.active_paths() == 0);
-        if queued && built.dm.message(&map.dm_name, "fail_if_no_path").is_ok() {
+            .multipath_status(&map.dm_name)
+            .is_ok_and(|s| s.status.active_paths() == 0);
+        if queued
+            && built
+                .dm
+                .send(&map.dm_name, MultipathMessage::FailIfNoPath)
+                .is_ok()
+        {
             log.record(EventKind::QueueFlushed {
                 map: map.name.clone(),
                 cause,
@@ -894,11 +874,8 @@ fn final_map_reports(
     for (index, map) in built.maps.iter().enumerate() {
         let view = manager.and_then(|views| views.get(index));
         let table = built.dm.table(&map.dm_name)?.join("\n");
-        let (_, lines) = built.dm.status(&map.dm_name)?;
-        let status_line = lines.first().cloned();
-        let status = status_line
-            .as_ref()
-            .and_then(|l| parse_multipath_status(l.params()).ok());
+        let map_status = built.dm.multipath_status(&map.dm_name)?;
+        let status = Some(map_status.status);
         let mut paths = Vec::new();
         for (gi, group) in map.groups.iter().enumerate() {
             for leg_name in group {
@@ -931,11 +908,11 @@ fn final_map_reports(
             name: map.name.clone(),
             dm_name: map.dm_name.clone(),
             device: map.dev.to_string(),
-            selector: map.selector.kernel_name().into(),
+            selector: map.table.selector.kernel_name().into(),
             queue_if_no_path: spec.queue_if_no_path,
             groups: map.groups.clone(),
             table,
-            final_status: status_line.map(|l| l.render()).unwrap_or_default(),
+            final_status: map_status.line.render(),
             paths,
             final_group: status
                 .as_ref()
@@ -1000,7 +977,7 @@ fn summarize_workload(
             .iter()
             .map(|m| MismatchReport {
                 t_ms: to_ms(m.t),
-                lba: m.block * (w.block_size as u64 / SECTOR),
+                lba: m.block * Sectors::from_bytes(w.block_size as u64).0,
                 detail: m.detail.clone(),
             })
             .collect(),
@@ -1040,6 +1017,7 @@ mod path_change_tests {
             dev: DevNum { major: 7, minor: 0 },
             state,
             fail_count,
+            selector_info: Vec::new(),
         }
     }
 

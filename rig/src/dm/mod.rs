@@ -1,11 +1,17 @@
-//! Device-mapper: typed tables ([`target`]), the multipath status parser ([`mpath_status`]) and the
-//! operations pathrig performs on dm devices through the `devicemapper` crate's ioctls.
+//! Device-mapper, all of it in one place: sizes in [`Sectors`], typed tables ([`target`], and
+//! [`multipath`] for the map's), typed target messages ([`message`]), the multipath status
+//! ([`mpath_status`]) and the operations pathrig performs on dm devices through the
+//! `devicemapper` crate's ioctls: create, swap tables, send messages ([`Dm::send`]), read the
+//! map status ([`Dm::multipath_status`]), remove.
 //!
 //! Table swaps follow lvm2's test helpers: load the new table into the inactive slot, suspend,
 //! resume (which makes the inactive table live).
 
+pub mod message;
 pub mod mirror;
 pub mod mpath_status;
+pub mod multipath;
+pub mod sectors;
 pub mod target;
 
 use std::os::fd::{AsFd, BorrowedFd};
@@ -14,6 +20,10 @@ use devicemapper::{DevId, DmFlags, DmName, DmOptions, DmUuid, DM};
 
 use crate::naming;
 use crate::RigError;
+pub use message::{DustMessage, Message, MultipathMessage};
+pub use mpath_status::MultipathStatus;
+pub use multipath::MultipathTable;
+pub use sectors::{Sectors, SECTOR_BYTES};
 pub use target::{DevNum, Table, Target};
 
 /// A handle on the dm control device.
@@ -24,8 +34,8 @@ pub struct Dm {
 /// One line of `dmsetup status` or `dmsetup table` output, as the kernel printed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusLine {
-    pub start: u64,
-    pub length: u64,
+    pub start: Sectors,
+    pub length: Sectors,
     pub target_type: String,
     pub params: String,
 }
@@ -44,6 +54,13 @@ impl StatusLine {
         .trim_end()
         .to_string()
     }
+}
+
+/// A map's status: the line as the kernel printed it, and what it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapStatus {
+    pub line: StatusLine,
+    pub status: MultipathStatus,
 }
 
 /// What `list` reports about one dm device.
@@ -166,8 +183,9 @@ impl Dm {
             .map_err(dm_err(format!("remove {dm_name}")))
     }
 
-    /// The status line(s) of `dm_name` as the kernel printed them, with the device's event number.
-    pub fn status(&self, dm_name: &str) -> Result<(u32, Vec<StatusLine>), RigError> {
+    /// The status line(s) of `dm_name` as the kernel printed them, with the device's event number
+    /// (read through [`Dm::multipath_status`], the one status reader).
+    fn status(&self, dm_name: &str) -> Result<(u32, Vec<StatusLine>), RigError> {
         self.table_or_status(dm_name, DmOptions::default())
     }
 
@@ -198,8 +216,8 @@ impl Dm {
         let lines = lines
             .into_iter()
             .map(|(start, length, target_type, params)| StatusLine {
-                start,
-                length,
+                start: Sectors(start),
+                length: Sectors(length),
                 target_type,
                 params,
             })
@@ -207,13 +225,47 @@ impl Dm {
         Ok((info.event_nr(), lines))
     }
 
+    /// The status of multipath map `dm_name`, read and parsed: the one status reader.
+    pub fn multipath_status(&self, dm_name: &str) -> Result<MapStatus, RigError> {
+        let (_, lines) = self.status(dm_name)?;
+        let bad = |detail: String| RigError::Status {
+            device: dm_name.to_string(),
+            detail,
+        };
+        let line = match <[StatusLine; 1]>::try_from(lines) {
+            Ok([line]) => line,
+            Err(lines) => {
+                return Err(bad(format!(
+                    "a map has one status line, the kernel printed {}",
+                    lines.len()
+                )))
+            }
+        };
+        if line.target_type != "multipath" {
+            return Err(bad(format!(
+                "the target is {:?}, not multipath",
+                line.target_type
+            )));
+        }
+        let status = line
+            .params
+            .parse::<MultipathStatus>()
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(MapStatus { line, status })
+    }
+
     /// Sends a target message (e.g. `fail_path 254:0`) to `dm_name`.
-    pub fn message(&self, dm_name: &str, message: &str) -> Result<(), RigError> {
+    pub fn send(&self, dm_name: &str, message: impl Into<Message>) -> Result<(), RigError> {
+        let message = message.into().to_string();
         let id = DevId::Name(name(dm_name)?);
         self.dm
-            .target_msg(&id, None, message)
+            .target_msg(&id, None, &message)
             .map(|_| ())
-            .map_err(dm_err(format!("send {message:?} to {dm_name}")))
+            .map_err(|err| RigError::Message {
+                device: dm_name.to_string(),
+                message,
+                detail: err.to_string(),
+            })
     }
 
     /// Every dm device the kernel has (ours and others').
@@ -235,5 +287,88 @@ impl Dm {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod kernel_lines {
+    //! Round trips over every line of `testdata/kernel-6.1.txt`.
+
+    use super::*;
+
+    const FIXTURE: &str = include_str!("testdata/kernel-6.1.txt");
+
+    fn lines(label: &str) -> Vec<&'static str> {
+        let prefix = format!("{label}: ");
+        FIXTURE
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn the_fixture_has_every_kind_of_line() {
+        assert!(lines("table").len() >= 5);
+        assert!(lines("status").len() >= 10);
+        assert!(lines("loaded").len() >= 10);
+        let known = ["table: ", "status: ", "loaded: ", "#"];
+        for line in FIXTURE.lines() {
+            assert!(known.iter().any(|k| line.starts_with(k)), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn kernel_tables_and_loaded_tables_print_back_as_they_were() {
+        for text in lines("table")
+            .into_iter()
+            .map(String::from)
+            .chain(lines("loaded").into_iter().map(|l| l.replace(" | ", "\n")))
+        {
+            let table: Table = text.parse().unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(table.to_string(), text);
+            assert_eq!(table.to_string().parse::<Table>(), Ok(table.clone()));
+        }
+    }
+
+    #[test]
+    fn kernel_multipath_tables_carry_what_the_kernel_adds() {
+        for text in lines("table") {
+            let table: Table = text.parse().unwrap();
+            let Target::Multipath(mp) = &table.0[0].target else {
+                panic!("{text}: not a multipath table");
+            };
+            // The kernel reports retain_attached_hw_handler on every map it has made.
+            assert!(mp
+                .features
+                .contains(&multipath::Feature::RetainAttachedHwHandler));
+        }
+    }
+
+    #[test]
+    fn kernel_status_lines_print_back_as_they_were() {
+        for text in lines("status") {
+            let mut words = text.splitn(4, ' ');
+            let (start, length, kind, params) = (
+                words.next().unwrap(),
+                words.next().unwrap(),
+                words.next().unwrap(),
+                words.next().unwrap(),
+            );
+            assert_eq!(kind, "multipath");
+            // What the kernel hands over has a trailing space.
+            let status: MultipathStatus = format!("{params} ").parse().unwrap();
+            assert_eq!(status.to_string(), params);
+            assert_eq!(
+                status.to_string().parse::<MultipathStatus>(),
+                Ok(status.clone())
+            );
+            let line = StatusLine {
+                start: start.parse().unwrap(),
+                length: length.parse().unwrap(),
+                target_type: kind.into(),
+                params: format!("{status} "),
+            };
+            assert_eq!(line.render(), text);
+        }
     }
 }

@@ -1,11 +1,17 @@
 //! Typed device-mapper targets and tables.
 //!
 //! Every table pathrig loads is built from these values and rendered to the kernel's text form in
-//! exactly one place ([`Target::params`]), so no format strings for dm tables live anywhere else.
+//! exactly one place (the `Display` impls here and of [`MultipathTable`]), so no format strings
+//! for dm tables live anywhere else. The `FromStr` impls read tables back as the kernel prints
+//! them (`dmsetup table`).
 
 use std::fmt;
+use std::str::FromStr;
 
 use serde::Serialize;
+
+use super::multipath::MultipathTable;
+use super::sectors::Sectors;
 
 /// A block device number as the kernel prints it in tables and status lines (`major:minor`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -15,7 +21,7 @@ pub struct DevNum {
 }
 
 impl DevNum {
-    pub fn new(major: u32, minor: u32) -> Self {
+    pub const fn new(major: u32, minor: u32) -> Self {
         DevNum { major, minor }
     }
 
@@ -32,51 +38,77 @@ impl fmt::Display for DevNum {
     }
 }
 
-/// Path selector of a multipath priority group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Selector {
-    RoundRobin,
-    QueueLength,
-    ServiceTime,
+/// A table (or one target's parameters) that is not what pathrig reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot parse {what_table} table {line:?}: {what}")]
+pub struct TableParseError {
+    /// The target type (or `dm` for a whole line).
+    pub what_table: String,
+    pub line: String,
+    pub what: String,
 }
 
-impl Selector {
-    /// The kernel's name of the selector (and of its module, with a `dm-` prefix).
-    pub fn kernel_name(self) -> &'static str {
-        match self {
-            Selector::RoundRobin => "round-robin",
-            Selector::QueueLength => "queue-length",
-            Selector::ServiceTime => "service-time",
+/// A cursor over the words of a table or status line, with errors that quote the line.
+pub(crate) struct Words<'a> {
+    kind: &'a str,
+    line: &'a str,
+    iter: std::str::SplitAsciiWhitespace<'a>,
+}
+
+impl<'a> Words<'a> {
+    pub(crate) fn new(kind: &'a str, line: &'a str) -> Words<'a> {
+        Words {
+            kind,
+            line,
+            iter: line.split_ascii_whitespace(),
         }
     }
 
-    /// Per-path table arguments the selector expects after each path device.
-    fn path_args(self) -> &'static [&'static str] {
-        match self {
-            // repeat_count
-            Selector::RoundRobin => &["1"],
-            // repeat_count
-            Selector::QueueLength => &["1"],
-            // repeat_count relative_throughput
-            Selector::ServiceTime => &["1", "1"],
+    pub(crate) fn fail(&self, what: impl Into<String>) -> TableParseError {
+        TableParseError {
+            what_table: self.kind.to_string(),
+            line: self.line.to_string(),
+            what: what.into(),
         }
     }
-}
 
-/// One priority group of a multipath table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PathGroup {
-    pub selector: Selector,
-    pub paths: Vec<DevNum>,
-}
+    pub(crate) fn word(&mut self, what: &str) -> Result<&'a str, TableParseError> {
+        self.iter
+            .next()
+            .ok_or_else(|| self.fail(format!("line ends before {what}")))
+    }
 
-/// The constructor arguments of a `multipath` target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Multipath {
-    pub queue_if_no_path: bool,
-    /// `queue_mode bio`: needed when the paths are bio-based dm devices (linear, flakey, delay).
-    pub bio_based: bool,
-    pub groups: Vec<PathGroup>,
+    pub(crate) fn peek(&self) -> Option<&'a str> {
+        self.iter.clone().next()
+    }
+
+    pub(crate) fn number<T: FromStr>(&mut self, what: &str) -> Result<T, TableParseError> {
+        let word = self.word(what)?;
+        word.parse()
+            .map_err(|_| self.fail(format!("{what} is {word:?}, not a number")))
+    }
+
+    pub(crate) fn dev(&mut self, what: &str) -> Result<DevNum, TableParseError> {
+        let word = self.word(what)?;
+        DevNum::parse(word).ok_or_else(|| self.fail(format!("{what} {word:?} is not major:minor")))
+    }
+
+    pub(crate) fn words(
+        &mut self,
+        count: usize,
+        what: &str,
+    ) -> Result<Vec<String>, TableParseError> {
+        (0..count)
+            .map(|_| self.word(what).map(str::to_string))
+            .collect()
+    }
+
+    pub(crate) fn end(&mut self) -> Result<(), TableParseError> {
+        match self.iter.next() {
+            Some(extra) => Err(self.fail(format!("unexpected trailing word {extra:?}"))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The direction of bios a dm-flakey `corrupt_bio_byte` feature applies to.
@@ -127,13 +159,51 @@ impl FlakeyFeature {
             ],
         }
     }
+
+    /// Reads features worth `count` words.
+    fn parse_all(w: &mut Words<'_>, count: usize) -> Result<Vec<FlakeyFeature>, TableParseError> {
+        let mut features = Vec::new();
+        let mut left = count;
+        while left > 0 {
+            let (feature, used) = match w.word("a flakey feature")? {
+                "drop_writes" => (FlakeyFeature::DropWrites, 1),
+                "error_writes" => (FlakeyFeature::ErrorWrites, 1),
+                "corrupt_bio_byte" => {
+                    let nth = w.number("the byte to corrupt")?;
+                    let dir = match w.word("the bio direction")? {
+                        "r" => BioDir::Read,
+                        "w" => BioDir::Write,
+                        other => return Err(w.fail(format!("bio direction {other:?}"))),
+                    };
+                    let value = w.number("the corrupt value")?;
+                    let flags = w.number("the bio flags")?;
+                    (
+                        FlakeyFeature::CorruptBioByte {
+                            nth,
+                            dir,
+                            value,
+                            flags,
+                        },
+                        5,
+                    )
+                }
+                other => return Err(w.fail(format!("unknown flakey feature {other:?}"))),
+            };
+            if used > left {
+                return Err(w.fail("a feature's arguments are past the feature word count"));
+            }
+            left -= used;
+            features.push(feature);
+        }
+        Ok(features)
+    }
 }
 
 /// Where one class of IO of a dm-delay target goes, and how long it waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct DelayClass {
     pub dev: DevNum,
-    pub offset: u64,
+    pub offset: Sectors,
     pub ms: u32,
 }
 
@@ -144,6 +214,14 @@ impl DelayClass {
             self.offset.to_string(),
             self.ms.to_string(),
         ]
+    }
+
+    fn parse(w: &mut Words<'_>) -> Result<DelayClass, TableParseError> {
+        Ok(DelayClass {
+            dev: w.dev("the device")?,
+            offset: w.number("the offset")?,
+            ms: w.number("the delay")?,
+        })
     }
 }
 
@@ -167,7 +245,7 @@ impl Delay {
     /// when the three delays are equal, else all three.
     pub fn per_class(
         dev: DevNum,
-        offset: u64,
+        offset: Sectors,
         read_ms: u32,
         write_ms: u32,
         flush_ms: u32,
@@ -198,7 +276,7 @@ impl Delay {
 pub enum Target {
     Linear {
         dev: DevNum,
-        offset: u64,
+        offset: Sectors,
     },
     /// Every IO fails with EIO.
     Error,
@@ -207,19 +285,20 @@ pub enum Target {
     /// Passes IO for `up_s` seconds, then misbehaves for `down_s` seconds, repeating.
     Flakey {
         dev: DevNum,
-        offset: u64,
+        offset: Sectors,
         up_s: u32,
         down_s: u32,
         features: Vec<FlakeyFeature>,
     },
     /// dm-dust: reads of listed bad blocks (of `block_size` bytes) fail once enabled; a write
-    /// to a bad block clears it. Its bad blocks are set by messages ([`DustMessage`]).
+    /// to a bad block clears it. Its bad blocks are set by messages
+    /// ([`super::message::DustMessage`]).
     Dust {
         dev: DevNum,
-        offset: u64,
+        offset: Sectors,
         block_size: u32,
     },
-    Multipath(Multipath),
+    Multipath(MultipathTable),
 }
 
 impl Target {
@@ -273,8 +352,64 @@ impl Target {
                 offset,
                 block_size,
             } => format!("{dev} {offset} {block_size}"),
-            Target::Multipath(mp) => mp.params(),
+            Target::Multipath(mp) => mp.to_string(),
         }
+    }
+
+    /// Reads a target of type `type_name` from its parameters, as `dmsetup table` prints them.
+    pub fn parse(type_name: &str, params: &str) -> Result<Target, TableParseError> {
+        let mut w = Words::new(type_name, params);
+        let target = match type_name {
+            "linear" => Target::Linear {
+                dev: w.dev("the device")?,
+                offset: w.number("the offset")?,
+            },
+            "error" => Target::Error,
+            "delay" => {
+                let read = DelayClass::parse(&mut w)?;
+                if w.peek().is_none() {
+                    Target::Delay(Delay::All(read))
+                } else {
+                    let write = DelayClass::parse(&mut w)?;
+                    if w.peek().is_none() {
+                        Target::Delay(Delay::ReadWrite { read, write })
+                    } else {
+                        let flush = DelayClass::parse(&mut w)?;
+                        Target::Delay(Delay::ReadWriteFlush { read, write, flush })
+                    }
+                }
+            }
+            "flakey" => {
+                let dev = w.dev("the device")?;
+                let offset = w.number("the offset")?;
+                let up_s = w.number("the up interval")?;
+                let down_s = w.number("the down interval")?;
+                // The kernel prints a feature count of 0; pathrig leaves it out.
+                let features = match w.peek() {
+                    None => Vec::new(),
+                    Some(_) => {
+                        let count = w.number("the feature word count")?;
+                        FlakeyFeature::parse_all(&mut w, count)?
+                    }
+                };
+                Target::Flakey {
+                    dev,
+                    offset,
+                    up_s,
+                    down_s,
+                    features,
+                }
+            }
+            "dust" => Target::Dust {
+                dev: w.dev("the device")?,
+                offset: w.number("the offset")?,
+                block_size: w.number("the block size")?,
+            },
+            "multipath" => return params.parse().map(Target::Multipath),
+            other => return Err(w.fail(format!("pathrig does not use target type {other:?}"))),
+        };
+        w.end()?;
+        Ok(target)
     }
 
     /// The device numbers this target stacks on (each once, in table order).
@@ -285,11 +420,7 @@ impl Target {
             }
             Target::Delay(delay) => delay.classes().iter().map(|c| c.dev).collect(),
             Target::Error => vec![],
-            Target::Multipath(mp) => mp
-                .groups
-                .iter()
-                .flat_map(|g| g.paths.iter().copied())
-                .collect(),
+            Target::Multipath(mp) => mp.devices().collect(),
         };
         let mut seen = Vec::new();
         devs.retain(|d| {
@@ -301,74 +432,47 @@ impl Target {
     }
 }
 
-/// A message to a dm-dust target (kernel 6.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum DustMessage {
-    /// Add block N to the bad block list (an error if it is there already).
-    AddBadBlock(u64),
-    /// Remove block N from the list (an error if it is not there).
-    RemoveBadBlock(u64),
-    /// Empty the list.
-    ClearBadBlocks,
-    /// Start failing reads of bad blocks (a new dust target passes everything: "bypass").
-    Enable,
-    /// Stop failing reads of bad blocks.
-    Disable,
-    /// Toggle quiet mode (no kernel log line per bad-block hit).
-    ToggleQuiet,
-}
-
-impl fmt::Display for DustMessage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DustMessage::AddBadBlock(n) => write!(f, "addbadblock {n}"),
-            DustMessage::RemoveBadBlock(n) => write!(f, "removebadblock {n}"),
-            DustMessage::ClearBadBlocks => f.write_str("clearbadblocks"),
-            DustMessage::Enable => f.write_str("enable"),
-            DustMessage::Disable => f.write_str("disable"),
-            DustMessage::ToggleQuiet => f.write_str("quiet"),
-        }
-    }
-}
-
-impl Multipath {
-    fn params(&self) -> String {
-        let mut features = Vec::new();
-        if self.queue_if_no_path {
-            features.push("queue_if_no_path");
-        }
-        if self.bio_based {
-            features.extend(["queue_mode", "bio"]);
-        }
-        let mut words: Vec<String> = vec![features.len().to_string()];
-        words.extend(features.iter().map(|f| f.to_string()));
-        // No hardware handler; start with the first group.
-        words.extend([
-            "0".to_string(),
-            self.groups.len().to_string(),
-            "1".to_string(),
-        ]);
-        for group in &self.groups {
-            words.push(group.selector.kernel_name().to_string());
-            words.push("0".to_string()); // selector arguments
-            let path_args = group.selector.path_args();
-            words.push(group.paths.len().to_string());
-            words.push(path_args.len().to_string());
-            for path in &group.paths {
-                words.push(path.to_string());
-                words.extend(path_args.iter().map(|a| a.to_string()));
-            }
-        }
-        words.join(" ")
-    }
-}
-
 /// One line of a dm table: a target covering `length` sectors from `start`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TableLine {
-    pub start: u64,
-    pub length: u64,
+    pub start: Sectors,
+    pub length: Sectors,
     pub target: Target,
+}
+
+impl fmt::Display for TableLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {}",
+            self.start,
+            self.length,
+            self.target.type_name()
+        )?;
+        let params = self.target.params();
+        if !params.is_empty() {
+            write!(f, " {params}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for TableLine {
+    type Err = TableParseError;
+
+    /// `start length type params`, the way `dmsetup table` prints a line.
+    fn from_str(line: &str) -> Result<TableLine, TableParseError> {
+        let mut w = Words::new("dm", line);
+        let start = w.number("the start")?;
+        let length = w.number("the length")?;
+        let type_name = w.word("the target type")?;
+        let params: Vec<&str> = std::iter::from_fn(|| w.iter.next()).collect();
+        Ok(TableLine {
+            start,
+            length,
+            target: Target::parse(type_name, &params.join(" "))?,
+        })
+    }
 }
 
 /// A whole dm table.
@@ -376,29 +480,33 @@ pub struct TableLine {
 pub struct Table(pub Vec<TableLine>);
 
 impl Table {
-    /// A table with one target covering `sectors` sectors.
-    pub fn single(sectors: u64, target: Target) -> Table {
+    /// A table with one target covering `length` sectors.
+    pub fn single(length: Sectors, target: Target) -> Table {
         Table(vec![TableLine {
-            start: 0,
-            length: sectors,
+            start: Sectors(0),
+            length,
             target,
         }])
     }
 
     /// `sectors` sectors mapped linearly onto `dev` (same offsets), except the `errors`
-    /// ranges (`(start, length)` in sectors), which are dm-error segments — the way lvm2's
-    /// test helper `error_dev` breaks part of a device. Ranges are sorted and merged here;
-    /// parts past the end are cut off.
-    pub fn with_error_ranges(dev: DevNum, sectors: u64, errors: &[(u64, u64)]) -> Table {
-        let mut ranges: Vec<(u64, u64)> = errors
+    /// ranges (`(start, length)`), which are dm-error segments — the way lvm2's test helper
+    /// `error_dev` breaks part of a device. Ranges are sorted and merged here; parts past the
+    /// end are cut off.
+    pub fn with_error_ranges(
+        dev: DevNum,
+        sectors: Sectors,
+        errors: &[(Sectors, Sectors)],
+    ) -> Table {
+        let mut ranges: Vec<(Sectors, Sectors)> = errors
             .iter()
             .map(|&(start, len)| (start.min(sectors), start.saturating_add(len).min(sectors)))
             .filter(|(start, end)| end > start)
             .collect();
         ranges.sort_unstable();
         let mut lines = Vec::new();
-        let mut at = 0;
-        let mut push = |start: u64, end: u64, target: Target| {
+        let mut at = Sectors(0);
+        let mut push = |start: Sectors, end: Sectors, target: Target| {
             if end > start {
                 lines.push(TableLine {
                     start,
@@ -430,8 +538,8 @@ impl Table {
             .iter()
             .map(|line| {
                 (
-                    line.start,
-                    line.length,
+                    line.start.0,
+                    line.length.0,
                     line.target.type_name().to_string(),
                     line.target.params(),
                 )
@@ -439,19 +547,34 @@ impl Table {
             .collect()
     }
 
-    /// The table in `dmsetup table` form, one line per target.
+    /// The table in `dmsetup table` form, one line per target (its `Display`).
     pub fn render(&self) -> String {
-        self.to_ioctl_lines()
-            .iter()
-            .map(|(start, len, kind, params)| {
-                if params.is_empty() {
-                    format!("{start} {len} {kind}")
-                } else {
-                    format!("{start} {len} {kind} {params}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.to_string()
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, line) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            line.fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Table {
+    type Err = TableParseError;
+
+    /// One table line per text line (blank lines are skipped).
+    fn from_str(text: &str) -> Result<Table, TableParseError> {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map(Table)
     }
 }
 
@@ -459,84 +582,63 @@ impl Table {
 mod tests {
     use super::*;
 
-    #[test]
-    fn multipath_table_over_dm_legs_uses_bio_mode() {
-        let target = Target::Multipath(Multipath {
-            queue_if_no_path: true,
-            bio_based: true,
-            groups: vec![PathGroup {
-                selector: Selector::RoundRobin,
-                paths: vec![DevNum::new(254, 0), DevNum::new(254, 1)],
-            }],
-        });
-        assert_eq!(
-            Table::single(131072, target).render(),
-            "0 131072 multipath 3 queue_if_no_path queue_mode bio 0 1 1 round-robin 0 2 1 254:0 1 254:1 1"
-        );
-    }
+    const S0: Sectors = Sectors(0);
 
-    #[test]
-    fn multipath_with_two_groups_and_service_time() {
-        let mp = Multipath {
-            queue_if_no_path: false,
-            bio_based: false,
-            groups: vec![
-                PathGroup {
-                    selector: Selector::ServiceTime,
-                    paths: vec![DevNum::new(7, 0)],
-                },
-                PathGroup {
-                    selector: Selector::QueueLength,
-                    paths: vec![DevNum::new(7, 1)],
-                },
-            ],
-        };
-        assert_eq!(
-            Target::Multipath(mp).params(),
-            "0 0 2 1 service-time 0 1 2 7:0 1 1 queue-length 0 1 1 7:1 1"
-        );
+    /// `t` renders as `text`, and `text` parses back to `t`.
+    fn round_trip(t: &Table, text: &str) {
+        assert_eq!(t.to_string(), text);
+        assert_eq!(text.parse::<Table>().as_ref(), Ok(t), "{text}");
     }
 
     #[test]
     fn leg_targets_render_like_dmsetup() {
         let dev = DevNum::new(7, 2);
-        assert_eq!(Target::Linear { dev, offset: 0 }.params(), "7:2 0");
+        let one = |target| Table::single(Sectors(8), target);
+        round_trip(&one(Target::Linear { dev, offset: S0 }), "0 8 linear 7:2 0");
         assert_eq!(Target::Error.params(), "");
-        assert_eq!(Table::single(8, Target::Error).render(), "0 8 error");
-        assert_eq!(
-            Target::Delay(Delay::All(DelayClass {
+        round_trip(&one(Target::Error), "0 8 error");
+        round_trip(
+            &one(Target::Delay(Delay::All(DelayClass {
                 dev,
-                offset: 0,
-                ms: 200
-            }))
-            .params(),
-            "7:2 0 200"
+                offset: S0,
+                ms: 200,
+            }))),
+            "0 8 delay 7:2 0 200",
         );
         let flakey = Target::Flakey {
             dev,
-            offset: 0,
+            offset: S0,
             up_s: 2,
             down_s: 1,
             features: vec![FlakeyFeature::DropWrites],
         };
         assert_eq!(flakey.params(), "7:2 0 2 1 1 drop_writes");
         assert_eq!(flakey.dependencies(), vec![dev]);
+        round_trip(&one(flakey), "0 8 flakey 7:2 0 2 1 1 drop_writes");
     }
 
     #[test]
     fn delay_in_its_three_forms() {
         let dev = DevNum::new(7, 2);
-        let class = |ms| DelayClass { dev, offset: 0, ms };
+        let class = |ms| DelayClass {
+            dev,
+            offset: S0,
+            ms,
+        };
         let all = Target::Delay(Delay::All(class(200)));
-        assert_eq!(
-            Table::single(131072, all).render(),
-            "0 131072 delay 7:2 0 200"
+        round_trip(
+            &Table::single(Sectors(131072), all),
+            "0 131072 delay 7:2 0 200",
         );
         let rw = Target::Delay(Delay::ReadWrite {
             read: class(0),
             write: class(200),
         });
         assert_eq!(rw.params(), "7:2 0 0 7:2 0 200");
+        round_trip(
+            &Table::single(Sectors(8), rw),
+            "0 8 delay 7:2 0 0 7:2 0 200",
+        );
         let rwf = Target::Delay(Delay::ReadWriteFlush {
             read: class(0),
             write: class(200),
@@ -544,13 +646,17 @@ mod tests {
         });
         assert_eq!(rwf.params(), "7:2 0 0 7:2 0 200 7:2 0 50");
         assert_eq!(rwf.dependencies(), vec![dev]);
+        round_trip(
+            &Table::single(Sectors(8), rwf),
+            "0 8 delay 7:2 0 0 7:2 0 200 7:2 0 50",
+        );
         // per_class picks the short form when the delays agree.
         assert_eq!(
-            Target::Delay(Delay::per_class(dev, 0, 100, 100, 100)).params(),
+            Target::Delay(Delay::per_class(dev, S0, 100, 100, 100)).params(),
             "7:2 0 100"
         );
         assert_eq!(
-            Target::Delay(Delay::per_class(dev, 8, 0, 200, 0)).params(),
+            Target::Delay(Delay::per_class(dev, Sectors(8), 0, 200, 0)).params(),
             "7:2 8 0 7:2 8 200 7:2 8 0"
         );
     }
@@ -560,7 +666,7 @@ mod tests {
         let dev = DevNum::new(7, 2);
         let flakey = |features| Target::Flakey {
             dev,
-            offset: 0,
+            offset: S0,
             up_s: 1,
             down_s: 4,
             features,
@@ -586,77 +692,81 @@ mod tests {
             value: 0,
             flags: 8,
         };
-        assert_eq!(
-            flakey(vec![FlakeyFeature::DropWrites, corrupt]).params(),
-            "7:2 0 1 4 6 drop_writes corrupt_bio_byte 32 r 255 0"
+        round_trip(
+            &Table::single(Sectors(8), flakey(vec![FlakeyFeature::DropWrites, corrupt])),
+            "0 8 flakey 7:2 0 1 4 6 drop_writes corrupt_bio_byte 32 r 255 0",
         );
-        assert_eq!(
-            Table::single(2048, flakey(vec![corrupt_writes])).render(),
-            "0 2048 flakey 7:2 0 1 4 5 corrupt_bio_byte 1 w 0 8"
+        round_trip(
+            &Table::single(Sectors(2048), flakey(vec![corrupt_writes])),
+            "0 2048 flakey 7:2 0 1 4 5 corrupt_bio_byte 1 w 0 8",
         );
+        // The kernel prints a zero feature count.
+        assert_eq!(Target::parse("flakey", "7:2 0 1 4 0"), Ok(flakey(vec![])));
+        assert!(Target::parse("flakey", "7:2 0 1 4 2 drop_writes").is_err());
     }
 
     #[test]
     fn error_ranges_split_the_leg_into_linear_and_error_segments() {
         let dev = DevNum::new(7, 0);
+        let ranges = |r: &[(u64, u64)]| -> Vec<(Sectors, Sectors)> {
+            r.iter().map(|&(s, l)| (Sectors(s), Sectors(l))).collect()
+        };
         // 64 MiB, 64 KiB broken at 1 MiB.
-        assert_eq!(
-            Table::with_error_ranges(dev, 131072, &[(2048, 128)]).render(),
-            "0 2048 linear 7:0 0\n2048 128 error\n2176 128896 linear 7:0 2176"
+        round_trip(
+            &Table::with_error_ranges(dev, Sectors(131072), &ranges(&[(2048, 128)])),
+            "0 2048 linear 7:0 0\n2048 128 error\n2176 128896 linear 7:0 2176",
         );
         // Several ranges, out of order, one at the start and one at the very end.
-        assert_eq!(
-            Table::with_error_ranges(dev, 4096, &[(4088, 8), (0, 8), (100, 1)]).render(),
-            "0 8 error\n8 92 linear 7:0 8\n100 1 error\n101 3987 linear 7:0 101\n4088 8 error"
+        round_trip(
+            &Table::with_error_ranges(dev, Sectors(4096), &ranges(&[(4088, 8), (0, 8), (100, 1)])),
+            "0 8 error\n8 92 linear 7:0 8\n100 1 error\n101 3987 linear 7:0 101\n4088 8 error",
         );
         // Touching and overlapping ranges merge; a range past the end is cut off.
-        assert_eq!(
-            Table::with_error_ranges(dev, 100, &[(10, 10), (20, 5), (22, 10), (90, 50)]).render(),
-            "0 10 linear 7:0 0\n10 22 error\n32 58 linear 7:0 32\n90 10 error"
+        round_trip(
+            &Table::with_error_ranges(
+                dev,
+                Sectors(100),
+                &ranges(&[(10, 10), (20, 5), (22, 10), (90, 50)]),
+            ),
+            "0 10 linear 7:0 0\n10 22 error\n32 58 linear 7:0 32\n90 10 error",
         );
         // No range: the healthy table.
         assert_eq!(
-            Table::with_error_ranges(dev, 100, &[]),
-            Table::single(100, Target::Linear { dev, offset: 0 })
+            Table::with_error_ranges(dev, Sectors(100), &[]),
+            Table::single(Sectors(100), Target::Linear { dev, offset: S0 })
         );
-        let lines = Table::with_error_ranges(dev, 100, &[(10, 10)]).to_ioctl_lines();
+        let lines =
+            Table::with_error_ranges(dev, Sectors(100), &ranges(&[(10, 10)])).to_ioctl_lines();
         assert_eq!(lines[1], (10, 10, "error".to_string(), String::new()));
     }
 
     #[test]
-    fn dust_target_and_messages() {
+    fn dust_target() {
         let dust = Target::Dust {
             dev: DevNum::new(7, 1),
-            offset: 0,
+            offset: S0,
             block_size: 512,
         };
-        assert_eq!(
-            Table::single(131072, dust.clone()).render(),
-            "0 131072 dust 7:1 0 512"
+        round_trip(
+            &Table::single(Sectors(131072), dust.clone()),
+            "0 131072 dust 7:1 0 512",
         );
         assert_eq!(dust.dependencies(), vec![DevNum::new(7, 1)]);
-        let messages: Vec<String> = [
-            DustMessage::AddBadBlock(10),
-            DustMessage::RemoveBadBlock(11),
-            DustMessage::ClearBadBlocks,
-            DustMessage::Enable,
-            DustMessage::Disable,
-            DustMessage::ToggleQuiet,
-        ]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-        assert_eq!(
-            messages,
-            [
-                "addbadblock 10",
-                "removebadblock 11",
-                "clearbadblocks",
-                "enable",
-                "disable",
-                "quiet"
-            ]
-        );
+    }
+
+    #[test]
+    fn unknown_and_malformed_lines_are_errors() {
+        for bad in [
+            "0 8 striped 2 8 7:0 0 7:1 0",
+            "0 8 linear 7:0",
+            "0 8 linear 7:0 0 1",
+            "0 8 error x",
+            "x 8 error",
+            "0 8 delay 7:0 0 1 7:0",
+            "0 8 dust 7:0 0",
+        ] {
+            assert!(bad.parse::<Table>().is_err(), "{bad:?}");
+        }
     }
 
     #[test]
