@@ -124,7 +124,7 @@ impl Sampler {
         Sampler::pattern(outcomes)
     }
 
-    pub fn next(&mut self) -> Option<SampleOutcome> {
+    pub fn next_outcome(&mut self) -> Option<SampleOutcome> {
         match self {
             Sampler::Pattern { outcomes, next } => {
                 let o = outcomes[*next % outcomes.len()].clone();
@@ -287,7 +287,9 @@ impl Sim {
                     timeout,
                 } => {
                     for _ in 0..count {
-                        let Some(outcome) = self.kernel[path.map].samplers[path.path].next() else {
+                        let Some(outcome) =
+                            self.kernel[path.map].samplers[path.path].next_outcome()
+                        else {
                             continue;
                         };
                         let (due, key) = match outcome {

@@ -1,7 +1,7 @@
 //! Diagnostics: what the user sees when a scenario is wrong.
 //!
 //! Owns [`Diagnostic`] / [`Diagnostics`] (the public error types) and the
-//! crate-internal [`Report`] that collects errors while a file is decoded and
+//! [`Report`] (used by both languages) that collects errors while a file is decoded and
 //! turns byte offsets into 1-based line and column numbers.
 
 use std::borrow::Cow;
