@@ -682,7 +682,9 @@ fn every_scenario_file_has_a_test() {
         "failback-manual",
         "flapping-link",
         "flapping-path-damped",
+        "fuse-concurrent-latency",
         "fuse-corrupt-reads",
+        "fuse-hang-writes",
         "fuse-lost-writes",
         "healthy",
         "hung-path",
@@ -760,6 +762,54 @@ fn hung_path() {
     );
     let stall = run.json("workload.stalls.0.length_ms").as_f64().unwrap();
     assert!(stall >= 900.0, "stall of {stall} ms");
+}
+
+/// Whether every FUSE leg's loop device ran in direct-IO mode.
+fn fuse_loops_are_direct(run: &GuestRun) -> bool {
+    let loops = all_of(run, "loop_attached");
+    !loops.is_empty() && loops.iter().all(|e| e["direct_io"] == true)
+}
+
+#[test]
+fn fuse_concurrent_latency() {
+    let Some(run) = scenario("fuse-concurrent-latency") else {
+        return;
+    };
+    assert!(fuse_loops_are_direct(&run), "{}", run.explain());
+    // 16 reads in flight, each held 100 ms by the server, for 3 s: side by side that is about
+    // 16 × 30 delayed reads, each taking ~100 ms. One at a time (a buffered loop device) it
+    // would be at most 30, the 16th in line waiting 1.6 s.
+    let delayed = fuse_count(&run, 0, "delayed");
+    assert!(delayed >= 16 * 20, "only {delayed} reads were delayed");
+    let max_ms = run.json("workload.latency_us.max").as_f64().unwrap() / 1000.0;
+    let p99_ms = run.json("workload.latency_us.p99").as_f64().unwrap() / 1000.0;
+    assert!(
+        (100.0..400.0).contains(&max_ms) && p99_ms >= 100.0,
+        "max {max_ms} ms, p99 {p99_ms} ms:\n{}",
+        run.explain()
+    );
+}
+
+#[test]
+fn fuse_hang_writes() {
+    let Some(run) = scenario("fuse-hang-writes") else {
+        return;
+    };
+    assert!(fuse_loops_are_direct(&run), "{}", run.explain());
+    // The hang holds writes only, and all of them in flight at once: reads kept being served
+    // until each of the 8 IOs in flight was a held write (a buffered loop device would hand
+    // the server one write and queue every other IO behind it: 1 held).
+    assert_eq!(fuse_count(&run, 0, "hung_reads"), 0, "{}", run.explain());
+    assert_eq!(fuse_count(&run, 0, "hung_writes"), 8, "{}", run.explain());
+    assert_eq!(fuse_count(&run, 0, "max_held"), 8, "{}", run.explain());
+    // Then IO stalled (no completion) until the window ended and the writes were released.
+    let began = run.json("workload.stalls.0.began_ms").as_f64().unwrap();
+    let length = run.json("workload.stalls.0.length_ms").as_f64().unwrap();
+    let ended = first(&run, On::FuseWindowEnded("a"));
+    assert!(
+        (1000.0..1500.0).contains(&began) && (began + length - ended).abs() < 200.0,
+        "stall {began} ms + {length} ms, window ended at {ended} ms"
+    );
 }
 
 #[test]

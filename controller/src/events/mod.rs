@@ -191,6 +191,8 @@ pub enum EventKind {
         leg: String,
         loop_device: String,
         dev: String,
+        /// Direct-IO mode (FUSE legs): IOs reach the backing file concurrently.
+        direct_io: bool,
     },
     NoDmLayer {
         leg: String,

@@ -373,11 +373,17 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
                     (server.file_path(&leg.name), Some(server.control()))
                 }
             };
-            let lo = backing::attach_loop(&leg_file)?;
+            // Over a FUSE file, direct-IO mode: the leg serves as many IOs at once as are queued
+            // (a buffered loop device would hand the server one at a time).
+            let lo = match leg.backend {
+                faults::Backend::Loop => backing::attach_loop(&leg_file)?,
+                faults::Backend::Fuse => backing::attach_loop_direct(&leg_file)?,
+            };
             log.record(EventKind::LoopAttached {
                 leg: leg.name.clone(),
                 loop_device: lo.path.display().to_string(),
                 dev: lo.dev.to_string(),
+                direct_io: lo.direct_io,
             });
             built.loops.push(lo.clone());
             if !leg.dm_layer {
