@@ -250,6 +250,11 @@ fn guest_run(
             return EXIT_BAD_INPUT;
         }
     };
+    if let Err(err) = rig::guest::init::size_scratch(scenario.scratch_bytes()) {
+        eprintln!("pathrig (guest init): {err}");
+        let _ = fs::write(env.run_dir.join(ERROR_FILE), format!("{err}\n"));
+        return EXIT_RIG_FAILURE;
+    }
     let run_env = RunEnv {
         guest: GuestKind::Uml,
         kernel_release: env.kernel_release.clone(),

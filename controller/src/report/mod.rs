@@ -48,6 +48,39 @@ pub struct GuestInfo {
     pub boot_to_init_ms: Option<f64>,
     /// Guest kernel start to the scenario's clock zero: modules loaded, devices built.
     pub boot_to_ready_ms: Option<f64>,
+    /// Set only when the scratch file system holding the backing files was full at the end of
+    /// the workload: writes to the backing files then failed for want of space, not because of
+    /// a path (report.txt says so in a line of its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scratch_full: Option<ScratchFull>,
+}
+
+/// The backing files' file system ran out of space.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScratchFull {
+    /// Its mount point (the guest's tmpfs, or the host's temporary directory with `--guest none`).
+    pub path: String,
+    pub size_bytes: u64,
+    pub available_bytes: u64,
+}
+
+impl ScratchFull {
+    /// Less free space than this counts as full: a backing-file write of one workload block
+    /// (up to 1 MiB) may not fit any more.
+    pub const BELOW: u64 = 1 << 20;
+
+    /// Looks at the file system holding `dir`: `Some` when it is full.
+    pub fn check(dir: &std::path::Path) -> Option<ScratchFull> {
+        let stat = nix::sys::statvfs::statvfs(dir).ok()?;
+        let block = stat.fragment_size() as u64;
+        let size_bytes = stat.blocks() as u64 * block;
+        let available_bytes = stat.blocks_available() as u64 * block;
+        (size_bytes > 0 && available_bytes < Self::BELOW).then(|| ScratchFull {
+            path: dir.display().to_string(),
+            size_bytes,
+            available_bytes,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -18,6 +18,15 @@ pub fn render(report: &Report) -> String {
     }
     let _ = writeln!(out, "seed: {}", report.scenario.seed);
     let _ = writeln!(out, "guest: {}", report.guest.kind);
+    if let Some(full) = &report.guest.scratch_full {
+        let _ = writeln!(
+            out,
+            "  SCRATCH SPACE FULL: {} ({} bytes) had no room left for the backing files; IO \
+             errors and failed paths may be the rig's, not the paths' (make the maps smaller or \
+             give the guest more memory)",
+            full.path, full.size_bytes
+        );
+    }
     let _ = writeln!(
         out,
         "path manager: {} ({})",

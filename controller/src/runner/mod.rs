@@ -266,6 +266,8 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
     let driven = drive(scenario, env, &mut built, &log, config)?;
 
     let final_ms = log.clock().now_ms();
+    // Before teardown removes the backing files.
+    let scratch_full = ScratchFull::check(&env.work_root);
     let maps = final_map_reports(scenario, &built, driven.manager.as_deref())?;
     let teardown_started = Instant::now();
     let mut failures = built.teardown();
@@ -293,6 +295,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
             boot_to_ready_ms: env
                 .boot
                 .map(|(b, init)| (b + origin.duration_since(init)).as_secs_f64() * 1000.0),
+            scratch_full,
         },
         manager: manager_info(scenario),
         maps,
