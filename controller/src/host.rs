@@ -72,6 +72,13 @@ pub fn run_in_place(scenario: &Scenario, run_dir: &Path, env: RunEnv<'_>) -> i32
                 eprintln!("pathrig: {err}");
                 return EXIT_RIG_FAILURE;
             }
+            if let Some(lag) = &report.timeline_lag {
+                // The scenario did not run as written: whatever its expectations say, it is void.
+                let text = format!("rig failure: {}", lag.describe());
+                eprintln!("pathrig: {text}");
+                let _ = fs::write(run_dir.join(ERROR_FILE), format!("{text}\n"));
+                return EXIT_RIG_FAILURE;
+            }
             match report.verdict {
                 Verdict::Pass => EXIT_PASS,
                 Verdict::Fail => EXIT_EXPECTATION_FAILED,

@@ -38,6 +38,9 @@ fn scenario_without_snapshot(name: &str) -> Option<GuestRun> {
 fn check_json_shape(run: &GuestRun) {
     let explain = || run.explain();
     assert_eq!(run.json("guest.kind"), "uml", "{}", explain());
+    // On time, and room for the backing files: neither shows.
+    assert!(run.json("timeline_lag").is_null(), "{}", explain());
+    assert!(run.json("guest.scratch_full").is_null(), "{}", explain());
     assert!(run
         .json("guest.kernel_release")
         .as_str()
@@ -668,6 +671,31 @@ fn a_failed_run_leaves_nothing_behind() {
 }
 
 #[test]
+fn timeline_lag() {
+    if skipped("timeline_lag") {
+        return;
+    }
+    // A timeline the guest cannot keep: the run is a rig failure, with its report, saying by
+    // how much it lagged and what never ran.
+    let run = run_scenario(pathrig(), "timeline-lag", &[]);
+    assert_eq!(run.code, 3, "{}", run.explain());
+    let lag = run.json("timeline_lag");
+    let late = lag["worst"]["late_ms"].as_f64().unwrap_or(0.0);
+    let not_run = lag["not_run"].as_u64().unwrap_or(0);
+    assert!(late > 250.0 || not_run > 0, "{lag}\n{}", run.explain());
+    assert_eq!(lag["worst"]["line"], 17, "{lag}");
+    assert!(run.json("timing.max_fault_lag_ms").as_f64().unwrap() > 250.0 || not_run > 0);
+    assert!(
+        run.report_txt
+            .contains("RIG FAILURE: the fault timeline lagged"),
+        "{}",
+        run.report_txt
+    );
+    let error = std::fs::read_to_string(run.run_dir.join("error.txt")).unwrap();
+    assert!(error.contains("the fault timeline lagged"), "{error}");
+}
+
+#[test]
 fn every_scenario_file_has_a_test() {
     let tested = [
         "all-legs-fail-no-queue",
@@ -700,6 +728,7 @@ fn every_scenario_file_has_a_test() {
         "slow-leg",
         "slow-path-long-tail",
         "slow-writes",
+        "timeline-lag",
     ];
     assert_eq!(
         scenario_names(),

@@ -30,6 +30,9 @@ pub struct Report {
     pub expectations: Vec<ExpectationResult>,
     pub verdict: Verdict,
     pub timing: Timing,
+    /// Set only when the fault timeline lagged (the run then exits 3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline_lag: Option<TimelineLag>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -386,6 +389,65 @@ pub struct Timing {
     /// Clock zero to the last workload completion.
     pub run_ms: f64,
     pub teardown_ms: f64,
+    /// The latest any fault step began after its planned time (runs with faults only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_fault_lag_ms: Option<f64>,
+}
+
+/// The fault timeline fell behind: a step began more than [`TimelineLag::TOLERANCE`] after its
+/// planned time, or never ran before the workload ended. Such a run tested something other than
+/// its scenario, so it fails as a rig failure (exit 3) whatever its expectations say.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineLag {
+    /// The most late step: its fault's line in the scenario, leg, window (1-based), planned
+    /// time, and how late it began (`None`: every step that ran was on time).
+    pub worst: Option<LateStep>,
+    /// Steps that never ran (the workload ended first).
+    pub not_run: usize,
+    /// The first step that never ran.
+    pub first_not_run: Option<LateStep>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LateStep {
+    pub line: usize,
+    pub leg: String,
+    pub window: u32,
+    pub planned_ms: f64,
+    /// How late it began (0 for a step that never ran).
+    pub late_ms: f64,
+}
+
+impl TimelineLag {
+    /// Worst lag the existing suite shows is about 16 ms on a loaded 2-core machine (report.json
+    /// fault times against the planned ones over 78 runs); 250 ms is far above that and far
+    /// below the seconds a starved timeline loses.
+    pub const TOLERANCE: std::time::Duration = std::time::Duration::from_millis(250);
+
+    /// One sentence for report.txt and error.txt.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(w) = &self.worst {
+            parts.push(format!(
+                "the fault on line {} (leg {}, window {}) began {:.0} ms late (planned at {:.0} ms; \
+                 tolerance {} ms)",
+                w.line,
+                w.leg,
+                w.window,
+                w.late_ms,
+                w.planned_ms,
+                Self::TOLERANCE.as_millis()
+            ));
+        }
+        if let Some(f) = &self.first_not_run {
+            parts.push(format!(
+                "{} step(s) never ran before the workload ended, the first of the fault on line {} \
+                 (leg {}, window {}, planned at {:.0} ms)",
+                self.not_run, f.line, f.leg, f.window, f.planned_ms
+            ));
+        }
+        format!("the fault timeline lagged: {}", parts.join("; "))
+    }
 }
 
 /// Coarse latency buckets: wide enough that timing noise does not move a value between them.

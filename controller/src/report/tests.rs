@@ -91,7 +91,9 @@ fn sample() -> Report {
             setup_ms: 0.0,
             run_ms: 0.0,
             teardown_ms: 0.0,
+            max_fault_lag_ms: None,
         },
+        timeline_lag: None,
     }
 }
 

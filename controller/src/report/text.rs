@@ -167,6 +167,10 @@ pub fn render(report: &Report) -> String {
         );
     }
     let _ = writeln!(out);
+    if let Some(lag) = &report.timeline_lag {
+        // Only a run that is void anyway shows a measured time here.
+        let _ = writeln!(out, "RIG FAILURE: {} (exit 3)", lag.describe());
+    }
     let _ = writeln!(
         out,
         "verdict: {}",

@@ -307,7 +307,9 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
             setup_ms: setup.as_secs_f64() * 1000.0,
             run_ms: final_ms,
             teardown_ms: teardown.as_secs_f64() * 1000.0,
+            max_fault_lag_ms: driven.max_lag_ms,
         },
+        timeline_lag: driven.timeline_lag.clone(),
     };
     full.evaluate(scenario);
     Ok(full)
@@ -651,6 +653,8 @@ fn drive(
     let steps = scenario.timeline();
     let fail_at = injected_failure_time();
     let mut next_step = 0;
+    // The most late step so far: (index, how late it began).
+    let mut lag: Option<(usize, Duration)> = None;
     let drain_deadline = scenario.workload.duration + DRAIN_GRACE;
     let mut flushed = false;
     let mut failure: Option<RunError> = None;
@@ -667,6 +671,10 @@ fn drive(
             failure = Some(RunError::Injected(at.as_millis() as u64));
         }
         while failure.is_none() && next_step < steps.len() && steps[next_step].at <= now {
+            let late = origin.elapsed().saturating_sub(steps[next_step].at);
+            if lag.as_ref().is_none_or(|(_, worst)| late > *worst) {
+                lag = Some((next_step, late));
+            }
             let rig_reinstates = driver.is_none();
             if let Err(err) = apply::apply_step(
                 scenario,
@@ -737,10 +745,32 @@ fn drive(
         d.finish(Duration::from_secs(5));
         views
     });
+    let step_of = |index: usize, late: Duration| {
+        let step = &steps[index];
+        LateStep {
+            line: scenario.faults[step.fault_index].line,
+            leg: step.leg.clone(),
+            window: step.repetition + 1,
+            planned_ms: step.at.as_secs_f64() * 1000.0,
+            late_ms: late.as_secs_f64() * 1000.0,
+        }
+    };
+    let max_lag_ms = lag.map(|(_, late)| late.as_secs_f64() * 1000.0);
+    let worst = lag
+        .filter(|(_, late)| *late > TimelineLag::TOLERANCE)
+        .map(|(index, late)| step_of(index, late));
+    let not_run = steps.len() - next_step;
+    let timeline_lag = (worst.is_some() || not_run > 0).then(|| TimelineLag {
+        worst,
+        not_run,
+        first_not_run: (not_run > 0).then(|| step_of(next_step, Duration::ZERO)),
+    });
     Ok(Driven {
         workload,
         first_error,
         manager,
+        max_lag_ms,
+        timeline_lag,
     })
 }
 
@@ -750,6 +780,9 @@ struct Driven {
     first_error: Option<f64>,
     /// The manager's final view of every map (None without a manager).
     manager: Option<Vec<MapView>>,
+    /// The latest a fault step began (None: no steps).
+    max_lag_ms: Option<f64>,
+    timeline_lag: Option<TimelineLag>,
 }
 
 /// Gives the driver the kernel's current view of every map.
