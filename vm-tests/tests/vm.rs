@@ -671,6 +671,39 @@ fn a_failed_run_leaves_nothing_behind() {
 }
 
 #[test]
+fn guest_timeout() {
+    if skipped("guest_timeout") {
+        return;
+    }
+    // A guest stopped at its time limit still leaves its kernel log and the events so far.
+    let run = run_scenario(pathrig(), "guest-timeout", &[]);
+    assert_eq!(run.code, 3, "{}", run.explain());
+    assert!(
+        run.stderr.contains("outlived its time limit"),
+        "{}",
+        run.explain()
+    );
+    let dmesg = std::fs::read_to_string(run.run_dir.join("dmesg.txt")).unwrap_or_default();
+    assert!(
+        dmesg.contains("Linux version"),
+        "no kernel log:\n{}",
+        run.explain()
+    );
+    let partial = std::fs::read_to_string(run.run_dir.join("report-partial.txt"))
+        .unwrap_or_else(|e| panic!("no partial report ({e}):\n{}", run.explain()));
+    assert!(partial.contains("a: fail"), "{partial}");
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.run_dir.join("report-partial.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "fault"));
+}
+
+#[test]
 fn timeline_lag() {
     if skipped("timeline_lag") {
         return;
@@ -714,6 +747,7 @@ fn every_scenario_file_has_a_test() {
         "fuse-corrupt-reads",
         "fuse-hang-writes",
         "fuse-lost-writes",
+        "guest-timeout",
         "healthy",
         "hung-path",
         "intermittent-read-errors",

@@ -234,6 +234,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
 
     let origin = Instant::now();
     let log = EventLog::new(Clock { origin });
+    log.publish();
     for event in provisional.sorted() {
         log.record_at(
             event.t_ms - setup.as_secs_f64() * 1000.0 - 0.001,
