@@ -377,7 +377,7 @@ fn delayed_reads_are_served_in_parallel() {
 
 #[test]
 fn a_direct_io_loop_device_passes_delayed_reads_on_in_parallel() {
-    let mut fx = Fixture::new(&["a"], 1);
+    let fx = Fixture::new(&["a"], 1);
     let lo = backing::attach_loop_direct(&fx.server().file_path("a"))
         .expect("attach a loop device in direct-IO mode");
     let guard = LoopGuard(Some(lo.path.clone()));
