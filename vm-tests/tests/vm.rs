@@ -715,9 +715,9 @@ fn timeline_lag() {
     let lag = run.json("timeline_lag");
     let late = lag["worst"]["late_ms"].as_f64().unwrap_or(0.0);
     let not_run = lag["not_run"].as_u64().unwrap_or(0);
-    assert!(late > 250.0 || not_run > 0, "{lag}\n{}", run.explain());
+    assert!(late > 1000.0 || not_run > 0, "{lag}\n{}", run.explain());
     assert_eq!(lag["worst"]["line"], 17, "{lag}");
-    assert!(run.json("timing.max_fault_lag_ms").as_f64().unwrap() > 250.0 || not_run > 0);
+    assert!(run.json("timing.max_fault_lag_ms").as_f64().unwrap() > 1000.0 || not_run > 0);
     assert!(
         run.report_txt
             .contains("RIG FAILURE: the fault timeline lagged"),

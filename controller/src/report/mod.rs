@@ -419,10 +419,10 @@ pub struct LateStep {
 }
 
 impl TimelineLag {
-    /// Worst lag the existing suite shows is about 16 ms on a loaded 2-core machine (report.json
-    /// fault times against the planned ones over 78 runs); 250 ms is far above that and far
-    /// below the seconds a starved timeline loses.
-    pub const TOLERANCE: std::time::Duration = std::time::Duration::from_millis(250);
+    /// The existing suite's worst lag was 432 ms over 372 runs on a 2-core machine at load
+    /// average 6–9 (report.json fault times against the planned ones; 16 ms when the machine
+    /// was quieter); 1 s is well above that and well below the seconds a starved timeline loses.
+    pub const TOLERANCE: std::time::Duration = std::time::Duration::from_millis(1000);
 
     /// One sentence for report.txt and error.txt.
     pub fn describe(&self) -> String {
