@@ -91,6 +91,13 @@ pub fn run_in_place(scenario: &Scenario, run_dir: &Path, env: RunEnv<'_>) -> i32
                 eprintln!("pathrig: {err}");
                 return EXIT_RIG_FAILURE;
             }
+            if let Some(lag) = &report.timeline_lag {
+                // The scenario did not run as written: whatever its expectations say, it is void.
+                let text = format!("rig failure: {}", lag.describe());
+                eprintln!("pathrig: {text}");
+                let _ = fs::write(run_dir.join(ERROR_FILE), format!("{text}\n"));
+                return EXIT_RIG_FAILURE;
+            }
             match report.verdict {
                 Verdict::Pass => EXIT_PASS,
                 Verdict::Fail => EXIT_EXPECTATION_FAILED,
@@ -175,10 +182,18 @@ pub fn run_in_uml(
             EXIT_RIG_FAILURE
         }
         Ok(GuestOutcome::TimedOut { limit }) => {
+            // The guest's watchdog saved its kernel log and the events so far just before.
+            let saved: Vec<String> = [rig::guest::DMESG_FILE, PARTIAL_TXT, PARTIAL_JSON]
+                .iter()
+                .map(|f| run_dir.join(f))
+                .filter(|p| p.exists())
+                .map(|p| p.display().to_string())
+                .collect();
             eprintln!(
-                "pathrig: the guest outlived its time limit ({}) and was stopped; see {} (raise [guest] timeout if the scenario needs longer)",
+                "pathrig: the guest outlived its time limit ({}) and was stopped; see {}{} (raise [guest] timeout if the scenario needs longer)",
                 faults::format_duration(limit),
-                console.display()
+                console.display(),
+                if saved.is_empty() { String::new() } else { format!(", {}", saved.join(", ")) }
             );
             EXIT_RIG_FAILURE
         }
@@ -210,6 +225,67 @@ fn guest_env(scenario_file: &Path) -> Vec<(String, String)> {
         }
     }
     env
+}
+
+/// What a guest that is about to outlive its time limit leaves: its kernel log, and the events
+/// of the run so far.
+pub const PARTIAL_JSON: &str = "report-partial.json";
+pub const PARTIAL_TXT: &str = "report-partial.txt";
+
+/// How long before the host's time limit the guest's watchdog saves what it has (at most a fifth
+/// of the limit).
+const WATCHDOG_MARGIN: Duration = Duration::from_secs(4);
+
+/// Starts the guest's watchdog: shortly before the host will kill the guest (`limit` after the
+/// guest kernel started, as the host counts), it writes dmesg.txt and a partial report (the
+/// events so far) into the run directory. A run that ends in time overwrites dmesg.txt and
+/// never writes the partial report.
+fn arm_watchdog(run_dir: PathBuf, limit: Duration) {
+    let deadline = limit.saturating_sub(WATCHDOG_MARGIN.min(limit / 5));
+    let spawned = std::thread::Builder::new()
+        .name("watchdog".into())
+        .spawn(move || {
+            loop {
+                // The guest's monotonic clock starts with its kernel, as the host's limit does.
+                let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+                    .map(|t| Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32))
+                    .unwrap_or_default();
+                if now >= deadline {
+                    break;
+                }
+                std::thread::sleep((deadline - now).min(Duration::from_secs(1)));
+            }
+            save_partial(&run_dir, limit);
+        });
+    if let Err(err) = spawned {
+        eprintln!("pathrig (guest init): no watchdog: {err}");
+    }
+}
+
+fn save_partial(run_dir: &Path, limit: Duration) {
+    let _ = fs::write(
+        run_dir.join(rig::guest::DMESG_FILE),
+        rig::guest::init::read_kernel_log(),
+    );
+    let events = crate::events::EventLog::current()
+        .map(|log| log.sorted())
+        .unwrap_or_default();
+    let note = format!(
+        "partial: the guest was about to outlive its time limit ({}); these are the events \
+         recorded until then",
+        faults::format_duration(limit)
+    );
+    let json = serde_json::json!({ "partial": note, "events": events });
+    let _ = fs::write(
+        run_dir.join(PARTIAL_JSON),
+        serde_json::to_string_pretty(&json).unwrap_or_default(),
+    );
+    let mut text = format!("{note}\n\n");
+    for e in &events {
+        text.push_str(&format!("{:>10.1} ms  {}\n", e.t_ms, e.kind.what()));
+    }
+    let _ = fs::write(run_dir.join(PARTIAL_TXT), text);
+    nix::unistd::sync();
 }
 
 /// The guest's init: set up the guest, run the scenario in the run directory, power off.
@@ -269,6 +345,12 @@ fn guest_run(
             return EXIT_BAD_INPUT;
         }
     };
+    arm_watchdog(env.run_dir.clone(), scenario.guest.timeout);
+    if let Err(err) = rig::guest::init::size_scratch(scenario.scratch_bytes()) {
+        eprintln!("pathrig (guest init): {err}");
+        let _ = fs::write(env.run_dir.join(ERROR_FILE), format!("{err}\n"));
+        return EXIT_RIG_FAILURE;
+    }
     let run_env = RunEnv {
         guest: GuestKind::Uml,
         kernel_release: env.kernel_release.clone(),

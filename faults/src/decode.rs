@@ -70,6 +70,8 @@ pub(crate) struct Draft {
 
 pub(crate) struct DraftGuest {
     pub memory_mib: u32,
+    /// Position of the `memory_mib` key, when written.
+    pub memory_at: Option<usize>,
     pub timeout: Option<Sp<Duration>>,
 }
 
@@ -79,6 +81,8 @@ pub(crate) struct DraftMap {
     pub name: Option<Sp<String>>,
     /// `None` if the size was invalid (reported).
     pub size: Option<u64>,
+    /// Position of the `size` key, when written.
+    pub size_at: Option<usize>,
     pub selector: Selector,
     /// The value, at the key's position.
     pub queue_if_no_path: Option<Sp<bool>>,
@@ -162,6 +166,7 @@ pub(crate) fn decode(r: &mut Report, doc: &DeTable, read: Option<ReadFile>) -> D
         Some(t) => decode_guest(r, &t),
         None => DraftGuest {
             memory_mib: 512,
+            memory_at: None,
             timeout: None,
         },
     };
@@ -239,6 +244,7 @@ fn decode_guest(r: &mut Report, t: &Table) -> DraftGuest {
     t.reject_unknown(r, GUEST_KEYS, top_level_hint);
     DraftGuest {
         memory_mib: t.int(r, "memory_mib", 128..=4096).or(512) as u32,
+        memory_at: t.key_pos("memory_mib"),
         timeout: t.duration(r, "timeout").ok(),
     }
 }
@@ -300,6 +306,7 @@ fn decode_map(r: &mut Report, t: &Table) -> DraftMap {
     DraftMap {
         name,
         size,
+        size_at: t.key_pos("size"),
         selector,
         queue_if_no_path,
         groups,

@@ -47,6 +47,15 @@ pub struct GuestSpec {
     pub timeout: Duration,
 }
 
+/// Room on the guest's scratch tmpfs besides the backing files (mount points, small files).
+pub const SCRATCH_SLACK: u64 = 8 << 20;
+
+/// The size of the guest's scratch tmpfs for these maps: every backing file at its full size,
+/// plus [`SCRATCH_SLACK`].
+pub(crate) fn scratch_bytes(maps: &[MapSpec]) -> u64 {
+    maps.iter().map(|m| m.size_bytes).sum::<u64>() + SCRATCH_SLACK
+}
+
 /// One dm-multipath map (one multipath device) built from legs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MapSpec {
@@ -395,6 +404,12 @@ pub enum StepAction {
 }
 
 impl Scenario {
+    /// The size the guest's scratch tmpfs gets: room for every map's backing file written in
+    /// full, and a little more. Validation made sure the guest's memory holds it.
+    pub fn scratch_bytes(&self) -> u64 {
+        scratch_bytes(&self.maps)
+    }
+
     /// Every fault as timed steps: an `Apply` at `at` and, for a fault with
     /// `for`, a `Restore` at `at + for`; a fault with `every` and `times` gives
     /// that pair `times` times, `every` apart. Sorted by time; at the same

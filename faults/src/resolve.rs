@@ -23,6 +23,11 @@ use crate::model::{
 use crate::reader::{Got, Sp};
 use crate::units::{format_duration, format_size};
 
+const MIB: u64 = 1 << 20;
+/// Guest memory kept for the kernel, pathrig and its buffers: never scratch space.
+pub const GUEST_RESERVED_MIB: u64 = 96;
+use crate::model::SCRATCH_SLACK;
+
 /// How long the guest may run past the workload by default.
 const GUEST_GRACE: Duration = Duration::from_secs(60);
 
@@ -178,6 +183,8 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
         }
     }
 
+    check_scratch_fits(r, &d, &maps);
+
     // Workload.
     let workload = d.workload.as_ref().and_then(|w| {
         let map = pick_map(r, &w.map, &map_names, "[workload]", w.pos);
@@ -285,6 +292,59 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
                 .collect(),
         },
     })
+}
+
+/// Whether the maps' backing files fit in the guest's scratch tmpfs, which lives in the guest's
+/// memory: every block the workload writes takes memory, so a full map needs its size, and the
+/// kernel, pathrig and its buffers need [`GUEST_RESERVED_MIB`] besides. An error at
+/// `memory_mib` (or, when it is not written, at the biggest map's size) otherwise.
+fn check_scratch_fits(r: &mut Report, d: &Draft, maps: &[MapSpec]) {
+    if maps.len() != d.maps.len() {
+        return; // a map did not resolve; that was reported
+    }
+    let scratch = crate::model::scratch_bytes(maps);
+    let memory = u64::from(d.guest.memory_mib) * MIB;
+    let room = memory.saturating_sub(GUEST_RESERVED_MIB * MIB + SCRATCH_SLACK);
+    let total = scratch - SCRATCH_SLACK;
+    if total <= room {
+        return;
+    }
+    let biggest = d
+        .maps
+        .iter()
+        .max_by_key(|m| m.size.unwrap_or(0))
+        .expect("at least one map");
+    let pos = d
+        .guest
+        .memory_at
+        .or(biggest.size_at)
+        .or(biggest.name.as_ref().map(|n| n.pos))
+        .unwrap_or(0);
+    let need_mib = (scratch + GUEST_RESERVED_MIB * MIB).div_ceil(MIB).max(128);
+    let fix = if need_mib <= 4096 {
+        format!(
+            "set `memory_mib = {need_mib}` (or more) in [guest], or make the maps at most {} in all",
+            format_size(room)
+        )
+    } else {
+        format!(
+            "make the maps at most {} in all (`memory_mib` goes up to 4096)",
+            format_size(4096 * MIB - GUEST_RESERVED_MIB * MIB - SCRATCH_SLACK)
+        )
+    };
+    r.error(
+        pos,
+        format!(
+            "the maps' backing files take up to {} of the guest's scratch tmpfs (which is guest \
+             memory), but a guest of {} MiB has room for {} ({GUEST_RESERVED_MIB} MiB go to the \
+             kernel and pathrig, {} to the tmpfs's other files)",
+            format_size(total),
+            d.guest.memory_mib,
+            format_size(room),
+            format_size(SCRATCH_SLACK)
+        ),
+        fix,
+    );
 }
 
 /// The legs as far as they resolved, for checking a map's groups.

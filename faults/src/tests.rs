@@ -1247,3 +1247,28 @@ fn fio_engine_verifies_nothing_and_refuses_verify_true() {
     let d = errors(&mini("engine = \"dd\"\n"));
     at(&d, 10, 10, "");
 }
+
+#[test]
+fn maps_that_cannot_fit_in_the_guest_scratch_space_are_refused() {
+    let body = "[[map]]\nname = \"m\"\nsize = \"1GiB\"\n[[leg]]\nname = \"a\"\n[workload]\nduration = \"3s\"\n";
+    // memory_mib given: the error is there, with the numbers and the fix.
+    let d = errors(&format!("name = \"t\"\n[guest]\nmemory_mib = 128\n{body}"));
+    let e = at(&d, 3, 1, "take up to 1GiB of the guest's scratch tmpfs");
+    assert!(e.message.contains("128 MiB has room for 24MiB"), "{e}");
+    assert_eq!(
+        help(e),
+        "set `memory_mib = 1128` (or more) in [guest], or make the maps at most 24MiB in all"
+    );
+    // Not given: the error is at the biggest map's size.
+    let d = errors(&format!("name = \"t\"\n{body}"));
+    at(&d, 4, 1, "a guest of 512 MiB has room for 408MiB");
+    // The fix works; and the default 64 MiB map fits the default guest.
+    ok(&format!("name = \"t\"\n[guest]\nmemory_mib = 1128\n{body}"));
+    ok(MINI);
+    let two =
+        "name = \"t\"\n[guest]\nmemory_mib = 160\n[[map]]\nname = \"m\"\n[[map]]\nname = \"n\"\n\
+               [[leg]]\nname = \"a\"\nmap = \"m\"\n[[leg]]\nname = \"b\"\nmap = \"n\"\n\
+               [workload]\nmap = \"m\"\nduration = \"3s\"\n";
+    // Two 64 MiB maps in 160 MiB: 128 MiB of backing files, room for 56 MiB.
+    at(&errors(two), 3, 1, "take up to 128MiB");
+}

@@ -2,6 +2,12 @@
 //!
 //! All legs of one map share one backing file, each through its own loop device, so that the legs
 //! are several paths to one LUN.
+//!
+//! A loop device over a file on tmpfs runs buffered (tmpfs has no direct IO on the 6.1 guest
+//! kernel). One over a FUSE file runs in direct-IO mode ([`attach_loop_direct`]): a buffered loop
+//! device hands its backing file one request at a time, so a FUSE leg would serve one IO at a
+//! time however many are queued; in direct-IO mode it submits each request as async IO and keeps
+//! as many in flight as the queue holds.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,6 +23,8 @@ use crate::RigError;
 pub struct Loop {
     pub path: PathBuf,
     pub dev: DevNum,
+    /// Whether the kernel runs it in direct-IO mode (`/sys/block/loopN/loop/dio`).
+    pub direct_io: bool,
 }
 
 /// Creates a zero-filled (sparse) backing file of `size` bytes at `path`.
@@ -31,8 +39,21 @@ pub fn create_backing_file(path: &Path, size: u64) -> Result<(), RigError> {
     Ok(())
 }
 
-/// Attaches `file` to the next free loop device.
+/// Attaches `file` to the next free loop device (buffered).
 pub fn attach_loop(file: &Path) -> Result<Loop, RigError> {
+    attach(file, false)
+}
+
+/// Attaches `file` to the next free loop device and switches it to direct-IO mode
+/// (`LOOP_SET_DIRECT_IO`): every request goes to the file as async direct IO, many in flight at
+/// once. The file system must support direct IO (a FUSE file does; the kernel then checks the
+/// file was opened for it). Fails, leaving nothing attached, when the kernel refuses or the
+/// device does not report direct IO afterwards.
+pub fn attach_loop_direct(file: &Path) -> Result<Loop, RigError> {
+    attach(file, true)
+}
+
+fn attach(file: &Path, direct_io: bool) -> Result<Loop, RigError> {
     let loop_err = |what: &str| {
         let what = format!("{what} for {}", file.display());
         move |source| RigError::Loop { what, source }
@@ -45,11 +66,43 @@ pub fn attach_loop(file: &Path) -> Result<Loop, RigError> {
         .map_err(loop_err("find a free loop device"))?;
     device.with().attach(file).map_err(loop_err("attach"))?;
     let path = device.path().unwrap_or_default();
-    let dev = DevNum::new(
-        device.major().map_err(loop_err("read major number"))?,
-        device.minor().map_err(loop_err("read minor number"))?,
-    );
-    Ok(Loop { path, dev })
+    let numbers = device
+        .major()
+        .and_then(|major| Ok((major, device.minor()?)));
+    let checked = numbers.and_then(|numbers| {
+        if direct_io {
+            device.set_direct_io(true)?;
+            let dio = reports_direct_io(&path);
+            if dio != Some(true) {
+                return Err(std::io::Error::other(format!(
+                    "the kernel accepted LOOP_SET_DIRECT_IO but reports dio = {dio:?}"
+                )));
+            }
+        }
+        Ok(numbers)
+    });
+    match checked {
+        Ok((major, minor)) => Ok(Loop {
+            path,
+            dev: DevNum::new(major, minor),
+            direct_io,
+        }),
+        Err(source) => {
+            let _ = device.detach();
+            Err(loop_err(if direct_io {
+                "attach in direct-IO mode"
+            } else {
+                "read the device numbers"
+            })(source))
+        }
+    }
+}
+
+/// What `/sys/block/<name>/loop/dio` says of the loop device at `device` (`None`: unreadable).
+fn reports_direct_io(device: &Path) -> Option<bool> {
+    let name = device.file_name()?.to_str()?;
+    let text = fs::read_to_string(format!("/sys/block/{name}/loop/dio")).ok()?;
+    Some(text.trim() == "1")
 }
 
 /// Detaches the loop device at `path`.

@@ -38,6 +38,9 @@ fn scenario_without_snapshot(name: &str) -> Option<GuestRun> {
 fn check_json_shape(run: &GuestRun) {
     let explain = || run.explain();
     assert_eq!(run.json("guest.kind"), "uml", "{}", explain());
+    // On time, and room for the backing files: neither shows.
+    assert!(run.json("timeline_lag").is_null(), "{}", explain());
+    assert!(run.json("guest.scratch_full").is_null(), "{}", explain());
     assert!(run
         .json("guest.kernel_release")
         .as_str()
@@ -668,6 +671,64 @@ fn a_failed_run_leaves_nothing_behind() {
 }
 
 #[test]
+fn guest_timeout() {
+    if skipped("guest_timeout") {
+        return;
+    }
+    // A guest stopped at its time limit still leaves its kernel log and the events so far.
+    let run = run_scenario(pathrig(), "guest-timeout", &[]);
+    assert_eq!(run.code, 3, "{}", run.explain());
+    assert!(
+        run.stderr.contains("outlived its time limit"),
+        "{}",
+        run.explain()
+    );
+    let dmesg = std::fs::read_to_string(run.run_dir.join("dmesg.txt")).unwrap_or_default();
+    assert!(
+        dmesg.contains("Linux version"),
+        "no kernel log:\n{}",
+        run.explain()
+    );
+    let partial = std::fs::read_to_string(run.run_dir.join("report-partial.txt"))
+        .unwrap_or_else(|e| panic!("no partial report ({e}):\n{}", run.explain()));
+    assert!(partial.contains("a: fail"), "{partial}");
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.run_dir.join("report-partial.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "fault"));
+}
+
+#[test]
+fn timeline_lag() {
+    if skipped("timeline_lag") {
+        return;
+    }
+    // A timeline the guest cannot keep: the run is a rig failure, with its report, saying by
+    // how much it lagged and what never ran.
+    let run = run_scenario(pathrig(), "timeline-lag", &[]);
+    assert_eq!(run.code, 3, "{}", run.explain());
+    let lag = run.json("timeline_lag");
+    let late = lag["worst"]["late_ms"].as_f64().unwrap_or(0.0);
+    let not_run = lag["not_run"].as_u64().unwrap_or(0);
+    assert!(late > 1000.0 || not_run > 0, "{lag}\n{}", run.explain());
+    assert_eq!(lag["worst"]["line"], 17, "{lag}");
+    assert!(run.json("timing.max_fault_lag_ms").as_f64().unwrap() > 1000.0 || not_run > 0);
+    assert!(
+        run.report_txt
+            .contains("RIG FAILURE: the fault timeline lagged"),
+        "{}",
+        run.report_txt
+    );
+    let error = std::fs::read_to_string(run.run_dir.join("error.txt")).unwrap();
+    assert!(error.contains("the fault timeline lagged"), "{error}");
+}
+
+#[test]
 fn every_scenario_file_has_a_test() {
     let tested = [
         "all-legs-fail-no-queue",
@@ -682,8 +743,11 @@ fn every_scenario_file_has_a_test() {
         "failback-manual",
         "flapping-link",
         "flapping-path-damped",
+        "fuse-concurrent-latency",
         "fuse-corrupt-reads",
+        "fuse-hang-writes",
         "fuse-lost-writes",
+        "guest-timeout",
         "healthy",
         "hung-path",
         "intermittent-read-errors",
@@ -698,6 +762,7 @@ fn every_scenario_file_has_a_test() {
         "slow-leg",
         "slow-path-long-tail",
         "slow-writes",
+        "timeline-lag",
     ];
     assert_eq!(
         scenario_names(),
@@ -760,6 +825,54 @@ fn hung_path() {
     );
     let stall = run.json("workload.stalls.0.length_ms").as_f64().unwrap();
     assert!(stall >= 900.0, "stall of {stall} ms");
+}
+
+/// Whether every FUSE leg's loop device ran in direct-IO mode.
+fn fuse_loops_are_direct(run: &GuestRun) -> bool {
+    let loops = all_of(run, "loop_attached");
+    !loops.is_empty() && loops.iter().all(|e| e["direct_io"] == true)
+}
+
+#[test]
+fn fuse_concurrent_latency() {
+    let Some(run) = scenario("fuse-concurrent-latency") else {
+        return;
+    };
+    assert!(fuse_loops_are_direct(&run), "{}", run.explain());
+    // 16 reads in flight, each held 100 ms by the server, for 3 s: side by side that is about
+    // 16 × 30 delayed reads, each taking ~100 ms. One at a time (a buffered loop device) it
+    // would be at most 30, the 16th in line waiting 1.6 s.
+    let delayed = fuse_count(&run, 0, "delayed");
+    assert!(delayed >= 16 * 20, "only {delayed} reads were delayed");
+    let max_ms = run.json("workload.latency_us.max").as_f64().unwrap() / 1000.0;
+    let p99_ms = run.json("workload.latency_us.p99").as_f64().unwrap() / 1000.0;
+    assert!(
+        (100.0..400.0).contains(&max_ms) && p99_ms >= 100.0,
+        "max {max_ms} ms, p99 {p99_ms} ms:\n{}",
+        run.explain()
+    );
+}
+
+#[test]
+fn fuse_hang_writes() {
+    let Some(run) = scenario("fuse-hang-writes") else {
+        return;
+    };
+    assert!(fuse_loops_are_direct(&run), "{}", run.explain());
+    // The hang holds writes only, and all of them in flight at once: reads kept being served
+    // until each of the 8 IOs in flight was a held write (a buffered loop device would hand
+    // the server one write and queue every other IO behind it: 1 held).
+    assert_eq!(fuse_count(&run, 0, "hung_reads"), 0, "{}", run.explain());
+    assert_eq!(fuse_count(&run, 0, "hung_writes"), 8, "{}", run.explain());
+    assert_eq!(fuse_count(&run, 0, "max_held"), 8, "{}", run.explain());
+    // Then IO stalled (no completion) until the window ended and the writes were released.
+    let began = run.json("workload.stalls.0.began_ms").as_f64().unwrap();
+    let length = run.json("workload.stalls.0.length_ms").as_f64().unwrap();
+    let ended = first(&run, On::FuseWindowEnded("a"));
+    assert!(
+        (1000.0..1500.0).contains(&began) && (began + length - ended).abs() < 200.0,
+        "stall {began} ms + {length} ms, window ended at {ended} ms"
+    );
 }
 
 #[test]

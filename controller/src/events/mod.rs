@@ -191,6 +191,8 @@ pub enum EventKind {
         leg: String,
         loop_device: String,
         dev: String,
+        /// Direct-IO mode (FUSE legs): IOs reach the backing file concurrently.
+        direct_io: bool,
     },
     NoDmLayer {
         leg: String,
@@ -408,7 +410,20 @@ pub struct EventLog {
     events: Arc<Mutex<Vec<Event>>>,
 }
 
+/// The log of the run in progress, for a guest watchdog that must report without the runner.
+static CURRENT: Mutex<Option<EventLog>> = Mutex::new(None);
+
 impl EventLog {
+    /// Makes this the log of the run in progress (see [`EventLog::current`]).
+    pub fn publish(&self) {
+        *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.clone());
+    }
+
+    /// The log last published, if any.
+    pub fn current() -> Option<EventLog> {
+        CURRENT.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     pub fn new(clock: Clock) -> EventLog {
         EventLog {
             clock,

@@ -30,7 +30,11 @@ impl EventKind {
                 leg,
                 loop_device,
                 dev,
-            } => format!("leg {leg}: {loop_device} ({dev})"),
+                direct_io,
+            } => format!(
+                "leg {leg}: {loop_device} ({dev}){}",
+                if *direct_io { ", direct IO" } else { "" }
+            ),
             NoDmLayer { leg, dev } => format!("leg {leg}: no dm layer; the map's path is {dev}"),
             LegDevice {
                 leg,

@@ -30,6 +30,9 @@ pub struct Report {
     pub expectations: Vec<ExpectationResult>,
     pub verdict: Verdict,
     pub timing: Timing,
+    /// Set only when the fault timeline lagged (the run then exits 3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline_lag: Option<TimelineLag>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +51,39 @@ pub struct GuestInfo {
     pub boot_to_init_ms: Option<f64>,
     /// Guest kernel start to the scenario's clock zero: modules loaded, devices built.
     pub boot_to_ready_ms: Option<f64>,
+    /// Set only when the scratch file system holding the backing files was full at the end of
+    /// the workload: writes to the backing files then failed for want of space, not because of
+    /// a path (report.txt says so in a line of its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scratch_full: Option<ScratchFull>,
+}
+
+/// The backing files' file system ran out of space.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScratchFull {
+    /// Its mount point (the guest's tmpfs, or the host's temporary directory with `--guest none`).
+    pub path: String,
+    pub size_bytes: u64,
+    pub available_bytes: u64,
+}
+
+impl ScratchFull {
+    /// Less free space than this counts as full: a backing-file write of one workload block
+    /// (up to 1 MiB) may not fit any more.
+    pub const BELOW: u64 = 1 << 20;
+
+    /// Looks at the file system holding `dir`: `Some` when it is full.
+    pub fn check(dir: &std::path::Path) -> Option<ScratchFull> {
+        let stat = nix::sys::statvfs::statvfs(dir).ok()?;
+        let block = stat.fragment_size() as u64;
+        let size_bytes = stat.blocks() as u64 * block;
+        let available_bytes = stat.blocks_available() as u64 * block;
+        (size_bytes > 0 && available_bytes < Self::BELOW).then(|| ScratchFull {
+            path: dir.display().to_string(),
+            size_bytes,
+            available_bytes,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -359,6 +395,65 @@ pub struct Timing {
     /// Clock zero to the last workload completion.
     pub run_ms: f64,
     pub teardown_ms: f64,
+    /// The latest any fault step began after its planned time (runs with faults only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_fault_lag_ms: Option<f64>,
+}
+
+/// The fault timeline fell behind: a step began more than [`TimelineLag::TOLERANCE`] after its
+/// planned time, or never ran before the workload ended. Such a run tested something other than
+/// its scenario, so it fails as a rig failure (exit 3) whatever its expectations say.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineLag {
+    /// The most late step: its fault's line in the scenario, leg, window (1-based), planned
+    /// time, and how late it began (`None`: every step that ran was on time).
+    pub worst: Option<LateStep>,
+    /// Steps that never ran (the workload ended first).
+    pub not_run: usize,
+    /// The first step that never ran.
+    pub first_not_run: Option<LateStep>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LateStep {
+    pub line: usize,
+    pub leg: String,
+    pub window: u32,
+    pub planned_ms: f64,
+    /// How late it began (0 for a step that never ran).
+    pub late_ms: f64,
+}
+
+impl TimelineLag {
+    /// The existing suite's worst lag was 432 ms over 372 runs on a 2-core machine at load
+    /// average 6–9 (report.json fault times against the planned ones; 16 ms when the machine
+    /// was quieter); 1 s is well above that and well below the seconds a starved timeline loses.
+    pub const TOLERANCE: std::time::Duration = std::time::Duration::from_millis(1000);
+
+    /// One sentence for report.txt and error.txt.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(w) = &self.worst {
+            parts.push(format!(
+                "the fault on line {} (leg {}, window {}) began {:.0} ms late (planned at {:.0} ms; \
+                 tolerance {} ms)",
+                w.line,
+                w.leg,
+                w.window,
+                w.late_ms,
+                w.planned_ms,
+                Self::TOLERANCE.as_millis()
+            ));
+        }
+        if let Some(f) = &self.first_not_run {
+            parts.push(format!(
+                "{} step(s) never ran before the workload ended, the first of the fault on line {} \
+                 (leg {}, window {}, planned at {:.0} ms)",
+                self.not_run, f.line, f.leg, f.window, f.planned_ms
+            ));
+        }
+        format!("the fault timeline lagged: {}", parts.join("; "))
+    }
 }
 
 /// Coarse latency buckets: wide enough that timing noise does not move a value between them.

@@ -16,6 +16,7 @@ fn sample() -> Report {
             kernel_release: "6.1".into(),
             boot_to_init_ms: None,
             boot_to_ready_ms: None,
+            scratch_full: None,
         },
         manager: ManagerInfo {
             kind: ManagerKind::None,
@@ -102,7 +103,9 @@ fn sample() -> Report {
             setup_ms: 0.0,
             run_ms: 0.0,
             teardown_ms: 0.0,
+            max_fault_lag_ms: None,
         },
+        timeline_lag: None,
     }
 }
 
@@ -262,4 +265,25 @@ fn json_keeps_the_typed_fields_as_words() {
         "m: reinstate_path b: up again"
     );
     assert!(json["events"][1].get("timeline_text").is_none());
+}
+
+#[test]
+fn a_full_scratch_space_is_named_only_when_it_happens() {
+    let mut r = sample();
+    let quiet = super::text::render(&r);
+    assert!(!quiet.contains("SCRATCH"), "{quiet}");
+    assert!(!super::json::render(&r).unwrap().contains("scratch_full"));
+    r.guest.scratch_full = Some(ScratchFull {
+        path: "/run".into(),
+        size_bytes: 75 << 20,
+        available_bytes: 0,
+    });
+    let text = super::text::render(&r);
+    assert!(
+        text.contains("SCRATCH SPACE FULL: /run (78643200 bytes)"),
+        "{text}"
+    );
+    assert!(super::json::render(&r)
+        .unwrap()
+        .contains("\"available_bytes\": 0"));
 }

@@ -18,6 +18,15 @@ pub fn render(report: &Report) -> String {
     }
     let _ = writeln!(out, "seed: {}", report.scenario.seed);
     let _ = writeln!(out, "guest: {}", report.guest.kind);
+    if let Some(full) = &report.guest.scratch_full {
+        let _ = writeln!(
+            out,
+            "  SCRATCH SPACE FULL: {} ({} bytes) had no room left for the backing files; IO \
+             errors and failed paths may be the rig's, not the paths' (make the maps smaller or \
+             give the guest more memory)",
+            full.path, full.size_bytes
+        );
+    }
     let _ = writeln!(
         out,
         "path manager: {} ({})",
@@ -170,6 +179,10 @@ pub fn render(report: &Report) -> String {
         );
     }
     let _ = writeln!(out);
+    if let Some(lag) = &report.timeline_lag {
+        // Only a run that is void anyway shows a measured time here.
+        let _ = writeln!(out, "RIG FAILURE: {} (exit 3)", lag.describe());
+    }
     let _ = writeln!(
         out,
         "verdict: {}",

@@ -224,6 +224,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
 
     let origin = Instant::now();
     let log = EventLog::new(Clock { origin });
+    log.publish();
     for event in provisional.sorted() {
         log.record_at(
             event.t_ms - setup.as_secs_f64() * 1000.0 - 0.001,
@@ -265,6 +266,8 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
     let driven = drive(scenario, env, &mut built, &log, config)?;
 
     let final_ms = log.clock().now_ms();
+    // Before teardown removes the backing files.
+    let scratch_full = ScratchFull::check(&env.work_root);
     let maps = final_map_reports(scenario, &built, driven.manager.as_deref())?;
     let teardown_started = Instant::now();
     let mut failures = built.teardown();
@@ -292,6 +295,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
             boot_to_ready_ms: env
                 .boot
                 .map(|(b, init)| (b + origin.duration_since(init)).as_secs_f64() * 1000.0),
+            scratch_full,
         },
         manager: manager_info(scenario),
         maps,
@@ -303,7 +307,9 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
             setup_ms: setup.as_secs_f64() * 1000.0,
             run_ms: final_ms,
             teardown_ms: teardown.as_secs_f64() * 1000.0,
+            max_fault_lag_ms: driven.max_lag_ms,
         },
+        timeline_lag: driven.timeline_lag.clone(),
     };
     full.evaluate(scenario);
     Ok(full)
@@ -383,11 +389,17 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
                     (server.file_path(&leg.name), Some(server.control()))
                 }
             };
-            let lo = backing::attach_loop(&leg_file)?;
+            // Over a FUSE file, direct-IO mode: the leg serves as many IOs at once as are queued
+            // (a buffered loop device would hand the server one at a time).
+            let lo = match leg.backend {
+                faults::Backend::Loop => backing::attach_loop(&leg_file)?,
+                faults::Backend::Fuse => backing::attach_loop_direct(&leg_file)?,
+            };
             log.record(EventKind::LoopAttached {
                 leg: leg.name.clone(),
                 loop_device: lo.path.display().to_string(),
                 dev: lo.dev.to_string(),
+                direct_io: lo.direct_io,
             });
             built.loops.push(lo.clone());
             if !leg.dm_layer {
@@ -634,6 +646,8 @@ fn drive(
     let steps = scenario.timeline();
     let fail_at = injected_failure_time();
     let mut next_step = 0;
+    // The most late step so far: (index, how late it began).
+    let mut lag: Option<(usize, Duration)> = None;
     let drain_deadline = scenario.workload.duration + DRAIN_GRACE;
     let mut flushed = false;
     let mut failure: Option<RunError> = None;
@@ -650,6 +664,10 @@ fn drive(
             failure = Some(RunError::Injected(at.as_millis() as u64));
         }
         while failure.is_none() && next_step < steps.len() && steps[next_step].at <= now {
+            let late = origin.elapsed().saturating_sub(steps[next_step].at);
+            if lag.as_ref().is_none_or(|(_, worst)| late > *worst) {
+                lag = Some((next_step, late));
+            }
             let rig_reinstates = manager.rig_reinstates();
             if let Err(err) = apply::apply_step(
                 scenario,
@@ -714,10 +732,32 @@ fn drive(
     }
     let (workload, first_error) = result.map_err(RunError::Workload)?;
     let manager = manager.finish(Duration::from_secs(5));
+    let step_of = |index: usize, late: Duration| {
+        let step = &steps[index];
+        LateStep {
+            line: scenario.faults[step.fault_index].line,
+            leg: step.leg.clone(),
+            window: step.repetition + 1,
+            planned_ms: step.at.as_secs_f64() * 1000.0,
+            late_ms: late.as_secs_f64() * 1000.0,
+        }
+    };
+    let max_lag_ms = lag.map(|(_, late)| late.as_secs_f64() * 1000.0);
+    let worst = lag
+        .filter(|(_, late)| *late > TimelineLag::TOLERANCE)
+        .map(|(index, late)| step_of(index, late));
+    let not_run = steps.len() - next_step;
+    let timeline_lag = (worst.is_some() || not_run > 0).then(|| TimelineLag {
+        worst,
+        not_run,
+        first_not_run: (not_run > 0).then(|| step_of(next_step, Duration::ZERO)),
+    });
     Ok(Driven {
         workload,
         first_error,
         manager,
+        max_lag_ms,
+        timeline_lag,
     })
 }
 
@@ -727,6 +767,9 @@ struct Driven {
     first_error: Option<f64>,
     /// The manager's final view of every map (None without a manager).
     manager: Option<Vec<MapView>>,
+    /// The latest a fault step began (None: no steps).
+    max_lag_ms: Option<f64>,
+    timeline_lag: Option<TimelineLag>,
 }
 
 /// Gives the path manager the kernel's current view of every map.

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
     ReplyEntry, ReplyOpen, ReplyWrite, Request, WriteFlags,
 };
@@ -32,6 +32,9 @@ struct Counters {
     errors: AtomicU64,
     delayed: AtomicU64,
     hung: AtomicU64,
+    hung_reads: AtomicU64,
+    hung_writes: AtomicU64,
+    max_held: AtomicU64,
     lost: AtomicU64,
     corrupted: AtomicU64,
 }
@@ -46,13 +49,15 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn planned(&self, plan: &Plan) {
+    fn planned(&self, plan: &Plan, kind: OpKind) {
         let bump = |c: &AtomicU64, yes: bool| {
             if yes {
                 c.fetch_add(1, Ordering::Relaxed);
             }
         };
         bump(&self.hung, plan.hang);
+        bump(&self.hung_reads, plan.hang && kind == OpKind::Read);
+        bump(&self.hung_writes, plan.hang && kind == OpKind::Write);
         bump(&self.delayed, plan.delay.is_some());
         bump(&self.errors, plan.errno.is_some());
         bump(&self.lost, plan.lose);
@@ -68,6 +73,9 @@ impl Counters {
             errors: get(&self.errors),
             delayed: get(&self.delayed),
             hung: get(&self.hung),
+            hung_reads: get(&self.hung_reads),
+            hung_writes: get(&self.hung_writes),
+            max_held: get(&self.max_held),
             lost: get(&self.lost),
             corrupted: get(&self.corrupted),
         }
@@ -171,10 +179,13 @@ impl Shared {
         } else {
             rules::plan(&state.rules, self.seed, &leg.name, kind, seq, extent)
         };
-        leg.counts.planned(&plan);
+        leg.counts.planned(&plan, kind);
         let job = Job { op, plan };
         if plan.hang {
             state.parked.push(job);
+            leg.counts
+                .max_held
+                .fetch_max(state.parked.len() as u64, Ordering::Relaxed);
             return;
         }
         drop(state);
@@ -273,6 +284,12 @@ impl Filesystem for FaultFs {
         // "background" requests, limited by this).
         let _ = config.set_max_background(256);
         let _ = config.set_congestion_threshold(192);
+        // Async direct IO: a direct-IO loop device's requests (async kiocbs) are sent as they
+        // come instead of one at a time, each waited for; without it a FUSE leg serves one IO
+        // at a time whatever the queue depth. Every kernel since 3.13 has it.
+        if let Err(missing) = config.add_capabilities(InitFlags::FUSE_ASYNC_DIO) {
+            tracing::warn!(?missing, "the kernel offers no async direct IO for FUSE");
+        }
         Ok(())
     }
 

@@ -47,6 +47,24 @@ fn is_mounted(target: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Gives the scratch tmpfs its size (`bytes`, rounded up to whole pages) instead of the
+/// default half of the guest's memory, so that backing files the size of the maps fit.
+pub fn size_scratch(bytes: u64) -> Result<(), RigError> {
+    let options = format!("mode=755,size={}", bytes.div_ceil(4096) * 4096);
+    nix::mount::mount(
+        None::<&str>,
+        GUEST_SCRATCH,
+        None::<&str>,
+        nix::mount::MsFlags::MS_REMOUNT,
+        Some(options.as_str()),
+    )
+    .map_err(|e| {
+        RigError::Guest(format!(
+            "size the tmpfs on {GUEST_SCRATCH} ({options}): {e}"
+        ))
+    })
+}
+
 /// Mounts the guest's file systems and reads its environment.
 pub fn setup() -> Result<GuestEnv, RigError> {
     let boot_to_init = monotonic_now();
