@@ -3,8 +3,8 @@
 //! The scenario files live in `vm-tests/scenarios/`, the suite in `vm-tests/tests/vm.rs` (built
 //! as the `vm` test of the `controller` package, so that it gets the freshly built `pathrig`
 //! binary), and its insta snapshots in `vm-tests/tests/snapshots/`. Each test boots a real guest
-//! through `pathrig run`. Guests run one at a time so their timing stays undisturbed, unless
-//! `PATHRIG_VM_GUESTS=N` allows N at once (each UML guest uses at most one host core).
+//! through `pathrig run`. As many guests run at once as the machine has cores (a UML guest keeps
+//! at most one core busy); `PATHRIG_VM_GUESTS=N` sets another number (1: one at a time).
 //!
 //! The suite never skips silently: where no guest can be had the tests fail and say why, unless
 //! the person running them sets `PATHRIG_SKIP_VM=1`.
@@ -96,7 +96,8 @@ fn record_times(file: &Path, name: &str, wall: std::time::Duration, json: &serde
     }
 }
 
-/// How many guests may run at once: `PATHRIG_VM_GUESTS`, default 1.
+/// How many guests may run at once: `PATHRIG_VM_GUESTS`, default one per core of the machine
+/// (a UML guest keeps at most one core busy).
 pub const GUESTS_ENV: &str = "PATHRIG_VM_GUESTS";
 
 static GUESTS_RUNNING: Mutex<usize> = Mutex::new(0);
@@ -107,7 +108,7 @@ fn guests_allowed() -> usize {
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| *n >= 1)
-        .unwrap_or(1)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// A place among the guests allowed to run at once, given back on drop.
