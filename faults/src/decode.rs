@@ -30,9 +30,19 @@ const TOP_KEYS: &[&str] = &[
     "workload",
     "expect",
     "manager",
+    "mirror",
 ];
 const GUEST_KEYS: &[&str] = &["memory_mib", "timeout"];
-const MAP_KEYS: &[&str] = &["name", "size", "selector", "queue_if_no_path", "groups"];
+const MAP_KEYS: &[&str] = &[
+    "name",
+    "size",
+    "selector",
+    "queue_if_no_path",
+    "groups",
+    "kind",
+    "log",
+    "region_size",
+];
 const LEG_KEYS: &[&str] = &["name", "map", "prio", "backend", "dm_layer"];
 const WORKLOAD_KEYS: &[&str] = &[
     "map",
@@ -66,6 +76,7 @@ pub(crate) struct Draft {
     pub workload: Option<DraftWorkload>,
     pub expect: DraftExpect,
     pub manager: DraftManager,
+    pub mirror: crate::mirror::DraftMirror,
 }
 
 pub(crate) struct DraftGuest {
@@ -89,6 +100,10 @@ pub(crate) struct DraftMap {
     pub groups: Option<Sp<Groups>>,
     /// Position of the `groups` key.
     pub groups_key: Option<usize>,
+    /// `kind` (and a mirror's `log`, `region_size`).
+    pub kind: crate::mirror::DraftKind,
+    /// Positions of the multipath-only keys written (refused for a mirror).
+    pub multipath_keys_at: Vec<(&'static str, usize)>,
 }
 
 pub(crate) struct DraftLeg {
@@ -206,6 +221,7 @@ pub(crate) fn decode(r: &mut Report, doc: &DeTable, read: Option<ReadFile>) -> D
         .map(|t| decode_expect(r, &t))
         .unwrap_or_default();
     let manager = manager_decode::decode_manager(r, &top, read);
+    let mirror = crate::mirror::decode_section(r, &top);
 
     Draft {
         name,
@@ -218,6 +234,7 @@ pub(crate) fn decode(r: &mut Report, doc: &DeTable, read: Option<ReadFile>) -> D
         workload,
         expect,
         manager,
+        mirror,
     }
 }
 
@@ -303,6 +320,11 @@ fn decode_map(r: &mut Report, t: &Table) -> DraftMap {
         .ok()
         .map(|q| Sp::new(q.val, t.key_pos("queue_if_no_path").unwrap_or(q.pos)));
     let groups = t.get("groups").and_then(|v| decode_groups(r, v));
+    let kind = crate::mirror::decode_map_kind(r, t, size);
+    let multipath_keys_at = crate::mirror::MULTIPATH_ONLY_KEYS
+        .iter()
+        .filter_map(|k| t.key_pos(k).map(|p| (*k, p)))
+        .collect();
     DraftMap {
         name,
         size,
@@ -311,6 +333,8 @@ fn decode_map(r: &mut Report, t: &Table) -> DraftMap {
         queue_if_no_path,
         groups,
         groups_key: t.key_pos("groups"),
+        kind,
+        multipath_keys_at,
     }
 }
 

@@ -208,6 +208,7 @@
 mod decode;
 mod input;
 mod kinds;
+mod mirror;
 mod model;
 mod resolve;
 
@@ -225,6 +226,8 @@ use std::path::Path;
 pub use diag::{Diagnostic, Diagnostics};
 pub use input::MAX_INPUT;
 pub use kinds::SECTOR_BYTES;
+pub use mirror::{MapKind, MirrorLogKind, MirrorMapSpec};
+pub use mirror_monitor as mirror_settings;
 pub use model::{
     block_list, Backend, BioDir, ByteRange, Check, Cmp, CorruptBioByte, Errno, Expectations,
     FaultKind, FaultSpec, GuestSpec, IoOp, LatencyDist, Layer, LegSpec, MapSpec, Metric,

@@ -36,6 +36,8 @@ pub struct Scenario {
     /// The path manager and every map's settings (`[manager]`; by default
     /// the embedded manager with built-in settings).
     pub manager: ManagerSpec,
+    /// The mirror monitor's settings (`[mirror]`; defaults when absent).
+    pub mirror: mirror_monitor::MirrorSection,
 }
 
 /// The VM the scenario runs in.
@@ -53,7 +55,7 @@ pub const SCRATCH_SLACK: u64 = 8 << 20;
 /// The size of the guest's scratch tmpfs for these maps: every backing file at its full size,
 /// plus [`SCRATCH_SLACK`].
 pub(crate) fn scratch_bytes(maps: &[MapSpec]) -> u64 {
-    maps.iter().map(|m| m.size_bytes).sum::<u64>() + SCRATCH_SLACK
+    maps.iter().map(|m| m.size_bytes * m.copies()).sum::<u64>() + SCRATCH_SLACK
 }
 
 /// One dm-multipath map (one multipath device) built from legs.
@@ -72,6 +74,22 @@ pub struct MapSpec {
     /// `path_grouping_policy` from the legs' `prio`; otherwise as written,
     /// default one group with every leg.
     pub groups: Vec<Vec<String>>,
+    /// Multipath (default) or mirror.
+    pub kind: crate::mirror::MapKind,
+}
+
+impl MapSpec {
+    /// How many backing files of the map's size it takes: one per leg for a mirror.
+    pub fn copies(&self) -> u64 {
+        match self.kind {
+            crate::mirror::MapKind::Multipath => 1,
+            crate::mirror::MapKind::Mirror(m) => u64::from(m.legs),
+        }
+    }
+
+    pub fn is_mirror(&self) -> bool {
+        matches!(self.kind, crate::mirror::MapKind::Mirror(_))
+    }
 }
 
 /// dm-multipath path selector.

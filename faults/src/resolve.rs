@@ -170,8 +170,9 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
     for m in &d.maps {
         let all_legs_placed = legs.len() == d.legs.len();
         let settings = m.name.as_ref().and_then(|n| manager.settings(&n.val));
-        let managed =
-            (manager.kind == ManagerKind::Embedded).then(|| settings.cloned().unwrap_or_default());
+        let mirror = matches!(m.kind.kind, crate::mirror::MapKind::Mirror(_));
+        let managed = (manager.kind == ManagerKind::Embedded && !mirror)
+            .then(|| settings.cloned().unwrap_or_default());
         let placed = Placed {
             legs: &legs,
             map_of: &map_of,
@@ -183,6 +184,25 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
         }
     }
 
+    {
+        let kinds: Vec<(&str, crate::mirror::MapKind)> =
+            maps.iter().map(|m| (m.name.as_str(), m.kind)).collect();
+        let manager_maps: Vec<Sp<String>> = d
+            .manager
+            .maps
+            .iter()
+            .filter_map(|m| match &m.target {
+                path_manager::lang::decode::Target::Map(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        crate::mirror::check(r, &d.mirror, &kinds, &manager_maps);
+    }
+    // A mirror map has no path manager.
+    let mut manager = manager;
+    manager
+        .maps
+        .retain(|(name, _)| !maps.iter().any(|m| &m.name == name && m.is_mirror()));
     check_scratch_fits(r, &d, &maps);
 
     // Workload.
@@ -282,6 +302,7 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
         faults,
         workload,
         manager,
+        mirror: d.mirror.section,
         expect: Expectations {
             checks: d.expect.checks,
             final_path_state: d
@@ -386,6 +407,20 @@ fn resolve_map(
             format!("add a [[leg]] with `map = \"{}\"`", name.val),
         );
     }
+    crate::mirror::check_map_keys(r, &name.val, &m.kind, &m.multipath_keys_at, own.len());
+    if let crate::mirror::MapKind::Mirror(spec) = m.kind.kind {
+        return Some(MapSpec {
+            name: name.val.clone(),
+            size_bytes: m.size?,
+            selector: m.selector,
+            queue_if_no_path: false,
+            groups: vec![own.iter().map(|l| l.to_string()).collect()],
+            kind: crate::mirror::MapKind::Mirror(crate::mirror::MirrorMapSpec {
+                legs: own.len() as u32,
+                ..spec
+            }),
+        });
+    }
     if let Some(settings) = managed {
         if let Some(pos) = m.groups_key {
             r.error(
@@ -416,6 +451,7 @@ fn resolve_map(
             selector: m.selector,
             queue_if_no_path: settings.no_path_retry.value.queue_if_no_path(),
             groups,
+            kind: crate::mirror::MapKind::Multipath,
         });
     }
     let groups = match &m.groups {
@@ -493,6 +529,7 @@ fn resolve_map(
         selector: m.selector,
         queue_if_no_path: m.queue_if_no_path.as_ref().is_some_and(|q| q.val),
         groups,
+        kind: crate::mirror::MapKind::Multipath,
     })
 }
 

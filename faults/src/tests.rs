@@ -148,6 +148,7 @@ fn full_scenario_parses_into_exactly_the_model() {
             selector: Selector::RoundRobin,
             queue_if_no_path: false,
             groups: vec![vec!["a".into(), "b".into()]],
+            kind: MapKind::Multipath,
         }],
         legs: vec![
             LegSpec {
@@ -222,6 +223,7 @@ fn full_scenario_parses_into_exactly_the_model() {
             kind: ManagerKind::None,
             maps: vec![],
         },
+        mirror: Default::default(),
     };
     assert_eq!(ok(FULL), expected);
 }
@@ -248,6 +250,7 @@ fn defaults_fill_everything_optional() {
             queue_if_no_path: false,
             // the embedded manager's built-in policy is failover
             groups: vec![vec!["a".into()], vec!["b".into()]],
+            kind: MapKind::Multipath,
         }]
     );
     assert!(s.legs.iter().all(|l| l.map == "m" && l.prio == 1));
@@ -417,7 +420,7 @@ fn unknown_top_level_key_lists_valid_keys() {
     assert_eq!(e.message, "unknown key `nmae` in the top-level table");
     assert_eq!(
         help(e),
-        "did you mean `name`? valid keys in the top-level table are: name, description, seed, guest, map, leg, fault, workload, expect, manager"
+        "did you mean `name`? valid keys in the top-level table are: name, description, seed, guest, map, leg, fault, workload, expect, manager, mirror"
     );
 }
 
@@ -427,7 +430,7 @@ fn unknown_key_in_map_lists_map_keys() {
     let e = at(&d, 4, 1, "unknown key `sise` in [[map]]");
     assert_eq!(
         help(e),
-        "did you mean `size`? valid keys in [[map]] are: name, size, selector, queue_if_no_path, groups"
+        "did you mean `size`? valid keys in [[map]] are: name, size, selector, queue_if_no_path, groups, kind, log, region_size"
     );
     assert_eq!(d.len(), 1);
 }
@@ -1223,6 +1226,8 @@ fn model_serializes_for_reports() {
 }
 
 mod manager;
+#[path = "tests/mirror.rs"]
+mod mirror_tests;
 
 #[test]
 fn kernel_fail_is_instantaneous() {
