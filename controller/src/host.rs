@@ -322,6 +322,9 @@ pub const GUEST_MODULES: &[&str] = &[
     "dm-flakey",
     "dm-delay",
     "dm-dust",
+    "dm-log",
+    "dm-region-hash",
+    "dm-mirror",
     "fuse",
 ];
 

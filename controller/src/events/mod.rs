@@ -6,6 +6,7 @@
 //! workload start; setup happens before it, at negative times). Sentences are only made when a
 //! report is rendered ([`wording`]); nothing is reworded or parsed back.
 
+pub mod mirror;
 mod wording;
 
 pub use wording::describe_fault;
@@ -313,6 +314,8 @@ pub enum EventKind {
     StallEnded {
         length_ms: f64,
     },
+    /// A mirror map's health, resync or monitor action ([`mirror::MirrorEvent`]).
+    Mirror(mirror::MirrorEvent),
 }
 
 fn serialize_ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -336,6 +339,8 @@ impl EventKind {
             | RigReinstated { .. }
             | HangReleased { .. }
             | QueueFlushed { .. } => Source::Rig,
+            Mirror(m) if m.is_kernel() => Source::Kernel,
+            Mirror(_) => Source::Manager,
             Fault { .. } => Source::Fault,
             PathFailed { .. }
             | PathReinstated { .. }
@@ -353,6 +358,7 @@ impl EventKind {
     pub fn in_timeline(&self) -> bool {
         use EventKind::*;
         match self {
+            Mirror(m) => m.in_timeline(),
             RigReinstated { .. }
             | HangReleased { .. }
             | QueueFlushed { .. }

@@ -110,6 +110,7 @@ impl EventKind {
             Mismatch { block, detail } => format!("data mismatch at block {block}: {detail}"),
             StallBegan { in_flight } => format!("IO stall began ({in_flight} IOs in flight)"),
             StallEnded { length_ms } => format!("IO stall ended after {length_ms:.0} ms"),
+            Mirror(m) => m.words(stable),
         }
     }
 }

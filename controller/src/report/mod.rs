@@ -5,6 +5,7 @@
 //! behaviour, verdicts, and latencies and stalls only as coarse buckets).
 
 pub mod json;
+pub mod mirror;
 pub mod text;
 
 use std::fmt;
@@ -25,6 +26,9 @@ pub struct Report {
     pub guest: GuestInfo,
     pub manager: ManagerInfo,
     pub maps: Vec<MapReport>,
+    /// Mirror maps (`kind = "mirror"`), which `maps` does not list.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<mirror::MirrorMapReport>,
     pub workload: WorkloadSummary,
     pub events: Vec<Event>,
     pub expectations: Vec<ExpectationResult>,

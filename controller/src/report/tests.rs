@@ -6,6 +6,7 @@ use crate::events::{EventKind, FaultChange, Window};
 
 fn sample() -> Report {
     Report {
+        mirrors: Vec::new(),
         scenario: ScenarioInfo {
             name: "t".into(),
             description: None,

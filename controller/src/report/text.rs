@@ -100,6 +100,10 @@ pub fn render(report: &Report) -> String {
             }
         }
     }
+    if !report.mirrors.is_empty() {
+        let _ = writeln!(out);
+        out.push_str(&super::mirror::text(&report.mirrors));
+    }
     let _ = writeln!(out);
     let _ = writeln!(out, "timeline (faults, kernel path changes and actions, in order; times and workload events are in report.json)");
     let timeline: Vec<&Event> = report.events.iter().filter(|e| e.in_timeline()).collect();

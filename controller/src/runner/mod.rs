@@ -30,6 +30,8 @@ use path_manager::MapView;
 
 // Fault application is a child of the runner so it can act on what the runner built.
 mod apply;
+// Mirror maps: building them and driving the mirror monitor.
+mod mirror;
 
 pub use crate::guest::GuestKind;
 
@@ -106,6 +108,8 @@ struct BuiltMap {
     table: MapTable,
     /// Leg names per group, in table order.
     groups: Vec<Vec<String>>,
+    /// A mirror map's table as built (`None`: a multipath map).
+    mirror: Option<rig::dm::mirror::MirrorTable>,
 }
 
 /// Everything a run created, torn down in reverse order exactly once.
@@ -299,6 +303,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
         },
         manager: manager_info(scenario),
         maps,
+        mirrors: driven.mirrors.clone(),
         workload: summarize_workload(scenario, &device, &driven.workload, driven.first_error),
         events: log.sorted(),
         expectations: Vec::new(),
@@ -346,6 +351,10 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
         torn_down: false,
     };
     for map in &scenario.maps {
+        if let faults::MapKind::Mirror(spec) = map.kind {
+            mirror::build_map(scenario, map, spec, &workdir, &mut built, log)?;
+            continue;
+        }
         let file = workdir.join(format!("{}.img", map.name));
         backing::create_backing_file(&file, map.size_bytes)?;
         let sectors = Sectors::from_bytes(map.size_bytes);
@@ -480,6 +489,7 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
             dev,
             table: map_table,
             groups: map.groups.clone(),
+            mirror: None,
         });
     }
     Ok(built)
@@ -492,7 +502,7 @@ struct KernelWatch {
 
 impl KernelWatch {
     fn observe(&mut self, built: &Built, log: &EventLog) -> Result<(), RunError> {
-        for map in &built.maps {
+        for map in built.maps.iter().filter(|m| m.mirror.is_none()) {
             let status = built.dm.multipath_status(&map.dm_name)?.status;
             if let Some(before) = self.last.get(&map.name) {
                 diff_status(&map.name, before, &status, built, log);
@@ -621,6 +631,7 @@ fn drive(
         let infos: Vec<BuiltMapInfo<'_>> = built
             .maps
             .iter()
+            .filter(|m| m.mirror.is_none())
             .map(|m| BuiltMapInfo {
                 name: &m.name,
                 dm_name: &m.dm_name,
@@ -642,6 +653,8 @@ fn drive(
     built.dm.arm_events()?;
     watch.observe(built, log)?;
     feed_manager(manager.as_mut(), &watch, built, log);
+    let mut mirrors = mirror::MirrorDriver::new(scenario, built, origin);
+    mirrors.observe(built, log)?;
 
     let steps = scenario.timeline();
     let fail_at = injected_failure_time();
@@ -688,6 +701,10 @@ fn drive(
         }
         if failure.is_none() {
             manager.poll(&built.dm, log);
+            if let Err(err) = mirrors.poll(built, log) {
+                stop.store(true, Ordering::SeqCst);
+                failure = Some(err);
+            }
         }
         // Sleep until the next thing that is due: a fault step, the injected failure, the drain
         // deadline, a manager timer or checker timeout — or until a dm event or the workload's end.
@@ -695,6 +712,7 @@ fn drive(
         if failure.is_none() {
             wake_at.extend(steps.get(next_step).map(|s| s.at));
             wake_at.extend(fail_at);
+            wake_at.extend(mirrors.next_wakeup());
             wake_at.extend(
                 manager
                     .next_wakeup()
@@ -716,6 +734,10 @@ fn drive(
             watch.observe(built, log)?;
             if failure.is_none() {
                 feed_manager(manager.as_mut(), &watch, built, log);
+                if let Err(err) = mirrors.observe(built, log) {
+                    stop.store(true, Ordering::SeqCst);
+                    failure = Some(err);
+                }
             }
         }
         if done {
@@ -730,6 +752,7 @@ fn drive(
     if let Some(err) = failure {
         return Err(err);
     }
+    let mirrors = mirrors.finish(built, log);
     let (workload, first_error) = result.map_err(RunError::Workload)?;
     let manager = manager.finish(Duration::from_secs(5));
     let step_of = |index: usize, late: Duration| {
@@ -753,6 +776,7 @@ fn drive(
         first_not_run: (not_run > 0).then(|| step_of(next_step, Duration::ZERO)),
     });
     Ok(Driven {
+        mirrors,
         workload,
         first_error,
         manager,
@@ -763,6 +787,8 @@ fn drive(
 
 /// What [`drive`] hands back.
 struct Driven {
+    /// The mirror maps' reports.
+    mirrors: Vec<mirror::MirrorMapReport>,
     workload: WorkloadReport,
     first_error: Option<f64>,
     /// The manager's final view of every map (None without a manager).
@@ -774,7 +800,7 @@ struct Driven {
 
 /// Gives the path manager the kernel's current view of every map.
 fn feed_manager(manager: &mut dyn PathManager, watch: &KernelWatch, built: &Built, log: &EventLog) {
-    for (index, map) in built.maps.iter().enumerate() {
+    for (index, map) in built.maps.iter().filter(|m| m.mirror.is_none()).enumerate() {
         if let Some(status) = watch.last.get(&map.name) {
             manager.kernel_status(index, status, &built.dm, log);
         }
@@ -914,7 +940,7 @@ fn final_map_reports(
     manager: Option<&[MapView]>,
 ) -> Result<Vec<MapReport>, RunError> {
     let mut maps = Vec::new();
-    for (index, map) in built.maps.iter().enumerate() {
+    for (index, map) in built.maps.iter().filter(|m| m.mirror.is_none()).enumerate() {
         let view = manager.and_then(|views| views.get(index));
         let table = built.dm.table(&map.dm_name)?.join("\n");
         let map_status = built.dm.multipath_status(&map.dm_name)?;

@@ -254,6 +254,50 @@ impl Dm {
         Ok(MapStatus { line, status })
     }
 
+    /// The status of mirror map `dm_name`, read and parsed (with the line as printed).
+    pub fn mirror_status(
+        &self,
+        dm_name: &str,
+    ) -> Result<(StatusLine, mirror::MirrorStatus), RigError> {
+        let (_, lines) = self.status(dm_name)?;
+        let bad = |detail: String| RigError::Status {
+            device: dm_name.to_string(),
+            detail,
+        };
+        let line = match <[StatusLine; 1]>::try_from(lines) {
+            Ok([line]) => line,
+            Err(lines) => {
+                return Err(bad(format!(
+                    "a map has one status line, the kernel printed {}",
+                    lines.len()
+                )))
+            }
+        };
+        if line.target_type != "mirror" {
+            return Err(bad(format!(
+                "the target is {:?}, not mirror",
+                line.target_type
+            )));
+        }
+        let status = line
+            .params
+            .parse::<mirror::MirrorStatus>()
+            .map_err(|e| bad(e.to_string()))?;
+        Ok((line, status))
+    }
+
+    /// Suspends and resumes `dm_name` without a table change (a mirror restarts its resync).
+    pub fn suspend_resume(&self, dm_name: &str) -> Result<(), RigError> {
+        let id = DevId::Name(name(dm_name)?);
+        self.dm
+            .device_suspend(&id, DmOptions::default().set_flags(DmFlags::DM_SUSPEND))
+            .map_err(dm_err(format!("suspend {dm_name}")))?;
+        self.dm
+            .device_suspend(&id, DmOptions::default())
+            .map_err(dm_err(format!("resume {dm_name}")))?;
+        Ok(())
+    }
+
     /// Sends a target message (e.g. `fail_path 254:0`) to `dm_name`.
     pub fn send(&self, dm_name: &str, message: impl Into<Message>) -> Result<(), RigError> {
         let message = message.into().to_string();

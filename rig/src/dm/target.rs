@@ -299,6 +299,8 @@ pub enum Target {
         block_size: u32,
     },
     Multipath(MultipathTable),
+    /// dm-mirror (dm-raid1): every leg holds a copy ([`super::mirror`]).
+    Mirror(super::mirror::MirrorTable),
 }
 
 impl Target {
@@ -311,6 +313,7 @@ impl Target {
             Target::Flakey { .. } => "flakey",
             Target::Dust { .. } => "dust",
             Target::Multipath(_) => "multipath",
+            Target::Mirror(_) => "mirror",
         }
     }
 
@@ -353,6 +356,7 @@ impl Target {
                 block_size,
             } => format!("{dev} {offset} {block_size}"),
             Target::Multipath(mp) => mp.to_string(),
+            Target::Mirror(m) => m.to_string().trim_end().to_string(),
         }
     }
 
@@ -406,6 +410,15 @@ impl Target {
                 block_size: w.number("the block size")?,
             },
             "multipath" => return params.parse().map(Target::Multipath),
+            "mirror" => {
+                return params.parse().map(Target::Mirror).map_err(
+                    |e: super::mirror::MirrorParseError| TableParseError {
+                        what_table: "mirror".into(),
+                        line: params.to_string(),
+                        what: e.to_string(),
+                    },
+                )
+            }
             other => return Err(w.fail(format!("pathrig does not use target type {other:?}"))),
         };
         w.end()?;
@@ -421,6 +434,7 @@ impl Target {
             Target::Delay(delay) => delay.classes().iter().map(|c| c.dev).collect(),
             Target::Error => vec![],
             Target::Multipath(mp) => mp.devices().collect(),
+            Target::Mirror(m) => m.legs.iter().map(|l| l.dev).collect(),
         };
         let mut seen = Vec::new();
         devs.retain(|d| {

@@ -180,6 +180,10 @@ fn reinstate_for_restored_leg(cx: &mut StepCx<'_>) -> Result<(), RunError> {
         .iter()
         .find(|m| m.name == leg.map)
         .expect("leg belongs to a map");
+    if map.mirror.is_some() {
+        // A mirror has no paths to reinstate; its monitor sees the leg come back.
+        return Ok(());
+    }
     let failed = built
         .dm
         .multipath_status(&map.dm_name)?
