@@ -165,6 +165,22 @@ pub(super) fn build_map(
     Ok(())
 }
 
+/// The dm table of a mirror map: the `mirror` target, or `linear` over the last leg (the
+/// kernel refuses a mirror of one leg: `mirror: Invalid number of mirrors`; lvm2 likewise
+/// turns the LV linear).
+fn dm_table(table: &MirrorTable, sectors: Sectors) -> Table {
+    match table.legs.as_slice() {
+        [only] => Table::single(
+            sectors,
+            Target::Linear {
+                dev: only.dev,
+                offset: Sectors(only.offset),
+            },
+        ),
+        _ => Table::single(sectors, Target::Mirror(table.clone())),
+    }
+}
+
 fn health_of(h: LegHealth) -> Health {
     match h {
         LegHealth::Alive => Health::Alive,
@@ -299,6 +315,20 @@ impl MirrorDriver {
 
     fn read_status(&self, index: usize, built: &Built) -> Result<StatusView, RunError> {
         let m = &self.maps[index];
+        if let [only] = m.current.legs.as_slice() {
+            // Linear over the last leg: no redundancy, nothing to resync.
+            let total = m.last.as_ref().map_or(0, |v| v.total_regions);
+            return Ok(StatusView {
+                legs: m
+                    .legs
+                    .iter()
+                    .map(|l| (l.dev == only.dev).then_some(Health::Alive))
+                    .collect(),
+                in_sync_regions: total,
+                total_regions: total,
+                log_failed: false,
+            });
+        }
         let (_, status) = built.dm.mirror_status(&m.dm_name)?;
         let devs: Vec<DevNum> = m.legs.iter().map(|l| l.dev).collect();
         Ok(StatusView {
@@ -507,12 +537,11 @@ impl MirrorDriver {
                     .without_leg(dev)
                     .ok_or_else(|| format!("leg {} is not in the table", m.legs[*leg].name))?;
                 table.log.sync = LogSync::NoSync;
+                // Without flushing: the writes the mirror holds since the failure are requeued
+                // to the new table (a flushing suspend fails them with EIO).
                 built
                     .dm
-                    .swap_table(
-                        &m.dm_name,
-                        &Table::single(sectors, Target::Mirror(table.clone())),
-                    )
+                    .reload_map(&m.dm_name, &dm_table(&table, sectors))
                     .map_err(|e| e.to_string())?;
                 m.current = table;
                 Ok(None)
@@ -530,12 +559,11 @@ impl MirrorDriver {
                     .with_leg(at, MirrorLeg { dev, offset: 0 })
                     .ok_or("the leg is in the table already")?;
                 table.log.sync = LogSync::Default;
+                // Without flushing: the writes the mirror holds since the failure are requeued
+                // to the new table (a flushing suspend fails them with EIO).
                 built
                     .dm
-                    .swap_table(
-                        &m.dm_name,
-                        &Table::single(sectors, Target::Mirror(table.clone())),
-                    )
+                    .reload_map(&m.dm_name, &dm_table(&table, sectors))
                     .map_err(|e| e.to_string())?;
                 m.current = table;
                 Ok(None)
@@ -643,7 +671,7 @@ impl MirrorDriver {
                     .dm
                     .mirror_status(&m.dm_name)
                     .map(|(l, _)| l.render())
-                    .unwrap_or_default();
+                    .unwrap_or_else(|e| e.to_string());
                 let last = m.last.clone();
                 MirrorMapReport {
                     name: m.name.clone(),

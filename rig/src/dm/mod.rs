@@ -286,11 +286,15 @@ impl Dm {
         Ok((line, status))
     }
 
-    /// Suspends and resumes `dm_name` without a table change (a mirror restarts its resync).
+    /// Suspends (without flushing) and resumes `dm_name` without a table change (a mirror
+    /// restarts its resync; writes it holds after a leg failure are requeued, not failed).
     pub fn suspend_resume(&self, dm_name: &str) -> Result<(), RigError> {
         let id = DevId::Name(name(dm_name)?);
         self.dm
-            .device_suspend(&id, DmOptions::default().set_flags(DmFlags::DM_SUSPEND))
+            .device_suspend(
+                &id,
+                DmOptions::default().set_flags(DmFlags::DM_SUSPEND | DmFlags::DM_NOFLUSH),
+            )
             .map_err(dm_err(format!("suspend {dm_name}")))?;
         self.dm
             .device_suspend(&id, DmOptions::default())
