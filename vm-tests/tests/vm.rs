@@ -758,6 +758,8 @@ fn every_scenario_file_has_a_test() {
         "marginal-noise-ok",
         "marginal-pathgroup-on",
         "marginal-recovers",
+        "mirror-transient-dropout",
+        "mirror-transient-dropout-wait",
         "no-path-retry-count",
         "slow-leg",
         "slow-path-long-tail",
@@ -1108,4 +1110,119 @@ fn an_interrupted_run_says_so() {
     }
     assert!(!run_dir.join("report.json").exists());
     std::fs::remove_dir_all(&run_dir).unwrap();
+}
+
+/// A mirror scenario: passes, its report.txt matches the snapshot, and its report.json has the
+/// mirror map's typed fields.
+fn mirror_scenario(name: &str) -> Option<GuestRun> {
+    if skipped(name) {
+        return None;
+    }
+    let run = run_scenario(pathrig(), name, &[]);
+    assert_eq!(
+        run.code,
+        0,
+        "scenario {name} did not pass:\n{}",
+        run.explain()
+    );
+    insta::assert_snapshot!(name, run.report_txt);
+    assert_eq!(run.json("verdict"), "pass");
+    assert!(run.json("timeline_lag").is_null(), "{}", run.explain());
+    assert_eq!(run.json("maps").as_array().map(Vec::len), Some(0));
+    assert_eq!(run.json("mirrors.0.name"), "m0");
+    assert_eq!(run.json("mirrors.0.region_size_bytes"), 512 * 1024);
+    assert_eq!(run.json("mirrors.0.total_regions"), 32);
+    assert_eq!(run.json("workload.app_errors"), 0);
+    assert_eq!(run.json("workload.mismatches"), 0);
+    assert!(run.json("workload.verified_blocks").as_u64().unwrap() > 0);
+    Some(run)
+}
+
+/// The `mirror_event` events of kind `what` (e.g. `leg_health`).
+fn mirror_events<'r>(run: &'r GuestRun, what: &str) -> Vec<&'r serde_json::Value> {
+    run.json("events")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "mirror" && e["mirror_event"] == what)
+        .collect()
+}
+
+#[test]
+fn mirror_transient_dropout() {
+    let Some(run) = mirror_scenario("mirror-transient-dropout") else {
+        return;
+    };
+    // Leg b goes D, the monitor removes it at once (dmeventd's policy), and the map is
+    // linear over a for the rest of the run: no redundancy from the failure to the end.
+    let health = mirror_events(&run, "leg_health");
+    assert_eq!(health[0]["leg"], "b");
+    assert_eq!(health[0]["from"], "Alive");
+    assert_eq!(health[0]["to"], "Dead");
+    assert!(health[1]["to"].is_null(), "{:?}", health[1]);
+    let actions = run.json("mirrors.0.actions").as_array().unwrap();
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(actions[0]["leg"], "b");
+    assert_eq!(
+        actions[0]["action"]["remove_leg"]["reason"]["failed_remove"]["setting"],
+        "on_dead"
+    );
+    assert!(actions[0]["failed"].is_null());
+    assert_eq!(run.json("mirrors.0.legs.0.final_health"), "Alive");
+    assert!(run.json("mirrors.0.legs.1.final_health").is_null());
+    assert_eq!(run.json("mirrors.0.redundant_at_end"), false);
+    assert!(run
+        .json("mirrors.0.final_table")
+        .as_str()
+        .unwrap()
+        .contains(" linear "));
+    let lost = run.json("mirrors.0.redundancy_lost_ms").as_f64().unwrap();
+    assert!(
+        (5500.0..6500.0).contains(&lost),
+        "redundancy lost for {lost} ms"
+    );
+    assert_eq!(run.json("mirrors.0.resynced_regions"), 0);
+}
+
+#[test]
+fn mirror_transient_dropout_wait() {
+    let Some(run) = mirror_scenario("mirror-transient-dropout-wait") else {
+        return;
+    };
+    // Leg b goes D; the monitor waits, probes it until it answers after the fault window,
+    // reloads the map with it and the mirror resyncs every region.
+    let health = mirror_events(&run, "leg_health");
+    assert_eq!(health.len(), 2, "{health:?}");
+    assert_eq!(health[0]["to"], "Dead");
+    assert_eq!(health[1]["to"], "Alive");
+    let actions = run.json("mirrors.0.actions").as_array().unwrap();
+    let restore = actions
+        .iter()
+        .find(|a| a["action"].get("restore_leg").is_some())
+        .expect("a restore");
+    assert_eq!(restore["leg"], "b");
+    assert!(actions
+        .iter()
+        .all(|a| a["action"].get("remove_leg").is_none()));
+    let restored_at = restore["t_ms"].as_f64().unwrap();
+    assert!(
+        (4000.0..5000.0).contains(&restored_at),
+        "restored at {restored_at} ms"
+    );
+    assert_eq!(run.json("mirrors.0.redundant_at_end"), true);
+    assert_eq!(run.json("mirrors.0.final_in_sync"), 32);
+    assert_eq!(run.json("mirrors.0.resynced_regions"), 32);
+    let status = run.json("mirrors.0.final_status").as_str().unwrap();
+    assert!(
+        status.ends_with(" mirror 2 254:0 254:1 32/32 1 AA 1 core"),
+        "{status}"
+    );
+    let lost = run.json("mirrors.0.redundancy_lost_ms").as_f64().unwrap();
+    assert!(
+        (1900.0..3500.0).contains(&lost),
+        "redundancy lost for {lost} ms"
+    );
+    // The kernel holds the writes that failed on b until the map is reloaded: the
+    // application waits (a stall), but sees no error.
+    assert!(!run.json("workload.stalls").as_array().unwrap().is_empty());
 }

@@ -50,6 +50,9 @@ pub struct MirrorActionReport {
     pub leg: Option<String>,
     pub action: Action,
     pub words: String,
+    /// report.txt's wording (no measured times).
+    #[serde(skip)]
+    pub stable_words: String,
     pub failed: Option<String>,
 }
 
@@ -87,7 +90,7 @@ pub fn text(maps: &[MirrorMapReport]) -> String {
         for a in decisive {
             out.push_str(&format!(
                 "  action: {}{}\n",
-                a.words,
+                a.stable_words,
                 a.failed
                     .as_ref()
                     .map(|f| format!(" (failed: {f})"))

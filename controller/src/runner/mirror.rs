@@ -447,22 +447,24 @@ impl MirrorDriver {
             let m = &mut self.maps[index];
             let leg = action.leg().map(|l| m.legs[l].name.clone());
             let failed = outcome.as_ref().err().cloned();
+            let event = MirrorEvent::Action {
+                map: m.name.clone(),
+                leg: leg.clone(),
+                action: action.clone(),
+                words: words.clone(),
+                failed: failed.clone(),
+            };
             if !matches!(action, Action::ProbeLeg { .. } | Action::ScanSlice { .. }) {
                 m.actions.push(MirrorActionReport {
                     t_ms: log.clock().now_ms(),
-                    leg: leg.clone(),
+                    leg,
                     action: action.clone(),
-                    words: words.clone(),
-                    failed: failed.clone(),
+                    words,
+                    stable_words: event.words(true),
+                    failed,
                 });
             }
-            log.record(EventKind::Mirror(MirrorEvent::Action {
-                map: m.name.clone(),
-                leg,
-                action: action.clone(),
-                words,
-                failed: failed.clone(),
-            }));
+            log.record(EventKind::Mirror(event));
             let now = self.now();
             let monitor = self.monitor.as_mut().expect("maps are watched");
             let Some(kind) = action.kind() else { continue };
