@@ -3,6 +3,7 @@
 //! report model and its renderers, the host side of a run and the guest's init. The `pathrig`
 //! binary is a thin command line over it; benches and tests use it directly.
 
+pub mod checkers;
 pub mod commands;
 pub mod driver;
 pub mod events;
