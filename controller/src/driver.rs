@@ -4,13 +4,13 @@
 //! ticks to the core, and carries out the core's actions as dm messages, recording every action
 //! and its reason in the event log with source `manager`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use std::os::fd::AsRawFd;
 
-use faults::Scenario;
+use faults::{LegId, Scenario};
 use path_manager::settings::PathChecker;
 use rig::checker::{CheckOutcome, CheckerRing};
 use rig::dm::mpath_status::{KernelPathState, MultipathStatus};
@@ -52,9 +52,9 @@ pub struct BuiltMapInfo<'a> {
     pub dm_name: &'a str,
     /// Legs in the order of `Scenario::legs_of(map)`, with the device numbers the table names
     /// and the device nodes to open them through.
-    pub legs: Vec<(&'a str, DevNum, PathBuf)>,
-    /// Leg names per table group.
-    pub groups: &'a [Vec<String>],
+    pub legs: Vec<(LegId, &'a str, DevNum, PathBuf)>,
+    /// Legs per table group.
+    pub groups: &'a [Vec<LegId>],
     pub table: MapTable,
 }
 
@@ -121,30 +121,31 @@ impl Driver {
                 .settings(map.name)
                 .cloned()
                 .unwrap_or_default();
-            let index_of = |leg: &str| {
-                map.legs
-                    .iter()
-                    .position(|(name, _, _)| *name == leg)
-                    .expect("validated: grouped legs exist")
-            };
+            // Each leg's path number in the map: its place in `legs`.
+            let path_of: HashMap<LegId, usize> = map
+                .legs
+                .iter()
+                .enumerate()
+                .map(|(i, (id, ..))| (*id, i))
+                .collect();
             let groups = map
                 .groups
                 .iter()
-                .map(|g| g.iter().map(|leg| index_of(leg)).collect())
+                .map(|g| g.iter().map(|leg| path_of[leg]).collect())
                 .collect();
             let paths = map
                 .legs
                 .iter()
-                .map(|(leg, _, _)| PathSetup {
+                .map(|(id, leg, _, _)| PathSetup {
                     leg: leg.to_string(),
-                    prio: scenario.leg(leg).map(|l| l.prio).unwrap_or(1),
+                    prio: scenario.leg(*id).prio,
                 })
                 .collect();
             driver_maps.push(DriverMap {
                 dm_name: map.dm_name.to_string(),
                 table: map.table,
-                devs: map.legs.iter().map(|(_, dev, _)| *dev).collect(),
-                nodes: map.legs.iter().map(|(_, _, node)| node.clone()).collect(),
+                devs: map.legs.iter().map(|(_, _, dev, _)| *dev).collect(),
+                nodes: map.legs.iter().map(|(.., node)| node.clone()).collect(),
                 checker: settings.path_checker.value,
                 checker_timeout: settings.checker_timeout.value,
             });

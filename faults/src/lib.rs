@@ -206,6 +206,7 @@
 //! ```
 
 mod decode;
+mod ids;
 mod input;
 mod kinds;
 mod model;
@@ -223,6 +224,7 @@ pub use path_manager::settings as manager;
 use std::path::Path;
 
 pub use diag::{Diagnostic, Diagnostics};
+pub use ids::{FaultId, LegId, MapId};
 pub use input::MAX_INPUT;
 pub use kinds::SECTOR_BYTES;
 pub use model::{

@@ -744,9 +744,9 @@ fn every_and_times_expand_in_the_timeline() {
         .map(|st| {
             (
                 st.at,
-                if st.leg == "a" { "a" } else { "n" },
+                if s.leg(st.leg).name == "a" { "a" } else { "n" },
                 matches!(st.action, StepAction::Restore),
-                st.fault_index,
+                st.fault.index(),
                 st.repetition,
             )
         })
