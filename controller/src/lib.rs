@@ -9,5 +9,6 @@ pub mod events;
 pub mod guest;
 pub mod host;
 pub mod managers;
+pub mod plan;
 pub mod report;
 pub mod runner;
