@@ -11,9 +11,15 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
+/// Parses a valid scenario, and checks that it survives the trip through JSON the plan makes.
 fn ok(text: &str) -> Scenario {
     match parse(Path::new("t.toml"), text) {
-        Ok(s) => s,
+        Ok(s) => {
+            let json = serde_json::to_string(&s).unwrap();
+            let back: Scenario = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, s, "the scenario changed on its way through JSON");
+            s
+        }
         Err(e) => panic!("expected a valid scenario, got:\n{e}"),
     }
 }

@@ -5,8 +5,12 @@ use std::time::Duration;
 
 use faults::{parse, Cmp, FaultKind, Metric, PathStateExpect, Selector, StepAction};
 
+/// Parses an example, and checks that it survives the trip through JSON the plan makes.
 fn parse_ok(name: &str, text: &str) -> faults::Scenario {
-    parse(Path::new(name), text).unwrap_or_else(|e| panic!("{name} should parse:\n{e}"))
+    let s = parse(Path::new(name), text).unwrap_or_else(|e| panic!("{name} should parse:\n{e}"));
+    let back: faults::Scenario = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert_eq!(back, s, "{name} changed on its way through JSON");
+    s
 }
 
 #[test]
