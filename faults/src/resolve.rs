@@ -173,20 +173,19 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
         leg_ids.entry(l.name.as_str()).or_insert(LegId::new(i));
     }
 
+    let placed = Placed {
+        legs: &legs,
+        map_of: &map_of,
+        leg_ids: &leg_ids,
+        map_names: &map_names,
+        all_legs: &leg_names,
+        all_legs_placed: legs.len() == d.legs.len(),
+    };
     let mut maps = Vec::new();
     for m in &d.maps {
-        let all_legs_placed = legs.len() == d.legs.len();
         let settings = m.name.as_ref().and_then(|n| manager.settings(&n.val));
         let managed =
             (manager.kind == ManagerKind::Embedded).then(|| settings.cloned().unwrap_or_default());
-        let placed = Placed {
-            legs: &legs,
-            map_of: &map_of,
-            leg_ids: &leg_ids,
-            map_names: &map_names,
-            all_legs: &leg_names,
-            all_legs_placed,
-        };
         if let Some(spec) = resolve_map(r, m, &placed, managed.as_ref()) {
             maps.push(spec);
         }
@@ -256,9 +255,7 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
     }
 
     // Faults.
-    let faults = resolve_faults(
-        r, &d, &legs, &leg_ids, &map_names, &leg_index, &leg_names, run_length,
-    );
+    let faults = resolve_faults(r, &d, &placed, &leg_index, run_length);
 
     // Expectations.
     for (leg, _) in &d.expect.final_path_state {
@@ -361,7 +358,7 @@ fn check_scratch_fits(r: &mut Report, d: &Draft, maps: &[MapSpec]) {
     );
 }
 
-/// The legs as far as they resolved, for checking a map's groups.
+/// The legs as far as they resolved, for checking a map's groups and the faults' legs.
 struct Placed<'a> {
     legs: &'a [LegSpec],
     /// The map of each placed leg.
@@ -538,13 +535,17 @@ fn article(word: &str) -> &'static str {
 fn resolve_faults(
     r: &mut Report,
     d: &Draft,
-    legs: &[LegSpec],
-    leg_ids: &HashMap<&str, LegId>,
-    map_names: &[&str],
+    placed: &Placed,
     leg_index: &HashMap<&str, usize>,
-    leg_names: &[&str],
     run_length: Option<Duration>,
 ) -> Vec<FaultSpec> {
+    let Placed {
+        legs,
+        leg_ids,
+        map_names,
+        all_legs: leg_names,
+        ..
+    } = *placed;
     // Each fault against its leg and the workload.
     for f in &d.faults {
         if let Some(leg) = &f.leg {
