@@ -201,7 +201,9 @@
 //! duration = "10s"
 //! "#;
 //! let s = faults::parse("one-leg.toml".as_ref(), text).unwrap();
-//! assert_eq!(s.legs_of("mpatha").count(), 1);
+//! let map = s.map_id("mpatha").unwrap();
+//! assert_eq!(s.legs_of(map).count(), 1);
+//! assert_eq!(s.leg(s.map(map).groups[0][0]).name, "a");
 //! assert_eq!(s.guest.timeout.as_secs(), 70);
 //! ```
 
