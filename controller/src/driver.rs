@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use std::os::fd::AsRawFd;
 
-use faults::{LegId, Scenario};
+use faults::{LegId, MapId, Scenario};
 use path_manager::settings::PathChecker;
 use rig::checker::{CheckOutcome, CheckerRing};
 use rig::dm::mpath_status::{KernelPathState, MultipathStatus};
@@ -48,6 +48,7 @@ struct DriverMap {
 
 /// What the runner tells the driver about one built map.
 pub struct BuiltMapInfo<'a> {
+    pub id: MapId,
     pub name: &'a str,
     pub dm_name: &'a str,
     /// Legs in the order of `Scenario::legs_of(map)`, with the device numbers the table names
@@ -116,11 +117,7 @@ impl Driver {
         let mut setups = Vec::new();
         let mut driver_maps = Vec::new();
         for map in maps {
-            let settings = scenario
-                .manager
-                .settings(map.name)
-                .cloned()
-                .unwrap_or_default();
+            let settings = scenario.settings(map.id).cloned().unwrap_or_default();
             // Each leg's path number in the map: its place in `legs`.
             let path_of: HashMap<LegId, usize> = map
                 .legs

@@ -466,6 +466,12 @@ impl Scenario {
         &self.faults[id.index()]
     }
 
+    /// The path manager's settings for `map` (`None` with `[manager] kind = "none"`).
+    pub fn settings(&self, map: MapId) -> Option<&crate::manager::ManagerSettings> {
+        // In map order, one per map, when a path manager runs.
+        self.manager.maps.get(map.index()).map(|(_, s)| s)
+    }
+
     /// Every map with its id, in declaration order.
     pub fn map_ids(&self) -> impl Iterator<Item = (MapId, &MapSpec)> + '_ {
         self.maps

@@ -28,6 +28,14 @@ fn every_vm_scenario_round_trips_through_json() {
             .unwrap_or_else(|e| panic!("{}: {e}\n{json}", file.display()));
         assert_eq!(back, s, "{}", file.display());
         assert!(back.ids_in_range(), "{}", file.display());
+        for (id, map) in s.map_ids() {
+            assert_eq!(
+                s.settings(id),
+                s.manager.settings(&map.name),
+                "{}",
+                map.name
+            );
+        }
     }
 }
 

@@ -83,6 +83,9 @@ struct BuiltLeg {
     id: LegId,
     name: String,
     map: MapId,
+    /// The leg's path number in its map: its place among the map's legs, as the path manager
+    /// numbers them.
+    path: usize,
     /// The leg's dm device; `None` for a leg without a dm layer (its path is the loop device).
     dm_name: Option<String>,
     /// The map's path: the leg's dm device, or its loop device.
@@ -403,7 +406,7 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
             });
             built.fuse.push(server);
         }
-        for (leg_id, leg) in scenario.legs_of(map_id) {
+        for (path, (leg_id, leg)) in scenario.legs_of(map_id).enumerate() {
             let (leg_file, fuse) = match leg.backend {
                 faults::Backend::Loop => (file.clone(), None),
                 faults::Backend::Fuse => {
@@ -433,6 +436,7 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
                     id: leg_id,
                     name: leg.name.clone(),
                     map: map_id,
+                    path,
                     fuse: fuse.clone(),
                     fuse_rules: Vec::new(),
                     dm_name: None,
@@ -458,6 +462,7 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
                 id: leg_id,
                 name: leg.name.clone(),
                 map: map_id,
+                path,
                 fuse,
                 fuse_rules: Vec::new(),
                 dm_name: Some(dm_name),
@@ -639,6 +644,7 @@ fn drive(
             .maps
             .iter()
             .map(|m| BuiltMapInfo {
+                id: m.id,
                 name: &m.name,
                 dm_name: &m.dm_name,
                 legs: scenario
@@ -943,7 +949,7 @@ fn final_map_reports(
                 let leg = built.leg(leg_id);
                 let path = status.as_ref().and_then(|s| s.path(leg.dev));
                 let checker = view
-                    .and_then(|v| v.paths.iter().find(|p| p.leg == leg.name))
+                    .and_then(|v| v.paths.get(leg.path))
                     .map(|p| checker_view(&p.state));
                 paths.push(PathReport {
                     checker,
@@ -981,8 +987,7 @@ fn final_map_reports(
                 .filter(|g| *g > 0),
             manager: view.map(|v| ManagerMapReport {
                 settings: scenario
-                    .manager
-                    .settings(&map.name)
+                    .settings(map.id)
                     .map(settings_rows)
                     .unwrap_or_default(),
                 best_group: v.best_group.map(|g| g + 1),
