@@ -5,13 +5,13 @@
 //! ticks to the core, and carries out the core's actions as dm messages, recording every action
 //! and its reason in the event log with source `manager`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use std::os::fd::AsRawFd;
 
-use faults::Scenario;
+use faults::{LegId, MapId, Scenario};
 use rig::checker::{CheckOutcome, CheckerRing};
 use rig::dm::mpath_status::{KernelPathState, MultipathStatus};
 use rig::dm::multipath::Selector;
@@ -49,13 +49,14 @@ struct DriverMap {
 
 /// What the runner tells the driver about one built map.
 pub struct BuiltMapInfo<'a> {
+    pub id: MapId,
     pub name: &'a str,
     pub dm_name: &'a str,
     /// Legs in the order of `Scenario::legs_of(map)`, with the device numbers the table names
     /// and the device nodes to open them through.
-    pub legs: Vec<(&'a str, DevNum, PathBuf)>,
-    /// Leg names per table group.
-    pub groups: &'a [Vec<String>],
+    pub legs: Vec<(LegId, &'a str, DevNum, PathBuf)>,
+    /// Legs per table group.
+    pub groups: &'a [Vec<LegId>],
     pub table: MapTable,
 }
 
@@ -117,35 +118,32 @@ impl Driver {
         let mut setups = Vec::new();
         let mut driver_maps = Vec::new();
         for map in maps {
-            let settings = scenario
-                .manager
-                .settings(map.name)
-                .cloned()
-                .unwrap_or_default();
-            let index_of = |leg: &str| {
-                map.legs
-                    .iter()
-                    .position(|(name, _, _)| *name == leg)
-                    .expect("validated: grouped legs exist")
-            };
+            let settings = scenario.settings(map.id).cloned().unwrap_or_default();
+            // Each leg's path number in the map: its place in `legs`.
+            let path_of: HashMap<LegId, usize> = map
+                .legs
+                .iter()
+                .enumerate()
+                .map(|(i, (id, ..))| (*id, i))
+                .collect();
             let groups = map
                 .groups
                 .iter()
-                .map(|g| g.iter().map(|leg| index_of(leg)).collect())
+                .map(|g| g.iter().map(|leg| path_of[leg]).collect())
                 .collect();
             let paths = map
                 .legs
                 .iter()
-                .map(|(leg, _, _)| PathSetup {
+                .map(|(id, leg, _, _)| PathSetup {
                     leg: leg.to_string(),
-                    prio: scenario.leg(leg).map(|l| l.prio).unwrap_or(1),
+                    prio: scenario.leg(*id).prio,
                 })
                 .collect();
             driver_maps.push(DriverMap {
                 dm_name: map.dm_name.to_string(),
                 table: map.table,
-                devs: map.legs.iter().map(|(_, dev, _)| *dev).collect(),
-                nodes: map.legs.iter().map(|(_, _, node)| node.clone()).collect(),
+                devs: map.legs.iter().map(|(_, _, dev, _)| *dev).collect(),
+                nodes: map.legs.iter().map(|(.., node)| node.clone()).collect(),
                 checker: checker_for(settings.path_checker.value),
                 checker_timeout: settings.checker_timeout.value,
             });

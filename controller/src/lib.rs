@@ -10,5 +10,6 @@ pub mod events;
 pub mod guest;
 pub mod host;
 pub mod managers;
+pub mod plan;
 pub mod report;
 pub mod runner;
