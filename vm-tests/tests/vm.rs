@@ -743,6 +743,7 @@ fn every_scenario_file_has_a_test() {
         "failback-manual",
         "flapping-link",
         "flapping-path-damped",
+        "fio-yardstick",
         "fuse-concurrent-latency",
         "fuse-corrupt-reads",
         "fuse-hang-writes",
