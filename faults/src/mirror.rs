@@ -13,13 +13,13 @@ use mirror_monitor::{
     AfterWindow, DeadPolicy, DifferPolicy, MirrorOverrides, MirrorSection, MirrorSettings,
     ReadFailurePolicy, SyncFailurePolicy,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::diag::Report;
 use crate::reader::{Got, Sp, Table};
 
 /// What a `[[map]]` builds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum MapKind {
     /// A dm-multipath map: every leg is a path to the same data (the default).
@@ -30,7 +30,7 @@ pub enum MapKind {
 }
 
 /// The table settings of a mirror map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MirrorMapSpec {
     pub log: MirrorLogKind,
     /// Region size in bytes: a power of two, 4 KiB ..= 16 MiB, at most the map size;
@@ -41,7 +41,7 @@ pub struct MirrorMapSpec {
 }
 
 /// `log`: where the mirror's dirty-region log lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum MirrorLogKind {
     /// In memory (`core`): every activation resynchronises.

@@ -741,6 +741,7 @@ fn every_scenario_file_has_a_test() {
         "failback-followover",
         "failback-immediate",
         "failback-manual",
+        "fio-yardstick",
         "flapping-link",
         "flapping-path-damped",
         "fuse-concurrent-latency",
@@ -1272,4 +1273,19 @@ fn mirror_read_error_relocated() {
         status.ends_with(" mirror 2 254:0 254:1 32/32 1 RA 1 core"),
         "{status}"
     );
+}
+
+#[test]
+fn fio_yardstick() {
+    // fio runs in the guest on the same map; its counts and CPU fill the same report fields.
+    let Some(run) = scenario_without_snapshot("fio-yardstick") else {
+        return;
+    };
+    assert_eq!(run.json("workload.engine"), "fio");
+    let ios = run.json("workload.reads").as_u64().unwrap()
+        + run.json("workload.writes").as_u64().unwrap();
+    assert!(ios > 1000, "{ios} IOs in 3 s:\n{}", run.explain());
+    assert!(run.json("workload.cpu_ms").as_f64().unwrap() > 0.0);
+    assert_eq!(run.json("workload.verified_blocks"), 0);
+    assert!(run.json("workload.latency_us.p50").as_u64().unwrap() > 0);
 }

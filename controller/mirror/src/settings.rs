@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What to do when a leg's write failed (`D`), or its flush (`F`), or it failed in an
 /// unknown way (`U`): the mirror is out of sync on that leg.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeadPolicy {
     /// Remove the leg at once (dmeventd). Key: `on_dead = "remove"`.
@@ -32,7 +32,7 @@ pub enum DeadPolicy {
 }
 
 /// What to do with a dead leg whose window ran out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AfterWindow {
     /// Remove it.
@@ -42,7 +42,7 @@ pub enum AfterWindow {
 }
 
 /// What to do when a resynchronisation failed (`S`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncFailurePolicy {
     /// Remove the leg (dmeventd). Key: `on_sync_failure = "remove"`.
@@ -59,7 +59,7 @@ pub enum SyncFailurePolicy {
 
 /// What to do when a read failed (`R`). The kernel served the read from another leg; the
 /// data on the failed leg's blocks may be unreadable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadFailurePolicy {
     /// Remove the leg (dmeventd). Key: `on_read_failure = "remove"`.
@@ -72,7 +72,7 @@ pub enum ReadFailurePolicy {
 }
 
 /// What a scan does with blocks that read fine on every leg but differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DifferPolicy {
     /// Report them only. Key: `scan_on_differ = "report"`.
@@ -84,7 +84,7 @@ pub enum DifferPolicy {
 /// The proactive scan: every `interval`, `slice_regions` regions of every healthy leg are
 /// read and compared with the primary leg, cycling over the whole mirror.
 /// Keys: `scan = true`, `scan_slice_regions`, `scan_interval`, `scan_on_differ`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScanSettings {
     pub slice_regions: u64,
     pub interval: Duration,
@@ -103,7 +103,7 @@ impl Default for ScanSettings {
 }
 
 /// The mirror policy of one map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MirrorSettings {
     /// Default [`DeadPolicy::Remove`].
     pub on_dead: DeadPolicy,
@@ -306,7 +306,7 @@ impl MirrorSettings {
 }
 
 /// Per-map overrides: each `Some` replaces the section's default.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MirrorOverrides {
     pub on_dead: Option<DeadPolicy>,
     pub on_sync_failure: Option<SyncFailurePolicy>,
@@ -316,7 +316,7 @@ pub struct MirrorOverrides {
 }
 
 /// The whole `[mirror]` section: defaults and per-map overrides (by map name).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MirrorSection {
     pub defaults: MirrorSettings,
     pub maps: BTreeMap<String, MirrorOverrides>,

@@ -9,7 +9,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use faults::{MapSpec, MirrorMapSpec, Scenario};
+use faults::{MapId, MapSpec, MirrorMapSpec, Scenario};
 use mirror_monitor::{
     Action, ActionKind, Health, Input, MapSetup, Monitor, ScanOutcome, StatusView, BLOCK_SIZE,
 };
@@ -33,6 +33,7 @@ const STATUS_CADENCE: Duration = Duration::from_millis(500);
 /// backing files start equal (all zeros), so the first table is `nosync`.
 pub(super) fn build_map(
     scenario: &Scenario,
+    map_id: MapId,
     map: &MapSpec,
     spec: MirrorMapSpec,
     workdir: &Path,
@@ -41,7 +42,7 @@ pub(super) fn build_map(
 ) -> Result<(), RunError> {
     let sectors = Sectors::from_bytes(map.size_bytes);
     let mut devs = Vec::new();
-    for leg in scenario.legs_of(&map.name) {
+    for (path, (leg_id, leg)) in scenario.legs_of(map_id).enumerate() {
         let file = workdir.join(format!("{}-{}.img", map.name, leg.name));
         backing::create_backing_file(&file, map.size_bytes)?;
         log.record(EventKind::BackingFile {
@@ -110,9 +111,11 @@ pub(super) fn build_map(
             (None, lo.path.clone(), lo.dev)
         };
         devs.push(dev);
-        built.legs.push(BuiltLeg {
+        built.push_leg(BuiltLeg {
+            id: leg_id,
             name: leg.name.clone(),
-            map: map.name.clone(),
+            map: map_id,
+            path,
             fuse,
             fuse_rules: Vec::new(),
             dm_name,
@@ -147,6 +150,7 @@ pub(super) fn build_map(
         table: dm_table.render(),
     });
     built.maps.push(BuiltMap {
+        id: map_id,
         name: map.name.clone(),
         dm_name,
         dev,
@@ -156,10 +160,7 @@ pub(super) fn build_map(
             queue_if_no_path: false,
             bio_based: true,
         },
-        groups: vec![scenario
-            .legs_of(&map.name)
-            .map(|l| l.name.clone())
-            .collect()],
+        groups: vec![scenario.legs_of(map_id).map(|(id, _)| id).collect()],
         mirror: Some(table),
     });
     Ok(())
@@ -235,7 +236,7 @@ impl MirrorDriver {
         let mut setups = Vec::new();
         for m in built.maps.iter() {
             let Some(table) = &m.mirror else { continue };
-            let spec = scenario.map(&m.name).expect("validated");
+            let spec = scenario.map(m.id);
             let region_size_bytes = match spec.kind {
                 faults::MapKind::Mirror(s) => s.region_size_bytes,
                 faults::MapKind::Multipath => 0,

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faults::{FaultKind, Scenario};
+use faults::{FaultId, FaultKind, LegId, MapId, Scenario};
 use rig::backing::{self, Loop};
 use rig::dm::mpath_status::{KernelPathState, MultipathStatus, PathStatus};
 use rig::dm::multipath::Selector;
@@ -82,15 +82,19 @@ fn injected_failure_time() -> Option<Duration> {
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 struct BuiltLeg {
+    id: LegId,
     name: String,
-    map: String,
+    map: MapId,
+    /// The leg's path number in its map: its place among the map's legs, as the path manager
+    /// numbers them.
+    path: usize,
     /// The leg's dm device; `None` for a leg without a dm layer (its path is the loop device).
     dm_name: Option<String>,
     /// The map's path: the leg's dm device, or its loop device.
     /// The control of the FUSE file server under the leg (`backend = "fuse"`).
     fuse: Option<FuseControl>,
-    /// The FUSE rules in force, with the fault (index into `Scenario::faults`) each comes from.
-    fuse_rules: Vec<(usize, FaultRule)>,
+    /// The FUSE rules in force, with the fault each comes from.
+    fuse_rules: Vec<(FaultId, FaultRule)>,
     /// The device node the path is opened through (by the manager's checker).
     node: PathBuf,
     dev: DevNum,
@@ -101,13 +105,14 @@ struct BuiltLeg {
 }
 
 struct BuiltMap {
+    id: MapId,
     name: String,
     dm_name: String,
     dev: DevNum,
     /// What the map's table is made of (its queueing as built).
     table: MapTable,
-    /// Leg names per group, in table order.
-    groups: Vec<Vec<String>>,
+    /// Legs per group, in table order.
+    groups: Vec<Vec<LegId>>,
     /// A mirror map's table as built (`None`: a multipath map).
     mirror: Option<rig::dm::mirror::MirrorTable>,
 }
@@ -123,7 +128,11 @@ struct Built {
     loops: Vec<Loop>,
     /// FUSE file servers, unmounted after the loop devices over their files are detached.
     fuse: Vec<FuseServer>,
+    /// In the order they were built (map by map).
     legs: Vec<BuiltLeg>,
+    /// Where each leg is in `legs`, by [`LegId`] (`usize::MAX` until it is built).
+    leg_slots: Vec<usize>,
+    /// By [`MapId`]: built in the scenario's map order.
     maps: Vec<BuiltMap>,
     torn_down: bool,
 }
@@ -191,6 +200,25 @@ impl Built {
         failures
     }
 
+    /// Adds a built leg, reachable by its id from then on.
+    fn push_leg(&mut self, leg: BuiltLeg) {
+        self.leg_slots[leg.id.index()] = self.legs.len();
+        self.legs.push(leg);
+    }
+
+    /// Where the leg `id` is in `legs`.
+    fn slot(&self, id: LegId) -> usize {
+        self.leg_slots[id.index()]
+    }
+
+    fn leg(&self, id: LegId) -> &BuiltLeg {
+        &self.legs[self.slot(id)]
+    }
+
+    fn map(&self, id: MapId) -> &BuiltMap {
+        &self.maps[id.index()]
+    }
+
     fn leg_by_dev(&self, dev: DevNum) -> Option<&BuiltLeg> {
         self.legs.iter().find(|l| l.dev == dev)
     }
@@ -237,13 +265,9 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
     }
     built.log = log.clone();
 
-    let workload_map = built
-        .maps
-        .iter()
-        .find(|m| m.name == scenario.workload.map)
-        .expect("validated: the workload's map exists");
+    let workload_map = built.map(scenario.workload.map);
     let device = PathBuf::from(format!("/dev/dm-{}", workload_map.dev.minor));
-    let map_spec = scenario.map(&scenario.workload.map).expect("validated");
+    let map_spec = scenario.map(scenario.workload.map);
     let config = WorkloadConfig {
         path: device.clone(),
         size_bytes: map_spec.size_bytes,
@@ -347,12 +371,13 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
         loops: Vec::new(),
         fuse: Vec::new(),
         legs: Vec::new(),
+        leg_slots: vec![usize::MAX; scenario.legs.len()],
         maps: Vec::new(),
         torn_down: false,
     };
-    for map in &scenario.maps {
+    for (map_id, map) in scenario.map_ids() {
         if let faults::MapKind::Mirror(spec) = map.kind {
-            mirror::build_map(scenario, map, spec, &workdir, &mut built, log)?;
+            mirror::build_map(scenario, map_id, map, spec, &workdir, &mut built, log)?;
             continue;
         }
         let file = workdir.join(format!("{}.img", map.name));
@@ -366,9 +391,9 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
         // FUSE legs read and write the same backing file through pathrig's FUSE file server:
         // one server per map, one file per leg.
         let fuse_legs: Vec<&str> = scenario
-            .legs_of(&map.name)
-            .filter(|l| l.backend == faults::Backend::Fuse)
-            .map(|l| l.name.as_str())
+            .legs_of(map_id)
+            .filter(|(_, l)| l.backend == faults::Backend::Fuse)
+            .map(|(_, l)| l.name.as_str())
             .collect();
         if !fuse_legs.is_empty() {
             let mountpoint = workdir.join(format!("fuse-{}", map.name));
@@ -390,7 +415,7 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
             });
             built.fuse.push(server);
         }
-        for leg in scenario.legs_of(&map.name) {
+        for (path, (leg_id, leg)) in scenario.legs_of(map_id).enumerate() {
             let (leg_file, fuse) = match leg.backend {
                 faults::Backend::Loop => (file.clone(), None),
                 faults::Backend::Fuse => {
@@ -416,9 +441,11 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
                     leg: leg.name.clone(),
                     dev: lo.dev.to_string(),
                 });
-                built.legs.push(BuiltLeg {
+                built.push_leg(BuiltLeg {
+                    id: leg_id,
                     name: leg.name.clone(),
-                    map: map.name.clone(),
+                    map: map_id,
+                    path,
                     fuse: fuse.clone(),
                     fuse_rules: Vec::new(),
                     dm_name: None,
@@ -440,9 +467,11 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
                 dev: dev.to_string(),
                 over: lo.dev.to_string(),
             });
-            built.legs.push(BuiltLeg {
+            built.push_leg(BuiltLeg {
+                id: leg_id,
                 name: leg.name.clone(),
-                map: map.name.clone(),
+                map: map_id,
+                path,
                 fuse,
                 fuse_rules: Vec::new(),
                 dm_name: Some(dm_name),
@@ -460,21 +489,13 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
             queue_if_no_path: map.queue_if_no_path,
             // Legs with a dm layer are bio-based dm devices, which a request-based map
             // refuses; straight over loop devices only, the map stays request-based.
-            bio_based: scenario.legs_of(&map.name).any(|l| l.dm_layer),
+            bio_based: scenario.legs_of(map_id).any(|(_, l)| l.dm_layer),
         };
-        let table = map_table.table(map.groups.iter().map(|group| {
-            group
+        let table = map_table.table(
+            map.groups
                 .iter()
-                .map(|leg| {
-                    built
-                        .legs
-                        .iter()
-                        .find(|l| l.map == map.name && &l.name == leg)
-                        .expect("validated")
-                        .dev
-                })
-                .collect()
-        }));
+                .map(|group| group.iter().map(|&leg| built.leg(leg).dev).collect()),
+        );
         let dm_name = naming::map_name(&map.name);
         let dev = built.dm.create(&dm_name, &table)?;
         log.record(EventKind::MapDevice {
@@ -484,6 +505,7 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
             table: table.render(),
         });
         built.maps.push(BuiltMap {
+            id: map_id,
             name: map.name.clone(),
             dm_name,
             dev,
@@ -633,13 +655,15 @@ fn drive(
             .iter()
             .filter(|m| m.mirror.is_none())
             .map(|m| BuiltMapInfo {
+                id: m.id,
                 name: &m.name,
                 dm_name: &m.dm_name,
-                legs: built
-                    .legs
-                    .iter()
-                    .filter(|l| l.map == m.name)
-                    .map(|l| (l.name.as_str(), l.dev, l.node.clone()))
+                legs: scenario
+                    .legs_of(m.id)
+                    .map(|(id, _)| {
+                        let l = built.leg(id);
+                        (id, l.name.as_str(), l.dev, l.node.clone())
+                    })
                     .collect(),
                 groups: &m.groups,
                 table: m.table,
@@ -758,8 +782,8 @@ fn drive(
     let step_of = |index: usize, late: Duration| {
         let step = &steps[index];
         LateStep {
-            line: scenario.faults[step.fault_index].line,
-            leg: step.leg.clone(),
+            line: scenario.fault(step.fault).line,
+            leg: scenario.leg(step.leg).name.clone(),
             window: step.repetition + 1,
             planned_ms: step.at.as_secs_f64() * 1000.0,
             late_ms: late.as_secs_f64() * 1000.0,
@@ -947,15 +971,11 @@ fn final_map_reports(
         let status = Some(map_status.status);
         let mut paths = Vec::new();
         for (gi, group) in map.groups.iter().enumerate() {
-            for leg_name in group {
-                let leg = built
-                    .legs
-                    .iter()
-                    .find(|l| l.map == map.name && &l.name == leg_name)
-                    .expect("built");
+            for &leg_id in group {
+                let leg = built.leg(leg_id);
                 let path = status.as_ref().and_then(|s| s.path(leg.dev));
                 let checker = view
-                    .and_then(|v| v.paths.iter().find(|p| p.leg == leg.name))
+                    .and_then(|v| v.paths.get(leg.path))
                     .map(|p| checker_view(&p.state));
                 paths.push(PathReport {
                     checker,
@@ -972,14 +992,18 @@ fn final_map_reports(
                 });
             }
         }
-        let spec = scenario.map(&map.name).expect("validated");
+        let spec = scenario.map(map.id);
         maps.push(MapReport {
             name: map.name.clone(),
             dm_name: map.dm_name.clone(),
             device: map.dev.to_string(),
             selector: map.table.selector.kernel_name().into(),
             queue_if_no_path: spec.queue_if_no_path,
-            groups: map.groups.clone(),
+            groups: map
+                .groups
+                .iter()
+                .map(|g| g.iter().map(|&l| scenario.leg(l).name.clone()).collect())
+                .collect(),
             table,
             final_status: map_status.line.render(),
             paths,
@@ -989,8 +1013,7 @@ fn final_map_reports(
                 .filter(|g| *g > 0),
             manager: view.map(|v| ManagerMapReport {
                 settings: scenario
-                    .manager
-                    .settings(&map.name)
+                    .settings(map.id)
                     .map(settings_rows)
                     .unwrap_or_default(),
                 best_group: v.best_group.map(|g| g + 1),

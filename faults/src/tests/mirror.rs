@@ -49,7 +49,7 @@ fn a_mirror_map_decodes_with_its_region_size_and_no_manager_settings() {
     );
     assert!(m.is_mirror());
     assert_eq!(m.copies(), 2);
-    assert_eq!(m.groups, vec![vec!["a".to_string(), "b".to_string()]]);
+    assert_eq!(s.group_names(s.map_id("m").unwrap()), vec![vec!["a", "b"]]);
     assert!(!m.queue_if_no_path);
     assert!(s.manager.settings("m").is_none());
     assert_eq!(s.mirror.settings_for("m"), MirrorSettings::default());
