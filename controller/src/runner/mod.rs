@@ -30,6 +30,7 @@ use path_manager::MapView;
 
 // Fault application is a child of the runner so it can act on what the runner built.
 mod apply;
+mod path_io;
 
 pub use crate::guest::GuestKind;
 
@@ -301,6 +302,8 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
         maps,
         workload: summarize_workload(scenario, &device, &driven.workload, driven.first_error),
         events: log.sorted(),
+        path_io: driven.path_io,
+        figures: Figures::default(),
         expectations: Vec::new(),
         verdict: Verdict::Pass,
         timing: Timing {
@@ -311,6 +314,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
         },
         timeline_lag: driven.timeline_lag.clone(),
     };
+    full.workload.errors_omitted = bounded::bound_events(&mut full.events);
     full.evaluate(scenario);
     Ok(full)
 }
@@ -602,6 +606,21 @@ fn drive(
     let stop = Arc::new(AtomicBool::new(false));
     // The workload thread holds the write end; its closing wakes the event loop.
     let (done_read, done_write) = nix::unistd::pipe().map_err(|e| RunError::Workload(e.into()))?;
+    let sampler = path_io::PathIoSampler::start(
+        built
+            .maps
+            .iter()
+            .flat_map(|m| m.groups.iter().flatten().map(move |leg| (m, leg)))
+            .filter_map(|(m, leg)| {
+                let l = built
+                    .legs
+                    .iter()
+                    .find(|l| l.map == m.name && &l.name == leg)?;
+                Some((m.name.clone(), l.name.clone(), l.dev.major, l.dev.minor))
+            })
+            .collect(),
+        origin,
+    );
     let thread_log = log.clone();
     let thread_stop = stop.clone();
     let handle = std::thread::Builder::new()
@@ -725,6 +744,7 @@ fn drive(
     let result = handle
         .join()
         .map_err(|_| RunError::Workload(std::io::Error::other("the workload thread panicked")))?;
+    let path_io = sampler.stop();
     // The last path changes may have come with the last completions.
     watch.observe(built, log)?;
     if let Some(err) = failure {
@@ -753,6 +773,7 @@ fn drive(
         first_not_run: (not_run > 0).then(|| step_of(next_step, Duration::ZERO)),
     });
     Ok(Driven {
+        path_io,
         workload,
         first_error,
         manager,
@@ -764,6 +785,8 @@ fn drive(
 /// What [`drive`] hands back.
 struct Driven {
     workload: WorkloadReport,
+    /// Per-path IO series over the workload.
+    path_io: Vec<PathIo>,
     first_error: Option<f64>,
     /// The manager's final view of every map (None without a manager).
     manager: Option<Vec<MapView>>,
@@ -1015,15 +1038,14 @@ fn summarize_workload(
         app_errors: report.read_errors + report.write_errors,
         verified_blocks: report.verified_blocks,
         mismatches: report.mismatches.len() as u64,
-        mismatch_details: report
-            .mismatches
-            .iter()
-            .map(|m| MismatchReport {
-                t_ms: to_ms(m.t),
-                lba: m.block * Sectors::from_bytes(w.block_size as u64).0,
-                detail: m.detail.clone(),
-            })
-            .collect(),
+        mismatch_details: bounded::mismatch_reports(
+            report
+                .mismatches
+                .iter()
+                .map(|m| (to_ms(m.t), m.block, m.detail.as_str())),
+            w.block_size,
+        ),
+        errors_omitted: ErrorsOmitted::default(),
         latency_us: LatencyUs {
             p50: report.latency.p50_us,
             p99: report.latency.p99_us,

@@ -438,10 +438,7 @@ pub fn one_of(got: &str, names: &[&str]) -> String {
 }
 
 /// The candidate closest to `word`, if it is close enough to be a typo.
-pub fn suggest<'c>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'c str>,
-) -> Option<&'c str> {
+pub fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
     let len = word.chars().count();
     let limit = (len / 3).max(1);
     // The distance is at least the difference in length: a long word (a
