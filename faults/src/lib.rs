@@ -206,6 +206,7 @@
 //! ```
 
 mod decode;
+pub mod figures;
 mod input;
 mod kinds;
 mod model;

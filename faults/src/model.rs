@@ -222,6 +222,8 @@ pub enum Pattern {
 pub struct Expectations {
     /// In file order.
     pub checks: Vec<Check>,
+    /// The QA figures' checks (`detection_ms.a = "< 2000"`), in file order.
+    pub figures: Vec<crate::figures::FigureCheck>,
     /// `[expect.final_path_state]`, in file order: leg name and its state.
     pub final_path_state: Vec<(String, PathStateExpect)>,
 }

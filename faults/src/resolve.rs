@@ -262,6 +262,8 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
         }
     }
 
+    let figures = crate::figures::resolve_keys(r, d.expect.figures.clone(), &leg_names, &map_names);
+
     if r.has_errors() {
         return None;
     }
@@ -284,6 +286,7 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
         manager,
         expect: Expectations {
             checks: d.expect.checks,
+            figures,
             final_path_state: d
                 .expect
                 .final_path_state

@@ -79,6 +79,25 @@ fn is_fault_start(change: &FaultChange) -> bool {
 }
 
 impl Figures {
+    /// The value `[expect]` compares: a figure of a leg or map (`key`), or of the whole run.
+    pub fn value(&self, figure: faults::figures::Figure, key: Option<&str>) -> Option<f64> {
+        use faults::figures::Figure;
+        let find = |rows: &[Keyed]| {
+            rows.iter()
+                .find(|k| Some(k.key.as_str()) == key)
+                .and_then(|k| k.value)
+        };
+        match (figure, key) {
+            (Figure::DetectionMs, _) => find(&self.detection_ms),
+            (Figure::IoShare, _) => find(&self.io_share),
+            (Figure::GroupSwitches, None) => Some(self.group_switches as f64),
+            (Figure::GroupSwitches, Some(_)) => find(&self.group_switches_by_map),
+            (Figure::NoPathMs, None) => Some(self.no_path_ms),
+            (Figure::NoPathMs, Some(_)) => find(&self.no_path_ms_by_map),
+            (Figure::FirstErrorMs, _) => self.first_error_ms,
+        }
+    }
+
     /// Computes the figures of `report` from its events, workload and path IO.
     pub fn compute(report: &Report) -> Figures {
         let events: Vec<&Event> = report.events.iter().filter(|e| e.t_ms >= 0.0).collect();

@@ -535,6 +535,14 @@ impl Report {
                 actual: actual.to_string(),
             });
         }
+        for check in &scenario.expect.figures {
+            let actual = self.figures.value(check.figure, check.key.as_deref());
+            results.push(ExpectationResult {
+                what: check.to_string(),
+                held: check.holds(actual),
+                actual: actual.map_or("none".into(), |v| v.to_string()),
+            });
+        }
         for (leg, expected) in &scenario.expect.final_path_state {
             let actual = self
                 .maps

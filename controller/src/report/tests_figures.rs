@@ -228,3 +228,25 @@ fn share_classes_have_fixed_edges() {
     assert_eq!(figures::share_class(90, 100), "part");
     assert_eq!(figures::share_class(91, 100), "most");
 }
+
+#[test]
+fn figure_expectations_compare_the_figures() {
+    let mut r = faulted_run();
+    r.evaluate(&super::tests_scenario(
+        "[expect]\ndetection_ms.a = \"< 200\"\ngroup_switches.m = \"== 1\"\n\
+         no_path_ms = \"> 0\"\nfirst_error_ms = \"< 5\"\nio_share.b = \"> 0.6\"\n",
+    ));
+    let held: Vec<bool> = r.expectations.iter().map(|e| e.held).collect();
+    assert_eq!(held, vec![true, true, true, false, true]);
+    assert_eq!(r.expectations[3].actual, "10");
+    assert_eq!(r.verdict, Verdict::Fail);
+    r.evaluate(&super::tests_scenario("[expect]\ngroup_switches = 1\n"));
+    assert!(r.expectations[0].held);
+    assert_eq!(r.expectations[0].what, "group_switches == 1");
+    // A leg that never failed has no detection time: nothing holds.
+    r.evaluate(&super::tests_scenario(
+        "[expect]\ndetection_ms.b = \"> 0\"\n",
+    ));
+    assert_eq!(r.expectations[0].actual, "none");
+    assert!(!r.expectations[0].held);
+}
