@@ -212,6 +212,10 @@ impl Figures {
 /// reaction to the step (failing or reinstating the path) is timing, not the phase's state.
 pub const SETTLE_MS: f64 = 200.0;
 
+/// Fault steps less than this apart begin one phase: steps planned 200 ms apart stay together
+/// however the timeline's lag moves them, steps 500 ms apart stay apart.
+pub const MERGE_MS: f64 = 250.0;
+
 /// A path's share of a phase as a coarse class: stable across runs where an exact percentage
 /// is not (the exact numbers are report.json's `path_io`).
 pub fn share_class(mine: u64, total: u64) -> &'static str {
@@ -255,8 +259,8 @@ pub struct Phase {
 }
 
 /// The phases of `map`: intervals between the fault steps on its legs (steps less than
-/// [`SETTLE_MS`] apart begin one phase), each path's share of the IO in its full samples
-/// from [`SETTLE_MS`] after the phase's start to its end.
+/// [`MERGE_MS`] apart begin one phase), each path's share of the IO in its full samples
+/// from [`SETTLE_MS`] after the phase's last step to its end.
 pub fn io_phases(report: &Report, map: &str) -> Vec<Phase> {
     let Some(m) = report.maps.iter().find(|m| m.name == map) else {
         return Vec::new();
@@ -274,7 +278,8 @@ pub fn io_phases(report: &Report, map: &str) -> Vec<Phase> {
     if series.is_empty() {
         return Vec::new();
     }
-    let mut bounds: Vec<(f64, Vec<String>)> = vec![(0.0, Vec::new())];
+    // (first step, last step, the steps' words)
+    let mut bounds: Vec<(f64, f64, Vec<String>)> = vec![(0.0, 0.0, Vec::new())];
     for e in report.events.iter().filter(|e| e.t_ms >= 0.0) {
         let EventKind::Fault { leg, .. } = &e.kind else {
             continue;
@@ -283,8 +288,11 @@ pub fn io_phases(report: &Report, map: &str) -> Vec<Phase> {
             continue;
         }
         match bounds.last_mut() {
-            Some((at, words)) if e.t_ms - *at < SETTLE_MS => words.push(e.timeline_text()),
-            _ => bounds.push((e.t_ms, vec![e.timeline_text()])),
+            Some((first, last, words)) if !words.is_empty() && e.t_ms - *first < MERGE_MS => {
+                *last = e.t_ms;
+                words.push(e.timeline_text());
+            }
+            _ => bounds.push((e.t_ms, e.t_ms, vec![e.timeline_text()])),
         }
     }
     let end = series
@@ -293,9 +301,9 @@ pub fn io_phases(report: &Report, map: &str) -> Vec<Phase> {
         .map(|s| s.t_ms as f64)
         .fold(0.0, f64::max);
     let mut phases = Vec::new();
-    for (i, (start, words)) in bounds.iter().enumerate() {
-        let stop = bounds.get(i + 1).map(|(t, _)| *t).unwrap_or(end);
-        let from = if i == 0 { *start } else { start + SETTLE_MS };
+    for (i, (_, last, words)) in bounds.iter().enumerate() {
+        let stop = bounds.get(i + 1).map(|(t, _, _)| *t).unwrap_or(end);
+        let from = if i == 0 { 0.0 } else { last + SETTLE_MS };
         let counts: Vec<u64> = series.iter().map(|s| s.ios_within(from, stop)).collect();
         let total: u64 = counts.iter().sum();
         phases.push(Phase {

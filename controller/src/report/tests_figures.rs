@@ -250,3 +250,14 @@ fn figure_expectations_compare_the_figures() {
     assert_eq!(r.expectations[0].actual, "none");
     assert!(!r.expectations[0].held);
 }
+
+#[test]
+fn steps_close_together_begin_one_phase_settled_after_the_last() {
+    let mut r = faulted_run();
+    // A second step on b 200 ms after a's (a trespass of both legs, one after the other).
+    r.events
+        .insert(1, fault(1200.0, "b", faults::FaultKind::KernelFail));
+    let phases = figures::io_phases(&r, "m");
+    assert_eq!(phases.len(), 3);
+    assert_eq!(phases[1].began_with.len(), 2);
+}
