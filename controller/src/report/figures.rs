@@ -216,22 +216,16 @@ pub const SETTLE_MS: f64 = 200.0;
 /// however the timeline's lag moves them, steps 500 ms apart stay apart.
 pub const MERGE_MS: f64 = 250.0;
 
-/// A path's share of a phase as a coarse class: stable across runs where an exact percentage
-/// is not (the exact numbers are report.json's `path_io`).
+/// A path's share of a phase as a class: whether it carried none of the IO, all of it, or
+/// some. Proportions are timing (how long a path stayed failed, how a selector balanced), so
+/// they are report.json's (`path_io`, `figures.io_share`) and `[expect]`'s (`io_share`).
 pub fn share_class(mine: u64, total: u64) -> &'static str {
     if mine == 0 {
-        return "none";
-    }
-    if mine == total {
-        return "all";
-    }
-    let share = mine as f64 / total as f64;
-    if share < 0.1 {
-        "little"
-    } else if share <= 0.9 {
-        "part"
+        "none"
+    } else if mine == total {
+        "all"
     } else {
-        "most"
+        "some"
     }
 }
 
@@ -241,12 +235,8 @@ pub fn share_class_of(share: f64) -> &'static str {
         "none"
     } else if share >= 1.0 {
         "all"
-    } else if share < 0.1 {
-        "little"
-    } else if share <= 0.9 {
-        "part"
     } else {
-        "most"
+        "some"
     }
 }
 

@@ -204,7 +204,7 @@ fn io_phases_section(out: &mut String, report: &Report, map: &str) {
     }
     let _ = writeln!(
         out,
-        "  io per path (phases between fault steps on its legs; none, little < 10%, part, most > 90%, all):"
+        "  io per path (phases between fault steps on its legs; shares none, some or all):"
     );
     for phase in phases {
         let began = if phase.began_with.is_empty() {
