@@ -1,22 +1,23 @@
 //! The path manager's driver: connects the sans-IO [`path_manager::Core`] to the kernel in the
 //! guest. It turns each map's status (read after every dm event) into kernel inputs, runs the
-//! `directio` checker on the leg devices through io_uring ([`rig::checker`]), feeds results and
+//! configured path checker ([`crate::checkers`]) on the leg devices, its IO and the marginal-path
+//! sample reads on one io_uring ([`rig::checker`]), feeds results and
 //! ticks to the core, and carries out the core's actions as dm messages, recording every action
 //! and its reason in the event log with source `manager`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use std::os::fd::AsRawFd;
 
-use faults::Scenario;
-use path_manager::settings::PathChecker;
+use faults::{LegId, MapId, Scenario};
 use rig::checker::{CheckOutcome, CheckerRing};
 use rig::dm::mpath_status::{KernelPathState, MultipathStatus};
 use rig::dm::multipath::Selector;
 use rig::dm::{DevNum, Dm, MultipathMessage, MultipathTable, Sectors, Table, Target};
 
+use crate::checkers::{checker_for, PathChecker, Started};
 use crate::events::{CheckerVerdict, EventKind, EventLog};
 use path_manager::{
     Action, CheckResult, Core, Input, KernelPath, MapSetup, PathRef, PathSetup, SampleOutcome,
@@ -25,7 +26,7 @@ use path_manager::{
 /// What a read on the ring is for: a checker round's check, or one read of a marginal-path
 /// sample (its offset in 4 KiB blocks from the start of the leg).
 #[derive(Debug, Clone, Copy)]
-enum IoKey {
+pub enum IoKey {
     Check(u64, PathRef),
     Sample(PathRef),
 }
@@ -42,19 +43,20 @@ struct DriverMap {
     /// Path index → the leg's dm device number (as in the table) and its device node.
     devs: Vec<DevNum>,
     nodes: Vec<PathBuf>,
-    checker: PathChecker,
+    checker: Box<dyn PathChecker>,
     checker_timeout: Duration,
 }
 
 /// What the runner tells the driver about one built map.
 pub struct BuiltMapInfo<'a> {
+    pub id: MapId,
     pub name: &'a str,
     pub dm_name: &'a str,
     /// Legs in the order of `Scenario::legs_of(map)`, with the device numbers the table names
     /// and the device nodes to open them through.
-    pub legs: Vec<(&'a str, DevNum, PathBuf)>,
-    /// Leg names per table group.
-    pub groups: &'a [Vec<String>],
+    pub legs: Vec<(LegId, &'a str, DevNum, PathBuf)>,
+    /// Legs per table group.
+    pub groups: &'a [Vec<LegId>],
     pub table: MapTable,
 }
 
@@ -116,36 +118,33 @@ impl Driver {
         let mut setups = Vec::new();
         let mut driver_maps = Vec::new();
         for map in maps {
-            let settings = scenario
-                .manager
-                .settings(map.name)
-                .cloned()
-                .unwrap_or_default();
-            let index_of = |leg: &str| {
-                map.legs
-                    .iter()
-                    .position(|(name, _, _)| *name == leg)
-                    .expect("validated: grouped legs exist")
-            };
+            let settings = scenario.settings(map.id).cloned().unwrap_or_default();
+            // Each leg's path number in the map: its place in `legs`.
+            let path_of: HashMap<LegId, usize> = map
+                .legs
+                .iter()
+                .enumerate()
+                .map(|(i, (id, ..))| (*id, i))
+                .collect();
             let groups = map
                 .groups
                 .iter()
-                .map(|g| g.iter().map(|leg| index_of(leg)).collect())
+                .map(|g| g.iter().map(|leg| path_of[leg]).collect())
                 .collect();
             let paths = map
                 .legs
                 .iter()
-                .map(|(leg, _, _)| PathSetup {
+                .map(|(id, leg, _, _)| PathSetup {
                     leg: leg.to_string(),
-                    prio: scenario.leg(leg).map(|l| l.prio).unwrap_or(1),
+                    prio: scenario.leg(*id).prio,
                 })
                 .collect();
             driver_maps.push(DriverMap {
                 dm_name: map.dm_name.to_string(),
                 table: map.table,
-                devs: map.legs.iter().map(|(_, dev, _)| *dev).collect(),
-                nodes: map.legs.iter().map(|(_, _, node)| node.clone()).collect(),
-                checker: settings.path_checker.value,
+                devs: map.legs.iter().map(|(_, _, dev, _)| *dev).collect(),
+                nodes: map.legs.iter().map(|(.., node)| node.clone()).collect(),
+                checker: checker_for(settings.path_checker.value),
                 checker_timeout: settings.checker_timeout.value,
             });
             setups.push(MapSetup {
@@ -182,7 +181,13 @@ impl Driver {
     /// When the driver next needs to run (a core timer or a checker timeout).
     pub fn next_wakeup(&self) -> Option<Instant> {
         let core = self.core.next_wakeup().map(|d| self.origin + d);
-        [core, self.checker.next_deadline()]
+        // A round whose checks all answered without IO goes to the core at once.
+        let answered = self
+            .rounds
+            .first_key_value()
+            .filter(|(_, r)| r.pending == 0)
+            .map(|_| Instant::now());
+        [core, self.checker.next_deadline(), answered]
             .into_iter()
             .flatten()
             .min()
@@ -247,31 +252,10 @@ impl Driver {
                     continue;
                 }
             };
-            let map = &self.maps[path.map];
-            let node = map.nodes[path.path].display().to_string();
-            let (result, verdict) = match done.outcome {
-                CheckOutcome::Up => (CheckResult::Up, CheckerVerdict::Up),
-                CheckOutcome::Down { errno } => {
-                    let name = format!("{}", nix::errno::Errno::from_raw(errno));
-                    (
-                        CheckResult::Down {
-                            detail: name.clone(),
-                        },
-                        CheckerVerdict::Down { errno: name },
-                    )
-                }
-                CheckOutcome::TimedOut => (CheckResult::TimedOut, CheckerVerdict::TimedOut),
-            };
-            log.record(EventKind::CheckerResult {
-                dm_name: map.dm_name.clone(),
-                node,
-                verdict,
-                latency_ms: done.latency.as_secs_f64() * 1000.0,
-            });
             if let Some(r) = self.rounds.get_mut(&round) {
                 r.pending -= 1;
-                r.results.insert(path, (result, done.latency));
             }
+            self.check_done(round, path, done.outcome, done.latency, log);
         }
         // Complete rounds go to the core oldest first, each in path order.
         while let Some(entry) = self.rounds.first_entry() {
@@ -292,6 +276,41 @@ impl Driver {
         if self.core.next_wakeup().is_some_and(|at| at <= self.now()) {
             let actions = self.core.handle(self.now(), Input::Tick);
             self.execute(actions, dm, log);
+        }
+    }
+
+    /// One check's answer: recorded, and kept for its round.
+    fn check_done(
+        &mut self,
+        round: u64,
+        path: PathRef,
+        outcome: CheckOutcome,
+        latency: Duration,
+        log: &EventLog,
+    ) {
+        let map = &self.maps[path.map];
+        let node = map.nodes[path.path].display().to_string();
+        let (result, verdict) = match outcome {
+            CheckOutcome::Up => (CheckResult::Up, CheckerVerdict::Up),
+            CheckOutcome::Down { errno } => {
+                let name = format!("{}", nix::errno::Errno::from_raw(errno));
+                (
+                    CheckResult::Down {
+                        detail: name.clone(),
+                    },
+                    CheckerVerdict::Down { errno: name },
+                )
+            }
+            CheckOutcome::TimedOut => (CheckResult::TimedOut, CheckerVerdict::TimedOut),
+        };
+        log.record(EventKind::CheckerResult {
+            dm_name: map.dm_name.clone(),
+            node,
+            verdict,
+            latency_ms: latency.as_secs_f64() * 1000.0,
+        });
+        if let Some(r) = self.rounds.get_mut(&round) {
+            r.results.insert(path, (result, latency));
         }
     }
 
@@ -339,20 +358,22 @@ impl Driver {
         for action in actions {
             if let Action::RunChecker { path } = action {
                 let map = &self.maps[path.map];
-                // The core never asks for checks with `path_checker none`.
-                if map.checker == PathChecker::Directio {
-                    self.rounds
-                        .entry(round)
-                        .or_insert_with(|| Round {
-                            pending: 0,
-                            results: BTreeMap::new(),
-                        })
-                        .pending += 1;
-                    self.checker.start(
-                        IoKey::Check(round, path),
-                        &map.nodes[path.path],
-                        map.checker_timeout,
-                    );
+                let entry = self.rounds.entry(round).or_insert_with(|| Round {
+                    pending: 0,
+                    results: BTreeMap::new(),
+                });
+                entry.pending += 1;
+                let started = map.checker.start(
+                    &mut self.checker,
+                    IoKey::Check(round, path),
+                    &map.nodes[path.path],
+                    map.checker_timeout,
+                );
+                if let Started::Answered(outcome) = started {
+                    if let Some(r) = self.rounds.get_mut(&round) {
+                        r.pending -= 1;
+                    }
+                    self.check_done(round, path, outcome, Duration::ZERO, log);
                 }
                 continue;
             }

@@ -11,6 +11,7 @@ use faults::Scenario;
 use rig::guest::boot::{boot_uml, BootSpec, GuestOutcome};
 use rig::guest::kernel;
 
+use crate::plan;
 use crate::report::{Report, Verdict};
 use crate::runner::{self, GuestKind, RunEnv, RunError};
 
@@ -19,12 +20,9 @@ pub const EXIT_EXPECTATION_FAILED: i32 = 1;
 pub const EXIT_BAD_INPUT: i32 = 2;
 pub const EXIT_RIG_FAILURE: i32 = 3;
 
-/// The scenario file's copy inside the run directory, as a record of what ran.
+/// The scenario file's copy inside the run directory, as a record of what ran. The guest runs
+/// the validated plan next to it ([`plan::PLAN_FILE`]), never this file.
 pub const SCENARIO_COPY: &str = "scenario.toml";
-/// Tells the guest's init which scenario file to run: the original, which the guest sees at the
-/// same path (the host's root is shared read-only), so files it names relative to itself
-/// (`conf_file`) are found.
-pub const SCENARIO_ENV: &str = "PATHRIG_GUEST_SCENARIO";
 pub const REPORT_JSON: &str = "report.json";
 pub const REPORT_TXT: &str = "report.txt";
 /// Where the guest writes a rig failure for the host to show.
@@ -67,6 +65,7 @@ pub const RUN_FILES: &[&str] = &[
     REPORT_TXT,
     ERROR_FILE,
     SCENARIO_COPY,
+    plan::PLAN_FILE,
     rig::guest::CONSOLE_LOG,
     rig::guest::DMESG_FILE,
     rig::guest::EXIT_FILE,
@@ -122,7 +121,8 @@ pub fn run_in_place(scenario: &Scenario, run_dir: &Path, env: RunEnv<'_>) -> i32
     }
 }
 
-/// Boots a user-mode Linux guest that runs the scenario copied into `run_dir`.
+/// Boots a user-mode Linux guest that runs `scenario`, handed over as the plan in `run_dir`
+/// (the scenario file is copied next to it as a record).
 pub fn run_in_uml(
     scenario: &Scenario,
     scenario_file: &Path,
@@ -134,6 +134,10 @@ pub fn run_in_uml(
             "pathrig: copy {} into the run directory: {err}",
             scenario_file.display()
         );
+        return EXIT_RIG_FAILURE;
+    }
+    if let Err(err) = plan::write(run_dir, scenario) {
+        eprintln!("pathrig: {err}");
         return EXIT_RIG_FAILURE;
     }
     let kernel = match kernel::prepare_uml(&kernel::cache_dir(), &mut |line| {
@@ -157,7 +161,7 @@ pub fn run_in_uml(
         memory_mib: scenario.guest.memory_mib,
         run_dir,
         init: &init,
-        env: guest_env(scenario_file),
+        env: guest_env(),
         time_limit: scenario.guest.timeout,
         interrupted,
     };
@@ -215,9 +219,8 @@ pub fn run_in_uml(
     }
 }
 
-fn guest_env(scenario_file: &Path) -> Vec<(String, String)> {
-    let original = fs::canonicalize(scenario_file).unwrap_or_else(|_| scenario_file.to_path_buf());
-    let mut env = vec![(SCENARIO_ENV.to_string(), original.display().to_string())];
+fn guest_env() -> Vec<(String, String)> {
+    let mut env = Vec::new();
     // The cleanup test hook and the log filter travel into the guest.
     for name in [runner::FAIL_AT_ENV, "PATHRIG_LOG"] {
         if let Ok(value) = std::env::var(name) {
@@ -335,14 +338,14 @@ fn guest_run(
         let _ = fs::write(env.run_dir.join(ERROR_FILE), format!("{err}\n"));
         return EXIT_RIG_FAILURE;
     }
-    let file = std::env::var_os(SCENARIO_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| env.run_dir.join(SCENARIO_COPY));
-    let scenario = match faults::load(&file) {
+    // The host validated the scenario and wrote the plan; a plan it cannot read is a rig
+    // failure, not bad input.
+    let scenario = match plan::read(&env.run_dir) {
         Ok(s) => s,
-        Err(diags) => {
-            eprintln!("{diags}");
-            return EXIT_BAD_INPUT;
+        Err(err) => {
+            eprintln!("pathrig (guest init): {err}");
+            let _ = fs::write(env.run_dir.join(ERROR_FILE), format!("{err}\n"));
+            return EXIT_RIG_FAILURE;
         }
     };
     arm_watchdog(env.run_dir.clone(), scenario.guest.timeout);

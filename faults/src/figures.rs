@@ -7,15 +7,18 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
 use toml::de::DeValue;
 
 use crate::diag::Report;
 use crate::model::Cmp;
 use crate::reader::{describe, Sp, Table, Value};
+use crate::{LegId, MapId, Scenario};
 
 /// A QA figure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Figure {
     /// Per leg: the first fault step on the leg to the kernel failing its path, ms.
@@ -76,12 +79,30 @@ impl fmt::Display for Figure {
     }
 }
 
+/// What a keyed figure is about: a leg or a map of the scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FigureTarget {
+    Leg(LegId),
+    Map(MapId),
+}
+
+impl FigureTarget {
+    /// The leg's or map's name in `scenario`.
+    pub fn name(self, scenario: &Scenario) -> &str {
+        match self {
+            FigureTarget::Leg(id) => &scenario.leg(id).name,
+            FigureTarget::Map(id) => &scenario.map(id).name,
+        }
+    }
+}
+
 /// One figure expectation: `figure[.key] cmp value`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FigureCheck {
     pub figure: Figure,
     /// The leg or map; `None`: the whole run.
-    pub key: Option<String>,
+    pub key: Option<FigureTarget>,
     pub cmp: Cmp,
     pub value: f64,
 }
@@ -104,21 +125,44 @@ impl FigureCheck {
             Cmp::Ge => a >= v,
         }
     }
-}
 
-impl fmt::Display for FigureCheck {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.key {
-            Some(key) => write!(f, "{}.{key} {} {}", self.figure, self.cmp, self.value),
-            None => write!(f, "{} {} {}", self.figure, self.cmp, self.value),
+    /// The name of the leg or map the check is about, if keyed.
+    pub fn key_name<'a>(&self, scenario: &'a Scenario) -> Option<&'a str> {
+        self.key.map(|k| k.name(scenario))
+    }
+
+    /// The check as written, with names: `io_share.b > 0.9`.
+    pub fn display<'a>(&'a self, scenario: &'a Scenario) -> impl fmt::Display + 'a {
+        DisplayCheck {
+            check: self,
+            key: self.key_name(scenario),
         }
     }
 }
 
-/// A decoded figure check with the position of its key, for [`resolve_keys`].
+struct DisplayCheck<'a> {
+    check: &'a FigureCheck,
+    key: Option<&'a str>,
+}
+
+impl fmt::Display for DisplayCheck<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.check;
+        match self.key {
+            Some(key) => write!(f, "{}.{key} {} {}", c.figure, c.cmp, c.value),
+            None => write!(f, "{} {} {}", c.figure, c.cmp, c.value),
+        }
+    }
+}
+
+/// A decoded figure check, its key still a name, with the key's position, for
+/// [`resolve_keys`].
 #[derive(Debug, Clone)]
 pub(crate) struct DraftFigureCheck {
-    pub check: FigureCheck,
+    pub figure: Figure,
+    pub key: Option<String>,
+    pub cmp: Cmp,
+    pub value: f64,
     pub key_pos: usize,
 }
 
@@ -146,12 +190,10 @@ pub(crate) fn decode(
             let name = format!("{figure}.{}", sub.val);
             if let Some((cmp, value)) = comparison(r, &name, value) {
                 out.push(DraftFigureCheck {
-                    check: FigureCheck {
-                        figure,
-                        key: Some(sub.val.to_string()),
-                        cmp,
-                        value,
-                    },
+                    figure,
+                    key: Some(sub.val.to_string()),
+                    cmp,
+                    value,
                     key_pos: sub.pos,
                 });
             }
@@ -168,12 +210,10 @@ pub(crate) fn decode(
     }
     if let Some((cmp, value)) = comparison(r, figure.name(), v) {
         out.push(DraftFigureCheck {
-            check: FigureCheck {
-                figure,
-                key: None,
-                cmp,
-                value,
-            },
+            figure,
+            key: None,
+            cmp,
+            value,
             key_pos: key.pos,
         });
     }
@@ -236,33 +276,59 @@ fn parse_cmp(s: &str) -> Option<(Cmp, f64)> {
     value.is_finite().then_some((cmp, value))
 }
 
-/// Checks that every key names a leg (or a map, for the figures keyed by map).
+/// Checks that every key names a leg (or a map, for the figures keyed by map), and turns
+/// the names into ids: a leg's from `leg_ids`, a map's its position in `maps`.
 pub(crate) fn resolve_keys(
     r: &mut Report,
     drafts: Vec<DraftFigureCheck>,
     legs: &[&str],
+    leg_ids: &HashMap<&str, LegId>,
     maps: &[&str],
 ) -> Vec<FigureCheck> {
     let mut out = Vec::new();
     for d in drafts {
-        if let Some(key) = &d.check.key {
-            let (names, what) = match d.check.figure.key() {
-                FigureKey::Leg => (legs, "leg"),
-                _ => (maps, "map"),
-            };
-            if !names.contains(&key.as_str()) {
-                r.error(
-                    d.key_pos,
-                    format!(
-                        "[expect] `{}.{key}` names {what} \"{key}\", which does not exist",
-                        d.check.figure
+        let key = match &d.key {
+            None => None,
+            Some(key) => {
+                let (target, names, what) = match d.figure.key() {
+                    FigureKey::Leg => (
+                        leg_ids.get(key.as_str()).map(|&id| FigureTarget::Leg(id)),
+                        legs,
+                        "leg",
                     ),
-                    format!("{what}s are: {}", names.join(", ")),
-                );
-                continue;
+                    _ => (
+                        maps.iter()
+                            .position(|m| *m == key)
+                            .map(|i| FigureTarget::Map(MapId::new(i))),
+                        maps,
+                        "map",
+                    ),
+                };
+                match target {
+                    Some(t) => Some(t),
+                    None => {
+                        if !names.contains(&key.as_str()) {
+                            r.error(
+                                d.key_pos,
+                                format!(
+                                    "[expect] `{}.{key}` names {what} \"{key}\", which does not exist",
+                                    d.figure
+                                ),
+                                format!("{what}s are: {}", names.join(", ")),
+                            );
+                        }
+                        // A leg that exists but was not placed has its own error already.
+                        continue;
+                    }
+                }
             }
-        }
-        out.push(d.check);
+        };
+        out.push(FigureCheck {
+            figure: d.figure,
+            key,
+            cmp: d.cmp,
+            value: d.value,
+        });
     }
     out
 }

@@ -19,7 +19,7 @@ use std::fmt;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use toml::de::DeValue;
 
 use crate::diag::Report;
@@ -27,7 +27,7 @@ use crate::reader::{as_int, describe, one_of, type_error, Got, Sp, Table, Value}
 use crate::units::{format_duration, format_size};
 
 /// What a fault does to its leg.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum FaultKind {
     /// `kind = "fail"`: the leg becomes a dm-error target.
@@ -101,7 +101,7 @@ pub enum FaultKind {
 
 /// Where a fault kind acts, which decides what a leg needs for it and how
 /// faults on one leg may overlap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Layer {
     /// On the leg's dm device (table swaps, target messages): needs
@@ -296,7 +296,7 @@ pub fn block_list(blocks: &[u64]) -> String {
 }
 
 /// A byte range of a leg: `offset` and `length` in bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ByteRange {
     pub offset: u64,
     pub length: u64,
@@ -322,7 +322,7 @@ impl fmt::Display for ByteRange {
 }
 
 /// The direction of bios dm-flakey's `corrupt_bio_byte` applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BioDir {
     Read,
@@ -332,7 +332,7 @@ pub enum BioDir {
 /// dm-flakey's `corrupt_bio_byte <nth> <r|w> <value> <flags>`: during the
 /// down interval, byte `nth` (counted from 1) of every matching bio is set to
 /// `value`; only bios whose flags include all of `flags` match (0: every bio).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CorruptBioByte {
     pub nth: u32,
     pub op: BioDir,
@@ -351,7 +351,7 @@ impl fmt::Display for CorruptBioByte {
 }
 
 /// Which IOs a FUSE fault applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IoOp {
     Read,
@@ -384,7 +384,7 @@ impl fmt::Display for IoOp {
 }
 
 /// A probability from 0 to 1 (validated: never NaN, so it is `Eq`).
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Probability(f64);
 
@@ -422,6 +422,18 @@ pub struct Errno {
 impl Serialize for Errno {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.name)
+    }
+}
+
+/// By name, one of [`ERRNOS`].
+impl<'de> Deserialize<'de> for Errno {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        ERRNOS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(name, code)| Errno { name, code })
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown errno \"{name}\"")))
     }
 }
 
@@ -467,7 +479,7 @@ impl Errno {
 }
 
 /// How late a `latency` fault answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "dist", rename_all = "snake_case")]
 pub enum LatencyDist {
     /// `ms = 50`: every matching IO waits exactly this long.

@@ -201,12 +201,15 @@
 //! duration = "10s"
 //! "#;
 //! let s = faults::parse("one-leg.toml".as_ref(), text).unwrap();
-//! assert_eq!(s.legs_of("mpatha").count(), 1);
+//! let map = s.map_id("mpatha").unwrap();
+//! assert_eq!(s.legs_of(map).count(), 1);
+//! assert_eq!(s.leg(s.map(map).groups[0][0]).name, "a");
 //! assert_eq!(s.guest.timeout.as_secs(), 70);
 //! ```
 
 mod decode;
 pub mod figures;
+mod ids;
 mod input;
 mod kinds;
 mod model;
@@ -224,6 +227,7 @@ pub use path_manager::settings as manager;
 use std::path::Path;
 
 pub use diag::{Diagnostic, Diagnostics};
+pub use ids::{FaultId, LegId, MapId};
 pub use input::MAX_INPUT;
 pub use kinds::SECTOR_BYTES;
 pub use model::{

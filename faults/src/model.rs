@@ -2,14 +2,17 @@
 //!
 //! Everything here is plain data that has already passed validation: names
 //! resolve, ranges hold, defaults are filled in. Also owns the derived views
-//! (the fault [`Scenario::timeline`], name look-ups) and the semantics of an
-//! expectation ([`Check::holds`]).
+//! (the fault [`Scenario::timeline`], look-ups by id and by name) and the semantics of an
+//! expectation ([`Check::holds`]). Maps, legs and faults refer to each other by the typed ids
+//! of [`crate::ids`]; names are kept for display. The whole tree (de)serialises: it is the plan
+//! the guest receives.
 
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::ids::{FaultId, LegId, MapId};
 pub use crate::kinds::{
     block_list, BioDir, ByteRange, CorruptBioByte, Errno, FaultKind, IoOp, LatencyDist, Layer,
     Probability, ERRNOS,
@@ -17,7 +20,7 @@ pub use crate::kinds::{
 use crate::manager::ManagerSpec;
 
 /// A complete, validated fault-injection scenario.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scenario {
     /// `[a-z0-9][a-z0-9-]{0,31}`.
     pub name: String,
@@ -39,7 +42,7 @@ pub struct Scenario {
 }
 
 /// The VM the scenario runs in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuestSpec {
     /// 128..=4096, default 512.
     pub memory_mib: u32,
@@ -57,7 +60,7 @@ pub(crate) fn scratch_bytes(maps: &[MapSpec]) -> u64 {
 }
 
 /// One dm-multipath map (one multipath device) built from legs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MapSpec {
     /// Same charset as the scenario name, at most 16 characters.
     pub name: String,
@@ -67,15 +70,15 @@ pub struct MapSpec {
     /// With the embedded path manager: from `no_path_retry` (false for
     /// "fail", true for "queue" or N retries). Otherwise as written, default false.
     pub queue_if_no_path: bool,
-    /// Path groups in priority order, as leg names. Every leg of the map is
+    /// Path groups in priority order, as legs. Every leg of the map is
     /// in exactly one group. With the embedded path manager: made by
     /// `path_grouping_policy` from the legs' `prio`; otherwise as written,
     /// default one group with every leg.
-    pub groups: Vec<Vec<String>>,
+    pub groups: Vec<Vec<LegId>>,
 }
 
 /// dm-multipath path selector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Selector {
     #[default]
@@ -96,11 +99,11 @@ impl Selector {
 }
 
 /// One path (leg) of a map: a block device the rig can break.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LegSpec {
     pub name: String,
     /// The map this leg belongs to.
-    pub map: String,
+    pub map: MapId,
     /// Path priority, 0..=1000, default 1; higher is preferred
     /// (orders the groups of `failover` and `group_by_prio`).
     pub prio: u32,
@@ -113,7 +116,7 @@ pub struct LegSpec {
 }
 
 /// `[[leg]] backend`: where a leg's data lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Backend {
     /// A loop device over the map's backing file (tmpfs).
@@ -135,7 +138,7 @@ impl Backend {
 }
 
 /// One `[[fault]]` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultSpec {
     /// When the fault is applied, from workload start.
     pub at: Duration,
@@ -144,7 +147,7 @@ pub struct FaultSpec {
     pub duration: Option<Duration>,
     /// `every` and `times`: the window repeats (only with `for`).
     pub repeat: Option<Repeat>,
-    pub leg: String,
+    pub leg: LegId,
     pub kind: FaultKind,
     /// 1-based line of this fault's table in the scenario file.
     pub line: usize,
@@ -152,7 +155,7 @@ pub struct FaultSpec {
 
 /// A fault window that repeats: `times` windows, starting `every` apart
 /// (`every` is longer than the window, so they never overlap).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Repeat {
     pub every: Duration,
     /// At least 1.
@@ -172,9 +175,9 @@ impl FaultSpec {
 }
 
 /// The IO the guest runs against one map.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkloadSpec {
-    pub map: String,
+    pub map: MapId,
     /// 1 s ..= 1 h.
     pub duration: Duration,
     /// 0..=100, default 70.
@@ -197,7 +200,7 @@ pub struct WorkloadSpec {
 
 /// Who issues the workload's IO. fio is a yardstick for the engine's speed: it verifies
 /// nothing and detects no stalls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum WorkloadEngine {
     #[default]
@@ -209,7 +212,7 @@ pub enum WorkloadEngine {
 }
 
 /// Offset pattern of the workload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Pattern {
     #[default]
@@ -218,18 +221,18 @@ pub enum Pattern {
 }
 
 /// The `[expect]` table: what must hold at the end of the run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Expectations {
     /// In file order.
     pub checks: Vec<Check>,
     /// The QA figures' checks (`detection_ms.a = "< 2000"`), in file order.
     pub figures: Vec<crate::figures::FigureCheck>,
-    /// `[expect.final_path_state]`, in file order: leg name and its state.
-    pub final_path_state: Vec<(String, PathStateExpect)>,
+    /// `[expect.final_path_state]`, in file order: leg and its state.
+    pub final_path_state: Vec<(LegId, PathStateExpect)>,
 }
 
 /// One expectation: `metric cmp value`, e.g. `max_latency_ms < 500`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
     pub metric: Metric,
     pub cmp: Cmp,
@@ -250,7 +253,7 @@ impl fmt::Display for Check {
 }
 
 /// A comparison operator of a [`Check`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Cmp {
     #[serde(rename = "==")]
     Eq,
@@ -301,7 +304,7 @@ impl fmt::Display for Cmp {
 }
 
 /// Something measured during a run that an expectation can test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     AppErrors,
@@ -367,7 +370,7 @@ impl fmt::Display for Metric {
 }
 
 /// Expected state of a leg's path at the end of the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PathStateExpect {
     Active,
@@ -384,19 +387,19 @@ impl PathStateExpect {
 }
 
 /// One thing the controller does to a leg at a point in time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     pub at: Duration,
-    pub leg: String,
+    pub leg: LegId,
     pub action: StepAction,
-    /// Index into [`Scenario::faults`] of the fault this step comes from.
-    pub fault_index: usize,
+    /// The fault this step comes from.
+    pub fault: FaultId,
     /// Which window of a repeating fault (`every` / `times`) this step belongs
     /// to, from 0; always 0 for a fault that does not repeat.
     pub repetition: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepAction {
     /// Load the fault's table for the leg.
@@ -419,21 +422,22 @@ impl Scenario {
     pub fn timeline(&self) -> Vec<Step> {
         let mut steps = Vec::with_capacity(self.faults.len() * 2);
         for (fault_index, fault) in self.faults.iter().enumerate() {
+            let id = FaultId::new(fault_index);
             for repetition in 0..fault.times() {
                 let start = fault.start_of(repetition);
                 steps.push(Step {
                     at: start,
-                    leg: fault.leg.clone(),
+                    leg: fault.leg,
                     action: StepAction::Apply(fault.kind.clone()),
-                    fault_index,
+                    fault: id,
                     repetition,
                 });
                 if let Some(window) = fault.duration {
                     steps.push(Step {
                         at: start + window,
-                        leg: fault.leg.clone(),
+                        leg: fault.leg,
                         action: StepAction::Restore,
-                        fault_index,
+                        fault: id,
                         repetition,
                     });
                 }
@@ -444,22 +448,91 @@ impl Scenario {
                 StepAction::Restore => 0,
                 StepAction::Apply(_) => 1,
             };
-            (s.at, rank, s.fault_index, s.repetition)
+            (s.at, rank, s.fault, s.repetition)
         });
         steps
     }
 
-    pub fn leg(&self, name: &str) -> Option<&LegSpec> {
-        self.legs.iter().find(|l| l.name == name)
+    /// The map `id` names.
+    pub fn map(&self, id: MapId) -> &MapSpec {
+        &self.maps[id.index()]
     }
 
-    pub fn map(&self, name: &str) -> Option<&MapSpec> {
-        self.maps.iter().find(|m| m.name == name)
+    /// The leg `id` names.
+    pub fn leg(&self, id: LegId) -> &LegSpec {
+        &self.legs[id.index()]
     }
 
-    /// The legs of `map`, in declaration order.
-    pub fn legs_of<'a>(&'a self, map: &'a str) -> impl Iterator<Item = &'a LegSpec> + 'a {
-        self.legs.iter().filter(move |l| l.map == map)
+    /// The fault `id` names.
+    pub fn fault(&self, id: FaultId) -> &FaultSpec {
+        &self.faults[id.index()]
+    }
+
+    /// The path manager's settings for `map` (`None` with `[manager] kind = "none"`).
+    pub fn settings(&self, map: MapId) -> Option<&crate::manager::ManagerSettings> {
+        // In map order, one per map, when a path manager runs.
+        self.manager.maps.get(map.index()).map(|(_, s)| s)
+    }
+
+    /// Every map with its id, in declaration order.
+    pub fn map_ids(&self) -> impl Iterator<Item = (MapId, &MapSpec)> + '_ {
+        self.maps
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (MapId::new(i), m))
+    }
+
+    /// Every leg with its id, in declaration order.
+    pub fn leg_ids(&self) -> impl Iterator<Item = (LegId, &LegSpec)> + '_ {
+        self.legs
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (LegId::new(i), l))
+    }
+
+    /// The legs of `map` with their ids, in declaration order.
+    pub fn legs_of(&self, map: MapId) -> impl Iterator<Item = (LegId, &LegSpec)> + '_ {
+        self.leg_ids().filter(move |(_, l)| l.map == map)
+    }
+
+    /// The map called `name`, if any (for input from outside the plan, e.g. a command line).
+    pub fn map_id(&self, name: &str) -> Option<MapId> {
+        self.map_ids()
+            .find(|(_, m)| m.name == name)
+            .map(|(id, _)| id)
+    }
+
+    /// The leg called `name`, if any (for input from outside the plan).
+    pub fn leg_id(&self, name: &str) -> Option<LegId> {
+        self.leg_ids()
+            .find(|(_, l)| l.name == name)
+            .map(|(id, _)| id)
+    }
+
+    /// The groups of `map` as leg names (for display).
+    pub fn group_names(&self, map: MapId) -> Vec<Vec<&str>> {
+        let groups = &self.map(map).groups;
+        let name = |&l: &LegId| self.leg(l).name.as_str();
+        groups
+            .iter()
+            .map(|g| g.iter().map(name).collect())
+            .collect()
+    }
+
+    /// Whether every id in the plan indexes one of its maps, legs or faults (a plan read back
+    /// from a file is checked with this before use).
+    pub fn ids_in_range(&self) -> bool {
+        let leg = |l: &LegId| l.index() < self.legs.len();
+        self.legs.iter().all(|l| l.map.index() < self.maps.len())
+            && self.maps.iter().all(|m| m.groups.iter().flatten().all(leg))
+            && self.faults.iter().all(|f| leg(&f.leg))
+            && self.workload.map.index() < self.maps.len()
+            && self.expect.final_path_state.iter().all(|(l, _)| leg(l))
+            && self.expect.figures.iter().all(|c| match c.key {
+                Some(crate::figures::FigureTarget::Leg(l)) => leg(&l),
+                Some(crate::figures::FigureTarget::Map(m)) => m.index() < self.maps.len(),
+                None => true,
+            })
     }
 }
 

@@ -6,13 +6,15 @@
 //! the defaults that depend on other tables (a leg's map, the workload's map,
 //! the default groups, the guest timeout). With the embedded path manager a
 //! map's groups and queueing come from its manager settings (resolved in
-//! `manager_resolve`).
+//! `manager_resolve`). The only maker of [`MapId`], [`LegId`] and [`FaultId`]: each is the
+//! position of what it names in the scenario's vectors.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::decode::{Draft, DraftFault, DraftMap};
 use crate::diag::Report;
+use crate::ids::{LegId, MapId};
 use crate::kinds::{kinds_of, Layer};
 use crate::manager::{ManagerKind, ManagerSettings};
 use crate::manager_resolve::resolve_manager;
@@ -69,19 +71,19 @@ fn unique_names<'a>(
     seen.into_iter().map(|(k, (i, _))| (k, i)).collect()
 }
 
-/// The map a leg or the workload uses: as written, or the only map.
+/// The map a leg or the workload uses: as written, or the only map; its position in `maps`.
 fn pick_map(
     r: &mut Report,
     got: &Got<String>,
     maps: &[&str],
     owner: &str,
     owner_pos: usize,
-) -> Option<String> {
+) -> Option<MapId> {
     match got {
         Got::Invalid => None,
         Got::Ok(m) => {
-            if maps.contains(&m.val.as_str()) {
-                Some(m.val.clone())
+            if let Some(i) = maps.iter().position(|&n| n == m.val) {
+                Some(MapId::new(i))
             } else {
                 r.error(
                     m.pos,
@@ -93,7 +95,7 @@ fn pick_map(
         }
         Got::Absent => match maps {
             [] => None,
-            [only] => Some(only.to_string()),
+            [_] => Some(MapId::new(0)),
             _ => {
                 r.error(
                     owner_pos,
@@ -163,21 +165,27 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
     // The map a leg name belongs to, for group checks.
     let map_of: HashMap<&str, &str> = legs
         .iter()
-        .map(|l| (l.name.as_str(), l.map.as_str()))
+        .map(|l| (l.name.as_str(), map_names[l.map.index()]))
         .collect();
+    // Each placed leg's id: its position in `legs` (the first of a duplicated name).
+    let mut leg_ids: HashMap<&str, LegId> = HashMap::new();
+    for (i, l) in legs.iter().enumerate() {
+        leg_ids.entry(l.name.as_str()).or_insert(LegId::new(i));
+    }
 
+    let placed = Placed {
+        legs: &legs,
+        map_of: &map_of,
+        leg_ids: &leg_ids,
+        map_names: &map_names,
+        all_legs: &leg_names,
+        all_legs_placed: legs.len() == d.legs.len(),
+    };
     let mut maps = Vec::new();
     for m in &d.maps {
-        let all_legs_placed = legs.len() == d.legs.len();
         let settings = m.name.as_ref().and_then(|n| manager.settings(&n.val));
         let managed =
             (manager.kind == ManagerKind::Embedded).then(|| settings.cloned().unwrap_or_default());
-        let placed = Placed {
-            legs: &legs,
-            map_of: &map_of,
-            all_legs: &leg_names,
-            all_legs_placed,
-        };
         if let Some(spec) = resolve_map(r, m, &placed, managed.as_ref()) {
             maps.push(spec);
         }
@@ -188,11 +196,12 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
     // Workload.
     let workload = d.workload.as_ref().and_then(|w| {
         let map = pick_map(r, &w.map, &map_names, "[workload]", w.pos);
-        if let (Some(map), Some(bs)) = (&map, &w.block_size) {
+        if let (Some(id), Some(bs)) = (map, &w.block_size) {
+            let map = map_names[id.index()];
             let size = d
                 .maps
                 .iter()
-                .find(|m| m.name.as_ref().is_some_and(|n| &n.val == map))
+                .find(|m| m.name.as_ref().is_some_and(|n| n.val == map))
                 .and_then(|m| m.size);
             if let Some(size) = size {
                 if size % u64::from(bs.val) != 0 {
@@ -246,7 +255,7 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
     }
 
     // Faults.
-    let faults = resolve_faults(r, &d, &legs, &leg_index, &leg_names, run_length);
+    let faults = resolve_faults(r, &d, &placed, &leg_index, run_length);
 
     // Expectations.
     for (leg, _) in &d.expect.final_path_state {
@@ -262,12 +271,25 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
         }
     }
 
-    let figures = crate::figures::resolve_keys(r, d.expect.figures.clone(), &leg_names, &map_names);
+    let figures = crate::figures::resolve_keys(
+        r,
+        d.expect.figures.clone(),
+        &leg_names,
+        &leg_ids,
+        &map_names,
+    );
 
     if r.has_errors() {
         return None;
     }
     let workload = workload?;
+    let final_path_state = d
+        .expect
+        .final_path_state
+        .iter()
+        .filter_map(|(leg, state)| Some((*leg_ids.get(leg.val.as_str())?, *state)))
+        .collect();
+    drop(leg_ids);
     Some(Scenario {
         name: d.name?.val,
         description: d.description,
@@ -287,12 +309,7 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
         expect: Expectations {
             checks: d.expect.checks,
             figures,
-            final_path_state: d
-                .expect
-                .final_path_state
-                .into_iter()
-                .map(|(leg, state)| (leg.val, state))
-                .collect(),
+            final_path_state,
         },
     })
 }
@@ -350,11 +367,15 @@ fn check_scratch_fits(r: &mut Report, d: &Draft, maps: &[MapSpec]) {
     );
 }
 
-/// The legs as far as they resolved, for checking a map's groups.
+/// The legs as far as they resolved, for checking a map's groups and the faults' legs.
 struct Placed<'a> {
     legs: &'a [LegSpec],
     /// The map of each placed leg.
     map_of: &'a HashMap<&'a str, &'a str>,
+    /// The id of each placed leg.
+    leg_ids: &'a HashMap<&'a str, LegId>,
+    /// Every map name, by [`MapId`].
+    map_names: &'a [&'a str],
     /// Every leg name written, placed or not.
     all_legs: &'a [&'a str],
     /// Whether every leg's map could be worked out.
@@ -371,13 +392,19 @@ fn resolve_map(
     let Placed {
         legs,
         map_of,
+        leg_ids,
+        map_names,
         all_legs,
         all_legs_placed,
     } = *placed;
     let name = m.name.as_ref()?;
+    let id = map_names
+        .iter()
+        .position(|&n| n == name.val)
+        .map(MapId::new)?;
     let own: Vec<&str> = legs
         .iter()
-        .filter(|l| l.map == name.val)
+        .filter(|l| l.map == id)
         .map(|l| l.name.as_str())
         .collect();
     // A leg whose map could not be worked out was reported already; it may
@@ -410,8 +437,9 @@ fn resolve_map(
         let policy = settings.path_grouping_policy.value;
         let groups = policy.groups(
             legs.iter()
-                .filter(|l| l.map == name.val)
-                .map(|l| (l.name.as_str(), l.prio)),
+                .enumerate()
+                .filter(|(_, l)| l.map == id)
+                .map(|(i, l)| (LegId::new(i), l.prio)),
         );
         return Some(MapSpec {
             name: name.val.clone(),
@@ -422,7 +450,7 @@ fn resolve_map(
         });
     }
     let groups = match &m.groups {
-        None => vec![own.iter().map(|l| l.to_string()).collect()],
+        None => vec![own.iter().filter_map(|l| leg_ids.get(l).copied()).collect()],
         Some(groups) => {
             let mut placed: HashMap<&str, usize> = HashMap::new();
             for group in &groups.val {
@@ -486,7 +514,12 @@ fn resolve_map(
             groups
                 .val
                 .iter()
-                .map(|g| g.val.iter().map(|l| l.val.clone()).collect())
+                .map(|g| {
+                    g.val
+                        .iter()
+                        .filter_map(|l| leg_ids.get(l.val.as_str()).copied())
+                        .collect()
+                })
                 .collect()
         }
     };
@@ -511,16 +544,26 @@ fn article(word: &str) -> &'static str {
 fn resolve_faults(
     r: &mut Report,
     d: &Draft,
-    legs: &[LegSpec],
+    placed: &Placed,
     leg_index: &HashMap<&str, usize>,
-    leg_names: &[&str],
     run_length: Option<Duration>,
 ) -> Vec<FaultSpec> {
+    let Placed {
+        legs,
+        leg_ids,
+        map_names,
+        all_legs: leg_names,
+        ..
+    } = *placed;
     // Each fault against its leg and the workload.
     for f in &d.faults {
         if let Some(leg) = &f.leg {
-            match legs.iter().find(|l| l.name == leg.val) {
-                Some(spec) => check_fault_on_leg(r, d, f, spec, leg_index),
+            match leg_ids.get(leg.val.as_str()) {
+                Some(&id) => {
+                    let spec = &legs[id.index()];
+                    let map = map_names[spec.map.index()];
+                    check_fault_on_leg(r, d, f, spec, map, leg_index);
+                }
                 None if !leg_index.contains_key(leg.val.as_str()) => r.error(
                     leg.pos,
                     format!("fault on leg \"{}\", which does not exist", leg.val),
@@ -594,7 +637,7 @@ fn resolve_faults(
                     every: every.val,
                     times: times.val,
                 }),
-                leg: f.leg.as_ref()?.val.clone(),
+                leg: *leg_ids.get(f.leg.as_ref()?.val.as_str())?,
                 kind: f.kind.as_ref()?.val.clone(),
                 line: f.line,
             })
@@ -609,6 +652,7 @@ fn check_fault_on_leg(
     d: &Draft,
     f: &DraftFault,
     leg: &LegSpec,
+    map: &str,
     leg_index: &HashMap<&str, usize>,
 ) {
     let Some(kind) = &f.kind else { return };
@@ -666,7 +710,7 @@ fn check_fault_on_leg(
     let Some(size) = d
         .maps
         .iter()
-        .find(|m| m.name.as_ref().is_some_and(|n| n.val == leg.map))
+        .find(|m| m.name.as_ref().is_some_and(|n| n.val == map))
         .and_then(|m| m.size)
     else {
         return;
@@ -680,13 +724,13 @@ fn check_fault_on_leg(
         let help = match e.block_size {
             Some(bs) => format!(
                 "map \"{}\" is {}: its blocks of {bs} bytes are numbered 0 to {}",
-                leg.map,
+                map,
                 format_size(size),
                 (size / bs).saturating_sub(1)
             ),
             None => format!(
                 "keep it inside the device: map \"{}\" is {}",
-                leg.map,
+                map,
                 format_size(size)
             ),
         };

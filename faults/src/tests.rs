@@ -11,9 +11,15 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
+/// Parses a valid scenario, and checks that it survives the trip through JSON the plan makes.
 fn ok(text: &str) -> Scenario {
     match parse(Path::new("t.toml"), text) {
-        Ok(s) => s,
+        Ok(s) => {
+            let json = serde_json::to_string(&s).unwrap();
+            let back: Scenario = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, s, "the scenario changed on its way through JSON");
+            s
+        }
         Err(e) => panic!("expected a valid scenario, got:\n{e}"),
     }
 }
@@ -147,19 +153,19 @@ fn full_scenario_parses_into_exactly_the_model() {
             size_bytes: 64 << 20,
             selector: Selector::RoundRobin,
             queue_if_no_path: false,
-            groups: vec![vec!["a".into(), "b".into()]],
+            groups: vec![vec![LegId::new(0), LegId::new(1)]],
         }],
         legs: vec![
             LegSpec {
                 name: "a".into(),
-                map: "mpatha".into(),
+                map: MapId::new(0),
                 prio: 1,
                 backend: Backend::Loop,
                 dm_layer: true,
             },
             LegSpec {
                 name: "b".into(),
-                map: "mpatha".into(),
+                map: MapId::new(0),
                 prio: 1,
                 backend: Backend::Loop,
                 dm_layer: true,
@@ -170,7 +176,7 @@ fn full_scenario_parses_into_exactly_the_model() {
                 at: secs(3),
                 duration: Some(secs(3)),
                 repeat: None,
-                leg: "a".into(),
+                leg: LegId::new(0),
                 kind: FaultKind::Fail,
                 line: 23,
             },
@@ -178,13 +184,13 @@ fn full_scenario_parses_into_exactly_the_model() {
                 at: secs(8),
                 duration: None,
                 repeat: None,
-                leg: "b".into(),
+                leg: LegId::new(1),
                 kind: FaultKind::delay(200),
                 line: 29,
             },
         ],
         workload: WorkloadSpec {
-            map: "mpatha".into(),
+            map: MapId::new(0),
             duration: secs(10),
             read_percent: 70,
             block_size: 4096,
@@ -215,8 +221,8 @@ fn full_scenario_parses_into_exactly_the_model() {
                 },
             ],
             final_path_state: vec![
-                ("a".into(), PathStateExpect::Active),
-                ("b".into(), PathStateExpect::Active),
+                (LegId::new(0), PathStateExpect::Active),
+                (LegId::new(1), PathStateExpect::Active),
             ],
         },
         manager: ManagerSpec {
@@ -248,10 +254,10 @@ fn defaults_fill_everything_optional() {
             selector: Selector::RoundRobin,
             queue_if_no_path: false,
             // the embedded manager's built-in policy is failover
-            groups: vec![vec!["a".into()], vec!["b".into()]],
+            groups: vec![vec![LegId::new(0)], vec![LegId::new(1)]],
         }]
     );
-    assert!(s.legs.iter().all(|l| l.map == "m" && l.prio == 1));
+    assert!(s.legs.iter().all(|l| l.map == MapId::new(0) && l.prio == 1));
     assert_eq!(
         s.manager,
         ManagerSpec {
@@ -263,7 +269,7 @@ fn defaults_fill_everything_optional() {
     assert_eq!(
         s.workload,
         WorkloadSpec {
-            map: "m".into(),
+            map: MapId::new(0),
             duration: secs(10),
             read_percent: 70,
             block_size: 4096,
@@ -328,7 +334,7 @@ kind = "none"
     assert_eq!(checks, ["stalls != 0", "mismatches <= 3", "reads > 1"]);
     assert_eq!(
         s.expect.final_path_state,
-        [("a".to_string(), PathStateExpect::Failed)]
+        [(s.leg_id("a").unwrap(), PathStateExpect::Failed)]
     );
 }
 
@@ -354,17 +360,16 @@ duration = "10s"
 [manager]
 kind = "none"
 "#);
-    assert_eq!(s.leg("c").map(|l| l.map.as_str()), Some("n"));
-    assert_eq!(s.leg("zz"), None);
-    assert_eq!(s.map("n").map(|m| m.name.as_str()), Some("n"));
-    assert!(s.map("q").is_none());
-    let of_m: Vec<&str> = s.legs_of("m").map(|l| l.name.as_str()).collect();
+    let (m, n) = (s.map_id("m").unwrap(), s.map_id("n").unwrap());
+    let c = s.leg_id("c").unwrap();
+    assert_eq!(s.map(s.leg(c).map).name, "n");
+    assert_eq!(s.leg_id("zz"), None);
+    assert_eq!(s.map(n).name, "n");
+    assert!(s.map_id("q").is_none());
+    let of_m: Vec<&str> = s.legs_of(m).map(|(_, l)| l.name.as_str()).collect();
     assert_eq!(of_m, ["a", "b"]);
-    assert_eq!(
-        s.map("m").unwrap().groups,
-        [vec!["a".to_string(), "b".into()]]
-    );
-    assert_eq!(s.workload.map, "n");
+    assert_eq!(s.group_names(m), [vec!["a", "b"]]);
+    assert_eq!(s.workload.map, n);
 }
 
 // ---- syntax, types and unknown keys ----
@@ -698,10 +703,7 @@ kind = "none"
 fn groups_in_priority_order() {
     let s = ok(&mini("[manager]\nkind = \"none\"\n")
         .replace("name = \"m\"", "name = \"m\"\ngroups = [[\"b\"], [\"a\"]]"));
-    assert_eq!(
-        s.maps[0].groups,
-        [vec!["b".to_string()], vec!["a".to_string()]]
-    );
+    assert_eq!(s.group_names(MapId::new(0)), [vec!["b"], vec!["a"]]);
 }
 
 #[test]
@@ -1159,7 +1161,10 @@ kind = "fail"
     let got: Vec<(u64, String, StepAction, usize)> = s
         .timeline()
         .into_iter()
-        .map(|st| (st.at.as_secs(), st.leg, st.action, st.fault_index))
+        .map(|st| {
+            let leg = s.leg(st.leg).name.clone();
+            (st.at.as_secs(), leg, st.action, st.fault.index())
+        })
         .collect();
     use StepAction::*;
     assert_eq!(
@@ -1213,8 +1218,12 @@ fn model_serializes_for_reports() {
     );
     assert_eq!(
         v["expect"]["final_path_state"][0],
-        serde_json::json!(["a", "active"])
+        serde_json::json!([0, "active"])
     );
+    // references are ids, plain numbers
+    assert_eq!(v["maps"][0]["groups"], serde_json::json!([[0, 1]]));
+    assert_eq!(v["faults"][1]["leg"], 1);
+    assert_eq!(v["workload"]["map"], 0);
     let steps = serde_json::to_value(s.timeline()).unwrap();
     assert_eq!(
         steps[0]["action"],

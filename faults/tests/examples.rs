@@ -5,8 +5,12 @@ use std::time::Duration;
 
 use faults::{parse, Cmp, FaultKind, Metric, PathStateExpect, Selector, StepAction};
 
+/// Parses an example, and checks that it survives the trip through JSON the plan makes.
 fn parse_ok(name: &str, text: &str) -> faults::Scenario {
-    parse(Path::new(name), text).unwrap_or_else(|e| panic!("{name} should parse:\n{e}"))
+    let s = parse(Path::new(name), text).unwrap_or_else(|e| panic!("{name} should parse:\n{e}"));
+    let back: faults::Scenario = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert_eq!(back, s, "{name} changed on its way through JSON");
+    s
 }
 
 #[test]
@@ -61,7 +65,7 @@ b = "active"
         .map(|st| {
             (
                 st.at.as_secs(),
-                st.leg.as_str(),
+                s.leg(st.leg).name.as_str(),
                 st.action == StepAction::Restore,
             )
         })
@@ -136,10 +140,8 @@ p99_latency_ms = "> 400"
     assert_eq!(s.guest.timeout, Duration::from_secs(80));
     assert_eq!(s.maps[0].selector, Selector::ServiceTime);
     assert_eq!(s.maps[0].size_bytes, 256 << 20);
-    assert_eq!(
-        s.maps[0].groups,
-        [vec!["fast".to_string()], vec!["slow".to_string()]]
-    );
+    let map = s.map_id("mpatha").unwrap();
+    assert_eq!(s.group_names(map), [vec!["fast"], vec!["slow"]]);
     assert_eq!(s.faults[0].kind, FaultKind::delay(500));
     assert_eq!(s.workload.block_size, 64 << 10);
 }
@@ -182,7 +184,7 @@ a = "active"
     assert_eq!(s.faults[1].kind, FaultKind::Restore);
     assert_eq!(
         s.expect.final_path_state,
-        [("a".to_string(), PathStateExpect::Active)]
+        [(s.leg_id("a").unwrap(), PathStateExpect::Active)]
     );
     assert_eq!(s.timeline().len(), 2);
 }
@@ -217,10 +219,11 @@ map = "data"
 duration = "5s"
 "#,
     );
-    let data: Vec<&str> = s.legs_of("data").map(|l| l.name.as_str()).collect();
+    let data_id = s.map_id("data").unwrap();
+    let data: Vec<&str> = s.legs_of(data_id).map(|(_, l)| l.name.as_str()).collect();
     assert_eq!(data, ["d1", "d2"]);
-    assert_eq!(s.map("log").unwrap().groups, [vec!["l1".to_string()]]);
-    assert_eq!(s.workload.map, "data");
+    assert_eq!(s.group_names(s.map_id("log").unwrap()), [vec!["l1"]]);
+    assert_eq!(s.workload.map, data_id);
 }
 
 #[test]

@@ -44,8 +44,13 @@ fn with(faults: &[&str]) -> String {
     s
 }
 
+/// Parses a valid scenario, and checks that it survives the trip through JSON the plan makes.
 fn ok(text: &str) -> Scenario {
-    parse(Path::new("t.toml"), text).unwrap_or_else(|e| panic!("expected valid:\n{e}\n---\n{text}"))
+    let s = parse(Path::new("t.toml"), text)
+        .unwrap_or_else(|e| panic!("expected valid:\n{e}\n---\n{text}"));
+    let back: Scenario = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert_eq!(back, s, "changed on its way through JSON:\n{text}");
+    s
 }
 
 fn kind(text: &str) -> FaultKind {
@@ -744,9 +749,9 @@ fn every_and_times_expand_in_the_timeline() {
         .map(|st| {
             (
                 st.at,
-                if st.leg == "a" { "a" } else { "n" },
+                if s.leg(st.leg).name == "a" { "a" } else { "n" },
                 matches!(st.action, StepAction::Restore),
-                st.fault_index,
+                st.fault.index(),
                 st.repetition,
             )
         })

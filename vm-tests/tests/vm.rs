@@ -775,6 +775,7 @@ fn every_scenario_file_has_a_test() {
         "failback-followover",
         "failback-immediate",
         "failback-manual",
+        "fio-yardstick",
         "flapping-link",
         "flapping-path-damped",
         "fuse-concurrent-latency",
@@ -1143,4 +1144,19 @@ fn an_interrupted_run_says_so() {
     }
     assert!(!run_dir.join("report.json").exists());
     std::fs::remove_dir_all(&run_dir).unwrap();
+}
+
+#[test]
+fn fio_yardstick() {
+    // fio runs in the guest on the same map; its counts and CPU fill the same report fields.
+    let Some(run) = scenario_without_snapshot("fio-yardstick") else {
+        return;
+    };
+    assert_eq!(run.json("workload.engine"), "fio");
+    let ios = run.json("workload.reads").as_u64().unwrap()
+        + run.json("workload.writes").as_u64().unwrap();
+    assert!(ios > 1000, "{ios} IOs in 3 s:\n{}", run.explain());
+    assert!(run.json("workload.cpu_ms").as_f64().unwrap() > 0.0);
+    assert_eq!(run.json("workload.verified_blocks"), 0);
+    assert!(run.json("workload.latency_us.p50").as_u64().unwrap() > 0);
 }

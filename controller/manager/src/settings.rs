@@ -13,10 +13,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where an effective setting came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Origin {
     /// pathrig's built-in default (multipath-tools' default where it has one).
@@ -32,7 +32,7 @@ pub enum Origin {
     /// multipath.conf `multipaths { multipath { ... } }` entry matching the map.
     ConfMultipath { file: String, line: usize },
     /// Derived from another setting (e.g. max_polling_interval from polling_interval).
-    Derived { from: &'static str },
+    Derived { from: String },
 }
 
 impl fmt::Display for Origin {
@@ -50,7 +50,7 @@ impl fmt::Display for Origin {
 }
 
 /// One effective setting with its origin.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Setting<T> {
     pub value: T,
     pub origin: Origin,
@@ -66,7 +66,7 @@ impl<T> Setting<T> {
 }
 
 /// `path_checker`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PathChecker {
     /// An O_DIRECT read of one block at offset 0, bounded by `checker_timeout`.
@@ -76,7 +76,7 @@ pub enum PathChecker {
 }
 
 /// `path_grouping_policy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupingPolicy {
     /// One path per group; groups ordered by path priority (highest first), then file order.
@@ -88,26 +88,24 @@ pub enum GroupingPolicy {
 }
 
 impl GroupingPolicy {
-    /// The path groups of a map whose legs have these (name, prio) pairs, in
-    /// file order: groups in priority order, each a list of leg names.
+    /// The path groups of a map whose legs have these (leg, prio) pairs, in
+    /// file order: groups in priority order, each a list of legs (names, ids: whatever the
+    /// caller names them by).
     ///
     /// - failover: one group per leg, highest prio first, equal prios in file order;
     /// - multibus: one group with every leg, in file order;
     /// - group_by_prio: one group per distinct prio, highest first, legs in file order.
-    pub fn groups<'a>(self, legs: impl IntoIterator<Item = (&'a str, u32)>) -> Vec<Vec<String>> {
-        let legs: Vec<(&str, u32)> = legs.into_iter().collect();
+    pub fn groups<L: Clone>(self, legs: impl IntoIterator<Item = (L, u32)>) -> Vec<Vec<L>> {
+        let legs: Vec<(L, u32)> = legs.into_iter().collect();
         match self {
             GroupingPolicy::Multibus => {
-                vec![legs.iter().map(|(name, _)| name.to_string()).collect()]
+                vec![legs.iter().map(|(name, _)| name.clone()).collect()]
             }
             GroupingPolicy::Failover => {
                 let mut by_prio = legs;
                 // stable: equal prios keep file order
                 by_prio.sort_by_key(|&(_, prio)| std::cmp::Reverse(prio));
-                by_prio
-                    .into_iter()
-                    .map(|(name, _)| vec![name.to_string()])
-                    .collect()
+                by_prio.into_iter().map(|(name, _)| vec![name]).collect()
             }
             GroupingPolicy::GroupByPrio => {
                 let mut prios: Vec<u32> = legs.iter().map(|&(_, p)| p).collect();
@@ -118,7 +116,7 @@ impl GroupingPolicy {
                     .map(|p| {
                         legs.iter()
                             .filter(|&&(_, prio)| prio == p)
-                            .map(|(name, _)| name.to_string())
+                            .map(|(name, _)| name.clone())
                             .collect()
                     })
                     .collect()
@@ -128,7 +126,7 @@ impl GroupingPolicy {
 }
 
 /// `failback`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Failback {
     /// Switch to the best group as soon as it has a usable path.
@@ -144,7 +142,7 @@ pub enum Failback {
 }
 
 /// `no_path_retry`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoPathRetry {
     /// Fail IO at once when no path is left (`fail_if_no_path`).
@@ -167,7 +165,7 @@ impl NoPathRetry {
 /// `san_path_err_*`: flap damping. All three set = on; none set = off; anything else is an error,
 /// and so is setting it together with [`MarginalPath`] for one map. The setting's origin is the
 /// most specific of its keywords' origins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SanPathErr {
     /// Failures (counted with forgetting) above which a path is held back.
     pub threshold: u32,
@@ -179,7 +177,7 @@ pub struct SanPathErr {
 
 /// `marginal_path_*` (IO-error accounting for intermittently failing paths). All four set = on;
 /// none = off; anything else is an error. Origin as for [`SanPathErr`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MarginalPath {
     /// Two kernel failures of a path within this time trigger sampling.
     pub double_failed_time: Duration,
@@ -193,7 +191,7 @@ pub struct MarginalPath {
 }
 
 /// `marginal_detector` (pathrig extension): how a marginal-path sample reaches its verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MarginalDetector {
     /// multipath-tools' rule: sample for the whole `marginal_path_err_sample_time`, then compare
@@ -207,7 +205,7 @@ pub enum MarginalDetector {
 
 /// A rate or a probability in parts per million, kept exact (so settings compare with `==`):
 /// `Ppm(2_500)` is 2.5 ‰, `Ppm(10_000)` is 0.01.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Ppm(pub u32);
 
 impl Ppm {
@@ -249,7 +247,7 @@ fn decimal(n: u32, unit: u32) -> String {
 /// are accepted wherever the `marginal_path_*` keywords are (`[manager]`, `[manager.map.X]`, and
 /// a conf's `defaults`, `overrides` and `multipath` entries) and matter only for maps where
 /// `marginal_path_*` is on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MarginalSampling {
     /// `marginal_sample_burst`: sample reads sent together (default 32, multipathd's number of
     /// concurrent sample reads). Bursts of continuous reads look like real IO, which a path
@@ -329,7 +327,7 @@ impl Default for MarginalSampling {
 }
 
 /// `marginal_pathgroups`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MarginalPathgroups {
     /// Marginal paths stay failed.
@@ -339,7 +337,7 @@ pub enum MarginalPathgroups {
 }
 
 /// The effective path-manager settings of one map.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManagerSettings {
     pub path_checker: Setting<PathChecker>,
     pub polling_interval: Setting<Duration>,
@@ -364,7 +362,7 @@ impl Default for ManagerSettings {
             max_polling_interval: Setting {
                 value: Duration::from_secs(20),
                 origin: Origin::Derived {
-                    from: "polling_interval (4 ×)",
+                    from: "polling_interval (4 ×)".into(),
                 },
             },
             checker_timeout: Setting::builtin(Duration::from_secs(30)),
@@ -387,7 +385,7 @@ pub fn wwid_of(name: &str) -> String {
 }
 
 /// `[manager] kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ManagerKind {
     /// pathrig's embedded path manager manages every map (the default).
@@ -397,7 +395,7 @@ pub enum ManagerKind {
 }
 
 /// The scenario's path-manager section, resolved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManagerSpec {
     pub kind: ManagerKind,
     /// Effective settings for every map, in map order (empty when `kind` is `None`).

@@ -536,19 +536,26 @@ impl Report {
             });
         }
         for check in &scenario.expect.figures {
-            let actual = self.figures.value(check.figure, check.key.as_deref());
+            let actual = self.figures.value(check.figure, check.key_name(scenario));
             results.push(ExpectationResult {
-                what: check.to_string(),
+                what: check.display(scenario).to_string(),
                 held: check.holds(actual),
                 actual: actual.map_or("none".into(), |v| v.to_string()),
             });
         }
-        for (leg, expected) in &scenario.expect.final_path_state {
-            let actual = self
-                .maps
+        for &(id, expected) in &scenario.expect.final_path_state {
+            let leg = &scenario.leg(id).name;
+            // A map's paths are reported in the order of its groups.
+            let map = scenario.leg(id).map;
+            let place = scenario
+                .map(map)
+                .groups
                 .iter()
-                .flat_map(|m| &m.paths)
-                .find(|p| &p.leg == leg)
+                .flatten()
+                .position(|&l| l == id);
+            let actual = place
+                .and_then(|i| self.maps.get(map.index())?.paths.get(i))
+                .filter(|p| &p.leg == leg)
                 .map(|p| p.final_state)
                 .unwrap_or(FinalPathState::Unknown);
             let wanted = match expected {

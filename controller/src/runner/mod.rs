@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faults::{FaultKind, Scenario};
+use faults::{FaultId, FaultKind, LegId, MapId, Scenario};
 use rig::backing::{self, Loop};
 use rig::dm::mpath_status::{KernelPathState, MultipathStatus, PathStatus};
 use rig::dm::multipath::Selector;
@@ -81,15 +81,19 @@ fn injected_failure_time() -> Option<Duration> {
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 struct BuiltLeg {
+    id: LegId,
     name: String,
-    map: String,
+    map: MapId,
+    /// The leg's path number in its map: its place among the map's legs, as the path manager
+    /// numbers them.
+    path: usize,
     /// The leg's dm device; `None` for a leg without a dm layer (its path is the loop device).
     dm_name: Option<String>,
     /// The map's path: the leg's dm device, or its loop device.
     /// The control of the FUSE file server under the leg (`backend = "fuse"`).
     fuse: Option<FuseControl>,
-    /// The FUSE rules in force, with the fault (index into `Scenario::faults`) each comes from.
-    fuse_rules: Vec<(usize, FaultRule)>,
+    /// The FUSE rules in force, with the fault each comes from.
+    fuse_rules: Vec<(FaultId, FaultRule)>,
     /// The device node the path is opened through (by the manager's checker).
     node: PathBuf,
     dev: DevNum,
@@ -100,13 +104,14 @@ struct BuiltLeg {
 }
 
 struct BuiltMap {
+    id: MapId,
     name: String,
     dm_name: String,
     dev: DevNum,
     /// What the map's table is made of (its queueing as built).
     table: MapTable,
-    /// Leg names per group, in table order.
-    groups: Vec<Vec<String>>,
+    /// Legs per group, in table order.
+    groups: Vec<Vec<LegId>>,
 }
 
 /// Everything a run created, torn down in reverse order exactly once.
@@ -120,7 +125,11 @@ struct Built {
     loops: Vec<Loop>,
     /// FUSE file servers, unmounted after the loop devices over their files are detached.
     fuse: Vec<FuseServer>,
+    /// In the order they were built (map by map).
     legs: Vec<BuiltLeg>,
+    /// Where each leg is in `legs`, by [`LegId`] (`usize::MAX` until it is built).
+    leg_slots: Vec<usize>,
+    /// By [`MapId`]: built in the scenario's map order.
     maps: Vec<BuiltMap>,
     torn_down: bool,
 }
@@ -188,6 +197,25 @@ impl Built {
         failures
     }
 
+    /// Adds a built leg, reachable by its id from then on.
+    fn push_leg(&mut self, leg: BuiltLeg) {
+        self.leg_slots[leg.id.index()] = self.legs.len();
+        self.legs.push(leg);
+    }
+
+    /// Where the leg `id` is in `legs`.
+    fn slot(&self, id: LegId) -> usize {
+        self.leg_slots[id.index()]
+    }
+
+    fn leg(&self, id: LegId) -> &BuiltLeg {
+        &self.legs[self.slot(id)]
+    }
+
+    fn map(&self, id: MapId) -> &BuiltMap {
+        &self.maps[id.index()]
+    }
+
     fn leg_by_dev(&self, dev: DevNum) -> Option<&BuiltLeg> {
         self.legs.iter().find(|l| l.dev == dev)
     }
@@ -234,13 +262,9 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
     }
     built.log = log.clone();
 
-    let workload_map = built
-        .maps
-        .iter()
-        .find(|m| m.name == scenario.workload.map)
-        .expect("validated: the workload's map exists");
+    let workload_map = built.map(scenario.workload.map);
     let device = PathBuf::from(format!("/dev/dm-{}", workload_map.dev.minor));
-    let map_spec = scenario.map(&scenario.workload.map).expect("validated");
+    let map_spec = scenario.map(scenario.workload.map);
     let config = WorkloadConfig {
         path: device.clone(),
         size_bytes: map_spec.size_bytes,
@@ -346,10 +370,11 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
         loops: Vec::new(),
         fuse: Vec::new(),
         legs: Vec::new(),
+        leg_slots: vec![usize::MAX; scenario.legs.len()],
         maps: Vec::new(),
         torn_down: false,
     };
-    for map in &scenario.maps {
+    for (map_id, map) in scenario.map_ids() {
         let file = workdir.join(format!("{}.img", map.name));
         backing::create_backing_file(&file, map.size_bytes)?;
         let sectors = Sectors::from_bytes(map.size_bytes);
@@ -361,9 +386,9 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
         // FUSE legs read and write the same backing file through pathrig's FUSE file server:
         // one server per map, one file per leg.
         let fuse_legs: Vec<&str> = scenario
-            .legs_of(&map.name)
-            .filter(|l| l.backend == faults::Backend::Fuse)
-            .map(|l| l.name.as_str())
+            .legs_of(map_id)
+            .filter(|(_, l)| l.backend == faults::Backend::Fuse)
+            .map(|(_, l)| l.name.as_str())
             .collect();
         if !fuse_legs.is_empty() {
             let mountpoint = workdir.join(format!("fuse-{}", map.name));
@@ -385,7 +410,7 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
             });
             built.fuse.push(server);
         }
-        for leg in scenario.legs_of(&map.name) {
+        for (path, (leg_id, leg)) in scenario.legs_of(map_id).enumerate() {
             let (leg_file, fuse) = match leg.backend {
                 faults::Backend::Loop => (file.clone(), None),
                 faults::Backend::Fuse => {
@@ -411,9 +436,11 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
                     leg: leg.name.clone(),
                     dev: lo.dev.to_string(),
                 });
-                built.legs.push(BuiltLeg {
+                built.push_leg(BuiltLeg {
+                    id: leg_id,
                     name: leg.name.clone(),
-                    map: map.name.clone(),
+                    map: map_id,
+                    path,
                     fuse: fuse.clone(),
                     fuse_rules: Vec::new(),
                     dm_name: None,
@@ -435,9 +462,11 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
                 dev: dev.to_string(),
                 over: lo.dev.to_string(),
             });
-            built.legs.push(BuiltLeg {
+            built.push_leg(BuiltLeg {
+                id: leg_id,
                 name: leg.name.clone(),
-                map: map.name.clone(),
+                map: map_id,
+                path,
                 fuse,
                 fuse_rules: Vec::new(),
                 dm_name: Some(dm_name),
@@ -455,21 +484,13 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
             queue_if_no_path: map.queue_if_no_path,
             // Legs with a dm layer are bio-based dm devices, which a request-based map
             // refuses; straight over loop devices only, the map stays request-based.
-            bio_based: scenario.legs_of(&map.name).any(|l| l.dm_layer),
+            bio_based: scenario.legs_of(map_id).any(|(_, l)| l.dm_layer),
         };
-        let table = map_table.table(map.groups.iter().map(|group| {
-            group
+        let table = map_table.table(
+            map.groups
                 .iter()
-                .map(|leg| {
-                    built
-                        .legs
-                        .iter()
-                        .find(|l| l.map == map.name && &l.name == leg)
-                        .expect("validated")
-                        .dev
-                })
-                .collect()
-        }));
+                .map(|group| group.iter().map(|&leg| built.leg(leg).dev).collect()),
+        );
         let dm_name = naming::map_name(&map.name);
         let dev = built.dm.create(&dm_name, &table)?;
         log.record(EventKind::MapDevice {
@@ -479,6 +500,7 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
             table: table.render(),
         });
         built.maps.push(BuiltMap {
+            id: map_id,
             name: map.name.clone(),
             dm_name,
             dev,
@@ -612,10 +634,7 @@ fn drive(
             .iter()
             .flat_map(|m| m.groups.iter().flatten().map(move |leg| (m, leg)))
             .filter_map(|(m, leg)| {
-                let l = built
-                    .legs
-                    .iter()
-                    .find(|l| l.map == m.name && &l.name == leg)?;
+                let l = built.legs.iter().find(|l| l.id == *leg)?;
                 Some((m.name.clone(), l.name.clone(), l.dev.major, l.dev.minor))
             })
             .collect(),
@@ -641,13 +660,15 @@ fn drive(
             .maps
             .iter()
             .map(|m| BuiltMapInfo {
+                id: m.id,
                 name: &m.name,
                 dm_name: &m.dm_name,
-                legs: built
-                    .legs
-                    .iter()
-                    .filter(|l| l.map == m.name)
-                    .map(|l| (l.name.as_str(), l.dev, l.node.clone()))
+                legs: scenario
+                    .legs_of(m.id)
+                    .map(|(id, _)| {
+                        let l = built.leg(id);
+                        (id, l.name.as_str(), l.dev, l.node.clone())
+                    })
                     .collect(),
                 groups: &m.groups,
                 table: m.table,
@@ -755,8 +776,8 @@ fn drive(
     let step_of = |index: usize, late: Duration| {
         let step = &steps[index];
         LateStep {
-            line: scenario.faults[step.fault_index].line,
-            leg: step.leg.clone(),
+            line: scenario.fault(step.fault).line,
+            leg: scenario.leg(step.leg).name.clone(),
             window: step.repetition + 1,
             planned_ms: step.at.as_secs_f64() * 1000.0,
             late_ms: late.as_secs_f64() * 1000.0,
@@ -944,15 +965,11 @@ fn final_map_reports(
         let status = Some(map_status.status);
         let mut paths = Vec::new();
         for (gi, group) in map.groups.iter().enumerate() {
-            for leg_name in group {
-                let leg = built
-                    .legs
-                    .iter()
-                    .find(|l| l.map == map.name && &l.name == leg_name)
-                    .expect("built");
+            for &leg_id in group {
+                let leg = built.leg(leg_id);
                 let path = status.as_ref().and_then(|s| s.path(leg.dev));
                 let checker = view
-                    .and_then(|v| v.paths.iter().find(|p| p.leg == leg.name))
+                    .and_then(|v| v.paths.get(leg.path))
                     .map(|p| checker_view(&p.state));
                 paths.push(PathReport {
                     checker,
@@ -969,14 +986,18 @@ fn final_map_reports(
                 });
             }
         }
-        let spec = scenario.map(&map.name).expect("validated");
+        let spec = scenario.map(map.id);
         maps.push(MapReport {
             name: map.name.clone(),
             dm_name: map.dm_name.clone(),
             device: map.dev.to_string(),
             selector: map.table.selector.kernel_name().into(),
             queue_if_no_path: spec.queue_if_no_path,
-            groups: map.groups.clone(),
+            groups: map
+                .groups
+                .iter()
+                .map(|g| g.iter().map(|&l| scenario.leg(l).name.clone()).collect())
+                .collect(),
             table,
             final_status: map_status.line.render(),
             paths,
@@ -986,8 +1007,7 @@ fn final_map_reports(
                 .filter(|g| *g > 0),
             manager: view.map(|v| ManagerMapReport {
                 settings: scenario
-                    .manager
-                    .settings(&map.name)
+                    .settings(map.id)
                     .map(settings_rows)
                     .unwrap_or_default(),
                 best_group: v.best_group.map(|g| g + 1),

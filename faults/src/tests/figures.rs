@@ -1,7 +1,7 @@
 //! `[expect]` figures: keyed and run-wide forms, fractional values, and their errors.
 
 use super::*;
-use crate::figures::Figure;
+use crate::figures::{Figure, FigureTarget};
 
 const BASE: &str = "name = \"t\"\n[[map]]\nname = \"m\"\n[[leg]]\nname = \"a\"\n[[leg]]\nname = \"b\"\n[workload]\nduration = \"1s\"\n[expect]\n";
 
@@ -14,16 +14,15 @@ fn figures_decode_keyed_and_run_wide() {
     let f = &s.expect.figures;
     assert_eq!(f.len(), 5);
     assert_eq!(f[0].figure, Figure::DetectionMs);
-    assert_eq!(f[0].key.as_deref(), Some("a"));
+    assert_eq!(f[0].key, Some(FigureTarget::Leg(s.leg_id("a").unwrap())));
+    assert_eq!(f[0].key_name(&s), Some("a"));
     assert_eq!((f[0].cmp, f[0].value), (Cmp::Lt, 2000.0));
-    assert_eq!(
-        (f[1].figure, f[1].key.as_deref()),
-        (Figure::GroupSwitches, None)
-    );
+    assert_eq!((f[1].figure, f[1].key), (Figure::GroupSwitches, None));
     assert_eq!((f[1].cmp, f[1].value), (Cmp::Eq, 2.0));
-    assert_eq!(f[2].key.as_deref(), Some("m"));
+    assert_eq!(f[2].key, Some(FigureTarget::Map(s.map_id("m").unwrap())));
+    assert_eq!(f[4].key_name(&s), Some("b"));
     assert_eq!((f[4].cmp, f[4].value), (Cmp::Gt, 0.9));
-    assert_eq!(f[4].to_string(), "io_share.b > 0.9");
+    assert_eq!(f[4].display(&s).to_string(), "io_share.b > 0.9");
     // The flat metrics are untouched.
     assert_eq!(s.expect.checks.len(), 1);
 }

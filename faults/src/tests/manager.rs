@@ -69,7 +69,7 @@ fn no_manager_table_means_the_embedded_manager_with_builtin_settings() {
         ]
     );
     // built-in: failover groups, no_path_retry fail -> no queueing
-    assert_eq!(s.maps[0].groups, [vec!["a".to_string()]]);
+    assert_eq!(s.group_names(MapId::new(0)), [vec!["a"]]);
     assert!(!s.maps[0].queue_if_no_path);
     let d = ManagerSettings::default();
     assert_eq!(d.path_checker.value, PathChecker::Directio);
@@ -89,7 +89,7 @@ fn kind_none_keeps_maps_as_written() {
             maps: vec![]
         }
     );
-    assert_eq!(s.maps[0].groups, [vec!["a".to_string(), "b".into()]]);
+    assert_eq!(s.group_names(MapId::new(0)), [vec!["a", "b"]]);
     assert!(!s.maps[0].queue_if_no_path);
 }
 
@@ -132,7 +132,7 @@ failback = "immediate"
         max_polling_interval: set(
             secs(8),
             Origin::Derived {
-                from: "polling_interval (4 ×)",
+                from: "polling_interval (4 ×)".into(),
             },
         ),
         path_grouping_policy: set(GroupingPolicy::Multibus, conf_defaults(l("multibus"))),
@@ -170,8 +170,8 @@ failback = "immediate"
         Setting::builtin(secs(30))
     );
     // queueing follows no_path_retry per map
-    assert!(!s.map("m").unwrap().queue_if_no_path);
-    assert!(s.map("n").unwrap().queue_if_no_path);
+    assert!(!s.map(s.map_id("m").unwrap()).queue_if_no_path);
+    assert!(s.map(s.map_id("n").unwrap()).queue_if_no_path);
     // origins print for the report
     assert_eq!(m.failback.origin.to_string(), "t.toml:20 (defaults)");
     assert_eq!(n.failback.origin.to_string(), "[manager.map], line 35");
@@ -614,18 +614,14 @@ duration = "10s"
 }
 
 fn groups(s: &Scenario) -> Vec<Vec<&str>> {
-    s.maps[0]
-        .groups
-        .iter()
-        .map(|g| g.iter().map(String::as_str).collect())
-        .collect()
+    s.group_names(MapId::new(0))
 }
 
 #[test]
 fn groups_follow_the_grouping_policy_and_leg_prio() {
     let s = four_legs("path_grouping_policy = \"failover\"");
     assert_eq!(groups(&s), [vec!["b"], vec!["d"], vec!["a"], vec!["c"]]);
-    assert_eq!(s.leg("b").unwrap().prio, 50);
+    assert_eq!(s.leg(s.leg_id("b").unwrap()).prio, 50);
     let s = four_legs("path_grouping_policy = \"multibus\"");
     assert_eq!(groups(&s), [vec!["a", "b", "c", "d"]]);
     let s = four_legs("path_grouping_policy = \"group_by_prio\"");
@@ -640,10 +636,10 @@ fn groups_follow_the_grouping_policy_and_leg_prio() {
     let s = ok(&mini(
         "[manager]\npath_grouping_policy = \"group_by_prio\"\n",
     ));
-    assert_eq!(s.maps[0].groups, [vec!["a".to_string(), "b".into()]]);
+    assert_eq!(s.group_names(MapId::new(0)), [vec!["a", "b"]]);
     assert_eq!(
         GroupingPolicy::Failover.groups([("x", 0), ("y", 1000), ("z", 0)]),
-        [vec!["y".to_string()], vec!["x".into()], vec!["z".into()]]
+        [vec!["y"], vec!["x"], vec!["z"]]
     );
 }
 
@@ -995,7 +991,7 @@ fn the_format_documentation_parses() {
         Origin::ConfMultipath { .. }
     ));
     assert_eq!(m.failback.value, Failback::Manual);
-    assert_eq!(s.maps[0].groups, [vec!["a".to_string(), "b".into()]]);
+    assert_eq!(s.group_names(MapId::new(0)), [vec!["a", "b"]]);
     assert!(s.maps[0].queue_if_no_path);
 }
 
@@ -1019,7 +1015,7 @@ fn marginal_extensions_default_and_derive_from_the_threshold() {
         set(
             Some(Ppm(2_500)),
             Origin::Derived {
-                from: "marginal_path_err_rate_threshold (÷ 4)"
+                from: "marginal_path_err_rate_threshold (÷ 4)".into()
             }
         )
     );

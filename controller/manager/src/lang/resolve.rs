@@ -384,7 +384,7 @@ fn settings_of<'a>(
     s.max_polling_interval = Setting {
         value: s.polling_interval.value * 4,
         origin: Origin::Derived {
-            from: DERIVED_MAX_POLLING,
+            from: DERIVED_MAX_POLLING.into(),
         },
     };
     setting(
@@ -529,7 +529,7 @@ fn marginal_sampling<'a>(
         m.sprt_good_permille = Setting {
             value: Some(MarginalSampling::derived_good(threshold)),
             origin: Origin::Derived {
-                from: DERIVED_SPRT_GOOD,
+                from: DERIVED_SPRT_GOOD.into(),
             },
         };
     }
@@ -537,7 +537,7 @@ fn marginal_sampling<'a>(
         m.sprt_bad_permille = Setting {
             value: Some(MarginalSampling::derived_bad(threshold)),
             origin: Origin::Derived {
-                from: DERIVED_SPRT_BAD,
+                from: DERIVED_SPRT_BAD.into(),
             },
         };
     }

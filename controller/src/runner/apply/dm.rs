@@ -178,7 +178,7 @@ impl FaultBackend for DmBackend {
                 },
             ),
             StepAction::Restore => {
-                let spec = &cx.scenario.faults[step.fault_index];
+                let spec = cx.scenario.fault(step.fault);
                 let change = FaultChange::WindowEnded {
                     length: spec.duration.unwrap_or_default(),
                     window: cx.window,
@@ -228,7 +228,7 @@ fn swap(
     let dm_name = leg
         .dm_name
         .clone()
-        .expect("validated: dm fault kinds only on legs with a dm layer");
+        .expect("the plan puts dm fault kinds only on legs with a dm layer");
     // The fault counts from the moment the leg is suspended for the swap (or the first message
     // is sent): from then on it serves no new IO the old way. When the new table went live is
     // kept as a detail.

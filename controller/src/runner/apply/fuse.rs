@@ -123,22 +123,20 @@ pub(super) fn fuse_rule(kind: &FaultKind) -> Option<FaultRule> {
 fn fuse_step(cx: &mut StepCx<'_>, step: &Step) -> Result<(), RunError> {
     let (built, log, leg_index, window) = (&mut *cx.built, cx.log, cx.leg, cx.window);
     let leg = &mut built.legs[leg_index];
-    let control = leg
-        .fuse
-        .clone()
-        .expect("validated: FUSE kinds only on legs with backend = \"fuse\"");
+    let control = leg.fuse.clone().expect(
+        "the plan puts FUSE kinds only on legs with backend = \"fuse\", built with a server",
+    );
     let change = match &step.action {
         StepAction::Apply(kind) => {
             let rule = fuse_rule(kind).expect("a FUSE kind");
-            leg.fuse_rules.push((step.fault_index, rule));
+            leg.fuse_rules.push((step.fault, rule));
             FaultChange::Applied {
                 fault: kind.clone(),
                 window,
             }
         }
         StepAction::Restore => {
-            leg.fuse_rules
-                .retain(|(fault, _)| *fault != step.fault_index);
+            leg.fuse_rules.retain(|(fault, _)| *fault != step.fault);
             FaultChange::FuseWindowEnded { window }
         }
     };

@@ -74,7 +74,7 @@ fn backend_for(layer: Layer) -> Option<&'static dyn FaultBackend> {
 
 /// Which window of a repeating fault a step belongs to.
 fn window_note(scenario: &Scenario, step: &Step) -> Option<Window> {
-    let times = scenario.faults[step.fault_index].times();
+    let times = scenario.fault(step.fault).times();
     (times > 1).then_some(Window {
         n: step.repetition + 1,
         of: times,
@@ -90,15 +90,11 @@ pub(super) fn apply_step(
     step: &Step,
     rig_reinstates: bool,
 ) -> Result<(), RunError> {
-    let leg = built
-        .legs
-        .iter()
-        .position(|l| l.name == step.leg)
-        .expect("validated: the leg exists");
+    let leg = built.slot(step.leg);
     let window = window_note(scenario, step);
     let step_kind = match &step.action {
         StepAction::Apply(kind) => kind,
-        StepAction::Restore => &scenario.faults[step.fault_index].kind,
+        StepAction::Restore => &scenario.fault(step.fault).kind,
     };
     let mut cx = StepCx {
         scenario,
@@ -152,11 +148,7 @@ fn kernel_fail(
     change: FaultChange,
 ) -> Result<(), RunError> {
     let leg = &built.legs[leg_index];
-    let map = built
-        .maps
-        .iter()
-        .find(|m| m.name == leg.map)
-        .expect("leg belongs to a map");
+    let map = built.map(leg.map);
     let at = log.clock().now_ms();
     built
         .dm
@@ -175,11 +167,7 @@ fn kernel_fail(
 fn reinstate_for_restored_leg(cx: &mut StepCx<'_>) -> Result<(), RunError> {
     let (built, log, leg_index) = (&*cx.built, cx.log, cx.leg);
     let leg = &built.legs[leg_index];
-    let map = built
-        .maps
-        .iter()
-        .find(|m| m.name == leg.map)
-        .expect("leg belongs to a map");
+    let map = built.map(leg.map);
     let failed = built
         .dm
         .multipath_status(&map.dm_name)?
