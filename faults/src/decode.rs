@@ -148,6 +148,7 @@ pub(crate) struct DraftWorkload {
 #[derive(Default)]
 pub(crate) struct DraftExpect {
     pub checks: Vec<Check>,
+    pub figures: Vec<crate::figures::DraftFigureCheck>,
     pub final_path_state: Vec<(Sp<String>, PathStateExpect)>,
 }
 
@@ -567,10 +568,19 @@ fn decode_workload(r: &mut Report, t: &Table) -> DraftWorkload {
 
 fn decode_expect(r: &mut Report, t: &Table) -> DraftExpect {
     let mut out = DraftExpect::default();
-    let metric_names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+    let metric_names: Vec<&str> = Metric::ALL
+        .iter()
+        .map(|m| m.name())
+        .chain(crate::figures::Figure::ALL.iter().map(|f| f.name()))
+        .collect();
     for (key, value) in t.entries() {
         if key.val == FINAL_STATE_KEY {
             out.final_path_state = decode_final_states(r, value);
+            continue;
+        }
+        if let Some(figure) = crate::figures::Figure::from_name(key.val) {
+            out.figures
+                .extend(crate::figures::decode(r, figure, &key, value));
             continue;
         }
         let Some(metric) = Metric::from_name(key.val) else {

@@ -208,6 +208,7 @@
 //! ```
 
 mod decode;
+pub mod figures;
 mod ids;
 mod input;
 mod kinds;

@@ -243,6 +243,8 @@ pub enum Pattern {
 pub struct Expectations {
     /// In file order.
     pub checks: Vec<Check>,
+    /// The QA figures' checks (`detection_ms.a = "< 2000"`), in file order.
+    pub figures: Vec<crate::figures::FigureCheck>,
     /// `[expect.final_path_state]`, in file order: leg and its state.
     pub final_path_state: Vec<(LegId, PathStateExpect)>,
 }
@@ -544,6 +546,11 @@ impl Scenario {
             && self.faults.iter().all(|f| leg(&f.leg))
             && self.workload.map.index() < self.maps.len()
             && self.expect.final_path_state.iter().all(|(l, _)| leg(l))
+            && self.expect.figures.iter().all(|c| match c.key {
+                Some(crate::figures::FigureTarget::Leg(l)) => leg(&l),
+                Some(crate::figures::FigureTarget::Map(m)) => m.index() < self.maps.len(),
+                None => true,
+            })
     }
 }
 

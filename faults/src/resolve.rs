@@ -291,6 +291,14 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
         }
     }
 
+    let figures = crate::figures::resolve_keys(
+        r,
+        d.expect.figures.clone(),
+        &leg_names,
+        &leg_ids,
+        &map_names,
+    );
+
     if r.has_errors() {
         return None;
     }
@@ -321,6 +329,7 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
         mirror: d.mirror.section,
         expect: Expectations {
             checks: d.expect.checks,
+            figures,
             final_path_state,
         },
     })

@@ -203,6 +203,7 @@ fn full_scenario_parses_into_exactly_the_model() {
             engine: WorkloadEngine::Pathrig,
         },
         expect: Expectations {
+            figures: vec![],
             checks: vec![
                 Check {
                     metric: Metric::AppErrors,
@@ -1234,6 +1235,7 @@ fn model_serializes_for_reports() {
     assert_eq!(steps[1]["action"], "restore");
 }
 
+mod figures;
 mod manager;
 #[path = "tests/mirror.rs"]
 mod mirror_tests;

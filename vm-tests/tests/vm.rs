@@ -77,6 +77,22 @@ fn check_json_shape(run: &GuestRun) {
             "workload.{key} missing"
         );
     }
+    // Every path of every map was sampled, and the paths carried the workload's IO.
+    let paths: usize = run
+        .json("maps")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["paths"].as_array().map_or(0, Vec::len))
+        .sum();
+    let path_io = run.json("path_io").as_array().expect("path_io[]");
+    assert_eq!(path_io.len(), paths, "{}", explain());
+    let sampled: u64 = path_io
+        .iter()
+        .flat_map(|p| p["samples"].as_array().unwrap())
+        .map(|s| s["reads"].as_u64().unwrap() + s["writes"].as_u64().unwrap())
+        .sum();
+    assert!(sampled > 0, "no IO on any path:\n{}", explain());
     let events = run.json("events").as_array().expect("events[]");
     assert!(events
         .iter()
@@ -468,6 +484,16 @@ fn slow_leg() {
     );
 }
 
+#[test]
+fn slow_leg_service_time() {
+    let Some(run) = scenario("slow-leg-service-time") else {
+        return;
+    };
+    let share = run.json("figures.io_share.1.value").as_f64().unwrap();
+    assert!(share > 0.7, "b's share {share}:\n{}", run.explain());
+    assert_eq!(run.json("figures.io_share.1.key"), "b");
+}
+
 /// The mismatch details of report.json: (t_ms, lba, detail).
 fn mismatches(run: &GuestRun) -> Vec<(f64, u64, String)> {
     run.json("workload.mismatch_details")
@@ -522,7 +548,15 @@ fn lost_writes_after_path_switch() {
     };
     let found = mismatches(&run);
     assert!(!found.is_empty(), "{}", run.explain());
-    assert_eq!(run.json("workload.mismatches"), found.len() as u64);
+    // One detail per distinct block, with how often it mismatched, in both units.
+    let details = run.json("workload.mismatch_details").as_array().unwrap();
+    let total: u64 = details.iter().map(|m| m["count"].as_u64().unwrap()).sum();
+    assert_eq!(run.json("workload.mismatches"), total);
+    for m in details {
+        let offset = m["byte_offset"].as_u64().unwrap();
+        assert_eq!(m["lba"].as_u64().unwrap() * 512, offset);
+        assert_eq!(m["block"].as_u64().unwrap() * 4096, offset);
+    }
     for (t, lba, detail) in &found {
         // Writes are dropped from the start of the down interval, 2.5 s.
         assert!(*t >= 2400.0, "mismatch at {t} ms: {detail}");
@@ -764,6 +798,7 @@ fn every_scenario_file_has_a_test() {
         "mirror-transient-dropout-wait",
         "no-path-retry-count",
         "slow-leg",
+        "slow-leg-service-time",
         "slow-path-long-tail",
         "slow-writes",
         "timeline-lag",

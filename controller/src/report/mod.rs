@@ -4,9 +4,14 @@
 //! snapshots, deterministic for a given scenario — order of state changes, counts that are
 //! behaviour, verdicts, and latencies and stalls only as coarse buckets).
 
+pub mod bounded;
+pub mod figures;
 pub mod json;
 pub mod mirror;
 pub mod text;
+
+pub use bounded::ErrorsOmitted;
+pub use figures::{Figures, PathIo};
 
 use std::fmt;
 use std::time::Duration;
@@ -30,7 +35,13 @@ pub struct Report {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<mirror::MirrorMapReport>,
     pub workload: WorkloadSummary,
+    /// The run's events; IO errors and mismatches beyond the first
+    /// [`bounded::KEPT_PER_KIND`] of each are counted in `workload.errors_omitted` instead.
     pub events: Vec<Event>,
+    /// Per path of every map: IOs the block layer completed per 100 ms (`/sys/dev/block/.../stat`).
+    pub path_io: Vec<PathIo>,
+    /// The QA figures computed from the events and series (report.txt's "figures" section).
+    pub figures: Figures,
     pub expectations: Vec<ExpectationResult>,
     pub verdict: Verdict,
     pub timing: Timing,
@@ -336,8 +347,18 @@ pub struct LatencyUs {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MismatchReport {
+    /// When the block first mismatched.
     pub t_ms: f64,
+    /// The workload block (of `block_size` bytes) that mismatched.
+    pub block: u64,
+    pub block_size: u32,
+    /// The block's offset on the map in bytes.
+    pub byte_offset: u64,
+    /// The same offset in 512-byte sectors (kept for older readers of report.json).
     pub lba: u64,
+    /// How many times the block mismatched.
+    pub count: u64,
+    /// The diagnosis of the first mismatch.
     pub detail: String,
 }
 
@@ -367,7 +388,10 @@ pub struct WorkloadSummary {
     pub app_errors: u64,
     pub verified_blocks: u64,
     pub mismatches: u64,
+    /// One row per distinct block.
     pub mismatch_details: Vec<MismatchReport>,
+    /// IO-error and mismatch events left out of `events`, and every IO error by errno.
+    pub errors_omitted: ErrorsOmitted,
     pub latency_us: LatencyUs,
     /// Completed IOs per latency bucket (bucket label → count).
     pub latency_buckets: Vec<(String, u64)>,
@@ -505,6 +529,7 @@ impl Report {
 
     /// Checks the scenario's expectations against this report and sets the verdict.
     pub fn evaluate(&mut self, scenario: &Scenario) {
+        self.figures = Figures::compute(self);
         let mut results = Vec::new();
         for check in &scenario.expect.checks {
             let actual = self.metric(check.metric);
@@ -512,6 +537,14 @@ impl Report {
                 what: check.to_string(),
                 held: check.holds(actual),
                 actual: actual.to_string(),
+            });
+        }
+        for check in &scenario.expect.figures {
+            let actual = self.figures.value(check.figure, check.key_name(scenario));
+            results.push(ExpectationResult {
+                what: check.display(scenario).to_string(),
+                held: check.holds(actual),
+                actual: actual.map_or("none".into(), |v| v.to_string()),
             });
         }
         for &(id, expected) in &scenario.expect.final_path_state {

@@ -73,6 +73,7 @@ fn sample() -> Report {
             verified_blocks: 7,
             mismatches: 0,
             mismatch_details: vec![],
+            errors_omitted: ErrorsOmitted::default(),
             latency_us: LatencyUs {
                 p50: 800,
                 p99: 150_000,
@@ -98,6 +99,8 @@ fn sample() -> Report {
             }],
         },
         events: vec![],
+        path_io: vec![],
+        figures: Figures::default(),
         expectations: vec![],
         verdict: Verdict::Pass,
         timing: Timing {
@@ -288,3 +291,14 @@ fn a_full_scratch_space_is_named_only_when_it_happens() {
         .unwrap()
         .contains("\"available_bytes\": 0"));
 }
+
+pub(super) fn tests_sample() -> Report {
+    sample()
+}
+
+pub(super) fn tests_scenario(expect: &str) -> Scenario {
+    scenario(expect)
+}
+
+#[path = "tests_figures.rs"]
+mod figures_tests;

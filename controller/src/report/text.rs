@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use path_manager::settings::ManagerKind;
 
-use super::{bucket, Report, Verdict};
+use super::{bucket, figures, Report, Verdict};
 use crate::events::Event;
 
 /// report.txt: deterministic for a given scenario.
@@ -93,6 +93,7 @@ pub fn render(report: &Report) -> String {
                 );
             }
         }
+        io_phases_section(&mut out, report, &map.name);
         if let Some(manager) = &map.manager {
             let _ = writeln!(out, "  manager settings:");
             for row in &manager.settings {
@@ -169,6 +170,7 @@ pub fn render(report: &Report) -> String {
             bucket(w.max_stall_ms)
         );
     }
+    figures_section(&mut out, report);
     let _ = writeln!(out);
     let _ = writeln!(out, "expectations");
     if report.expectations.is_empty() {
@@ -196,6 +198,93 @@ pub fn render(report: &Report) -> String {
         }
     );
     out
+}
+
+/// Each path's share of the map's IO per phase, as coarse classes.
+fn io_phases_section(out: &mut String, report: &Report, map: &str) {
+    let phases = figures::io_phases(report, map);
+    if phases.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  io per path (phases between fault steps on its legs; shares none, some or all):"
+    );
+    for phase in phases {
+        let began = if phase.began_with.is_empty() {
+            "from the start".to_string()
+        } else {
+            format!("after {}", phase.began_with.join(", "))
+        };
+        let shares = match phase.shares {
+            Some(shares) => shares
+                .iter()
+                .map(|(leg, class)| format!("{leg} {class}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            None => "no IO".to_string(),
+        };
+        let _ = writeln!(out, "    {began}: {shares}");
+    }
+}
+
+/// The QA figures in stable words: what happened, not how long it took.
+fn figures_section(out: &mut String, report: &Report) {
+    let f = &report.figures;
+    let _ = writeln!(out);
+    let _ = writeln!(out, "figures (exact values in report.json)");
+    for d in &f.detection_ms {
+        let _ = writeln!(
+            out,
+            "  detection of {}: {}",
+            d.key,
+            if d.value.is_some() {
+                "the kernel failed the path after its fault"
+            } else {
+                "the kernel never failed the path after its fault"
+            }
+        );
+    }
+    for g in &f.group_switches_by_map {
+        let _ = writeln!(
+            out,
+            "  group switches in {}: {}",
+            g.key,
+            g.value.unwrap_or(0.0) as u64
+        );
+    }
+    for n in &f.no_path_ms_by_map {
+        let _ = writeln!(
+            out,
+            "  time without a usable path in {}: {}",
+            n.key,
+            if n.value.unwrap_or(0.0) > 0.0 {
+                "some"
+            } else {
+                "none"
+            }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  first application error after the first fault: {}",
+        if f.first_error_ms.is_some() {
+            "yes"
+        } else {
+            "none"
+        }
+    );
+    let shares: Vec<String> = f
+        .io_share
+        .iter()
+        .filter_map(|s| {
+            s.value
+                .map(|v| format!("{} {}", s.key, figures::share_class_of(v)))
+        })
+        .collect();
+    if !shares.is_empty() {
+        let _ = writeln!(out, "  io share over the run: {}", shares.join(", "));
+    }
 }
 
 fn yes_no(v: bool) -> &'static str {

@@ -32,6 +32,7 @@ use path_manager::MapView;
 mod apply;
 // Mirror maps: building them and driving the mirror monitor.
 mod mirror;
+mod path_io;
 
 pub use crate::guest::GuestKind;
 
@@ -330,6 +331,8 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
         mirrors: driven.mirrors.clone(),
         workload: summarize_workload(scenario, &device, &driven.workload, driven.first_error),
         events: log.sorted(),
+        path_io: driven.path_io,
+        figures: Figures::default(),
         expectations: Vec::new(),
         verdict: Verdict::Pass,
         timing: Timing {
@@ -340,6 +343,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
         },
         timeline_lag: driven.timeline_lag.clone(),
     };
+    full.workload.errors_omitted = bounded::bound_events(&mut full.events);
     full.evaluate(scenario);
     Ok(full)
 }
@@ -634,6 +638,18 @@ fn drive(
     let stop = Arc::new(AtomicBool::new(false));
     // The workload thread holds the write end; its closing wakes the event loop.
     let (done_read, done_write) = nix::unistd::pipe().map_err(|e| RunError::Workload(e.into()))?;
+    let sampler = path_io::PathIoSampler::start(
+        built
+            .maps
+            .iter()
+            .flat_map(|m| m.groups.iter().flatten().map(move |leg| (m, leg)))
+            .filter_map(|(m, leg)| {
+                let l = built.legs.iter().find(|l| l.id == *leg)?;
+                Some((m.name.clone(), l.name.clone(), l.dev.major, l.dev.minor))
+            })
+            .collect(),
+        origin,
+    );
     let thread_log = log.clone();
     let thread_stop = stop.clone();
     let handle = std::thread::Builder::new()
@@ -771,6 +787,7 @@ fn drive(
     let result = handle
         .join()
         .map_err(|_| RunError::Workload(std::io::Error::other("the workload thread panicked")))?;
+    let path_io = sampler.stop();
     // The last path changes may have come with the last completions.
     watch.observe(built, log)?;
     if let Some(err) = failure {
@@ -801,6 +818,7 @@ fn drive(
     });
     Ok(Driven {
         mirrors,
+        path_io,
         workload,
         first_error,
         manager,
@@ -814,6 +832,8 @@ struct Driven {
     /// The mirror maps' reports.
     mirrors: Vec<mirror::MirrorMapReport>,
     workload: WorkloadReport,
+    /// Per-path IO series over the workload.
+    path_io: Vec<PathIo>,
     first_error: Option<f64>,
     /// The manager's final view of every map (None without a manager).
     manager: Option<Vec<MapView>>,
@@ -1064,15 +1084,14 @@ fn summarize_workload(
         app_errors: report.read_errors + report.write_errors,
         verified_blocks: report.verified_blocks,
         mismatches: report.mismatches.len() as u64,
-        mismatch_details: report
-            .mismatches
-            .iter()
-            .map(|m| MismatchReport {
-                t_ms: to_ms(m.t),
-                lba: m.block * Sectors::from_bytes(w.block_size as u64).0,
-                detail: m.detail.clone(),
-            })
-            .collect(),
+        mismatch_details: bounded::mismatch_reports(
+            report
+                .mismatches
+                .iter()
+                .map(|m| (to_ms(m.t), m.block, m.detail.as_str())),
+            w.block_size,
+        ),
+        errors_omitted: ErrorsOmitted::default(),
         latency_us: LatencyUs {
             p50: report.latency.p50_us,
             p99: report.latency.p99_us,

@@ -1,0 +1,261 @@
+//! Bounded event logs, grouped mismatches, QA figures and per-path IO phases, on fixtures.
+
+use super::*;
+use crate::events::{EventKind, FaultChange, IoDirection, Window};
+use rig::blockstat::PathSample;
+
+fn at(t_ms: f64, kind: EventKind) -> Event {
+    Event { t_ms, kind }
+}
+
+fn io_error(t_ms: f64, errno: &str) -> Event {
+    at(
+        t_ms,
+        EventKind::IoError {
+            op: IoDirection::Write,
+            errno: errno.into(),
+            block: (t_ms as u64) % 4096,
+        },
+    )
+}
+
+fn fault(t_ms: f64, leg: &str, fault: faults::FaultKind) -> Event {
+    at(
+        t_ms,
+        EventKind::Fault {
+            leg: leg.into(),
+            change: FaultChange::Applied {
+                fault,
+                window: Some(Window { n: 1, of: 1 }),
+            },
+        },
+    )
+}
+
+/// Two paths sampled every 100 ms over `ms`, with `io(path, t_ms)` IOs per sample.
+fn path_io(ms: u64, io: impl Fn(usize, u64) -> u64) -> Vec<PathIo> {
+    ["a", "b"]
+        .iter()
+        .enumerate()
+        .map(|(i, leg)| PathIo {
+            map: "m".into(),
+            leg: leg.to_string(),
+            device: format!("254:{i}"),
+            interval_ms: 100,
+            samples: (1..=ms / 100)
+                .map(|n| PathSample {
+                    t_ms: n * 100,
+                    reads: io(i, n * 100),
+                    writes: 0,
+                    in_flight: 1,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+#[test]
+fn a_minute_of_a_hundred_thousand_errors_stays_under_two_megabytes() {
+    let mut r = super::tests_sample();
+    r.workload.duration_ms = 60_000;
+    r.workload.series = (1..=600)
+        .map(|n| rig::workload::series::SeriesPoint {
+            t_ms: n * 100,
+            reads: 100,
+            writes: 100,
+            errors: vec![("EIO", 100), ("ENOSPC", 67)],
+            in_flight: 8,
+            p50_us: 800,
+            p99_us: 150_000,
+            max_us: 250_000,
+        })
+        .collect();
+    r.path_io = path_io(60_000, |_, _| 100);
+    r.events = (0..100_000)
+        .map(|i| io_error(i as f64 * 0.6, if i % 3 == 0 { "ENOSPC" } else { "EIO" }))
+        .collect();
+    let unbounded = json::render(&r).unwrap().len();
+    let omitted = bounded::bound_events(&mut r.events);
+    r.workload.errors_omitted = omitted.clone();
+    let size = json::render(&r).unwrap().len();
+    eprintln!("report.json: {unbounded} bytes unbounded, {size} bytes bounded");
+    assert!(size < 2 << 20, "{size} bytes");
+    assert!(
+        unbounded > 2 << 20,
+        "{unbounded} bytes: the fixture is too small to tell"
+    );
+    assert_eq!(r.events.len(), bounded::KEPT_PER_KIND + 1);
+    assert_eq!(
+        omitted.io_errors,
+        100_000 - bounded::KEPT_PER_KIND as u64 - 1
+    );
+    assert_eq!(
+        omitted.io_errors_by_errno,
+        vec![("EIO".to_string(), 66_666), ("ENOSPC".to_string(), 33_334)]
+    );
+    // The last error is kept.
+    assert_eq!(r.events.last().unwrap().t_ms, 99_999.0 * 0.6);
+}
+
+#[test]
+fn bounding_keeps_every_other_event_in_order() {
+    let mut events = vec![fault(0.0, "a", faults::FaultKind::Fail)];
+    events.extend((0..150).map(|i| io_error(1.0 + i as f64, "EIO")));
+    events.push(at(
+        500.0,
+        EventKind::PathFailed {
+            map: "m".into(),
+            leg: "a".into(),
+        },
+    ));
+    events.push(io_error(600.0, "EIO"));
+    let omitted = bounded::bound_events(&mut events);
+    assert_eq!(omitted.io_errors, 50);
+    assert_eq!(events.len(), 1 + 100 + 1 + 1);
+    assert!(matches!(events[0].kind, EventKind::Fault { .. }));
+    assert!(matches!(events[101].kind, EventKind::PathFailed { .. }));
+    assert_eq!(events[102].t_ms, 600.0);
+}
+
+#[test]
+fn mismatches_are_listed_once_per_block_with_both_units() {
+    let rows = bounded::mismatch_reports(
+        [
+            (10.0, 3, "stale data"),
+            (20.0, 5, "zeroes"),
+            (30.0, 3, "stale data"),
+        ],
+        4096,
+    );
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].block, 3);
+    assert_eq!(rows[0].count, 2);
+    assert_eq!(rows[0].byte_offset, 3 * 4096);
+    assert_eq!(rows[0].lba, 3 * 8);
+    assert_eq!(rows[0].t_ms, 10.0);
+    assert_eq!(rows[1].count, 1);
+}
+
+/// A run of 4 s: fault on a at 1 s (failed at 1.15 s), restored at 3 s (reinstated at 3.05 s);
+/// a carries half the IO before and after, nothing in between.
+fn faulted_run() -> Report {
+    let mut r = super::tests_sample();
+    r.timing.run_ms = 4000.0;
+    r.events = vec![
+        fault(1000.0, "a", faults::FaultKind::Fail),
+        at(
+            1150.0,
+            EventKind::PathFailed {
+                map: "m".into(),
+                leg: "a".into(),
+            },
+        ),
+        at(1150.0, EventKind::NoUsablePath { map: "m".into() }),
+        at(1400.0, EventKind::UsablePathBack { map: "m".into() }),
+        at(
+            1500.0,
+            EventKind::GroupSwitched {
+                map: "m".into(),
+                group: 2,
+            },
+        ),
+        fault(3000.0, "a", faults::FaultKind::Restore),
+        at(
+            3050.0,
+            EventKind::PathReinstated {
+                map: "m".into(),
+                leg: "a".into(),
+            },
+        ),
+    ];
+    r.workload.first_error_ms = Some(1010.0);
+    r.path_io = path_io(4000, |path, t| match (path, t) {
+        (0, t) if t > 1000 && t <= 3000 => {
+            if t <= 1100 {
+                3
+            } else {
+                0
+            }
+        }
+        _ => 10,
+    });
+    r
+}
+
+#[test]
+fn figures_come_from_the_events_and_series() {
+    let mut r = faulted_run();
+    r.evaluate(&super::tests_scenario(""));
+    let f = &r.figures;
+    assert_eq!(f.detection_ms.len(), 1);
+    assert_eq!(f.detection_ms[0].key, "a");
+    assert_eq!(f.detection_ms[0].value, Some(150.0));
+    assert_eq!(f.group_switches, 1);
+    assert_eq!(f.no_path_ms, 250.0);
+    assert_eq!(f.first_error_ms, Some(10.0));
+    let a = f.io_share.iter().find(|s| s.key == "a").unwrap();
+    // a: 10 per sample for 20 samples, 3 in one: 203 of 203 + 400.
+    assert_eq!(a.value, Some(203.0 / 603.0));
+}
+
+#[test]
+fn phases_lie_between_fault_steps_and_leave_out_the_reaction() {
+    let r = faulted_run();
+    let phases = figures::io_phases(&r, "m");
+    assert_eq!(phases.len(), 3);
+    assert!(phases[0].began_with.is_empty());
+    assert_eq!(
+        phases[0].shares,
+        Some(vec![("a".into(), "some"), ("b".into(), "some")])
+    );
+    // The sample at 1.1 s (a's last IOs) falls in the settling time.
+    assert_eq!(
+        phases[1].shares,
+        Some(vec![("a".into(), "none"), ("b".into(), "all")])
+    );
+    assert_eq!(
+        phases[2].shares,
+        Some(vec![("a".into(), "some"), ("b".into(), "some")])
+    );
+}
+
+#[test]
+fn share_classes_have_fixed_edges() {
+    assert_eq!(figures::share_class(0, 10), "none");
+    assert_eq!(figures::share_class(10, 10), "all");
+    assert_eq!(figures::share_class(1, 100), "some");
+    assert_eq!(figures::share_class(99, 100), "some");
+}
+
+#[test]
+fn figure_expectations_compare_the_figures() {
+    let mut r = faulted_run();
+    r.evaluate(&super::tests_scenario(
+        "[expect]\ndetection_ms.a = \"< 200\"\ngroup_switches.m = \"== 1\"\n\
+         no_path_ms = \"> 0\"\nfirst_error_ms = \"< 5\"\nio_share.b = \"> 0.6\"\n",
+    ));
+    let held: Vec<bool> = r.expectations.iter().map(|e| e.held).collect();
+    assert_eq!(held, vec![true, true, true, false, true]);
+    assert_eq!(r.expectations[3].actual, "10");
+    assert_eq!(r.verdict, Verdict::Fail);
+    r.evaluate(&super::tests_scenario("[expect]\ngroup_switches = 1\n"));
+    assert!(r.expectations[0].held);
+    assert_eq!(r.expectations[0].what, "group_switches == 1");
+    // A leg that never failed has no detection time: nothing holds.
+    r.evaluate(&super::tests_scenario(
+        "[expect]\ndetection_ms.b = \"> 0\"\n",
+    ));
+    assert_eq!(r.expectations[0].actual, "none");
+    assert!(!r.expectations[0].held);
+}
+
+#[test]
+fn steps_close_together_begin_one_phase_settled_after_the_last() {
+    let mut r = faulted_run();
+    // A second step on b 200 ms after a's (a trespass of both legs, one after the other).
+    r.events
+        .insert(1, fault(1200.0, "b", faults::FaultKind::KernelFail));
+    let phases = figures::io_phases(&r, "m");
+    assert_eq!(phases.len(), 3);
+    assert_eq!(phases[1].began_with.len(), 2);
+}
