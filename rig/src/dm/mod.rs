@@ -225,32 +225,9 @@ impl Dm {
         Ok((info.event_nr(), lines))
     }
 
-    /// The status of multipath map `dm_name`, read and parsed: the one status reader.
+    /// The status of multipath map `dm_name`, read and parsed.
     pub fn multipath_status(&self, dm_name: &str) -> Result<MapStatus, RigError> {
-        let (_, lines) = self.status(dm_name)?;
-        let bad = |detail: String| RigError::Status {
-            device: dm_name.to_string(),
-            detail,
-        };
-        let line = match <[StatusLine; 1]>::try_from(lines) {
-            Ok([line]) => line,
-            Err(lines) => {
-                return Err(bad(format!(
-                    "a map has one status line, the kernel printed {}",
-                    lines.len()
-                )))
-            }
-        };
-        if line.target_type != "multipath" {
-            return Err(bad(format!(
-                "the target is {:?}, not multipath",
-                line.target_type
-            )));
-        }
-        let status = line
-            .params
-            .parse::<MultipathStatus>()
-            .map_err(|e| bad(e.to_string()))?;
+        let (line, status) = self.single_status::<MultipathStatus>(dm_name, "multipath")?;
         Ok(MapStatus { line, status })
     }
 
@@ -259,6 +236,16 @@ impl Dm {
         &self,
         dm_name: &str,
     ) -> Result<(StatusLine, mirror::MirrorStatus), RigError> {
+        self.single_status(dm_name, "mirror")
+    }
+
+    /// The one status reader: the single status line of a one-target map of type `target`,
+    /// with its parameters parsed as `S`.
+    fn single_status<S>(&self, dm_name: &str, target: &str) -> Result<(StatusLine, S), RigError>
+    where
+        S: std::str::FromStr,
+        S::Err: std::fmt::Display,
+    {
         let (_, lines) = self.status(dm_name)?;
         let bad = |detail: String| RigError::Status {
             device: dm_name.to_string(),
@@ -273,16 +260,13 @@ impl Dm {
                 )))
             }
         };
-        if line.target_type != "mirror" {
+        if line.target_type != target {
             return Err(bad(format!(
-                "the target is {:?}, not mirror",
+                "the target is {:?}, not {target}",
                 line.target_type
             )));
         }
-        let status = line
-            .params
-            .parse::<mirror::MirrorStatus>()
-            .map_err(|e| bad(e.to_string()))?;
+        let status = line.params.parse::<S>().map_err(|e| bad(e.to_string()))?;
         Ok((line, status))
     }
 
