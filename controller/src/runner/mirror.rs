@@ -76,17 +76,7 @@ pub(super) fn build_map(
                 (path, Some(control))
             }
         };
-        let lo = match leg.backend {
-            faults::Backend::Loop => backing::attach_loop(&leg_file)?,
-            faults::Backend::Fuse => backing::attach_loop_direct(&leg_file)?,
-        };
-        log.record(EventKind::LoopAttached {
-            leg: leg.name.clone(),
-            loop_device: lo.path.display().to_string(),
-            dev: lo.dev.to_string(),
-            direct_io: lo.direct_io,
-        });
-        built.loops.push(lo.clone());
+        let lo = super::attach_leg_loop(built, log, leg, &leg_file)?;
         let (dm_name, node, dev) = if leg.dm_layer {
             let dm_name = naming::leg_name(&map.name, &leg.name);
             let dev = built

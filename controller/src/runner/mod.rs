@@ -427,19 +427,7 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
                     (server.file_path(&leg.name), Some(server.control()))
                 }
             };
-            // Over a FUSE file, direct-IO mode: the leg serves as many IOs at once as are queued
-            // (a buffered loop device would hand the server one at a time).
-            let lo = match leg.backend {
-                faults::Backend::Loop => backing::attach_loop(&leg_file)?,
-                faults::Backend::Fuse => backing::attach_loop_direct(&leg_file)?,
-            };
-            log.record(EventKind::LoopAttached {
-                leg: leg.name.clone(),
-                loop_device: lo.path.display().to_string(),
-                dev: lo.dev.to_string(),
-                direct_io: lo.direct_io,
-            });
-            built.loops.push(lo.clone());
+            let lo = attach_leg_loop(&mut built, log, leg, &leg_file)?;
             if !leg.dm_layer {
                 log.record(EventKind::NoDmLayer {
                     leg: leg.name.clone(),
@@ -537,6 +525,29 @@ impl KernelWatch {
         }
         Ok(())
     }
+}
+
+/// Attaches the loop device of `leg` over `file`, records it and keeps it for teardown. Over a
+/// FUSE file in direct-IO mode: the leg serves as many IOs at once as are queued (a buffered loop
+/// device would hand the server one at a time).
+fn attach_leg_loop(
+    built: &mut Built,
+    log: &EventLog,
+    leg: &faults::LegSpec,
+    file: &Path,
+) -> Result<Loop, RunError> {
+    let lo = match leg.backend {
+        faults::Backend::Loop => backing::attach_loop(file)?,
+        faults::Backend::Fuse => backing::attach_loop_direct(file)?,
+    };
+    log.record(EventKind::LoopAttached {
+        leg: leg.name.clone(),
+        loop_device: lo.path.display().to_string(),
+        dev: lo.dev.to_string(),
+        direct_io: lo.direct_io,
+    });
+    built.loops.push(lo.clone());
+    Ok(lo)
 }
 
 fn leg_label(built: &Built, dev: DevNum) -> String {
