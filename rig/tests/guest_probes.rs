@@ -1,0 +1,78 @@
+//! Tests that run rig code inside a throw-away guest (see `rig::guest::probe`). This binary is
+//! both the test runner on the host and, booted as a guest's init, the probe. Set
+//! `PATHRIG_SKIP_VM=1` to skip them; `PATHRIG_PROBE_ONLY=NAME` runs one.
+
+use std::time::Duration;
+
+use rig::guest::init::GuestEnv;
+use rig::guest::probe::{self, ProbeFn};
+
+/// Every probe: (name, what runs in the guest, what the host then checks).
+type HostCheck = fn(&serde_json::Value) -> Result<(), String>;
+const PROBES: &[(&str, ProbeFn, HostCheck)] = &[("guest-basics", guest_basics, check_guest_basics)];
+
+/// The harness itself: the guest loads a module and reports its kernel release.
+fn guest_basics(env: &GuestEnv) -> Result<serde_json::Value, String> {
+    let loaded = env.modules.load(&["dm-mod"]).map_err(|e| e.to_string())?;
+    let modules = std::fs::read_to_string("/proc/modules").map_err(|e| e.to_string())?;
+    Ok(serde_json::json!({
+        "release": env.kernel_release,
+        "loaded": loaded,
+        "dm_mod_listed": modules.lines().any(|l| l.starts_with("dm_mod ")),
+    }))
+}
+
+fn check_guest_basics(value: &serde_json::Value) -> Result<(), String> {
+    if value["dm_mod_listed"] != true {
+        return Err(format!(
+            "dm_mod is not in the guest's /proc/modules: {value}"
+        ));
+    }
+    if !value["release"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("6.1")
+    {
+        return Err(format!("unexpected guest kernel: {value}"));
+    }
+    Ok(())
+}
+
+fn main() {
+    let guest_side: Vec<(&str, ProbeFn)> = PROBES.iter().map(|(n, f, _)| (*n, *f)).collect();
+    probe::serve(&guest_side);
+    if std::env::var_os("PATHRIG_SKIP_VM").is_some() {
+        println!("guest probes skipped (PATHRIG_SKIP_VM is set)");
+        return;
+    }
+    // `cargo test` passes libtest's arguments; a bare word filters probes by name.
+    let filter: Option<String> = std::env::var("PATHRIG_PROBE_ONLY")
+        .ok()
+        .or_else(|| std::env::args().skip(1).find(|a| !a.starts_with('-')));
+    let mut failed = Vec::new();
+    let mut passed = 0;
+    for (name, _, check) in PROBES {
+        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let outcome = probe::run(name, 512, Duration::from_secs(300), &[]).and_then(|v| check(&v));
+        match outcome {
+            Ok(()) => {
+                println!("probe {name} ... ok");
+                passed += 1;
+            }
+            Err(err) => {
+                println!("probe {name} ... FAILED\n  {err}");
+                failed.push(*name);
+            }
+        }
+    }
+    println!(
+        "test result: {}. {passed} passed; {} failed",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        failed.len()
+    );
+    if !failed.is_empty() {
+        std::process::exit(1);
+    }
+}
