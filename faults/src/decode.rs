@@ -31,6 +31,7 @@ const TOP_KEYS: &[&str] = &[
     "expect",
     "manager",
     "mirror",
+    "hba",
 ];
 const GUEST_KEYS: &[&str] = &["memory_mib", "timeout"];
 const MAP_KEYS: &[&str] = &[
@@ -43,7 +44,17 @@ const MAP_KEYS: &[&str] = &[
     "log",
     "region_size",
 ];
-const LEG_KEYS: &[&str] = &["name", "map", "prio", "backend", "dm_layer"];
+const LEG_KEYS: &[&str] = &[
+    "name",
+    "map",
+    "prio",
+    "backend",
+    "dm_layer",
+    "hba",
+    "timeout",
+    "eh_timeout",
+    "queue_depth",
+];
 const WORKLOAD_KEYS: &[&str] = &[
     "map",
     "duration",
@@ -77,6 +88,7 @@ pub(crate) struct Draft {
     pub expect: DraftExpect,
     pub manager: DraftManager,
     pub mirror: crate::mirror::DraftMirror,
+    pub hbas: Vec<crate::scsi::DraftHba>,
 }
 
 pub(crate) struct DraftGuest {
@@ -115,7 +127,9 @@ pub(crate) struct DraftLeg {
     /// Position of the `prio` key.
     pub prio_key: Option<usize>,
     pub backend: Backend,
-    pub dm_layer: bool,
+    /// As written; absent means true, but false for a SCSI leg.
+    pub dm_layer: Got<bool>,
+    pub scsi: crate::scsi::DraftLegScsi,
 }
 
 pub(crate) struct DraftFault {
@@ -223,6 +237,11 @@ pub(crate) fn decode(r: &mut Report, doc: &DeTable, read: Option<ReadFile>) -> D
         .unwrap_or_default();
     let manager = manager_decode::decode_manager(r, &top, read);
     let mirror = crate::mirror::decode_section(r, &top);
+    let hbas = top
+        .array_of_tables(r, "hba", "[[hba]]")
+        .iter()
+        .map(|t| crate::scsi::decode_hba(r, t))
+        .collect();
 
     Draft {
         name,
@@ -236,7 +255,13 @@ pub(crate) fn decode(r: &mut Report, doc: &DeTable, read: Option<ReadFile>) -> D
         expect,
         manager,
         mirror,
+        hbas,
     }
+}
+
+/// The names of maps, legs and host adapters.
+pub(crate) fn check_object_name(r: &mut Report, name: &Sp<String>, what: &str) {
+    check_name(r, name, OBJECT_NAME_MAX, what);
 }
 
 /// Names of the scenario, maps and legs: `[a-z0-9][a-z0-9-]*`, at most `max` characters.
@@ -380,10 +405,15 @@ fn decode_leg(r: &mut Report, t: &Table) -> DraftLeg {
             .choice(
                 r,
                 "backend",
-                &[("loop", Backend::Loop), ("fuse", Backend::Fuse)],
+                &[
+                    ("loop", Backend::Loop),
+                    ("fuse", Backend::Fuse),
+                    ("scsi", Backend::Scsi),
+                ],
             )
             .or(Backend::Loop),
-        dm_layer: t.boolean(r, "dm_layer").or(true),
+        dm_layer: t.boolean(r, "dm_layer"),
+        scsi: crate::scsi::decode_leg_scsi(r, t),
     }
 }
 

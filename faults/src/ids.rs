@@ -41,3 +41,7 @@ id!(
     /// A fault of the scenario: an index into [`Scenario::faults`](crate::Scenario::faults).
     FaultId
 );
+id!(
+    /// A host adapter of the scenario: an index into [`Scenario::hbas`](crate::Scenario::hbas).
+    HbaId
+);

@@ -23,6 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use toml::de::DeValue;
 
 use crate::diag::Report;
+use crate::scsi::{AbortPolicy, ScsiStatusCode, Sense};
 use crate::reader::{as_int, describe, one_of, type_error, Got, Sp, Table, Value};
 use crate::units::{format_duration, format_size};
 
@@ -97,6 +98,34 @@ pub enum FaultKind {
         op: IoOp,
         range: Option<ByteRange>,
     },
+    /// `kind = "no_response"` (SCSI): with `probability`, a matching command is never answered
+    /// while the fault lasts; `abort` says whether the array answers task management for it.
+    NoResponse {
+        abort: AbortPolicy,
+        probability: Probability,
+        op: IoOp,
+        range: Option<ByteRange>,
+    },
+    /// `kind = "check_condition"` (SCSI): with `probability`, a matching command ends in CHECK
+    /// CONDITION with this sense data.
+    CheckCondition {
+        sense: Sense,
+        probability: Probability,
+        op: IoOp,
+        range: Option<ByteRange>,
+    },
+    /// `kind = "scsi_status"` (SCSI): with `probability`, a matching command ends with this
+    /// status (BUSY, TASK SET FULL, RESERVATION CONFLICT).
+    ScsiStatus {
+        status: ScsiStatusCode,
+        probability: Probability,
+        op: IoOp,
+        range: Option<ByteRange>,
+    },
+    /// `kind = "scsi_latency"` (SCSI): matching commands are answered late.
+    ScsiLatency { latency: LatencyDist, op: IoOp },
+    /// `kind = "port_offline"` (SCSI): the array's port of the leg goes offline, as a dead link.
+    PortOffline,
 }
 
 /// Where a fault kind acts, which decides what a leg needs for it and how
@@ -114,6 +143,17 @@ pub enum Layer {
     /// `kernel_fail` (on its path in the map). Timed like dm kinds: they may
     /// not fall inside another fault's window on the leg.
     Leg,
+    /// In pathrig's SCSI array, on the leg's path: needs `backend = "scsi"`; like FUSE faults,
+    /// they may overlap on one leg, and compose.
+    Scsi,
+}
+
+impl Layer {
+    /// Whether faults of this layer may overlap one another on a leg (they are rules that
+    /// compose) rather than each replacing the leg's state.
+    pub fn composes(self) -> bool {
+        matches!(self, Layer::Fuse | Layer::Scsi)
+    }
 }
 
 impl FaultKind {
@@ -152,6 +192,11 @@ impl FaultKind {
             FaultKind::Hang { .. } => "hang",
             FaultKind::Lose { .. } => "lose",
             FaultKind::Corrupt { .. } => "corrupt",
+            FaultKind::NoResponse { .. } => "no_response",
+            FaultKind::CheckCondition { .. } => "check_condition",
+            FaultKind::ScsiStatus { .. } => "scsi_status",
+            FaultKind::ScsiLatency { .. } => "scsi_latency",
+            FaultKind::PortOffline => "port_offline",
         }
     }
 
@@ -273,6 +318,37 @@ impl fmt::Display for FaultKind {
             } => {
                 write!(f, "corrupt {probability} of {op}")?;
                 write_range(f, range)
+            }
+            FaultKind::NoResponse {
+                abort,
+                probability,
+                op,
+                range,
+            } => {
+                write!(f, "no response to {probability} of {op}")?;
+                write_range(f, range)?;
+                write!(f, ", task management {}d", abort.name())
+            }
+            FaultKind::CheckCondition {
+                sense,
+                probability,
+                op,
+                range,
+            } => {
+                write!(f, "check condition {sense} on {probability} of {op}")?;
+                write_range(f, range)
+            }
+            FaultKind::ScsiStatus {
+                status,
+                probability,
+                op,
+                range,
+            } => {
+                write!(f, "status {} on {probability} of {op}", status.name())?;
+                write_range(f, range)
+            }
+            FaultKind::ScsiLatency { latency, op } => {
+                write!(f, "scsi latency {latency} on {op}")
             }
             other => f.write_str(other.name()),
         }
@@ -682,7 +758,115 @@ pub(crate) const KINDS: &[KindDef] = &[
             })
         },
     },
+    KindDef {
+        name: "no_response",
+        layer: Layer::Scsi,
+        params: &[
+            param("abort", "abort = \"ignore\""),
+            PROBABILITY,
+            SCSI_OP,
+            OFFSET,
+            LENGTH,
+        ],
+        allows_window: true,
+        decode: |p| {
+            let abort = p.choice(
+                "abort",
+                &[("honour", AbortPolicy::Honour), ("ignore", AbortPolicy::Ignore)],
+            );
+            let probability = p.probability();
+            let op = p.op(SCSI_OPS);
+            let range = p.optional_range();
+            Some(FaultKind::NoResponse {
+                abort: abort?.unwrap_or_default(),
+                probability: probability?,
+                op: op?,
+                range: range?,
+            })
+        },
+    },
+    KindDef {
+        name: "check_condition",
+        layer: Layer::Scsi,
+        params: &[
+            param("sense", "sense = \"03/11/00\""),
+            PROBABILITY,
+            SCSI_OP,
+            OFFSET,
+            LENGTH,
+        ],
+        allows_window: true,
+        decode: |p| {
+            let sense = p.sense("sense");
+            let probability = p.probability();
+            let op = p.op(SCSI_OPS);
+            let range = p.optional_range();
+            Some(FaultKind::CheckCondition {
+                sense: sense?,
+                probability: probability?,
+                op: op?,
+                range: range?,
+            })
+        },
+    },
+    KindDef {
+        name: "scsi_status",
+        layer: Layer::Scsi,
+        params: &[
+            param("status", "status = \"busy\""),
+            PROBABILITY,
+            SCSI_OP,
+            OFFSET,
+            LENGTH,
+        ],
+        allows_window: true,
+        decode: |p| {
+            let status = p.choice("status", &ScsiStatusCode::ALL);
+            let probability = p.probability();
+            let op = p.op(SCSI_OPS);
+            let range = p.optional_range();
+            let Some(status) = status? else {
+                p.missing("status");
+                return None;
+            };
+            Some(FaultKind::ScsiStatus {
+                status,
+                probability: probability?,
+                op: op?,
+                range: range?,
+            })
+        },
+    },
+    KindDef {
+        name: "scsi_latency",
+        layer: Layer::Scsi,
+        params: &[
+            param("ms", "ms = 50"),
+            param("min_ms", "min_ms = 10"),
+            param("max_ms", "max_ms = 100"),
+            param("p50_ms", "p50_ms = 5"),
+            param("p99_ms", "p99_ms = 500"),
+            SCSI_OP,
+        ],
+        allows_window: true,
+        decode: |p| {
+            let (latency, op) = decode_latency_dist(p, SCSI_OPS)?;
+            Some(FaultKind::ScsiLatency { latency, op })
+        },
+    },
+    KindDef {
+        name: "port_offline",
+        layer: Layer::Scsi,
+        params: &[],
+        allows_window: true,
+        decode: |_| Some(FaultKind::PortOffline),
+    },
 ];
+
+/// The commands a SCSI fault can select: reads, writes, SYNCHRONIZE CACHE (`flush`), or all of
+/// them and every other command (TEST UNIT READY, INQUIRY, …) with `any`.
+const SCSI_OPS: &[IoOp] = &[IoOp::Read, IoOp::Write, IoOp::Flush, IoOp::Any];
+const SCSI_OP: Param = param("op", "op = \"read\"");
 
 /// The layer of the kind named `name`.
 pub(crate) fn layer_of(name: &str) -> Layer {
@@ -839,6 +1023,38 @@ impl Params<'_, '_, '_, '_> {
             Got::Ok(o) => Some(o.val),
             Got::Absent => Some(IoOp::Any),
             Got::Invalid => None,
+        }
+    }
+
+    /// An optional choice among `choices`; `Some(None)` when absent, `None` if invalid.
+    fn choice<T: Copy>(&mut self, key: &str, choices: &[(&str, T)]) -> Option<Option<T>> {
+        match self.table.choice(self.report, key, choices) {
+            Got::Ok(v) => Some(Some(v.val)),
+            Got::Absent => Some(None),
+            Got::Invalid => None,
+        }
+    }
+
+    /// Required sense data, `"03/11/00"`.
+    fn sense(&mut self, key: &str) -> Option<Sense> {
+        let s = match self.table.string(self.report, key) {
+            Got::Ok(s) => s,
+            Got::Invalid => return None,
+            Got::Absent => {
+                self.missing(key);
+                return None;
+            }
+        };
+        match crate::scsi::parse_sense(&s.val) {
+            Ok(sense) => Some(sense),
+            Err(help) => {
+                self.report.error(
+                    s.pos,
+                    format!("`{key}` = \"{}\" is not sense data", crate::units::shown(&s.val)),
+                    help,
+                );
+                None
+            }
         }
     }
 
@@ -1390,7 +1606,14 @@ const LATENCY_FORMS: [LatencyForm; 3] = [
 ];
 
 fn decode_latency(p: &mut Params) -> Option<FaultKind> {
-    let op = p.op(&[IoOp::Read, IoOp::Write, IoOp::Flush, IoOp::Any]);
+    let (latency, op) = decode_latency_dist(p, &[IoOp::Read, IoOp::Write, IoOp::Flush, IoOp::Any])?;
+    Some(FaultKind::Latency { latency, op })
+}
+
+/// The latency distribution and `op` of a latency kind (`latency`, `scsi_latency`).
+fn decode_latency_dist(p: &mut Params, ops: &[IoOp]) -> Option<(LatencyDist, IoOp)> {
+    let op = p.op(ops);
+    let kind = p.kind.name;
     let forms = &LATENCY_FORMS;
     let help = "give one of: `ms = 50` (every IO waits 50 ms), `min_ms = 10` with `max_ms = 100` (uniform), or `p50_ms = 5` with `p99_ms = 500` (a long tail)";
     let mut values: Vec<Vec<Got<u64>>> = Vec::new();
@@ -1411,7 +1634,7 @@ fn decode_latency(p: &mut Params) -> Option<FaultKind> {
         [] => {
             p.report.error(
                 p.table.pos,
-                "kind = \"latency\" needs `ms`, `min_ms` and `max_ms`, or `p50_ms` and `p99_ms`",
+                format!("kind = \"{kind}\" needs `ms`, `min_ms` and `max_ms`, or `p50_ms` and `p99_ms`"),
                 help,
             );
             return None;
@@ -1443,7 +1666,7 @@ fn decode_latency(p: &mut Params) -> Option<FaultKind> {
         if matches!(values[form][j], Got::Absent) {
             p.report.error(
                 p.table.pos,
-                format!("kind = \"latency\" with {} needs both", forms[form].keys),
+                format!("kind = \"{kind}\" with {} needs both", forms[form].keys),
                 format!("add `{}`; {help}", p.example(key)),
             );
             ok = false;
@@ -1486,7 +1709,7 @@ fn decode_latency(p: &mut Params) -> Option<FaultKind> {
         }
         _ => unreachable!("three forms"),
     };
-    Some(FaultKind::Latency { latency, op })
+    Some((latency, op))
 }
 
 /// Reads `kind` and the kind's parameters from a `[[fault]]` table.
@@ -1607,6 +1830,33 @@ mod tests {
                 op: IoOp::Read,
                 range: None,
             },
+            FaultKind::NoResponse {
+                abort: AbortPolicy::Ignore,
+                probability: Probability::ALWAYS,
+                op: IoOp::Any,
+                range: None,
+            },
+            FaultKind::CheckCondition {
+                sense: Sense {
+                    key: 3,
+                    asc: 0x11,
+                    ascq: 0,
+                },
+                probability: Probability::ALWAYS,
+                op: IoOp::Read,
+                range: None,
+            },
+            FaultKind::ScsiStatus {
+                status: ScsiStatusCode::Busy,
+                probability: Probability::ALWAYS,
+                op: IoOp::Any,
+                range: None,
+            },
+            FaultKind::ScsiLatency {
+                latency: LatencyDist::Fixed { ms: 5 },
+                op: IoOp::Any,
+            },
+            FaultKind::PortOffline,
         ]
     }
 
@@ -1633,6 +1883,11 @@ mod tests {
                 ("hang", Layer::Fuse),
                 ("lose", Layer::Fuse),
                 ("corrupt", Layer::Fuse),
+                ("no_response", Layer::Scsi),
+                ("check_condition", Layer::Scsi),
+                ("scsi_status", Layer::Scsi),
+                ("scsi_latency", Layer::Scsi),
+                ("port_offline", Layer::Scsi),
             ]
         );
         assert_eq!(
@@ -1640,6 +1895,12 @@ mod tests {
             "fail, delay, flakey, error_range, dust"
         );
         assert_eq!(kinds_of(Layer::Fuse), "errno, latency, hang, lose, corrupt");
+        assert_eq!(
+            kinds_of(Layer::Scsi),
+            "no_response, check_condition, scsi_status, scsi_latency, port_offline"
+        );
+        assert!(Layer::Scsi.composes() && Layer::Fuse.composes());
+        assert!(!Layer::Dm.composes() && !Layer::Leg.composes());
     }
 
     #[test]
@@ -1675,12 +1936,15 @@ mod tests {
                 "max_ms",
                 "p50_ms",
                 "p99_ms",
+                "abort",
+                "sense",
+                "status",
             ]
         );
-        assert_eq!(kinds_taking("ms"), ["delay", "latency"]);
+        assert_eq!(kinds_taking("ms"), ["delay", "latency", "scsi_latency"]);
         assert_eq!(
             kinds_taking("offset"),
-            ["error_range", "errno", "lose", "corrupt"]
+            ["error_range", "errno", "lose", "corrupt", "no_response", "check_condition", "scsi_status"]
         );
         assert!(kinds_taking("at").is_empty());
     }

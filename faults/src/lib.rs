@@ -215,6 +215,7 @@ mod kinds;
 mod mirror;
 mod model;
 mod resolve;
+pub mod scsi;
 
 // The diagnostics machinery is shared with the path manager's language (crate `pathrig-diag`);
 // the `[manager]` settings and multipath.conf language are the path manager's own.
@@ -228,7 +229,7 @@ pub use path_manager::settings as manager;
 use std::path::Path;
 
 pub use diag::{Diagnostic, Diagnostics};
-pub use ids::{FaultId, LegId, MapId};
+pub use ids::{FaultId, HbaId, LegId, MapId};
 pub use input::MAX_INPUT;
 pub use kinds::SECTOR_BYTES;
 pub use mirror::{MapKind, MirrorLogKind, MirrorMapSpec};

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{FaultId, LegId, MapId};
+use crate::scsi::{HbaSpec, LegScsi};
 pub use crate::kinds::{
     block_list, BioDir, ByteRange, CorruptBioByte, Errno, FaultKind, IoOp, LatencyDist, Layer,
     Probability, ERRNOS,
@@ -32,6 +33,9 @@ pub struct Scenario {
     pub maps: Vec<MapSpec>,
     /// At least one per map.
     pub legs: Vec<LegSpec>,
+    /// The host adapters of SCSI legs (`[[hba]]`), in file order; empty without SCSI legs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hbas: Vec<HbaSpec>,
     /// In file order; may be empty.
     pub faults: Vec<FaultSpec>,
     pub workload: WorkloadSpec,
@@ -129,8 +133,11 @@ pub struct LegSpec {
     pub backend: Backend,
     /// Whether the leg has a dm device of its own between its loop device and
     /// the map (default true). dm fault kinds need it; without it the map's
-    /// path is the loop device itself.
+    /// path is the loop device itself. Always false for a SCSI leg (its path is the `sdX`).
     pub dm_layer: bool,
+    /// For `backend = "scsi"`: its host adapter and device knobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scsi: Option<LegScsi>,
 }
 
 /// `[[leg]] backend`: where a leg's data lives.
@@ -143,6 +150,9 @@ pub enum Backend {
     /// A loop device over a file served by pathrig's FUSE fault server,
     /// which FUSE fault kinds act on.
     Fuse,
+    /// An `sdX` served by pathrig's SCSI array (a TCMU backstore over the map's backing file,
+    /// exported through tcm_loop), which SCSI fault kinds act on.
+    Scsi,
 }
 
 impl Backend {
@@ -151,6 +161,7 @@ impl Backend {
         match self {
             Backend::Loop => "loop",
             Backend::Fuse => "fuse",
+            Backend::Scsi => "scsi",
         }
     }
 }

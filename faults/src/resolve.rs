@@ -133,20 +133,43 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
         .iter()
         .filter_map(|l| l.name.as_ref().map(|n| n.val.as_str()))
         .collect();
+    let scsi_drafts: Vec<_> = d
+        .legs
+        .iter()
+        .map(|l| {
+            let name = l.name.as_ref().map(|n| n.val.as_str());
+            (name, l.backend == Backend::Scsi, l.pos, &l.scsi)
+        })
+        .collect();
+    let (hbas, leg_scsi) = crate::scsi::resolve(r, &d.hbas, &scsi_drafts);
     let mut legs: Vec<LegSpec> = Vec::new();
-    for leg in &d.legs {
+    for (leg, scsi) in d.legs.iter().zip(leg_scsi) {
         let owner = match &leg.name {
             Some(n) => format!("leg \"{}\"", n.val),
             None => "this leg".into(),
         };
         let map = pick_map(r, &leg.map, &map_names, &owner, leg.pos);
         if let (Some(name), Some(map)) = (&leg.name, map) {
+            let dm_layer = match (&leg.dm_layer, leg.backend) {
+                (Got::Ok(written), Backend::Scsi) if written.val => {
+                    r.error(
+                        written.pos,
+                        format!("SCSI leg \"{}\" cannot have a dm layer", name.val),
+                        "a SCSI leg's path is its sd device, as on a real host; remove `dm_layer`, and use SCSI fault kinds on it",
+                    );
+                    false
+                }
+                (_, Backend::Scsi) => false,
+                (Got::Ok(written), _) => written.val,
+                _ => true,
+            };
             legs.push(LegSpec {
                 name: name.val.clone(),
                 map,
                 prio: leg.prio,
                 backend: leg.backend,
-                dm_layer: leg.dm_layer,
+                dm_layer,
+                scsi,
             });
         }
     }
@@ -205,6 +228,19 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
             })
             .collect();
         crate::mirror::check(r, &d.mirror, &kinds, &manager_maps);
+    }
+    for (leg, draft) in legs.iter().zip(&d.legs) {
+        let mirror = maps.get(leg.map.index()).is_some_and(|m| m.is_mirror());
+        if mirror && leg.backend == Backend::Scsi {
+            r.error(
+                draft.pos,
+                format!(
+                    "leg \"{}\" of mirror map \"{}\" is a SCSI leg; mirror legs are loop devices",
+                    leg.name, map_names[leg.map.index()]
+                ),
+                "remove `backend = \"scsi\"` from the leg, or make the map a multipath map",
+            );
+        }
     }
     // A mirror map has no path manager.
     let mut manager = manager;
@@ -323,6 +359,7 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
         },
         maps,
         legs,
+        hbas,
         faults,
         workload,
         manager,
@@ -698,6 +735,19 @@ fn check_fault_on_leg(
         .get(leg.name.as_str())
         .map_or(0, |&i| r.line_of(d.legs[i].pos));
     match kind.val.layer() {
+        Layer::Dm if leg.backend == Backend::Scsi => r.error(
+            kind.pos,
+            format!(
+                "{} {name} fault on leg \"{}\", which has no dm layer",
+                article(name),
+                leg.name
+            ),
+            format!(
+                "a SCSI leg's path is its sd device, with no dm device to swap: use a SCSI fault kind ({}) on leg \"{}\" (line {leg_line})",
+                kinds_of(Layer::Scsi),
+                leg.name
+            ),
+        ),
         Layer::Dm if !leg.dm_layer => r.error(
             kind.pos,
             format!(
@@ -725,19 +775,33 @@ fn check_fault_on_leg(
                 leg.name
             ),
         ),
+        Layer::Scsi if leg.backend != Backend::Scsi => r.error(
+            kind.pos,
+            format!(
+                "{} {name} fault on leg \"{}\", whose backend is \"{}\"",
+                article(name),
+                leg.name,
+                leg.backend.name()
+            ),
+            format!(
+                "SCSI fault kinds ({}) act in pathrig's SCSI array: set `backend = \"scsi\"` and `hba = ...` on leg \"{}\" (line {leg_line})",
+                kinds_of(Layer::Scsi),
+                leg.name
+            ),
+        ),
         Layer::Leg
             if kind.val == FaultKind::Restore
                 && !leg.dm_layer
-                && leg.backend != Backend::Fuse =>
+                && leg.backend == Backend::Loop =>
         {
             r.error(
                 kind.pos,
                 format!(
-                    "a restore on leg \"{}\", which has neither a dm layer nor a FUSE backend: there is nothing to restore",
+                    "a restore on leg \"{}\", which has neither a dm layer nor a FUSE or SCSI backend: there is nothing to restore",
                     leg.name
                 ),
                 format!(
-                    "remove this fault; faults that a restore ends need a dm layer or `backend = \"fuse\"` on leg \"{}\" (line {leg_line})",
+                    "remove this fault; faults that a restore ends need a dm layer, `backend = \"fuse\"` or `backend = \"scsi\"` on leg \"{}\" (line {leg_line})",
                     leg.name
                 ),
             )
@@ -831,7 +895,7 @@ fn check_overlaps(r: &mut Report, d: &Draft) {
         let mut prev: Option<&Occurrence> = None;
         let mut prev_fuse: Option<&Occurrence> = None;
         for o in &occurrences {
-            let exclusive = o.layer != Layer::Fuse;
+            let exclusive = !o.layer.composes();
             let f = &d.faults[o.fault];
             let pos = if o.repetition == 0 {
                 f.at.as_ref().map_or(f.pos, |a| a.pos)
@@ -879,7 +943,7 @@ fn check_overlaps(r: &mut Report, d: &Draft) {
                         d.faults[w].line,
                         format_duration(end)
                     ),
-                    if o.restore && d.faults[w].kind.as_ref().is_some_and(|k| k.val.layer() == Layer::Fuse) {
+                    if o.restore && d.faults[w].kind.as_ref().is_some_and(|k| k.val.layer().composes()) {
                         format!(
                             "a restore ends every fault on the leg: restore at {} or later, or shorten the earlier fault's `for`",
                             format_duration(end)

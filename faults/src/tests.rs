@@ -163,6 +163,7 @@ fn full_scenario_parses_into_exactly_the_model() {
                 prio: 1,
                 backend: Backend::Loop,
                 dm_layer: true,
+                scsi: None,
             },
             LegSpec {
                 name: "b".into(),
@@ -170,8 +171,10 @@ fn full_scenario_parses_into_exactly_the_model() {
                 prio: 1,
                 backend: Backend::Loop,
                 dm_layer: true,
+                scsi: None,
             },
         ],
+        hbas: Vec::new(),
         faults: vec![
             FaultSpec {
                 at: secs(3),
@@ -426,7 +429,7 @@ fn unknown_top_level_key_lists_valid_keys() {
     assert_eq!(e.message, "unknown key `nmae` in the top-level table");
     assert_eq!(
         help(e),
-        "did you mean `name`? valid keys in the top-level table are: name, description, seed, guest, map, leg, fault, workload, expect, manager, mirror"
+        "did you mean `name`? valid keys in the top-level table are: name, description, seed, guest, map, leg, fault, workload, expect, manager, mirror, hba"
     );
 }
 
@@ -882,7 +885,7 @@ fn unknown_kind_lists_the_kinds() {
     assert_eq!(e.message, "unknown fault kind \"flaky\"");
     assert_eq!(
         help(e),
-        "did you mean \"flakey\"? valid values are: fail, delay, flakey, error_range, dust, restore, kernel_fail, errno, latency, hang, lose, corrupt"
+        "did you mean \"flakey\"? valid values are: fail, delay, flakey, error_range, dust, restore, kernel_fail, errno, latency, hang, lose, corrupt, no_response, check_condition, scsi_status, scsi_latency, port_offline"
     );
 }
 
@@ -894,7 +897,7 @@ fn parameters_on_the_wrong_kind() {
     let e = at(&d, 14, 1, "`ms` does not apply to kind = \"fail\"");
     assert_eq!(
         help(e),
-        "`ms` is a parameter of kind = \"delay\" or \"latency\" only"
+        "`ms` is a parameter of kind = \"delay\" or \"latency\" or \"scsi_latency\" only"
     );
     let e = at(&d, 15, 1, "`up` does not apply to kind = \"fail\"");
     assert_eq!(help(e), "`up` is a parameter of kind = \"flakey\" only");
@@ -1239,6 +1242,8 @@ mod figures;
 mod manager;
 #[path = "tests/mirror.rs"]
 mod mirror_tests;
+#[path = "tests/scsi.rs"]
+mod scsi_tests;
 
 #[test]
 fn kernel_fail_is_instantaneous() {

@@ -256,7 +256,7 @@ scenarios/broken.toml:9:7: error: the fault window ends at 12s, after the worklo
 scenarios/broken.toml:14:7: error: fault on leg "c", which does not exist
   help: legs are: "a"
 scenarios/broken.toml:15:8: error: unknown fault kind "flaky"
-  help: did you mean "flakey"? valid values are: fail, delay, flakey, error_range, dust, restore, kernel_fail, errno, latency, hang, lose, corrupt
+  help: did you mean "flakey"? valid values are: fail, delay, flakey, error_range, dust, restore, kernel_fail, errno, latency, hang, lose, corrupt, no_response, check_condition, scsi_status, scsi_latency, port_offline
 scenarios/broken.toml:19:14: error: bad comparison "< five" for `app_errors`
   help: write an integer (meaning ==) or a string "OP N" with OP one of ==, !=, <, <=, >, >=, e.g. "< 500""#;
     assert_eq!(err.to_string(), expected);

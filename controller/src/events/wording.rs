@@ -207,6 +207,11 @@ pub fn describe_fault(kind: &FaultKind) -> String {
         | FaultKind::Hang { .. }
         | FaultKind::Lose { .. }
         | FaultKind::Corrupt { .. } => format!("{kind} (in the FUSE file server)"),
+        FaultKind::NoResponse { .. }
+        | FaultKind::CheckCondition { .. }
+        | FaultKind::ScsiStatus { .. }
+        | FaultKind::ScsiLatency { .. } => format!("{kind} (in the SCSI array)"),
+        FaultKind::PortOffline => "port offline (the array's port of the path goes down, as a dead link)".into(),
     }
 }
 

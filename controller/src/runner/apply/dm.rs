@@ -155,7 +155,12 @@ fn plan(
         | FaultKind::Latency { .. }
         | FaultKind::Hang { .. }
         | FaultKind::Lose { .. }
-        | FaultKind::Corrupt { .. } => {
+        | FaultKind::Corrupt { .. }
+        | FaultKind::NoResponse { .. }
+        | FaultKind::CheckCondition { .. }
+        | FaultKind::ScsiStatus { .. }
+        | FaultKind::ScsiLatency { .. }
+        | FaultKind::PortOffline => {
             unreachable!("only dm kinds become dm tables (the registry picks the backend)")
         }
     }
