@@ -352,6 +352,14 @@ fn guest_run(
         }
     };
     arm_watchdog(env.run_dir.clone(), scenario.guest.timeout);
+    // The SCSI stack only for scenarios with SCSI legs: loading it costs boot time.
+    if scenario.legs.iter().any(|l| l.scsi.is_some()) {
+        if let Err(err) = env.modules.load(rig::scsi::SCSI_MODULES) {
+            eprintln!("pathrig (guest init): {err}");
+            let _ = fs::write(env.run_dir.join(ERROR_FILE), format!("{err}\n"));
+            return EXIT_RIG_FAILURE;
+        }
+    }
     if let Err(err) = rig::guest::init::size_scratch(scenario.scratch_bytes()) {
         eprintln!("pathrig (guest init): {err}");
         let _ = fs::write(env.run_dir.join(ERROR_FILE), format!("{err}\n"));

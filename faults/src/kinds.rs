@@ -863,9 +863,10 @@ pub(crate) const KINDS: &[KindDef] = &[
     },
 ];
 
-/// The commands a SCSI fault can select: reads, writes, SYNCHRONIZE CACHE (`flush`), or all of
-/// them and every other command (TEST UNIT READY, INQUIRY, …) with `any`.
-const SCSI_OPS: &[IoOp] = &[IoOp::Read, IoOp::Write, IoOp::Flush, IoOp::Any];
+/// The commands a SCSI fault can select: reads, writes, or with `any` every command — the
+/// non-data ones (TEST UNIT READY, INQUIRY, SYNCHRONIZE CACHE, …) too, as a dead LUN answers
+/// none of them.
+const SCSI_OPS: &[IoOp] = &[IoOp::Read, IoOp::Write, IoOp::Any];
 const SCSI_OP: Param = param("op", "op = \"read\"");
 
 /// The layer of the kind named `name`.

@@ -135,6 +135,11 @@ pub enum FaultChange {
     FuseWindowEnded { window: Option<Window> },
     /// A `restore` on a leg without a dm layer: its FUSE faults are gone.
     FuseRestored,
+    /// The end of a SCSI fault's window: its rule left the path's rules in the array (or the
+    /// port is back online).
+    ScsiWindowEnded { window: Option<Window> },
+    /// A `restore` on a SCSI leg: the array's rules for its path are gone, its port is online.
+    ScsiRestored,
 }
 
 /// Why the rig let queued or held IO go.
@@ -153,6 +158,21 @@ pub enum Removed {
     Leg,
     Loop,
     FuseMount,
+    /// pathrig's SCSI array: its configfs objects (LIO backstores, tcm_loop ports) and handlers.
+    ScsiArray,
+}
+
+/// A host adapter's `eh_deadline` as the run found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum HostDeadline {
+    /// The scenario leaves it alone.
+    KernelDefault,
+    /// Set; `actual` is what the kernel reads back (`off` or seconds).
+    Set { wanted: String, actual: String },
+    /// The host refused it (a tcm_loop host has no host-reset handler, so the kernel refuses
+    /// any `eh_deadline` on it).
+    Unsupported { wanted: String, detail: String },
 }
 
 /// The workload's IO direction.
@@ -235,6 +255,30 @@ pub enum EventKind {
     HangReleased {
         leg: String,
         cause: FlushCause,
+    },
+    /// The SCSI array answered the commands a `no_response` rule held.
+    HeldCommandsReleased {
+        leg: String,
+        cause: FlushCause,
+    },
+    /// A host adapter of the array, as the guest's kernel numbers it (report.json only).
+    ScsiHost {
+        hba: String,
+        /// `hostN`.
+        host: u32,
+        eh_deadline: HostDeadline,
+    },
+    /// A SCSI leg's path with its device knobs as the kernel reads them back (report.json only).
+    ScsiPath {
+        leg: String,
+        hba: String,
+        node: String,
+        dev: String,
+        /// `H:C:T:L`.
+        hctl: String,
+        timeout_s: u32,
+        eh_timeout_s: u32,
+        queue_depth: u32,
     },
     QueueFlushed {
         map: String,
@@ -338,6 +382,9 @@ impl EventKind {
             | Removed { .. }
             | RigReinstated { .. }
             | HangReleased { .. }
+            | HeldCommandsReleased { .. }
+            | ScsiHost { .. }
+            | ScsiPath { .. }
             | QueueFlushed { .. } => Source::Rig,
             Mirror(m) if m.is_kernel() => Source::Kernel,
             Mirror(_) => Source::Manager,
@@ -361,6 +408,7 @@ impl EventKind {
             Mirror(m) => m.in_timeline(),
             RigReinstated { .. }
             | HangReleased { .. }
+            | HeldCommandsReleased { .. }
             | QueueFlushed { .. }
             | Fault { .. }
             | PathFailed { .. }
@@ -379,6 +427,8 @@ impl EventKind {
             | MessageSent { .. }
             | FuseRulesCleared { .. }
             | Removed { .. }
+            | ScsiHost { .. }
+            | ScsiPath { .. }
             | GroupSwitched { .. }
             | CheckerResult { .. }
             | IoError { .. }

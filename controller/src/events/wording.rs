@@ -56,6 +56,7 @@ impl EventKind {
                 super::Removed::Leg => format!("removed leg {name}"),
                 super::Removed::Loop => format!("detached {name}"),
                 super::Removed::FuseMount => format!("unmounted {name}"),
+                super::Removed::ScsiArray => format!("removed the {name}"),
             },
             RigReinstated { map, leg } => {
                 format!("{map}: reinstate_path {leg} (stand-in for the path manager)")
@@ -63,6 +64,35 @@ impl EventKind {
             HangReleased { leg, cause } => {
                 format!("{leg}: FUSE hang released ({})", flush_cause(*cause))
             }
+            HeldCommandsReleased { leg, cause } => format!(
+                "{leg}: the SCSI array answers the commands it held ({})",
+                flush_cause(*cause)
+            ),
+            ScsiHost {
+                hba,
+                host,
+                eh_deadline,
+            } => format!(
+                "hba {hba}: SCSI host{host}, eh_deadline {}",
+                match eh_deadline {
+                    super::HostDeadline::KernelDefault => "as the kernel has it".to_string(),
+                    super::HostDeadline::Set { actual, .. } => actual.clone(),
+                    super::HostDeadline::Unsupported { wanted, detail } =>
+                        format!("{wanted} refused by the host ({detail})"),
+                }
+            ),
+            ScsiPath {
+                leg,
+                hba,
+                node,
+                dev,
+                hctl,
+                timeout_s,
+                eh_timeout_s,
+                queue_depth,
+            } => format!(
+                "leg {leg}: SCSI path {node} ({dev}, {hctl}) via hba {hba}: timeout {timeout_s} s, eh_timeout {eh_timeout_s} s, queue_depth {queue_depth}"
+            ),
             QueueFlushed { map, cause } => {
                 format!("{map}: fail_if_no_path ({})", flush_cause(*cause))
             }
@@ -152,6 +182,11 @@ fn fault_change(change: &FaultChange) -> String {
             None => "end of the FUSE fault's window".to_string(),
         },
         FaultChange::FuseRestored => "restore (no FUSE faults left)".to_string(),
+        FaultChange::ScsiWindowEnded { window } => match window {
+            Some(Window { n, of }) => format!("end of the SCSI fault's window {n} of {of}"),
+            None => "end of the SCSI fault's window".to_string(),
+        },
+        FaultChange::ScsiRestored => "restore (no SCSI faults left, port online)".to_string(),
     }
 }
 

@@ -75,6 +75,7 @@ pub(super) fn build_map(
                 built.fuse.push(server);
                 (path, Some(control))
             }
+            faults::Backend::Scsi => unreachable!("validation refuses SCSI legs in mirror maps"),
         };
         let lo = super::attach_leg_loop(built, log, leg, &leg_file)?;
         let (dm_name, node, dev) = if leg.dm_layer {
@@ -114,6 +115,7 @@ pub(super) fn build_map(
             loop_dev: lo.dev,
             sectors,
             fault: None,
+            scsi: None,
         });
     }
     let table = MirrorTable {

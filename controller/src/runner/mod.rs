@@ -33,6 +33,8 @@ mod apply;
 // Mirror maps: building them and driving the mirror monitor.
 mod mirror;
 mod path_io;
+// SCSI legs: the array behind them, their knobs.
+mod scsi;
 
 pub use crate::guest::GuestKind;
 
@@ -103,6 +105,8 @@ struct BuiltLeg {
     sectors: Sectors,
     /// The leg's current table: healthy or a fault's.
     fault: Option<FaultKind>,
+    /// A SCSI leg's path in the array, with its rules in force.
+    scsi: Option<scsi::ScsiLeg>,
 }
 
 struct BuiltMap {
@@ -135,6 +139,8 @@ struct Built {
     leg_slots: Vec<usize>,
     /// By [`MapId`]: built in the scenario's map order.
     maps: Vec<BuiltMap>,
+    /// pathrig's SCSI array behind the SCSI legs, taken down after the maps over its paths.
+    array: Option<rig::scsi::Array>,
     torn_down: bool,
 }
 
@@ -154,6 +160,15 @@ impl Built {
                 Ok(()) => self.log.record(EventKind::Removed {
                     object: Removed::Map,
                     name: map.dm_name.clone(),
+                }),
+                Err(err) => failures.push(err.to_string()),
+            }
+        }
+        if let Some(array) = self.array.take() {
+            match array.teardown() {
+                Ok(()) => self.log.record(EventKind::Removed {
+                    object: Removed::ScsiArray,
+                    name: "SCSI array".into(),
                 }),
                 Err(err) => failures.push(err.to_string()),
             }
@@ -377,21 +392,30 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
         legs: Vec::new(),
         leg_slots: vec![usize::MAX; scenario.legs.len()],
         maps: Vec::new(),
+        array: None,
         torn_down: false,
     };
-    for (map_id, map) in scenario.map_ids() {
-        if let faults::MapKind::Mirror(spec) = map.kind {
-            mirror::build_map(scenario, map_id, map, spec, &workdir, &mut built, log)?;
-            continue;
-        }
+    // Every multipath map's backing file first: the SCSI array serves LUNs of several maps
+    // through shared host adapters, so it is built once, over all of them.
+    let mut files = HashMap::new();
+    for (map_id, map) in scenario.map_ids().filter(|(_, m)| !m.is_mirror()) {
         let file = workdir.join(format!("{}.img", map.name));
         backing::create_backing_file(&file, map.size_bytes)?;
-        let sectors = Sectors::from_bytes(map.size_bytes);
         log.record(EventKind::BackingFile {
             map: map.name.clone(),
             file: file.display().to_string(),
             bytes: map.size_bytes,
         });
+        files.insert(map_id, file);
+    }
+    let scsi_paths = scsi::build_array(scenario, &files, &mut built, log)?;
+    for (map_id, map) in scenario.map_ids() {
+        if let faults::MapKind::Mirror(spec) = map.kind {
+            mirror::build_map(scenario, map_id, map, spec, &workdir, &mut built, log)?;
+            continue;
+        }
+        let file = files[&map_id].clone();
+        let sectors = Sectors::from_bytes(map.size_bytes);
         // FUSE legs read and write the same backing file through pathrig's FUSE file server:
         // one server per map, one file per leg.
         let fuse_legs: Vec<&str> = scenario
@@ -426,6 +450,25 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
                     let server = built.fuse.last().expect("started above");
                     (server.file_path(&leg.name), Some(server.control()))
                 }
+                faults::Backend::Scsi => {
+                    let scsi = scsi_paths[&leg_id].clone();
+                    built.push_leg(BuiltLeg {
+                        id: leg_id,
+                        name: leg.name.clone(),
+                        map: map_id,
+                        path,
+                        fuse: None,
+                        fuse_rules: Vec::new(),
+                        dm_name: None,
+                        node: scsi.node.clone(),
+                        dev: scsi.dev,
+                        loop_dev: scsi.dev,
+                        sectors,
+                        fault: None,
+                        scsi: Some(scsi),
+                    });
+                    continue;
+                }
             };
             let lo = attach_leg_loop(&mut built, log, leg, &leg_file)?;
             if !leg.dm_layer {
@@ -446,6 +489,7 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
                     loop_dev: lo.dev,
                     sectors,
                     fault: None,
+                    scsi: None,
                 });
                 continue;
             }
@@ -473,6 +517,7 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
                 loop_dev: lo.dev,
                 sectors,
                 fault: None,
+                scsi: None,
             });
         }
         let map_table = MapTable {
@@ -539,6 +584,7 @@ fn attach_leg_loop(
     let lo = match leg.backend {
         faults::Backend::Loop => backing::attach_loop(file)?,
         faults::Backend::Fuse => backing::attach_loop_direct(file)?,
+        faults::Backend::Scsi => unreachable!("a SCSI leg's path is its sd device, not a loop"),
     };
     log.record(EventKind::LoopAttached {
         leg: leg.name.clone(),
@@ -937,11 +983,14 @@ fn record_workload_event(
 }
 
 /// At the end of the run (or when it is cut short): IO the workload still waits for must come
-/// back. Requests held by FUSE hang rules are let go, and maps that queue with no path left
+/// back. Requests held by FUSE hang rules and commands held by the SCSI array are let go, and maps that queue with no path left
 /// stop queueing.
 fn flush_queued_io(built: &mut Built, log: &EventLog, cause: FlushCause) {
     for leg in apply::release_hung_io(built) {
         log.record(EventKind::HangReleased { leg, cause });
+    }
+    for leg in apply::release_held_commands(built) {
+        log.record(EventKind::HeldCommandsReleased { leg, cause });
     }
     for map in built.maps.iter().filter(|m| m.table.queue_if_no_path) {
         let queued = built

@@ -76,19 +76,7 @@ pub(super) fn fuse_rule(kind: &FaultKind) -> Option<FaultRule> {
             range,
         ),
         FaultKind::Latency { latency, op } => {
-            let ms = |v: &u32| Duration::from_millis(u64::from(*v));
-            let dist = match latency {
-                faults::LatencyDist::Fixed { ms: v } => LatencyDist::Fixed(ms(v)),
-                faults::LatencyDist::Uniform { min_ms, max_ms } => LatencyDist::Uniform {
-                    min: ms(min_ms),
-                    max: ms(max_ms),
-                },
-                faults::LatencyDist::LongTail { p50_ms, p99_ms } => LatencyDist::LongTail {
-                    p50: ms(p50_ms),
-                    p99: ms(p99_ms),
-                },
-            };
-            FaultRule::new(FaultAction::Latency(dist)).ops(&ops(op))
+            FaultRule::new(FaultAction::Latency(latency_dist(latency))).ops(&ops(op))
         }
         // "any" holds reads and writes but not flushes: every close() of the leg's file sends
         // one, and a held close would hang the rig's own teardown rather than the path.
@@ -116,6 +104,22 @@ pub(super) fn fuse_rule(kind: &FaultKind) -> Option<FaultRule> {
         _ => return None,
     };
     Some(rule)
+}
+
+/// The rig's latency distribution for a scenario's (the FUSE server and the SCSI array share it).
+pub(super) fn latency_dist(latency: &faults::LatencyDist) -> LatencyDist {
+    let ms = |v: &u32| Duration::from_millis(u64::from(*v));
+    match latency {
+        faults::LatencyDist::Fixed { ms: v } => LatencyDist::Fixed(ms(v)),
+        faults::LatencyDist::Uniform { min_ms, max_ms } => LatencyDist::Uniform {
+            min: ms(min_ms),
+            max: ms(max_ms),
+        },
+        faults::LatencyDist::LongTail { p50_ms, p99_ms } => LatencyDist::LongTail {
+            p50: ms(p50_ms),
+            p99: ms(p99_ms),
+        },
+    }
 }
 
 /// A FUSE fault's start (its rule joins the leg's rules) or the end of its window (the rule

@@ -8,13 +8,15 @@
 //! kinds of the leg as a whole are carried out here: `kernel_fail` (a `fail_path` message to the
 //! map; the leg is not touched) and `restore` (every backend ends its faults on the leg).
 //!
-//! A new layer (say SCSI) is one `FaultBackend` implementation and one line in [`BACKENDS`].
+//! [`scsi::ScsiBackend`] changes the rules of pathrig's SCSI array on the leg's path. A new layer
+//! is one `FaultBackend` implementation and one line in [`BACKENDS`].
 //!
 //! Every description recorded is deterministic (no measured value): report.txt shows them and
 //! the VM suite snapshots it.
 
 mod dm;
 mod fuse;
+mod scsi;
 
 use faults::{FaultKind, Layer, Scenario, Step, StepAction};
 use rig::dm::mpath_status::KernelPathState;
@@ -25,6 +27,7 @@ use crate::events::{EventKind, EventLog, FaultChange, Window};
 
 pub(super) use dm::healthy_table;
 pub(super) use fuse::release_hung_io;
+pub(super) use scsi::release_held_commands;
 
 /// What a backend works with while it carries out one step on one leg.
 pub(super) struct StepCx<'a> {
@@ -65,7 +68,8 @@ pub(super) trait FaultBackend: Sync {
 
 /// Every fault backend, one per layer. A leg-wide `restore` asks them in this order (so the dm
 /// table swap, which may reinstate the path, comes last).
-pub(super) static BACKENDS: &[&dyn FaultBackend] = &[&fuse::FuseBackend, &dm::DmBackend];
+pub(super) static BACKENDS: &[&dyn FaultBackend] =
+    &[&fuse::FuseBackend, &scsi::ScsiBackend, &dm::DmBackend];
 
 /// The backend that carries out kinds of `layer` (none for the leg-wide kinds).
 fn backend_for(layer: Layer) -> Option<&'static dyn FaultBackend> {
@@ -124,7 +128,12 @@ pub(super) fn apply_step(
             for backend in BACKENDS {
                 backend.restore(&mut cx)?;
             }
-            if cx.leg().dm_name.is_none() {
+            if cx.leg().scsi.is_some() {
+                log.record(EventKind::Fault {
+                    leg: cx.leg().name.clone(),
+                    change: FaultChange::ScsiRestored,
+                });
+            } else if cx.leg().dm_name.is_none() {
                 log.record(EventKind::Fault {
                     leg: cx.leg().name.clone(),
                     change: FaultChange::FuseRestored,
@@ -197,7 +206,7 @@ mod tests {
 
     #[test]
     fn every_layer_but_the_leg_has_exactly_one_backend() {
-        for layer in [Layer::Dm, Layer::Fuse] {
+        for layer in [Layer::Dm, Layer::Fuse, Layer::Scsi] {
             let serving = BACKENDS.iter().filter(|b| b.layer() == layer).count();
             assert_eq!(serving, 1, "{layer:?}");
         }
