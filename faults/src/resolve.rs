@@ -2,9 +2,10 @@
 //!
 //! Owns every rule that relates two parts of the file: unique names, legs to
 //! maps, path groups, faults to legs, fault windows against each other and
-//! against the workload, the guest timeout, expectations naming legs. Fills
-//! the defaults that depend on other tables (a leg's map, the workload's map,
-//! the default groups, the guest timeout). With the embedded path manager a
+//! against the workloads' common duration, one workload per map, the guest
+//! timeout, expectations naming legs or maps. Fills the defaults that depend on
+//! other tables (a leg's map, a workload's map and duration, the default
+//! groups, the guest timeout). With the embedded path manager a
 //! map's groups and queueing come from its manager settings (resolved in
 //! `manager_resolve`). The only maker of [`MapId`], [`LegId`] and [`FaultId`]: each is the
 //! position of what it names in the scenario's vectors.
