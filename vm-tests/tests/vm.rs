@@ -77,6 +77,10 @@ fn check_json_shape(run: &GuestRun) {
             "workload.{key} missing"
         );
     }
+    // `workload` is the first of `workloads`, each named by its map.
+    let workloads = run.json("workloads").as_array().expect("workloads[]");
+    assert_eq!(run.json("workload"), &workloads[0]);
+    assert!(workloads.iter().all(|w| w["map"].is_string()));
     // Every path of every map was sampled, and the paths carried the workload's IO.
     let paths: usize = run
         .json("maps")

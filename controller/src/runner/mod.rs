@@ -1,7 +1,7 @@
-//! The scenario runner: builds the devices of a validated scenario, runs the workload while
-//! applying the fault timeline at its times, watches the kernel's view of every path through dm
-//! events, and assembles the report. It runs wherever device-mapper is: inside the guest (the
-//! default) or on the machine itself with `--guest none`.
+//! The scenario runner: builds the devices of a validated scenario, runs its workloads (one
+//! thread per map with one) while applying the fault timeline at its times, watches the kernel's
+//! view of every path through dm events, and assembles the report. It runs wherever
+//! device-mapper is: inside the guest (the default) or on the machine itself with `--guest none`.
 //!
 //! Everything built is held by [`Built`], whose teardown runs on every exit path (error, panic,
 //! interrupt), so a run leaves no dm device, loop device or work directory behind.
@@ -665,7 +665,7 @@ fn diff_status(
 }
 
 /// Runs one thread per workload and, on this thread, the fault timeline and the kernel watch,
-/// until every workload has finished. The workloads start together (one barrier) and stop
+/// until every workload has finished. The workloads start together (a [`StartGate`]) and stop
 /// together: a workload that fails stops the others and ends the run with its error.
 fn drive(
     scenario: &Scenario,
