@@ -15,10 +15,11 @@ use serde::{Deserialize, Serialize};
 /// The plan's name in the run directory.
 pub const PLAN_FILE: &str = "plan.json";
 
-/// The version of the plan's shape that this build writes and reads.
-pub const PLAN_VERSION: u32 = 1;
+/// The version of the plan's shape that this build writes and reads. 2: `workloads` (a list,
+/// one per map) instead of `workload`, and `[expect]` checks with an optional `map`.
+pub const PLAN_VERSION: u32 = 2;
 
-/// What `plan.json` holds: `{"plan_version": 1, "scenario": {…}}`.
+/// What `plan.json` holds: `{"plan_version": 2, "scenario": {…}}`.
 #[derive(Serialize)]
 struct PlanOut<'a> {
     plan_version: u32,
@@ -107,17 +108,44 @@ b = "active"
     fn a_plan_reads_back_as_the_scenario() {
         let s = scenario();
         let text = to_json(&s);
-        assert!(text.starts_with("{\n  \"plan_version\": 1,"), "{text}");
+        assert!(text.starts_with("{\n  \"plan_version\": 2,"), "{text}");
         assert_eq!(from_json(&text).unwrap(), s);
     }
 
     #[test]
+    fn a_plan_with_several_workloads_reads_back() {
+        let text = SCENARIO
+            .replace("[workload]\nduration = \"5s\"\n", "")
+            .replace(
+                "[[leg]]\nname = \"a\"\n",
+                "[[map]]\nname = \"n\"\n[[leg]]\nname = \"c\"\nmap = \"n\"\n[[leg]]\nname = \"a\"\nmap = \"m\"\n",
+            )
+            .replace("[[leg]]\nname = \"b\"\n", "[[leg]]\nname = \"b\"\nmap = \"m\"\n")
+            + "[[workload]]\nmap = \"n\"\nduration = \"5s\"\n[[workload]]\nmap = \"m\"\n[expect]\nreads.n = \"> 0\"\n";
+        let s = faults::parse_with(Path::new("t.toml"), &text, &|_| unreachable!("no files"))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(s.workloads.len(), 2);
+        let plan = to_json(&s);
+        assert_eq!(from_json(&plan).unwrap(), s);
+        // A check's map and a workload's map are ids the plan's own maps must have.
+        let mut v: serde_json::Value = serde_json::from_str(&plan).unwrap();
+        assert_eq!(v["scenario"]["expect"]["checks"][0]["map"], 1);
+        v["scenario"]["expect"]["checks"][0]["map"] = 5.into();
+        assert!(from_json(&v.to_string()).is_err());
+        let mut v: serde_json::Value = serde_json::from_str(&plan).unwrap();
+        v["scenario"]["workloads"][1]["map"] = 5.into();
+        assert!(from_json(&v.to_string()).is_err());
+        v["scenario"]["workloads"] = serde_json::json!([]);
+        assert!(from_json(&v.to_string()).is_err());
+    }
+
+    #[test]
     fn another_version_is_refused_by_its_version() {
-        let text = to_json(&scenario()).replace("\"plan_version\": 1", "\"plan_version\": 7");
+        let text = to_json(&scenario()).replace("\"plan_version\": 2", "\"plan_version\": 7");
         let err = from_json(&text).unwrap_err();
         assert!(err.contains("plan version 7"), "{err}");
-        let err = from_json("{\"plan_version\": 2}").unwrap_err();
-        assert!(err.contains("plan version 2"), "{err}");
+        let err = from_json("{\"plan_version\": 1}").unwrap_err();
+        assert!(err.contains("plan version 1"), "{err}");
         let err = from_json("name = \"t\"").unwrap_err();
         assert!(err.starts_with("not a pathrig plan"), "{err}");
     }

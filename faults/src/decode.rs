@@ -84,7 +84,8 @@ pub(crate) struct Draft {
     pub maps: Vec<DraftMap>,
     pub legs: Vec<DraftLeg>,
     pub faults: Vec<DraftFault>,
-    pub workload: Option<DraftWorkload>,
+    /// `[workload]` (one) or `[[workload]]` (one per map), in file order.
+    pub workloads: Vec<DraftWorkload>,
     pub expect: DraftExpect,
     pub manager: DraftManager,
     pub mirror: crate::mirror::DraftMirror,
@@ -147,6 +148,8 @@ pub(crate) struct DraftFault {
 
 pub(crate) struct DraftWorkload {
     pub pos: usize,
+    /// `"[workload]"` or `"[[workload]]"`, for messages.
+    pub header: &'static str,
     pub map: Got<String>,
     pub duration: Option<Sp<Duration>>,
     pub read_percent: u8,
@@ -161,7 +164,9 @@ pub(crate) struct DraftWorkload {
 
 #[derive(Default)]
 pub(crate) struct DraftExpect {
-    pub checks: Vec<Check>,
+    /// Each check with the map it names (`max_latency_ms.m2`), if any; the check's `map` is
+    /// filled in by `resolve`.
+    pub checks: Vec<(Check, Option<Sp<String>>)>,
     pub figures: Vec<crate::figures::DraftFigureCheck>,
     pub final_path_state: Vec<(Sp<String>, PathStateExpect)>,
 }
@@ -221,16 +226,7 @@ pub(crate) fn decode(r: &mut Report, doc: &DeTable, read: Option<ReadFile>) -> D
         .map(|t| decode_fault(r, t))
         .collect();
 
-    let workload = top
-        .table(r, "workload", "[workload]")
-        .map(|t| decode_workload(r, &t));
-    if workload.is_none() && top.get("workload").is_none() {
-        r.error(
-            0,
-            "the scenario has no [workload] table",
-            "add a [workload] table with at least `duration = \"10s\"`",
-        );
-    }
+    let workloads = decode_workloads(r, &top);
     let expect = top
         .table(r, "expect", "[expect]")
         .map(|t| decode_expect(r, &t))
@@ -251,7 +247,7 @@ pub(crate) fn decode(r: &mut Report, doc: &DeTable, read: Option<ReadFile>) -> D
         maps,
         legs,
         faults,
-        workload,
+        workloads,
         expect,
         manager,
         mirror,
@@ -502,25 +498,75 @@ fn decode_repeat(
     Some((every, times))
 }
 
-fn decode_workload(r: &mut Report, t: &Table) -> DraftWorkload {
-    t.reject_unknown(r, WORKLOAD_KEYS, top_level_hint);
-    let duration = t
-        .duration(r, "duration")
-        .required(r, t, "duration", "duration = \"10s\"")
-        .filter(|d| {
-            let ok = (Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&d.val);
-            if !ok {
+/// `[workload]` (one table) or `[[workload]]` (an array of tables, one per map); at least one.
+fn decode_workloads(r: &mut Report, top: &Table) -> Vec<DraftWorkload> {
+    let array = matches!(
+        top.get("workload").map(|v| v.get_ref()),
+        Some(DeValue::Array(_))
+    );
+    let workloads: Vec<DraftWorkload> = if array {
+        let tables = top.array_of_tables(r, "workload", "[[workload]]");
+        if let Some(first) = tables.first() {
+            if tables.iter().all(|t| t.get("duration").is_none()) {
                 r.error(
-                    d.pos,
-                    format!(
-                        "workload duration {} is out of range",
-                        format_duration(d.val)
-                    ),
-                    "the workload runs for 1s to 1h, e.g. `duration = \"10s\"`",
+                    first.pos,
+                    "no [[workload]] says how long the workloads run",
+                    "add `duration = \"10s\"` to the first [[workload]] (the others run as long; they may repeat the same value)",
                 );
             }
-            ok
-        });
+        }
+        tables
+            .iter()
+            .map(|t| decode_workload(r, t, "[[workload]]"))
+            .collect()
+    } else {
+        top.table(r, "workload", "[workload]")
+            .map(|t| decode_workload(r, &t, "[workload]"))
+            .into_iter()
+            .collect()
+    };
+    match top.get("workload") {
+        None => r.error(
+            0,
+            "the scenario has no [workload] table",
+            "add a [workload] table with at least `duration = \"10s\"` (or one [[workload]] per map, each with `map = \"...\"`)",
+        ),
+        Some(v) if array && workloads.is_empty() && matches!(v.get_ref(), DeValue::Array(a) if a.is_empty()) => {
+            r.error(
+                v.span().start,
+                "`workload` is an empty array: the scenario runs no workload",
+                "add a [[workload]] table with `map = \"...\"` and `duration = \"10s\"`",
+            )
+        }
+        Some(_) => {}
+    }
+    workloads
+}
+
+/// One workload table. `duration` is required in `[workload]`; in `[[workload]]` it may be
+/// left out of all but one (`resolve` checks that the workloads agree).
+fn decode_workload(r: &mut Report, t: &Table, header: &'static str) -> DraftWorkload {
+    t.reject_unknown(r, WORKLOAD_KEYS, top_level_hint);
+    let duration = t.duration(r, "duration");
+    let duration = if header == "[workload]" {
+        duration.required(r, t, "duration", "duration = \"10s\"")
+    } else {
+        duration.ok()
+    };
+    let duration = duration.filter(|d| {
+        let ok = (Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&d.val);
+        if !ok {
+            r.error(
+                d.pos,
+                format!(
+                    "workload duration {} is out of range",
+                    format_duration(d.val)
+                ),
+                "the workload runs for 1s to 1h, e.g. `duration = \"10s\"`",
+            );
+        }
+        ok
+    });
     let block_size = t.size(r, "block_size").ok().and_then(|b| {
         let ok = b.val.is_power_of_two() && (512..=MIB).contains(&b.val);
         if !ok {
@@ -571,6 +617,7 @@ fn decode_workload(r: &mut Report, t: &Table) -> DraftWorkload {
     };
     DraftWorkload {
         pos: t.pos,
+        header,
         map: t.string(r, "map"),
         duration,
         read_percent: t.int(r, "read_percent", 0..=100).or(70) as u8,
@@ -627,8 +674,19 @@ fn decode_expect(r: &mut Report, t: &Table) -> DraftExpect {
             );
             continue;
         };
+        if let DeValue::Table(per_map) = value.get_ref() {
+            // `max_latency_ms.m2 = "< 500"`: one check per map named.
+            let per_map = Table::new("[expect]", value.span().start, per_map);
+            for (map, value) in per_map.entries() {
+                if let Some(check) = decode_check(r, metric, value) {
+                    out.checks
+                        .push((check, Some(Sp::new(map.val.to_string(), map.pos))));
+                }
+            }
+            continue;
+        }
         if let Some(check) = decode_check(r, metric, value) {
-            out.checks.push(check);
+            out.checks.push((check, None));
         }
     }
     out
@@ -657,13 +715,18 @@ fn decode_check(r: &mut Report, metric: Metric, v: &crate::reader::Value) -> Opt
                 v,
                 metric.name(),
                 "an integer or a comparison string",
-                CMP_HELP,
+                format!("{CMP_HELP}; for one map's workload write `{metric}.MAP = ...`"),
                 other,
             );
             return None;
         }
     };
-    let check = Check { metric, cmp, value };
+    let check = Check {
+        metric,
+        map: None,
+        cmp,
+        value,
+    };
     if cmp == Cmp::Lt && value == 0 {
         r.error(
             pos,

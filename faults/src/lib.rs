@@ -47,7 +47,8 @@
 //! leg = "a"
 //! kind = "fail"                           # see "Faults" below for every kind
 //!
-//! [workload]                              # required
+//! [workload]                              # required (or [[workload]], below)
+//! map = "mpatha"                          # may be left out when there is one map
 //! duration = "10s"                        # required, 1s..=1h
 //! read_percent = 70
 //! block_size = "4KiB"
@@ -57,9 +58,22 @@
 //! verify = true
 //! stall_threshold = "1s"
 //!
+//! # Several maps with IO at once: one [[workload]] per map instead of [workload],
+//! # each naming its map (each map at most one). They all start at clock zero and run for
+//! # the same time: `duration` on one of them (the others may repeat the same value).
+//! # [[workload]]
+//! # map = "m1"
+//! # duration = "8s"
+//! # [[workload]]
+//! # map = "m2"
+//! # queue_depth = 4
+//!
 //! [expect]                                # optional; integer means ==
-//! app_errors = 0
+//! app_errors = 0                          # unkeyed: the first workload
 //! max_latency_ms = "< 500"
+//! longest_stall_ms = "< 500"              # longest time with IO outstanding, no completion
+//! # per map (that map's workload; one form per metric in a file):
+//! # max_latency_ms.m2 = "< 500"
 //!
 //! [expect.final_path_state]
 //! a = "active"

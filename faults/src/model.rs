@@ -38,7 +38,10 @@ pub struct Scenario {
     pub hbas: Vec<HbaSpec>,
     /// In file order; may be empty.
     pub faults: Vec<FaultSpec>,
-    pub workload: WorkloadSpec,
+    /// At least one, in file order, at most one per map (`[workload]`, or one `[[workload]]`
+    /// per map). They all start at clock zero and run for the same
+    /// [`duration`](WorkloadSpec::duration).
+    pub workloads: Vec<WorkloadSpec>,
     pub expect: Expectations,
     /// The path manager and every map's settings (`[manager]`; by default
     /// the embedded manager with built-in settings).
@@ -52,7 +55,7 @@ pub struct Scenario {
 pub struct GuestSpec {
     /// 128..=4096, default 512.
     pub memory_mib: u32,
-    /// Whole-run limit; default workload duration + 60 s; longer than the workload.
+    /// Whole-run limit; default workload duration + 60 s; longer than the workloads.
     pub timeout: Duration,
 }
 
@@ -207,7 +210,7 @@ impl FaultSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkloadSpec {
     pub map: MapId,
-    /// 1 s ..= 1 h.
+    /// 1 s ..= 1 h; the same for every workload of a scenario.
     pub duration: Duration,
     /// 0..=100, default 70.
     pub read_percent: u8,
@@ -260,10 +263,15 @@ pub struct Expectations {
     pub final_path_state: Vec<(LegId, PathStateExpect)>,
 }
 
-/// One expectation: `metric cmp value`, e.g. `max_latency_ms < 500`.
+/// One expectation: `metric[.map] cmp value`, e.g. `max_latency_ms < 500` or
+/// `max_latency_ms.m2 < 500`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
     pub metric: Metric,
+    /// The map whose workload (or, for `kernel_path_failures`, whose paths) the check is
+    /// about; `None`: the first workload (and, for `kernel_path_failures`, every map).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<MapId>,
     pub cmp: Cmp,
     pub value: u64,
 }
@@ -273,11 +281,35 @@ impl Check {
     pub fn holds(&self, actual: u64) -> bool {
         self.cmp.holds(actual, self.value)
     }
+
+    /// The check as written, with the map's name: `max_latency_ms.m2 < 500`.
+    pub fn display<'a>(&'a self, scenario: &'a Scenario) -> impl fmt::Display + 'a {
+        DisplayCheck {
+            check: self,
+            map: self.map.map(|m| scenario.map(m).name.as_str()),
+        }
+    }
 }
 
+/// Without a map; a keyed check shows its map's name only through [`Check::display`].
 impl fmt::Display for Check {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {} {}", self.metric, self.cmp, self.value)
+    }
+}
+
+struct DisplayCheck<'a> {
+    check: &'a Check,
+    map: Option<&'a str>,
+}
+
+impl fmt::Display for DisplayCheck<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.check;
+        match self.map {
+            Some(map) => write!(f, "{}.{map} {} {}", c.metric, c.cmp, c.value),
+            None => write!(f, "{} {} {}", c.metric, c.cmp, c.value),
+        }
     }
 }
 
@@ -348,11 +380,14 @@ pub enum Metric {
     P99LatencyMs,
     Stalls,
     MaxStallMs,
+    /// The longest time with IO outstanding and no completion, whether or not it reached the
+    /// stall threshold.
+    LongestStallMs,
     KernelPathFailures,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 13] = [
+    pub const ALL: [Metric; 14] = [
         Metric::AppErrors,
         Metric::ReadErrors,
         Metric::WriteErrors,
@@ -365,6 +400,7 @@ impl Metric {
         Metric::P99LatencyMs,
         Metric::Stalls,
         Metric::MaxStallMs,
+        Metric::LongestStallMs,
         Metric::KernelPathFailures,
     ];
 
@@ -383,6 +419,7 @@ impl Metric {
             Metric::P99LatencyMs => "p99_latency_ms",
             Metric::Stalls => "stalls",
             Metric::MaxStallMs => "max_stall_ms",
+            Metric::LongestStallMs => "longest_stall_ms",
             Metric::KernelPathFailures => "kernel_path_failures",
         }
     }
@@ -482,6 +519,16 @@ impl Scenario {
         steps
     }
 
+    /// How long the workloads run (all of them for the same time).
+    pub fn run_length(&self) -> Duration {
+        self.workloads[0].duration
+    }
+
+    /// The workload on `map`, if it has one.
+    pub fn workload_of(&self, map: MapId) -> Option<&WorkloadSpec> {
+        self.workloads.iter().find(|w| w.map == map)
+    }
+
     /// The map `id` names.
     pub fn map(&self, id: MapId) -> &MapSpec {
         &self.maps[id.index()]
@@ -555,7 +602,16 @@ impl Scenario {
         self.legs.iter().all(|l| l.map.index() < self.maps.len())
             && self.maps.iter().all(|m| m.groups.iter().flatten().all(leg))
             && self.faults.iter().all(|f| leg(&f.leg))
-            && self.workload.map.index() < self.maps.len()
+            && !self.workloads.is_empty()
+            && self
+                .workloads
+                .iter()
+                .all(|w| w.map.index() < self.maps.len())
+            && self
+                .expect
+                .checks
+                .iter()
+                .all(|c| c.map.is_none_or(|m| m.index() < self.maps.len()))
             && self.expect.final_path_state.iter().all(|(l, _)| leg(l))
             && self.expect.figures.iter().all(|c| match c.key {
                 Some(crate::figures::FigureTarget::Leg(l)) => leg(&l),
@@ -583,6 +639,7 @@ mod tests {
             for (actual, expected, want) in rows {
                 let check = Check {
                     metric: Metric::Reads,
+                    map: None,
                     cmp,
                     value: expected,
                 };
@@ -596,12 +653,14 @@ mod tests {
     fn check_displays_like_the_toml() {
         let c = Check {
             metric: Metric::MaxLatencyMs,
+            map: None,
             cmp: Cmp::Lt,
             value: 500,
         };
         assert_eq!(c.to_string(), "max_latency_ms < 500");
         let c = Check {
             metric: Metric::AppErrors,
+            map: None,
             cmp: Cmp::Eq,
             value: 0,
         };

@@ -2,9 +2,10 @@
 //!
 //! Owns every rule that relates two parts of the file: unique names, legs to
 //! maps, path groups, faults to legs, fault windows against each other and
-//! against the workload, the guest timeout, expectations naming legs. Fills
-//! the defaults that depend on other tables (a leg's map, the workload's map,
-//! the default groups, the guest timeout). With the embedded path manager a
+//! against the workloads' common duration, one workload per map, the guest
+//! timeout, expectations naming legs or maps. Fills the defaults that depend on
+//! other tables (a leg's map, a workload's map and duration, the default
+//! groups, the guest timeout). With the embedded path manager a
 //! map's groups and queueing come from its manager settings (resolved in
 //! `manager_resolve`). The only maker of [`MapId`], [`LegId`] and [`FaultId`]: each is the
 //! position of what it names in the scenario's vectors.
@@ -249,47 +250,9 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
         .retain(|(name, _)| !maps.iter().any(|m| &m.name == name && m.is_mirror()));
     check_scratch_fits(r, &d, &maps);
 
-    // Workload.
-    let workload = d.workload.as_ref().and_then(|w| {
-        let map = pick_map(r, &w.map, &map_names, "[workload]", w.pos);
-        if let (Some(id), Some(bs)) = (map, &w.block_size) {
-            let map = map_names[id.index()];
-            let size = d
-                .maps
-                .iter()
-                .find(|m| m.name.as_ref().is_some_and(|n| n.val == map))
-                .and_then(|m| m.size);
-            if let Some(size) = size {
-                if size % u64::from(bs.val) != 0 {
-                    r.error(
-                        bs.pos,
-                        format!(
-                            "block size {} does not divide the size of map \"{map}\" ({})",
-                            format_size(bs.val.into()),
-                            format_size(size)
-                        ),
-                        "use a power of two that divides the map size, e.g. \"4KiB\"",
-                    );
-                }
-            }
-        }
-        Some(WorkloadSpec {
-            map: map?,
-            duration: w.duration.as_ref()?.val,
-            read_percent: w.read_percent,
-            engine: w.engine,
-            block_size: w.block_size.as_ref().map_or(4096, |b| b.val),
-            queue_depth: w.queue_depth,
-            rate_iops: w.rate_iops,
-            pattern: w.pattern,
-            verify: w.verify,
-            stall_threshold: w.stall_threshold,
-        })
-    });
-    let run_length = d
-        .workload
-        .as_ref()
-        .and_then(|w| w.duration.as_ref().map(|d| d.val));
+    // Workloads.
+    let workloads = resolve_workloads(r, &d, &map_names);
+    let run_length = common_duration(r, &d);
 
     // Guest.
     if let (Some(t), Some(run)) = (&d.guest.timeout, run_length) {
@@ -335,10 +298,21 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
         &map_names,
     );
 
+    let checks = resolve_checks(r, &d, &map_names, &workloads);
+
     if r.has_errors() {
         return None;
     }
-    let workload = workload?;
+    let workloads: Vec<WorkloadSpec> = workloads.into_iter().collect::<Option<_>>()?;
+    let run_length = run_length?;
+    // Every workload runs as long as the first one that gives a duration.
+    let workloads: Vec<WorkloadSpec> = workloads
+        .into_iter()
+        .map(|w| WorkloadSpec {
+            duration: run_length,
+            ..w
+        })
+        .collect();
     let final_path_state = d
         .expect
         .final_path_state
@@ -352,24 +326,186 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
         seed: d.seed,
         guest: GuestSpec {
             memory_mib: d.guest.memory_mib,
-            timeout: d
-                .guest
-                .timeout
-                .map_or(workload.duration + GUEST_GRACE, |t| t.val),
+            timeout: d.guest.timeout.map_or(run_length + GUEST_GRACE, |t| t.val),
         },
         maps,
         legs,
         hbas,
         faults,
-        workload,
+        workloads,
         manager,
         mirror: d.mirror.section,
         expect: Expectations {
-            checks: d.expect.checks,
+            checks,
             figures,
             final_path_state,
         },
     })
+}
+
+/// Each workload's map (as written, or the only map; at most one workload per map) and the
+/// block size against the map's size. `None` for a workload that did not resolve (reported);
+/// the duration is filled in by the caller from [`common_duration`].
+fn resolve_workloads(r: &mut Report, d: &Draft, map_names: &[&str]) -> Vec<Option<WorkloadSpec>> {
+    // The first workload's position on each map.
+    let mut taken: HashMap<MapId, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for w in &d.workloads {
+        let map = pick_map(r, &w.map, map_names, w.header, w.pos);
+        let map = map.filter(|&id| {
+            let pos = match &w.map {
+                Got::Ok(m) => m.pos,
+                _ => w.pos,
+            };
+            match taken.get(&id) {
+                Some(&first) => {
+                    let line = r.line_of(first);
+                    let free: Vec<&str> = map_names
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| !taken.contains_key(&MapId::new(*i)))
+                        .map(|(_, n)| *n)
+                        .collect();
+                    r.error(
+                        pos,
+                        format!(
+                            "map \"{}\" already has a workload (the [[workload]] on line {line})",
+                            map_names[id.index()]
+                        ),
+                        format!(
+                            "each map runs at most one workload: merge the two, or point this one at a map without a workload ({})",
+                            quoted_list(free.iter().copied())
+                        ),
+                    );
+                    false
+                }
+                None => {
+                    taken.insert(id, w.pos);
+                    true
+                }
+            }
+        });
+        if let (Some(id), Some(bs)) = (map, &w.block_size) {
+            let map = map_names[id.index()];
+            let size = d
+                .maps
+                .iter()
+                .find(|m| m.name.as_ref().is_some_and(|n| n.val == map))
+                .and_then(|m| m.size);
+            if let Some(size) = size {
+                if size % u64::from(bs.val) != 0 {
+                    r.error(
+                        bs.pos,
+                        format!(
+                            "block size {} does not divide the size of map \"{map}\" ({})",
+                            format_size(bs.val.into()),
+                            format_size(size)
+                        ),
+                        "use a power of two that divides the map size, e.g. \"4KiB\"",
+                    );
+                }
+            }
+        }
+        out.push(map.map(|map| WorkloadSpec {
+            map,
+            // Filled in by the caller: every workload runs as long as the common duration.
+            duration: Duration::ZERO,
+            read_percent: w.read_percent,
+            engine: w.engine,
+            block_size: w.block_size.as_ref().map_or(4096, |b| b.val),
+            queue_depth: w.queue_depth,
+            rate_iops: w.rate_iops,
+            pattern: w.pattern,
+            verify: w.verify,
+            stall_threshold: w.stall_threshold,
+        }));
+    }
+    out
+}
+
+/// How long the workloads run: every workload starts at clock zero and they all run for the
+/// same time, so the fault timeline has one reference. `[[workload]]` tables may leave
+/// `duration` out, but at least one gives it and every one given agrees with the first.
+/// `None` when no valid duration is written (reported unless the bad value was reported).
+fn common_duration(r: &mut Report, d: &Draft) -> Option<Duration> {
+    let first = d.workloads.iter().find_map(|w| w.duration.as_ref())?;
+    for w in &d.workloads {
+        let Some(other) = &w.duration else { continue };
+        if other.val != first.val {
+            let line = r.line_of(first.pos);
+            r.error(
+                other.pos,
+                format!(
+                    "this workload runs for {}, but the one on line {line} runs for {}",
+                    format_duration(other.val),
+                    format_duration(first.val)
+                ),
+                format!(
+                    "all workloads start together and run for the same time: write `duration = \"{}\"` here, or leave `duration` out of every [[workload]] but one",
+                    format_duration(first.val)
+                ),
+            );
+        }
+    }
+    Some(first.val)
+}
+
+/// The `[expect]` checks with their maps: a keyed metric (`max_latency_ms.m2`) names a map
+/// that exists and, unless it is `kernel_path_failures` (about the map's paths), has a
+/// workload.
+fn resolve_checks(
+    r: &mut Report,
+    d: &Draft,
+    map_names: &[&str],
+    workloads: &[Option<WorkloadSpec>],
+) -> Vec<crate::model::Check> {
+    let with_workload: Vec<&str> = workloads
+        .iter()
+        .flatten()
+        .map(|w| map_names[w.map.index()])
+        .collect();
+    let mut out = Vec::new();
+    for (check, map) in &d.expect.checks {
+        let Some(map) = map else {
+            out.push(*check);
+            continue;
+        };
+        let metric = check.metric;
+        let Some(index) = map_names.iter().position(|&n| n == map.val) else {
+            r.error(
+                map.pos,
+                format!(
+                    "[expect] `{metric}.{}` names map \"{}\", which does not exist",
+                    map.val, map.val
+                ),
+                format!("maps are: {}", quoted_list(map_names.iter().copied())),
+            );
+            continue;
+        };
+        let id = MapId::new(index);
+        let needs_workload = metric != crate::model::Metric::KernelPathFailures;
+        let all_resolved = workloads.iter().all(Option::is_some);
+        if needs_workload && all_resolved && !with_workload.contains(&map.val.as_str()) {
+            r.error(
+                map.pos,
+                format!(
+                    "[expect] `{metric}.{}`: map \"{}\" runs no workload, so there is nothing to measure",
+                    map.val, map.val
+                ),
+                format!(
+                    "workloads run on {}; add a [[workload]] with `map = \"{}\"`, or name one of those maps",
+                    quoted_list(with_workload.iter().copied()),
+                    map.val
+                ),
+            );
+            continue;
+        }
+        out.push(crate::model::Check {
+            map: Some(id),
+            ..*check
+        });
+    }
+    out
 }
 
 /// Whether the maps' backing files fit in the guest's scratch tmpfs, which lives in the guest's

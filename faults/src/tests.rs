@@ -193,7 +193,7 @@ fn full_scenario_parses_into_exactly_the_model() {
                 line: 29,
             },
         ],
-        workload: WorkloadSpec {
+        workloads: vec![WorkloadSpec {
             map: MapId::new(0),
             duration: secs(10),
             read_percent: 70,
@@ -204,22 +204,25 @@ fn full_scenario_parses_into_exactly_the_model() {
             verify: true,
             stall_threshold: secs(1),
             engine: WorkloadEngine::Pathrig,
-        },
+        }],
         expect: Expectations {
             figures: vec![],
             checks: vec![
                 Check {
                     metric: Metric::AppErrors,
+                    map: None,
                     cmp: Cmp::Eq,
                     value: 0,
                 },
                 Check {
                     metric: Metric::MaxLatencyMs,
+                    map: None,
                     cmp: Cmp::Lt,
                     value: 500,
                 },
                 Check {
                     metric: Metric::KernelPathFailures,
+                    map: None,
                     cmp: Cmp::Ge,
                     value: 1,
                 },
@@ -273,8 +276,8 @@ fn defaults_fill_everything_optional() {
     );
     assert!(s.faults.is_empty());
     assert_eq!(
-        s.workload,
-        WorkloadSpec {
+        s.workloads,
+        vec![WorkloadSpec {
             map: MapId::new(0),
             duration: secs(10),
             read_percent: 70,
@@ -285,7 +288,7 @@ fn defaults_fill_everything_optional() {
             verify: true,
             stall_threshold: secs(1),
             engine: WorkloadEngine::Pathrig,
-        }
+        }]
     );
     assert_eq!(s.expect, Expectations::default());
 }
@@ -331,11 +334,11 @@ kind = "none"
     assert!(s.maps[0].queue_if_no_path);
     assert_eq!(s.faults[0].at, secs(2));
     assert_eq!(s.faults[0].kind, FaultKind::flakey(secs(1), secs(2)));
-    assert_eq!(s.workload.duration, secs(30));
-    assert_eq!(s.workload.block_size, 512);
-    assert_eq!(s.workload.pattern, Pattern::Sequential);
-    assert!(!s.workload.verify);
-    assert_eq!(s.workload.stall_threshold, Duration::from_millis(250));
+    assert_eq!(s.workloads[0].duration, secs(30));
+    assert_eq!(s.workloads[0].block_size, 512);
+    assert_eq!(s.workloads[0].pattern, Pattern::Sequential);
+    assert!(!s.workloads[0].verify);
+    assert_eq!(s.workloads[0].stall_threshold, Duration::from_millis(250));
     let checks: Vec<String> = s.expect.checks.iter().map(ToString::to_string).collect();
     assert_eq!(checks, ["stalls != 0", "mismatches <= 3", "reads > 1"]);
     assert_eq!(
@@ -375,7 +378,7 @@ kind = "none"
     let of_m: Vec<&str> = s.legs_of(m).map(|(_, l)| l.name.as_str()).collect();
     assert_eq!(of_m, ["a", "b"]);
     assert_eq!(s.group_names(m), [vec!["a", "b"]]);
-    assert_eq!(s.workload.map, n);
+    assert_eq!(s.workloads[0].map, n);
 }
 
 // ---- syntax, types and unknown keys ----
@@ -514,21 +517,17 @@ fn type_errors_name_expected_and_found() {
 fn table_shape_mistakes() {
     let d = errors(
         r#"name = "t"
+workload = "fast"
 [map]
 name = "m"
 [[leg]]
 name = "a"
-[[workload]]
-duration = "1s"
 "#,
     );
-    let e = at(&d, 2, 1, "`map` must be an array of tables");
+    let e = at(&d, 3, 1, "`map` must be an array of tables");
     assert_eq!(help(e), "write the header as [[map]], with double brackets");
-    let e = at(&d, 6, 1, "`workload` must be a single table, not an array");
-    assert_eq!(
-        help(e),
-        "write the header as [workload], with single brackets"
-    );
+    let e = at(&d, 2, 12, "`workload` must be a table, found a string");
+    assert_eq!(help(e), "write a [workload] table");
 }
 
 #[test]
@@ -1229,7 +1228,7 @@ fn model_serializes_for_reports() {
     // references are ids, plain numbers
     assert_eq!(v["maps"][0]["groups"], serde_json::json!([[0, 1]]));
     assert_eq!(v["faults"][1]["leg"], 1);
-    assert_eq!(v["workload"]["map"], 0);
+    assert_eq!(v["workloads"][0]["map"], 0);
     let steps = serde_json::to_value(s.timeline()).unwrap();
     assert_eq!(
         steps[0]["action"],
@@ -1244,6 +1243,7 @@ mod manager;
 mod mirror_tests;
 #[path = "tests/scsi.rs"]
 mod scsi_tests;
+mod workloads;
 
 #[test]
 fn kernel_fail_is_instantaneous() {
@@ -1260,9 +1260,9 @@ fn kernel_fail_is_instantaneous() {
 #[test]
 fn fio_engine_verifies_nothing_and_refuses_verify_true() {
     let fio = ok(&mini("engine = \"fio-batched\"\n"));
-    assert_eq!(fio.workload.engine, WorkloadEngine::FioBatched);
-    assert!(!fio.workload.verify);
-    assert!(ok(MINI).workload.verify);
+    assert_eq!(fio.workloads[0].engine, WorkloadEngine::FioBatched);
+    assert!(!fio.workloads[0].verify);
+    assert!(ok(MINI).workloads[0].verify);
     let d = errors(&mini("engine = \"fio\"\nverify = true\n"));
     at(&d, 11, 10, "fio does not verify");
     let d = errors(&mini("engine = \"dd\"\n"));

@@ -143,7 +143,7 @@ p99_latency_ms = "> 400"
     let map = s.map_id("mpatha").unwrap();
     assert_eq!(s.group_names(map), [vec!["fast"], vec!["slow"]]);
     assert_eq!(s.faults[0].kind, FaultKind::delay(500));
-    assert_eq!(s.workload.block_size, 64 << 10);
+    assert_eq!(s.workloads[0].block_size, 64 << 10);
 }
 
 #[test]
@@ -223,7 +223,7 @@ duration = "5s"
     let data: Vec<&str> = s.legs_of(data_id).map(|(_, l)| l.name.as_str()).collect();
     assert_eq!(data, ["d1", "d2"]);
     assert_eq!(s.group_names(s.map_id("log").unwrap()), [vec!["l1"]]);
-    assert_eq!(s.workload.map, data_id);
+    assert_eq!(s.workloads[0].map, data_id);
 }
 
 #[test]

@@ -526,7 +526,7 @@ fn dm_kinds_need_a_dm_layer() {
         &with(&["at = \"1s\"\nleg = \"n\"\nkind = \"restore\""]),
         20,
         8,
-        "a restore on leg \"n\", which has neither a dm layer nor a FUSE backend",
+        "a restore on leg \"n\", which has neither a dm layer nor a FUSE or SCSI backend",
     );
     assert!(help.starts_with("remove this fault"), "{help}");
 }
@@ -722,7 +722,7 @@ fn fuse_kind_mistakes() {
     );
     assert_eq!(
         help,
-        "`probability` is a parameter of kind = \"errno\" or \"lose\" or \"corrupt\" only"
+        "`probability` is a parameter of kind = \"errno\" or \"lose\" or \"corrupt\" or \"no_response\" or \"check_condition\" or \"scsi_status\" only"
     );
 }
 

@@ -97,7 +97,7 @@ kind = "none"
     assert_eq!(legs_of_m, [a, b]);
     assert_eq!(s.faults[0].leg, x);
     assert_eq!(s.faults[1].leg, b);
-    assert_eq!(s.workload.map, n);
+    assert_eq!(s.workloads[0].map, n);
     let expected: Vec<_> = s.expect.final_path_state.iter().map(|(l, _)| *l).collect();
     assert_eq!(expected, [b, x]);
     // the timeline's steps name the leg and the fault they come from

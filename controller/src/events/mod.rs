@@ -342,20 +342,24 @@ pub enum EventKind {
         #[serde(skip_serializing_if = "Option::is_none")]
         failed: Option<String>,
     },
-    // The workload (report.json only).
+    // The workloads (report.json only); `map` is the map whose workload saw it.
     IoError {
+        map: String,
         op: IoDirection,
         errno: String,
         block: u64,
     },
     Mismatch {
+        map: String,
         block: u64,
         detail: String,
     },
     StallBegan {
+        map: String,
         in_flight: u32,
     },
     StallEnded {
+        map: String,
         length_ms: f64,
     },
     /// A mirror map's health, resync or monitor action ([`mirror::MirrorEvent`]).
@@ -580,7 +584,10 @@ mod tests {
         };
         assert_eq!(detail.source(), Source::Kernel);
         assert!(!detail.in_timeline());
-        let stall = EventKind::StallBegan { in_flight: 3 };
+        let stall = EventKind::StallBegan {
+            map: "m".into(),
+            in_flight: 3,
+        };
         assert_eq!(stall.source(), Source::Workload);
         assert!(!stall.in_timeline());
         let released = EventKind::HangReleased {

@@ -130,16 +130,27 @@ impl EventKind {
                 None if stable => stable_words.clone(),
                 None => words.clone(),
             },
-            IoError { op, errno, block } => {
+            IoError {
+                map,
+                op,
+                errno,
+                block,
+            } => {
                 let op = match op {
                     IoDirection::Read => "read",
                     IoDirection::Write => "write",
                 };
-                format!("{op} error {errno} at block {block}")
+                format!("{map}: {op} error {errno} at block {block}")
             }
-            Mismatch { block, detail } => format!("data mismatch at block {block}: {detail}"),
-            StallBegan { in_flight } => format!("IO stall began ({in_flight} IOs in flight)"),
-            StallEnded { length_ms } => format!("IO stall ended after {length_ms:.0} ms"),
+            Mismatch { map, block, detail } => {
+                format!("{map}: data mismatch at block {block}: {detail}")
+            }
+            StallBegan { map, in_flight } => {
+                format!("{map}: IO stall began ({in_flight} IOs in flight)")
+            }
+            StallEnded { map, length_ms } => {
+                format!("{map}: IO stall ended after {length_ms:.0} ms")
+            }
             Mirror(m) => m.words(stable),
         }
     }

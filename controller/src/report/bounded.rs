@@ -1,7 +1,8 @@
 //! Keeps report.json bounded however many IOs fail: the first [`KEPT_PER_KIND`] IO-error and
-//! mismatch events stay in the event log individually, with the last one of each kind; the
-//! rest are counted ([`ErrorsOmitted`]), and the workload's per-100 ms series still has every
-//! error by errno. Mismatches are listed once per distinct block, with a count.
+//! mismatch events of each workload (map) stay in the event log individually, with the last one
+//! of each kind; the rest are counted ([`ErrorsOmitted`], per workload), and each workload's
+//! per-100 ms series still has every error by errno. Mismatches are listed once per distinct
+//! block, with a count.
 
 use std::collections::BTreeMap;
 
@@ -25,39 +26,55 @@ pub struct ErrorsOmitted {
     pub io_errors_by_errno: Vec<(String, u64)>,
 }
 
-/// Drops the IO-error and mismatch events after the first [`KEPT_PER_KIND`] of each kind
-/// (keeping the last one), in place, and says what it dropped. Other events are untouched and
-/// the order is kept.
-pub fn bound_events(events: &mut Vec<Event>) -> ErrorsOmitted {
-    let is_error = |e: &Event| matches!(e.kind, EventKind::IoError { .. });
-    let is_mismatch = |e: &Event| matches!(e.kind, EventKind::Mismatch { .. });
-    let last_error = events.iter().rposition(is_error);
-    let last_mismatch = events.iter().rposition(is_mismatch);
-    let mut by_errno: BTreeMap<String, u64> = BTreeMap::new();
-    let mut omitted = ErrorsOmitted::default();
-    let (mut errors, mut mismatches) = (0usize, 0usize);
+/// Drops the IO-error and mismatch events after the first [`KEPT_PER_KIND`] of each kind of each
+/// map's workload (keeping the last one), in place, and says what it dropped, by map (maps
+/// whose workload had no error or mismatch are absent). Other events are untouched and the
+/// order is kept.
+pub fn bound_events(events: &mut Vec<Event>) -> BTreeMap<String, ErrorsOmitted> {
+    // The last error and mismatch event of each map.
+    let mut last: BTreeMap<(&'static str, String), usize> = BTreeMap::new();
+    for (i, e) in events.iter().enumerate() {
+        match &e.kind {
+            EventKind::IoError { map, .. } => last.insert(("error", map.clone()), i),
+            EventKind::Mismatch { map, .. } => last.insert(("mismatch", map.clone()), i),
+            _ => None,
+        };
+    }
+    let mut by_errno: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut omitted: BTreeMap<String, ErrorsOmitted> = BTreeMap::new();
+    let mut seen: BTreeMap<(&'static str, String), usize> = BTreeMap::new();
     let mut index = 0usize;
     events.retain(|e| {
         let i = index;
         index += 1;
-        match &e.kind {
-            EventKind::IoError { errno, .. } => {
-                *by_errno.entry(errno.clone()).or_default() += 1;
-                errors += 1;
-                let keep = errors <= KEPT_PER_KIND || Some(i) == last_error;
-                omitted.io_errors += u64::from(!keep);
-                keep
+        let (kind, map) = match &e.kind {
+            EventKind::IoError { map, errno, .. } => {
+                *by_errno
+                    .entry(map.clone())
+                    .or_default()
+                    .entry(errno.clone())
+                    .or_default() += 1;
+                ("error", map)
             }
-            EventKind::Mismatch { .. } => {
-                mismatches += 1;
-                let keep = mismatches <= KEPT_PER_KIND || Some(i) == last_mismatch;
-                omitted.mismatches += u64::from(!keep);
-                keep
+            EventKind::Mismatch { map, .. } => ("mismatch", map),
+            _ => return true,
+        };
+        let key = (kind, map.clone());
+        let n = seen.entry(key.clone()).or_default();
+        *n += 1;
+        let keep = *n <= KEPT_PER_KIND || last.get(&key) == Some(&i);
+        let counts = omitted.entry(map.clone()).or_default();
+        if !keep {
+            match kind {
+                "error" => counts.io_errors += 1,
+                _ => counts.mismatches += 1,
             }
-            _ => true,
         }
+        keep
     });
-    omitted.io_errors_by_errno = by_errno.into_iter().collect();
+    for (map, errnos) in by_errno {
+        omitted.entry(map).or_default().io_errors_by_errno = errnos.into_iter().collect();
+    }
     omitted
 }
 

@@ -8,8 +8,8 @@
 //!   after clock zero.
 //! - `no_path_ms` (per map, and the run's total): time with no usable path in the map, from
 //!   "no usable path left" to "a usable path is back" (or the end of the run).
-//! - `first_error_ms`: the first application IO error after the run's first fault step,
-//!   measured from that step; absent without faults or without errors after them.
+//! - `first_error_ms`: the first application IO error (of any workload) after the run's first
+//!   fault step, measured from that step; absent without faults or without errors after them.
 //! - `io_share.<leg>`: the leg's share (0 to 1) of all IO the block layer completed on its
 //!   map's paths over the whole run; absent if the map's paths carried no IO.
 
@@ -168,10 +168,17 @@ impl Figures {
             .iter()
             .find(|e| matches!(&e.kind, EventKind::Fault { change, .. } if is_fault_start(change)))
             .map(|e| e.t_ms);
-        let first_error_ms = match (first_fault, report.workload.first_error_ms) {
-            (Some(fault), Some(error)) if error >= fault => Some(error - fault),
-            _ => None,
-        };
+        // A workload whose first error came before the fault has no first error after it (as
+        // the workload reports only its first error).
+        let first_error_ms = first_fault.and_then(|fault| {
+            report
+                .workloads
+                .iter()
+                .filter_map(|w| w.first_error_ms)
+                .filter(|&error| error >= fault)
+                .reduce(f64::min)
+                .map(|error| error - fault)
+        });
 
         let mut map_totals: BTreeMap<&str, u64> = BTreeMap::new();
         for p in &report.path_io {

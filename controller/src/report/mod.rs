@@ -1,5 +1,6 @@
 //! The behaviour report of a run as a typed model: what was built, each path's end state, the
-//! typed event log, the workload's figures, the expectations and the verdict. Renderers turn it
+//! typed event log, each workload's figures (one workload per map that runs one), the
+//! expectations and the verdict. Renderers turn it
 //! into `report.json` ([`json`]: everything, exact) and `report.txt` ([`text`]: for people and
 //! snapshots, deterministic for a given scenario — order of state changes, counts that are
 //! behaviour, verdicts, and latencies and stalls only as coarse buckets).
@@ -34,9 +35,13 @@ pub struct Report {
     /// Mirror maps (`kind = "mirror"`), which `maps` does not list.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<mirror::MirrorMapReport>,
-    pub workload: WorkloadSummary,
+    /// Every workload, in the scenario's order (report.json: `workload`, the first, and
+    /// `workloads`, all of them).
+    #[serde(flatten)]
+    pub workloads: Workloads,
     /// The run's events; IO errors and mismatches beyond the first
-    /// [`bounded::KEPT_PER_KIND`] of each are counted in `workload.errors_omitted` instead.
+    /// [`bounded::KEPT_PER_KIND`] of each per workload are counted in that workload's
+    /// `errors_omitted` instead.
     pub events: Vec<Event>,
     /// Per path of every map: IOs the block layer completed per 100 ms (`/sys/dev/block/.../stat`).
     pub path_io: Vec<PathIo>,
@@ -368,8 +373,50 @@ pub struct StallReport {
     pub length_ms: f64,
 }
 
+/// The run's workloads, at least one, in the scenario's order. report.json has the first as
+/// `workload` (as before several workloads could run) and all of them as `workloads`.
+#[derive(Debug, Clone)]
+pub struct Workloads(pub Vec<WorkloadSummary>);
+
+impl Workloads {
+    /// The first workload (the only one of most scenarios): what unkeyed metrics mean.
+    pub fn first(&self) -> &WorkloadSummary {
+        &self.0[0]
+    }
+
+    /// The workload on `map`.
+    pub fn of(&self, map: &str) -> Option<&WorkloadSummary> {
+        self.0.iter().find(|w| w.map == map)
+    }
+}
+
+impl std::ops::Deref for Workloads {
+    type Target = Vec<WorkloadSummary>;
+    fn deref(&self) -> &Vec<WorkloadSummary> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Workloads {
+    fn deref_mut(&mut self) -> &mut Vec<WorkloadSummary> {
+        &mut self.0
+    }
+}
+
+impl Serialize for Workloads {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("workload", &self.0.first())?;
+        map.serialize_entry("workloads", &self.0)?;
+        map.end()
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkloadSummary {
+    /// The map the workload ran on.
+    pub map: String,
     pub device: String,
     /// Who issued the IO: `pathrig`, `fio` or `fio-batched`.
     pub engine: faults::WorkloadEngine,
@@ -397,6 +444,8 @@ pub struct WorkloadSummary {
     pub latency_buckets: Vec<(String, u64)>,
     pub stalls: Vec<StallReport>,
     pub max_stall_ms: f64,
+    /// The longest time with IO outstanding and no completion, stall or not (`None` for fio).
+    pub longest_stall_ms: Option<f64>,
     pub first_error_ms: Option<f64>,
     /// Per 100 ms of the run's clock: completions, errors by errno, outstanding IOs, latency.
     pub series: Vec<rig::workload::series::SeriesPoint>,
@@ -502,10 +551,29 @@ pub fn bucket(ms: f64) -> &'static str {
 }
 
 impl Report {
-    /// The value a `[expect]` metric refers to.
-    pub fn metric(&self, metric: Metric) -> u64 {
-        let w = &self.workload;
-        match metric {
+    /// The value a `[expect]` metric refers to: of the workload on `map`, or without a map of
+    /// the first workload. `kernel_path_failures` counts the path failures of `map`, or of every
+    /// map. `None`: `map` has no workload (or, for `kernel_path_failures`, is not a multipath map
+    /// of the report).
+    pub fn metric(&self, metric: Metric, map: Option<&str>) -> Option<u64> {
+        if metric == Metric::KernelPathFailures {
+            let maps = self
+                .maps
+                .iter()
+                .filter(|m| map.is_none_or(|name| m.name == name));
+            let mut any = false;
+            let mut sum = 0u64;
+            for m in maps {
+                any = true;
+                sum += m.paths.iter().map(|p| u64::from(p.fail_count)).sum::<u64>();
+            }
+            return (any || map.is_none()).then_some(sum);
+        }
+        let w = match map {
+            Some(name) => self.workloads.of(name)?,
+            None => self.workloads.first(),
+        };
+        Some(match metric {
             Metric::AppErrors => w.app_errors,
             Metric::ReadErrors => w.read_errors,
             Metric::WriteErrors => w.write_errors,
@@ -518,13 +586,10 @@ impl Report {
             Metric::P99LatencyMs => w.latency_us.p99 / 1000,
             Metric::Stalls => w.stalls.len() as u64,
             Metric::MaxStallMs => w.max_stall_ms as u64,
-            Metric::KernelPathFailures => self
-                .maps
-                .iter()
-                .flat_map(|m| &m.paths)
-                .map(|p| p.fail_count as u64)
-                .sum(),
-        }
+            // fio measures no quiet time: nothing to compare.
+            Metric::LongestStallMs => w.longest_stall_ms? as u64,
+            Metric::KernelPathFailures => unreachable!("handled above"),
+        })
     }
 
     /// Checks the scenario's expectations against this report and sets the verdict.
@@ -532,11 +597,12 @@ impl Report {
         self.figures = Figures::compute(self);
         let mut results = Vec::new();
         for check in &scenario.expect.checks {
-            let actual = self.metric(check.metric);
+            let map = check.map.map(|m| scenario.map(m).name.as_str());
+            let actual = self.metric(check.metric, map);
             results.push(ExpectationResult {
-                what: check.to_string(),
-                held: check.holds(actual),
-                actual: actual.to_string(),
+                what: check.display(scenario).to_string(),
+                held: actual.is_some_and(|a| check.holds(a)),
+                actual: actual.map_or("none".into(), |a| a.to_string()),
             });
         }
         for check in &scenario.expect.figures {

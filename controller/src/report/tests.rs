@@ -55,7 +55,8 @@ fn sample() -> Report {
             final_group: Some(1),
             manager: None,
         }],
-        workload: WorkloadSummary {
+        workloads: Workloads(vec![WorkloadSummary {
+            map: "m".into(),
             engine: faults::WorkloadEngine::Pathrig,
             cpu_ms: Some(1234.5),
             device: "/dev/dm-2".into(),
@@ -86,6 +87,7 @@ fn sample() -> Report {
                 length_ms: 2500.0,
             }],
             max_stall_ms: 2500.0,
+            longest_stall_ms: Some(2500.0),
             first_error_ms: Some(3.0),
             series: vec![rig::workload::series::SeriesPoint {
                 t_ms: 1000,
@@ -97,7 +99,7 @@ fn sample() -> Report {
                 p99_us: 150_000,
                 max_us: 250_000,
             }],
-        },
+        }]),
         events: vec![],
         path_io: vec![],
         figures: Figures::default(),
@@ -123,14 +125,14 @@ fn scenario(expect: &str) -> Scenario {
 #[test]
 fn metrics_read_the_right_numbers() {
     let r = sample();
-    assert_eq!(r.metric(Metric::AppErrors), 3);
-    assert_eq!(r.metric(Metric::MaxLatencyMs), 250);
-    assert_eq!(r.metric(Metric::P99LatencyMs), 150);
+    assert_eq!(r.metric(Metric::AppErrors, None), Some(3));
+    assert_eq!(r.metric(Metric::MaxLatencyMs, None), Some(250));
+    assert_eq!(r.metric(Metric::P99LatencyMs, None), Some(150));
     // 800 µs: the metrics are whole milliseconds, rounded down.
-    assert_eq!(r.metric(Metric::P50LatencyMs), 0);
-    assert_eq!(r.metric(Metric::Stalls), 1);
-    assert_eq!(r.metric(Metric::MaxStallMs), 2500);
-    assert_eq!(r.metric(Metric::KernelPathFailures), 3);
+    assert_eq!(r.metric(Metric::P50LatencyMs, None), Some(0));
+    assert_eq!(r.metric(Metric::Stalls, None), Some(1));
+    assert_eq!(r.metric(Metric::MaxStallMs, None), Some(2500));
+    assert_eq!(r.metric(Metric::KernelPathFailures, None), Some(3));
 }
 
 #[test]
@@ -218,6 +220,7 @@ fn managed() -> Report {
         at(
             1002.0,
             EventKind::IoError {
+                map: "m".into(),
                 op: crate::events::IoDirection::Read,
                 errno: "EIO".into(),
                 block: 17,
@@ -302,3 +305,5 @@ pub(super) fn tests_scenario(expect: &str) -> Scenario {
 
 #[path = "tests_figures.rs"]
 mod figures_tests;
+#[path = "tests_workloads.rs"]
+mod workloads_tests;

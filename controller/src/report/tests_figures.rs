@@ -12,6 +12,7 @@ fn io_error(t_ms: f64, errno: &str) -> Event {
     at(
         t_ms,
         EventKind::IoError {
+            map: "m".into(),
             op: IoDirection::Write,
             errno: errno.into(),
             block: (t_ms as u64) % 4096,
@@ -57,8 +58,8 @@ fn path_io(ms: u64, io: impl Fn(usize, u64) -> u64) -> Vec<PathIo> {
 #[test]
 fn a_minute_of_a_hundred_thousand_errors_stays_under_two_megabytes() {
     let mut r = super::tests_sample();
-    r.workload.duration_ms = 60_000;
-    r.workload.series = (1..=600)
+    r.workloads[0].duration_ms = 60_000;
+    r.workloads[0].series = (1..=600)
         .map(|n| rig::workload::series::SeriesPoint {
             t_ms: n * 100,
             reads: 100,
@@ -75,8 +76,8 @@ fn a_minute_of_a_hundred_thousand_errors_stays_under_two_megabytes() {
         .map(|i| io_error(i as f64 * 0.6, if i % 3 == 0 { "ENOSPC" } else { "EIO" }))
         .collect();
     let unbounded = json::render(&r).unwrap().len();
-    let omitted = bounded::bound_events(&mut r.events);
-    r.workload.errors_omitted = omitted.clone();
+    let omitted = bounded::bound_events(&mut r.events).remove("m").unwrap();
+    r.workloads[0].errors_omitted = omitted.clone();
     let size = json::render(&r).unwrap().len();
     eprintln!("report.json: {unbounded} bytes unbounded, {size} bytes bounded");
     assert!(size < 2 << 20, "{size} bytes");
@@ -110,7 +111,7 @@ fn bounding_keeps_every_other_event_in_order() {
     ));
     events.push(io_error(600.0, "EIO"));
     let omitted = bounded::bound_events(&mut events);
-    assert_eq!(omitted.io_errors, 50);
+    assert_eq!(omitted["m"].io_errors, 50);
     assert_eq!(events.len(), 1 + 100 + 1 + 1);
     assert!(matches!(events[0].kind, EventKind::Fault { .. }));
     assert!(matches!(events[101].kind, EventKind::PathFailed { .. }));
@@ -168,7 +169,7 @@ fn faulted_run() -> Report {
             },
         ),
     ];
-    r.workload.first_error_ms = Some(1010.0);
+    r.workloads[0].first_error_ms = Some(1010.0);
     r.path_io = path_io(4000, |path, t| match (path, t) {
         (0, t) if t > 1000 && t <= 3000 => {
             if t <= 1100 {

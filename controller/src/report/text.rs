@@ -119,11 +119,53 @@ pub fn render(report: &Report) -> String {
             event.timeline_text()
         );
     }
-    let w = &report.workload;
+    // One workload reads as it always did; several are named by their map.
+    let named = report.workloads.len() > 1;
+    for w in report.workloads.iter() {
+        workload_section(&mut out, w, named);
+    }
+    figures_section(&mut out, report);
     let _ = writeln!(out);
+    let _ = writeln!(out, "expectations");
+    if report.expectations.is_empty() {
+        let _ = writeln!(out, "  (none stated)");
+    }
+    for e in &report.expectations {
+        let _ = writeln!(
+            out,
+            "  [{}] {}",
+            if e.held { "held" } else { "FAILED" },
+            e.what
+        );
+    }
+    let _ = writeln!(out);
+    if let Some(lag) = &report.timeline_lag {
+        // Only a run that is void anyway shows a measured time here.
+        let _ = writeln!(out, "RIG FAILURE: {} (exit 3)", lag.describe());
+    }
     let _ = writeln!(
         out,
-        "workload ({} IO, {}% reads, {} B blocks, queue depth {}, {} ms)",
+        "verdict: {}",
+        match report.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+        }
+    );
+    out
+}
+
+/// One workload's block: what it ran and what it saw, in stable words. `named`: say which map
+/// it ran on (a scenario with several workloads).
+fn workload_section(out: &mut String, w: &super::WorkloadSummary, named: bool) {
+    let _ = writeln!(out);
+    let on = if named {
+        format!(" on {}", w.map)
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        out,
+        "workload{on} ({} IO, {}% reads, {} B blocks, queue depth {}, {} ms)",
         w.pattern, w.read_percent, w.block_size, w.queue_depth, w.duration_ms
     );
     if w.engine != faults::WorkloadEngine::Pathrig {
@@ -170,34 +212,6 @@ pub fn render(report: &Report) -> String {
             bucket(w.max_stall_ms)
         );
     }
-    figures_section(&mut out, report);
-    let _ = writeln!(out);
-    let _ = writeln!(out, "expectations");
-    if report.expectations.is_empty() {
-        let _ = writeln!(out, "  (none stated)");
-    }
-    for e in &report.expectations {
-        let _ = writeln!(
-            out,
-            "  [{}] {}",
-            if e.held { "held" } else { "FAILED" },
-            e.what
-        );
-    }
-    let _ = writeln!(out);
-    if let Some(lag) = &report.timeline_lag {
-        // Only a run that is void anyway shows a measured time here.
-        let _ = writeln!(out, "RIG FAILURE: {} (exit 3)", lag.describe());
-    }
-    let _ = writeln!(
-        out,
-        "verdict: {}",
-        match report.verdict {
-            Verdict::Pass => "pass",
-            Verdict::Fail => "fail",
-        }
-    );
-    out
 }
 
 /// Each path's share of the map's IO per phase, as coarse classes.

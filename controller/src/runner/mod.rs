@@ -1,7 +1,7 @@
-//! The scenario runner: builds the devices of a validated scenario, runs the workload while
-//! applying the fault timeline at its times, watches the kernel's view of every path through dm
-//! events, and assembles the report. It runs wherever device-mapper is: inside the guest (the
-//! default) or on the machine itself with `--guest none`.
+//! The scenario runner: builds the devices of a validated scenario, runs its workloads (one
+//! thread per map with one) while applying the fault timeline at its times, watches the kernel's
+//! view of every path through dm events, and assembles the report. It runs wherever
+//! device-mapper is: inside the guest (the default) or on the machine itself with `--guest none`.
 //!
 //! Everything built is held by [`Built`], whose teardown runs on every exit path (error, panic,
 //! interrupt), so a run leaves no dm device, loop device or work directory behind.
@@ -281,33 +281,14 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
     }
     built.log = log.clone();
 
-    let workload_map = built.map(scenario.workload.map);
-    let device = PathBuf::from(format!("/dev/dm-{}", workload_map.dev.minor));
-    let map_spec = scenario.map(scenario.workload.map);
-    let config = WorkloadConfig {
-        path: device.clone(),
-        size_bytes: map_spec.size_bytes,
-        block_size: scenario.workload.block_size,
-        queue_depth: scenario.workload.queue_depth,
-        read_percent: scenario.workload.read_percent,
-        duration: scenario.workload.duration,
-        rate_iops: scenario.workload.rate_iops,
-        sequential: scenario.workload.pattern == faults::Pattern::Sequential,
-        verify: scenario.workload.verify,
-        seed: scenario.seed,
-        stall_threshold: scenario.workload.stall_threshold,
-        engine: match scenario.workload.engine {
-            faults::WorkloadEngine::Pathrig => workload::EngineKind::Pathrig,
-            faults::WorkloadEngine::Fio => {
-                workload::EngineKind::Fio(workload::fio::FioMode::Default)
-            }
-            faults::WorkloadEngine::FioBatched => {
-                workload::EngineKind::Fio(workload::fio::FioMode::Batched)
-            }
-        },
-    };
-
-    let driven = drive(scenario, env, &mut built, &log, config)?;
+    // One engine per workload, each on its map's device.
+    let configs: Vec<WorkloadConfig> = scenario
+        .workloads
+        .iter()
+        .enumerate()
+        .map(|(index, w)| workload_config(scenario, &built, index, w))
+        .collect();
+    let driven = drive(scenario, env, &mut built, &log, &configs)?;
 
     let final_ms = log.clock().now_ms();
     // Before teardown removes the backing files.
@@ -344,7 +325,17 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
         manager: manager_info(scenario),
         maps,
         mirrors: driven.mirrors.clone(),
-        workload: summarize_workload(scenario, &device, &driven.workload, driven.first_error),
+        workloads: Workloads(
+            scenario
+                .workloads
+                .iter()
+                .zip(&configs)
+                .zip(&driven.workloads)
+                .map(|((spec, config), (report, first_error))| {
+                    summarize_workload(scenario, spec, &config.path, report, *first_error)
+                })
+                .collect(),
+        ),
         events: log.sorted(),
         path_io: driven.path_io,
         figures: Figures::default(),
@@ -358,9 +349,46 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
         },
         timeline_lag: driven.timeline_lag.clone(),
     };
-    full.workload.errors_omitted = bounded::bound_events(&mut full.events);
+    let mut omitted = bounded::bound_events(&mut full.events);
+    for w in full.workloads.iter_mut() {
+        w.errors_omitted = omitted.remove(&w.map).unwrap_or_default();
+    }
     full.evaluate(scenario);
     Ok(full)
+}
+
+/// The engine's settings for the scenario's workload number `index` (`spec`), on its map's
+/// device. Every workload but the first gets its own seed (the scenario's plus its index), so
+/// two maps do not see the same sequence of offsets; the first keeps the scenario's.
+fn workload_config(
+    scenario: &Scenario,
+    built: &Built,
+    index: usize,
+    spec: &faults::WorkloadSpec,
+) -> WorkloadConfig {
+    let map = built.map(spec.map);
+    WorkloadConfig {
+        path: PathBuf::from(format!("/dev/dm-{}", map.dev.minor)),
+        size_bytes: scenario.map(spec.map).size_bytes,
+        block_size: spec.block_size,
+        queue_depth: spec.queue_depth,
+        read_percent: spec.read_percent,
+        duration: spec.duration,
+        rate_iops: spec.rate_iops,
+        sequential: spec.pattern == faults::Pattern::Sequential,
+        verify: spec.verify,
+        seed: scenario.seed.wrapping_add(index as u64),
+        stall_threshold: spec.stall_threshold,
+        engine: match spec.engine {
+            faults::WorkloadEngine::Pathrig => workload::EngineKind::Pathrig,
+            faults::WorkloadEngine::Fio => {
+                workload::EngineKind::Fio(workload::fio::FioMode::Default)
+            }
+            faults::WorkloadEngine::FioBatched => {
+                workload::EngineKind::Fio(workload::fio::FioMode::Batched)
+            }
+        },
+    }
 }
 
 fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built, RunError> {
@@ -682,19 +710,18 @@ fn diff_status(
     }
 }
 
-/// Runs the workload thread and, on this thread, the fault timeline and the kernel watch, until
-/// the workload has finished.
+/// Runs one thread per workload and, on this thread, the fault timeline and the kernel watch,
+/// until every workload has finished. The workloads start together (a [`StartGate`]) and stop
+/// together: a workload that fails stops the others and ends the run with its error.
 fn drive(
     scenario: &Scenario,
     env: &RunEnv<'_>,
     built: &mut Built,
     log: &EventLog,
-    config: WorkloadConfig,
+    configs: &[WorkloadConfig],
 ) -> Result<Driven, RunError> {
     let origin = log.clock().origin;
     let stop = Arc::new(AtomicBool::new(false));
-    // The workload thread holds the write end; its closing wakes the event loop.
-    let (done_read, done_write) = nix::unistd::pipe().map_err(|e| RunError::Workload(e.into()))?;
     let sampler = path_io::PathIoSampler::start(
         built
             .maps
@@ -707,20 +734,24 @@ fn drive(
             .collect(),
         origin,
     );
-    let thread_log = log.clone();
-    let thread_stop = stop.clone();
-    let handle = std::thread::Builder::new()
-        .name("workload".into())
-        .spawn(move || {
-            let _done = done_write;
-            let mut first_error: Option<f64> = None;
-            let clock = thread_log.clock();
-            let result = workload::run(&config, origin, &thread_stop, &mut |event| {
-                record_workload_event(&thread_log, clock, &mut first_error, event)
-            });
-            result.map(|r| (r, first_error))
-        })
-        .map_err(RunError::Workload)?;
+    let gate = StartGate::default();
+    let mut threads: Vec<WorkloadThread> = Vec::new();
+    for (spec, config) in scenario.workloads.iter().zip(configs) {
+        let map = scenario.map(spec.map).name.clone();
+        match spawn_workload(map, config.clone(), log, &stop, &gate) {
+            Ok(thread) => threads.push(thread),
+            Err(err) => {
+                // The threads already started never run their engines.
+                gate.open(false);
+                for mut t in threads {
+                    let _ = t.join();
+                }
+                let _ = sampler.stop();
+                return Err(err);
+            }
+        }
+    }
+    gate.open(true);
 
     let mut manager = {
         let infos: Vec<BuiltMapInfo<'_>> = built
@@ -758,7 +789,9 @@ fn drive(
     let mut next_step = 0;
     // The most late step so far: (index, how late it began).
     let mut lag: Option<(usize, Duration)> = None;
-    let drain_deadline = scenario.workload.duration + DRAIN_GRACE;
+    let drain_deadline = scenario.run_length() + DRAIN_GRACE;
+    // Each workload's result once its thread has ended, in the scenario's order.
+    let mut results: Vec<Option<WorkloadResult>> = threads.iter().map(|_| None).collect();
     let mut flushed = false;
     let mut failure: Option<RunError> = None;
     loop {
@@ -825,7 +858,13 @@ fn drive(
             .unwrap_or(now + Duration::from_secs(3600));
         let timeout = wake_at.saturating_sub(origin.elapsed());
         let checker_fd = manager.wake_fd();
-        let (dm_ready, done) = wait(built, &done_read, checker_fd, timeout);
+        let running: Vec<(usize, &OwnedFd)> = threads
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| results[*i].is_none())
+            .map(|(i, t)| (i, &t.done))
+            .collect();
+        let (dm_ready, done) = wait(built, &running, checker_fd, timeout);
         if dm_ready {
             built.dm.arm_events()?;
             watch.observe(built, log)?;
@@ -837,13 +876,29 @@ fn drive(
                 }
             }
         }
-        if done {
+        for index in done {
+            let result = threads[index].join();
+            if let Err(err) = &result {
+                // One workload failing ends the run: the others stop submitting and drain.
+                stop.store(true, Ordering::SeqCst);
+                if failure.is_none() {
+                    // Named by its map when there are several.
+                    let err = match threads.len() {
+                        1 => std::io::Error::new(err.kind(), err.to_string()),
+                        _ => std::io::Error::new(
+                            err.kind(),
+                            format!("{}: {err}", threads[index].map),
+                        ),
+                    };
+                    failure = Some(RunError::Workload(err));
+                }
+            }
+            results[index] = Some(result);
+        }
+        if results.iter().all(Option::is_some) {
             break;
         }
     }
-    let result = handle
-        .join()
-        .map_err(|_| RunError::Workload(std::io::Error::other("the workload thread panicked")))?;
     let path_io = sampler.stop();
     // The last path changes may have come with the last completions.
     watch.observe(built, log)?;
@@ -851,7 +906,10 @@ fn drive(
         return Err(err);
     }
     let mirrors = mirrors.finish(built, log);
-    let (workload, first_error) = result.map_err(RunError::Workload)?;
+    let workloads = results
+        .into_iter()
+        .map(|r| r.expect("every workload ended").map_err(RunError::Workload))
+        .collect::<Result<Vec<_>, _>>()?;
     let manager = manager.finish(Duration::from_secs(5));
     let step_of = |index: usize, late: Duration| {
         let step = &steps[index];
@@ -876,8 +934,7 @@ fn drive(
     Ok(Driven {
         mirrors,
         path_io,
-        workload,
-        first_error,
+        workloads,
         manager,
         max_lag_ms,
         timeline_lag,
@@ -888,15 +945,106 @@ fn drive(
 struct Driven {
     /// The mirror maps' reports.
     mirrors: Vec<mirror::MirrorMapReport>,
-    workload: WorkloadReport,
+    /// Each workload's report and first error (ms), in the scenario's order.
+    workloads: Vec<(WorkloadReport, Option<f64>)>,
     /// Per-path IO series over the workload.
     path_io: Vec<PathIo>,
-    first_error: Option<f64>,
     /// The manager's final view of every map (None without a manager).
     manager: Option<Vec<MapView>>,
     /// The latest a fault step began (None: no steps).
     max_lag_ms: Option<f64>,
     timeline_lag: Option<TimelineLag>,
+}
+
+/// A workload's report and its first IO error (ms since clock zero), or its setup failure.
+type WorkloadResult = std::io::Result<(WorkloadReport, Option<f64>)>;
+
+/// One workload's thread.
+struct WorkloadThread {
+    /// The map it runs on.
+    map: String,
+    /// `None` once joined.
+    handle: Option<std::thread::JoinHandle<WorkloadResult>>,
+    /// Read end of a pipe whose write end the thread holds: it closes when the thread ends.
+    done: OwnedFd,
+}
+
+impl WorkloadThread {
+    /// Waits for the thread (called once, when `done` says it ended).
+    fn join(&mut self) -> WorkloadResult {
+        let handle = self
+            .handle
+            .take()
+            .expect("a workload thread is joined once");
+        handle
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the workload thread panicked")))
+    }
+}
+
+/// Holds every workload thread until all of them are started, so the engines start together;
+/// opened with `false` when one could not be started (the others then do not run).
+#[derive(Clone, Default)]
+struct StartGate(Arc<(std::sync::Mutex<Option<bool>>, std::sync::Condvar)>);
+
+impl StartGate {
+    fn open(&self, go: bool) {
+        let (state, changed) = &*self.0;
+        *state.lock().unwrap_or_else(|e| e.into_inner()) = Some(go);
+        changed.notify_all();
+    }
+
+    /// Waits until the gate opens; whether to run.
+    fn wait(&self) -> bool {
+        let (state, changed) = &*self.0;
+        let mut open = state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(go) = *open {
+                return go;
+            }
+            open = changed.wait(open).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Starts the workload on `map`'s thread; it waits at `gate` until every workload's thread is
+/// started, then runs its engine against `config` and records its events under `map`.
+fn spawn_workload(
+    map: String,
+    config: WorkloadConfig,
+    log: &EventLog,
+    stop: &Arc<AtomicBool>,
+    gate: &StartGate,
+) -> Result<WorkloadThread, RunError> {
+    // The thread holds the write end; its closing wakes the event loop.
+    let (done_read, done_write) = nix::unistd::pipe().map_err(|e| RunError::Workload(e.into()))?;
+    let thread_log = log.clone();
+    let thread_stop = stop.clone();
+    let gate = gate.clone();
+    let thread_map = map.clone();
+    let origin = log.clock().origin;
+    let handle = std::thread::Builder::new()
+        .name(format!("workload-{map}"))
+        .spawn(move || {
+            let _done = done_write;
+            if !gate.wait() {
+                return Err(std::io::Error::other(
+                    "not started: another workload failed to start",
+                ));
+            }
+            let mut first_error: Option<f64> = None;
+            let clock = thread_log.clock();
+            let result = workload::run(&config, origin, &thread_stop, &mut |event| {
+                record_workload_event(&thread_log, clock, &thread_map, &mut first_error, event)
+            });
+            result.map(|r| (r, first_error))
+        })
+        .map_err(RunError::Workload)?;
+    Ok(WorkloadThread {
+        map,
+        handle: Some(handle),
+        done: done_read,
+    })
 }
 
 /// Gives the path manager the kernel's current view of every map.
@@ -908,26 +1056,26 @@ fn feed_manager(manager: &mut dyn PathManager, watch: &KernelWatch, built: &Buil
     }
 }
 
-/// Waits for a dm event, the workload's end or a checker completion, at most `timeout`.
-/// Returns (dm event, workload done); checker completions are collected by the driver's poll.
+/// Waits for a dm event, a workload's end or a checker completion, at most `timeout`.
+/// `running`: each running workload's index and the read end of its done pipe. Returns (dm
+/// event, the indices of the workloads that ended); checker completions are collected by the
+/// driver's poll.
 fn wait(
     built: &Built,
-    done: &OwnedFd,
+    running: &[(usize, &OwnedFd)],
     checker: Option<std::os::fd::RawFd>,
     timeout: Duration,
-) -> (bool, bool) {
-    let mut fds = vec![
-        libc::pollfd {
-            fd: built.dm.event_fd().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: done.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
+) -> (bool, Vec<usize>) {
+    let mut fds = vec![libc::pollfd {
+        fd: built.dm.event_fd().as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    fds.extend(running.iter().map(|(_, fd)| libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }));
     if let Some(fd) = checker {
         fds.push(libc::pollfd {
             fd,
@@ -940,9 +1088,15 @@ fn wait(
     // SAFETY: `fds` is a valid array of pollfd for its length.
     let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
     if n <= 0 {
-        return (false, false);
+        return (false, Vec::new());
     }
-    (fds[0].revents & libc::POLLIN != 0, fds[1].revents != 0)
+    let done = running
+        .iter()
+        .zip(&fds[1..])
+        .filter(|(_, p)| p.revents != 0)
+        .map(|((index, _), _)| *index)
+        .collect();
+    (fds[0].revents & libc::POLLIN != 0, done)
 }
 
 /// Workload events go to the JSON only: they are timed by the workload thread, so their order
@@ -951,9 +1105,11 @@ fn wait(
 fn record_workload_event(
     log: &EventLog,
     clock: Clock,
+    map: &str,
     first_error: &mut Option<f64>,
     event: WorkloadEvent,
 ) {
+    let map = map.to_string();
     let ms = |t: Duration| clock.since_origin(clock.origin + t);
     let (t, kind) = match event {
         WorkloadEvent::IoError {
@@ -968,13 +1124,24 @@ fn record_workload_event(
                 workload::Op::Write => IoDirection::Write,
             };
             let errno = nix::errno::Errno::from_raw(errno).to_string();
-            (t, EventKind::IoError { op, errno, block })
+            (
+                t,
+                EventKind::IoError {
+                    map,
+                    op,
+                    errno,
+                    block,
+                },
+            )
         }
-        WorkloadEvent::Mismatch { t, block, detail } => (t, EventKind::Mismatch { block, detail }),
-        WorkloadEvent::StallBegan { t, in_flight } => (t, EventKind::StallBegan { in_flight }),
+        WorkloadEvent::Mismatch { t, block, detail } => {
+            (t, EventKind::Mismatch { map, block, detail })
+        }
+        WorkloadEvent::StallBegan { t, in_flight } => (t, EventKind::StallBegan { map, in_flight }),
         WorkloadEvent::StallEnded { t, length } => (
             t,
             EventKind::StallEnded {
+                map,
                 length_ms: length.as_secs_f64() * 1000.0,
             },
         ),
@@ -1105,11 +1272,11 @@ fn final_map_reports(
 
 fn summarize_workload(
     scenario: &Scenario,
+    w: &faults::WorkloadSpec,
     device: &Path,
     report: &WorkloadReport,
     first_error: Option<f64>,
 ) -> WorkloadSummary {
-    let w = &scenario.workload;
     let to_ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let mut buckets: Vec<(String, u64)> = Vec::new();
     let mut lower_us = 0u64;
@@ -1125,6 +1292,7 @@ fn summarize_workload(
         lower_us = upper_us;
     }
     WorkloadSummary {
+        map: scenario.map(w.map).name.clone(),
         device: device.display().to_string(),
         engine: w.engine,
         pattern: match w.pattern {
@@ -1172,6 +1340,7 @@ fn summarize_workload(
             .iter()
             .map(|s| to_ms(s.length))
             .fold(0.0, f64::max),
+        longest_stall_ms: report.longest_quiet.map(to_ms),
         first_error_ms: first_error,
         series: report.series.clone(),
     }

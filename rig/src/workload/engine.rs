@@ -524,6 +524,7 @@ impl Engine<'_> {
             latency,
             histogram: h,
             stalls: std::mem::take(&mut self.stalls),
+            longest_quiet: Some(self.stall.longest_quiet()),
             elapsed,
             cpu,
             series: std::mem::replace(

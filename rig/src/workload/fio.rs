@@ -163,6 +163,7 @@ pub fn parse_report(text: &str, config: &WorkloadConfig) -> io::Result<WorkloadR
         latency,
         histogram,
         stalls: Vec::new(),
+        longest_quiet: None,
         elapsed: Duration::from_secs_f64(runtime_ms / 1000.0),
         cpu: Some(Duration::from_secs_f64(
             runtime_ms * cpu_share / 100.0 / 1000.0,

@@ -141,6 +141,9 @@ pub struct WorkloadReport {
     pub histogram: hdrhistogram::Histogram<u64>,
     /// Every stall, in order; each one is closed by the completion that ended it.
     pub stalls: Vec<StallRecord>,
+    /// The longest time with IO outstanding and no completion, stall or not (`None` for fio,
+    /// which detects no stalls).
+    pub longest_quiet: Option<Duration>,
     /// From the start of the run to the last completion of the drain.
     pub elapsed: Duration,
     /// CPU time (user + system) the IO issuer used, where it could be measured.

@@ -241,6 +241,12 @@ fn random_mixed_run_on_a_file_is_clean() {
         r.elapsed
     );
     assert!(r.stalls.is_empty(), "{:?}", r.stalls);
+    // Some quiet time between completions was measured, and it stayed below the threshold.
+    let quiet = r.longest_quiet.expect("the engine measures quiet time");
+    assert!(
+        quiet > Duration::ZERO && quiet < cfg.stall_threshold,
+        "{quiet:?}"
+    );
     // The time series adds up to the totals, one point per 100 ms of the run, in order.
     let sum =
         |f: fn(&series::SeriesPoint) -> u32| r.series.iter().map(f).map(u64::from).sum::<u64>();
@@ -470,6 +476,8 @@ fn frozen_writes_are_a_stall_and_the_drain_waits_for_them() {
         end >= thaw_at && end <= thaw_at + Duration::from_millis(500),
         "{stall:?}"
     );
+    // The freeze was the longest time without a completion.
+    assert_eq!(report.longest_quiet, Some(stall.length));
     // StallBegan was sent while the IO was still hanging (within a tick or two of the threshold),
     // not only once it ended.
     let (seen_at, in_flight) = events

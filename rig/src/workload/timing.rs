@@ -47,6 +47,8 @@ pub(crate) struct StallDetector {
     threshold: Duration,
     quiet_since: Option<Instant>,
     open: Option<Instant>,
+    /// The longest quiet period a completion ended, stall or not.
+    longest_quiet: Duration,
 }
 
 impl StallDetector {
@@ -55,7 +57,14 @@ impl StallDetector {
             threshold,
             quiet_since: None,
             open: None,
+            longest_quiet: Duration::ZERO,
         }
+    }
+
+    /// The longest time so far with IO outstanding and no completion, ended by a completion,
+    /// whether or not it reached the threshold (a quiet period still open is not counted).
+    pub(crate) fn longest_quiet(&self) -> Duration {
+        self.longest_quiet
     }
 
     /// A submission at `now`, when `in_flight` IOs were outstanding before it.
@@ -81,6 +90,9 @@ impl StallDetector {
 
     /// One or more completions at `now`; returns `(began, length)` of the stall they end.
     pub(crate) fn completed(&mut self, now: Instant) -> Option<(Instant, Duration)> {
+        if let Some(since) = self.quiet_since {
+            self.longest_quiet = self.longest_quiet.max(now.saturating_duration_since(since));
+        }
         self.quiet_since = Some(now);
         self.open
             .take()
@@ -152,5 +164,19 @@ mod tests {
             s.completed(t0 + 2200 * MS),
             Some((t0 + 2000 * MS, 200 * MS))
         );
+        // The longest quiet period was the 400 ms stall; the idle time did not count.
+        assert_eq!(s.longest_quiet(), 400 * MS);
+    }
+
+    #[test]
+    fn longest_quiet_counts_gaps_below_the_threshold() {
+        let t0 = Instant::now();
+        let mut s = StallDetector::new(1000 * MS);
+        assert_eq!(s.longest_quiet(), Duration::ZERO);
+        s.submitted(t0, 0);
+        assert_eq!(s.completed(t0 + 30 * MS), None);
+        assert_eq!(s.completed(t0 + 280 * MS), None, "250 ms is no stall");
+        assert_eq!(s.completed(t0 + 300 * MS), None);
+        assert_eq!(s.longest_quiet(), 250 * MS);
     }
 }
