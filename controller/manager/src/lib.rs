@@ -292,9 +292,14 @@ pub enum PathState {
         /// followover, the path "comes back" when it is finally reinstated).
         after_down: bool,
     },
+    /// `marginal_path_*`: the path failed twice within `marginal_path_double_failed_time`. It is
+    /// kept out (failed in dm) and not reinstated by the checker; the first check that finds it
+    /// up starts its first sample, or reinstates it early when the map has no usable path.
+    Triggered { since: Duration, checker: HeldCheck },
     /// `marginal_path_*`: the path failed repeatedly and is being sampled; out of use (failed
-    /// in dm) unless it is the last usable path, and not reinstated by the checker. Reads are
-    /// sent in bursts until `until` (or until the sequential test decides).
+    /// in dm; with `marginal_pathgroups on` active in the extra last group) and not reinstated
+    /// by the checker. Reads are sent in bursts until `until` (or until the sequential test
+    /// decides), whatever the checker finds meanwhile.
     Sampling {
         /// When this sample started (its first burst).
         since: Duration,
@@ -307,6 +312,7 @@ pub enum PathState {
         outstanding: u32,
         /// When the next burst is due; `None` when no further burst fits before `until`.
         next_burst: Option<Duration>,
+        checker: HeldCheck,
     },
     /// `marginal_path_*`: the last sample found the path marginal. It stays out (or, with
     /// `marginal_pathgroups on`, in the extra last path group) until it is sampled again at
@@ -318,7 +324,21 @@ pub enum PathState {
         round: u32,
         /// That sample's evidence.
         evidence: SampleEvidence,
+        checker: HeldCheck,
     },
+}
+
+/// What the checker found of a path the marginal-path detector holds ([`PathState::Triggered`],
+/// [`PathState::Sampling`], [`PathState::Marginal`]): a checker result changes how the path is
+/// held (a "down" fails it in dm, an "up" may start its sample), never whether.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeldCheck {
+    /// The checker's last result was down (with what it saw); `None`: up, or not checked yet.
+    pub down: Option<String>,
+    /// The checker found the path down since it was last usable. Like multipathd's chkrstate,
+    /// which a held path's "up" results leave alone: followover counts the path as down, and
+    /// it comes back when it is reinstated.
+    pub after_down: bool,
 }
 
 /// What a marginal-path sample has counted.
@@ -338,6 +358,26 @@ impl PathState {
     /// Down according to the checker.
     pub fn is_down(&self) -> bool {
         matches!(self, PathState::Down { .. })
+    }
+
+    /// What the checker found while the marginal-path detector holds the path.
+    pub fn held_check(&self) -> Option<&HeldCheck> {
+        match self {
+            PathState::Triggered { checker, .. }
+            | PathState::Sampling { checker, .. }
+            | PathState::Marginal { checker, .. } => Some(checker),
+            _ => None,
+        }
+    }
+
+    /// Down for followover: down according to the checker, or held back after being down
+    /// (multipathd keeps a held path's chkrstate at down; see do_followover_should_failback).
+    pub fn counts_as_down(&self) -> bool {
+        match self {
+            PathState::Down { .. } => true,
+            PathState::Delayed { after_down, .. } => *after_down,
+            other => other.held_check().is_some_and(|c| c.after_down),
+        }
     }
 }
 
