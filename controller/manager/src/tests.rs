@@ -1195,6 +1195,18 @@ fn conform_early_reinstatement_clears_the_marginal_state() {
 fn conform_the_sample_read_timeout_defaults_to_one_second() {
     let s = crate::settings::ManagerSettings::default();
     assert_eq!(s.marginal_sampling.io_timeout.value, t(1.0));
+    // And the sample reads ask the driver for it.
+    let mut sim = Sim::one(failover(marginal(|s| {
+        s.marginal_sampling.io_timeout = crate::settings::ManagerSettings::default()
+            .marginal_sampling
+            .io_timeout;
+    })));
+    flaky_a(&mut sim);
+    sim.at(5.5);
+    assert!(sim.log.iter().any(|(_, a)| matches!(
+        a,
+        Action::SampleIo { path, timeout, .. } if *path == A && *timeout == t(1.0)
+    )));
 }
 
 /// Deviation 6 (upstream: do_followover_should_failback looks at chkrstate, which a held-back

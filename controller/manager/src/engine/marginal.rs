@@ -1,8 +1,8 @@
 //! The marginal-path logic (`marginal_path_*`, `marginal_pathgroups`, and pathrig's sampling
 //! extensions): the per-map settings, Wald's sequential test, and the rules that start a
-//! sample, send its bursts, count its answers, reach a verdict, recheck a marginal path, lend
-//! a sampled or marginal path out as the last usable one and keep the marginal path group in
-//! the table. The checker and map-level rules stay in the parent module; see the crate
+//! hold a path, start its sample at a check that finds it up, send its bursts, count its
+//! answers, reach a verdict, recheck a marginal path, reinstate a held path early when the map
+//! has no usable path, and keep the marginal path group in the table. The checker and map-level rules stay in the parent module; see the crate
 //! documentation ("Marginal paths") for the semantics.
 
 use super::*;
