@@ -1054,7 +1054,10 @@ fn marginal_both_legs() {
     // need_io_err_check), no longer marginal. (The kernel may fail it again within
     // milliseconds: every path of this map errs under load.)
     let reinstated = times_of(&run, On::Action("reinstate_path", None));
-    let end = timeline(&run).into_iter().map(t_ms).fold(f64::MIN, f64::max);
+    let end = timeline(&run)
+        .into_iter()
+        .map(t_ms)
+        .fold(f64::MIN, f64::max);
     for t in times_of(&run, On::Map("no_usable_path")) {
         match reinstated.iter().find(|r| **r > t) {
             Some(r) => assert!(r - t < 1600.0, "no reinstate_path for {} ms", r - t),

@@ -1277,3 +1277,33 @@ fn conform_marginal_pathgroups_on_a_rechecked_path_stays_in_the_marginal_group()
     assert!(v.groups[v.paths[0].group].marginal, "{}", sim.dump());
     assert!(v.paths[0].kernel.active && v.paths[0].usable);
 }
+
+/// Deviation 4, during a sample (an intended difference, see the README): the early
+/// reinstatement ends the sample in progress; no verdict follows.
+#[test]
+fn conform_early_reinstatement_ends_a_sample_in_progress() {
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    flaky_a(&mut sim);
+    // a is sampled from 5.01; the kernel fails b at 5.5 (b's check is pulled to 6.5), so a's
+    // check at 6.01 finds a up with no usable path in the map.
+    sim.at(5.5).kernel_fails(B);
+    sim.at(10.0);
+    assert_eq!(
+        sim.times(reinstates(A)),
+        ts(&[2.51, 6.01]),
+        "{}",
+        sim.dump()
+    );
+    assert_eq!(
+        sim.reasons(reinstates(A))[1],
+        "marginal_path: no usable path: reinstated early, no longer marginal"
+    );
+    assert!(
+        in_window(sim.times(sample_ios(A)), 6.02, 10.0).is_empty(),
+        "{}",
+        sim.dump()
+    );
+    assert_eq!(verdict_evidence(&sim), None, "{}", sim.dump());
+    assert!(matches!(sim.core.path_state(A), PathState::Up { .. }));
+    assert_eq!(sim.times(reinstates(B)), ts(&[6.51]), "{}", sim.dump());
+}
