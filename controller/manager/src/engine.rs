@@ -10,8 +10,6 @@
 //! multiply-add against precomputed logarithms); map-level rules run only when a verdict
 //! changes a path's state.
 
-use std::cmp::Reverse;
-
 use std::time::Duration;
 
 use crate::settings::{
@@ -25,8 +23,8 @@ use self::marginal::{MarginalCfg, Sprt};
 use self::timers::{slot, Slot, Timer, Timers};
 use super::reason::{Secs, SprtEvidence};
 use super::{
-    Action, CheckResult, CheckState, Decision, FailbackState, FailedBy, GroupView, Input,
-    KernelPath, MapSetup, MapView, PathRef, PathState, PathView, Reason, RetryState,
+    Action, CheckResult, CheckState, Decision, FailbackState, FailedBy, GroupView, HeldCheck,
+    Input, KernelPath, MapSetup, MapView, PathRef, PathState, PathView, Reason, RetryState,
     SampleEvidence, SampleOutcome,
 };
 
@@ -71,7 +69,8 @@ struct Scratch {
     dirty: bool,
     /// The first path that went from usable to unusable.
     failed: Option<(usize, FailedBy)>,
-    /// Paths that came back after the checker had found them down (for followover).
+    /// Paths that came back after the checker had found them down (for followover, which
+    /// looks at them once the map's round of checks is complete).
     returned: Vec<usize>,
 }
 
@@ -100,13 +99,12 @@ struct Path {
 
 impl Path {
     /// Active in the kernel and neither down nor held back by the core (a sampled or marginal
-    /// path is active only when the core lends it out as the last one, or keeps it in the
-    /// marginal group).
+    /// path is active only in the marginal group, or briefly after a table reload).
     fn usable(&self) -> bool {
         self.kernel.active
             && !matches!(
                 self.state,
-                PathState::Down { .. } | PathState::Delayed { .. }
+                PathState::Down { .. } | PathState::Delayed { .. } | PathState::Triggered { .. }
             )
     }
 
@@ -115,11 +113,9 @@ impl Path {
         self.kernel.active && matches!(self.state, PathState::Unchecked | PathState::Up { .. })
     }
 
-    fn sampled_or_marginal(&self) -> bool {
-        matches!(
-            self.state,
-            PathState::Sampling { .. } | PathState::Marginal { .. }
-        )
+    /// Held by the marginal-path detector: triggered, sampled or marginal.
+    fn held_for_marginal(&self) -> bool {
+        self.state.held_check().is_some()
     }
 }
 
@@ -462,8 +458,7 @@ impl Core {
                 }
                 Timer::Recheck(Slot { map, path }) => {
                     let m = map as usize;
-                    self.maps[m].on_recheck(now, m, path as usize, &mut self.timers, out);
-                    self.maps[m].evaluate(now, m, &mut self.timers, out);
+                    self.maps[m].on_recheck(now, m, path as usize, &mut self.timers);
                 }
                 Timer::Retry(map) => {
                     let m = map as usize;
@@ -520,7 +515,9 @@ impl Map {
                 };
                 let path = &mut self.paths[p];
                 path.interval = self.polling;
-                if let PathState::Down { since, detail: d } = &mut path.state {
+                if path.held_for_marginal() {
+                    self.marginal_checker_down(m, p, detail, fail_reason, out);
+                } else if let PathState::Down { since, detail: d } = &mut path.state {
                     // Still down: act only if the kernel has the path active (again).
                     *d = detail.clone();
                     if path.kernel.active {
@@ -540,26 +537,10 @@ impl Map {
                     if let PathState::Delayed { .. } = path.state {
                         timers.cancel(Timer::Delay(slot(m, p)));
                     }
-                    let stopped = self.stop_sampling(now, m, p, timers);
-                    let path = &mut self.paths[p];
                     path.state = PathState::Down {
                         since: now,
                         detail: detail.clone(),
                     };
-                    if stopped {
-                        out.push(Action::Note {
-                            map: m,
-                            path: Some(p),
-                            reason: Reason::MarginalStopped {
-                                checker,
-                                detail: detail.clone(),
-                            },
-                        });
-                        // Back to its own group first, so that the fail_path below is not
-                        // undone by the reload.
-                        self.sync_table(m, p, timers, out);
-                    }
-                    let path = &mut self.paths[p];
                     if path.kernel.active {
                         path.kernel.active = false;
                         out.push(Action::FailPath {
@@ -587,20 +568,9 @@ impl Map {
                 };
                 if matches!(path.state, PathState::Delayed { .. }) {
                     // Still up while held back: the recovery timer decides.
-                } else if matches!(path.state, PathState::Sampling { .. }) {
-                    // The sample decides, not the checker.
-                } else if matches!(path.state, PathState::Marginal { .. }) {
-                    // Kept in the marginal group: the kernel failed it there; reinstate it
-                    // there, as the checker would a healthy path.
-                    if self.marginal_group == Some(path.group) && !path.kernel.active {
-                        let group = path.group;
-                        self.paths[p].kernel.active = true;
-                        out.push(Action::ReinstatePath {
-                            path: here,
-                            reason: Reason::MarginalGroupReinstate { group },
-                        });
-                        self.scratch.dirty = true;
-                    }
+                } else if path.held_for_marginal() {
+                    // The marginal-path detector decides, not the checker.
+                    self.marginal_checker_up(now, m, p, timers, out);
                 } else if !path.kernel.active {
                     self.on_up_kernel_failed(now, m, p, down_since, timers, out);
                 } else if let Some(since) = down_since {
@@ -773,7 +743,36 @@ impl Map {
                 }
             }
             path.kernel.fail_count = new.fail_count;
-            if path.kernel.active && !new.active {
+            let newly_failed = path.kernel.active && !new.active;
+            // marginal_path: every failure counts, the kernel's own and those of the core's
+            // fail_path (like io_err_stat_handle_pathfail, which sees every PATH_FAILED uevent;
+            // dm-multipath sends one for a fail_path message too), except while the path is
+            // held already. A smaller count means the table was reloaded.
+            if let (
+                Some(cfg),
+                PathState::Unchecked | PathState::Up { .. } | PathState::Down { .. },
+            ) = (&self.marginal, &path.state)
+            {
+                let failures = if first {
+                    u32::from(newly_failed)
+                } else if new.fail_count > old_count {
+                    new.fail_count - old_count
+                } else if newly_failed {
+                    new.fail_count.max(1)
+                } else {
+                    0
+                };
+                if failures > 0 {
+                    match path.last_kernel_failure {
+                        _ if failures >= 2 => triggered.push((p, Duration::ZERO)),
+                        Some(prev) if now.saturating_sub(prev) <= cfg.double_failed_time => {
+                            triggered.push((p, now.saturating_sub(prev)));
+                        }
+                        _ => path.last_kernel_failure = Some(now),
+                    }
+                }
+            }
+            if newly_failed {
                 // The kernel failed it by itself (an IO error, a trespass).
                 let was_usable = path.usable();
                 path.kernel.active = false;
@@ -797,26 +796,6 @@ impl Map {
                         recheck_within: self.polling,
                     },
                 });
-                // Only the kernel's own failures count (the core's fail_path marks the path
-                // failed here first); a smaller count means the table was reloaded.
-                if let (Some(cfg), PathState::Unchecked | PathState::Up { .. }) =
-                    (&self.marginal, &path.state)
-                {
-                    let failures = if first {
-                        1
-                    } else if new.fail_count > old_count {
-                        new.fail_count - old_count
-                    } else {
-                        new.fail_count.max(1)
-                    };
-                    match path.last_kernel_failure {
-                        _ if failures >= 2 => triggered.push((p, Duration::ZERO)),
-                        Some(prev) if now.saturating_sub(prev) <= cfg.double_failed_time => {
-                            triggered.push((p, now.saturating_sub(prev)));
-                        }
-                        _ => path.last_kernel_failure = Some(now),
-                    }
-                }
             } else if !path.kernel.active && new.active {
                 // Active again without a reinstate from us (a table reload): keep the core's
                 // decision for a path that is down or held back.
@@ -838,15 +817,19 @@ impl Map {
                         path.kernel.active = true;
                         let in_marginal_group = self.marginal_group == Some(path.group);
                         match path.state {
-                            PathState::Sampling { .. } => reactivated.push(p),
-                            PathState::Marginal { .. } if !in_marginal_group => reactivated.push(p),
+                            PathState::Triggered { .. } => reactivated.push(p),
+                            PathState::Sampling { .. } | PathState::Marginal { .. }
+                                if !in_marginal_group =>
+                            {
+                                reactivated.push(p)
+                            }
                             _ => {}
                         }
                     }
                 }
             }
         }
-        // A re-activated sampled / marginal path stays in use only if no healthy path is.
+        // A re-activated held path stays in use only if no healthy path is.
         if !reactivated.is_empty() && self.paths.iter().any(Path::healthy) {
             for p in reactivated {
                 let path = &mut self.paths[p];
@@ -859,16 +842,7 @@ impl Map {
             }
         }
         for (p, apart) in triggered {
-            let Some(cfg) = self.marginal else { break };
-            let path = &mut self.paths[p];
-            path.last_kernel_failure = None;
-            let reason = Reason::MarginalTriggered {
-                apart,
-                double_failed_time: cfg.double_failed_time,
-                sample_time: cfg.sample_time,
-                detector: cfg.detector,
-            };
-            self.start_sampling(now, m, p, 1, reason, timers, out);
+            self.trigger(now, m, p, apart, out);
         }
     }
 
@@ -916,16 +890,26 @@ impl Map {
 
     /// Map-level rules, once per input that changed something.
     fn evaluate(&mut self, now: Duration, m: usize, timers: &mut Timers, out: &mut Vec<Action>) {
-        if !self.scratch.dirty {
-            return;
+        if self.scratch.dirty {
+            self.release_last_path(now, m, timers, out);
+            self.no_path_retry(now, m, timers, out);
+            self.failback(now, m, timers, out);
+            self.scratch.dirty = false;
+            self.scratch.failed = None;
         }
-        self.release_last_path(now, m, timers, out);
-        self.marginal_last_resort(m, out);
-        self.no_path_retry(now, m, timers, out);
-        self.failback(now, m, timers, out);
-        self.scratch.dirty = false;
-        self.scratch.failed = None;
-        self.scratch.returned.clear();
+        if self.failback_policy != Failback::Followover {
+            self.scratch.returned.clear();
+        } else if !self.scratch.returned.is_empty()
+            && !self
+                .paths
+                .iter()
+                .any(|path| matches!(path.check, CheckState::Running { .. }))
+        {
+            // Like followover_should_failback, after the whole checker loop: once no check of
+            // the map is running, so that paths coming back in the same round see each other.
+            self.followover(m, out);
+            self.scratch.returned.clear();
+        }
     }
 
     /// Flap damping never holds back the last usable path: when no path is usable, reinstate
@@ -1061,28 +1045,8 @@ impl Map {
                     self.switch(m, group, reason, out);
                 }
             }
-            Failback::Followover => {
-                let Some((group, prio, _)) = better else {
-                    return;
-                };
-                // A path of the best group came back while every other path of it was down
-                // according to the checker (a path the kernel failed while the checker finds
-                // it up, as in a trespass, does not count as down).
-                let back = self.scratch.returned.iter().copied().find(|&p| {
-                    self.paths[p].group == group
-                        && self.groups[group]
-                            .iter()
-                            .all(|&q| q == p || self.paths[q].state.is_down())
-                });
-                if let Some(p) = back {
-                    let reason = Reason::FailbackFollowover {
-                        leg: self.paths[p].leg.clone(),
-                        group,
-                        prio,
-                    };
-                    self.switch(m, group, reason, out);
-                }
-            }
+            // Decided once the round of checks is complete (`evaluate`).
+            Failback::Followover => {}
             Failback::Deferred(delay) => {
                 if let FailbackState::Armed { .. } = self.failback {
                     let cancel = if let Some((p, by)) = self.scratch.failed {
@@ -1139,6 +1103,37 @@ impl Map {
                     });
                 }
             }
+        }
+    }
+
+    /// `failback followover` (do_followover_should_failback): a path of the best group came back
+    /// while every other path of it was down according to the checker (a path the kernel failed
+    /// while the checker finds it up, as in a trespass, does not count as down; a path held
+    /// back after being down does).
+    fn followover(&mut self, m: usize, out: &mut Vec<Action>) {
+        let Some((group, prio)) = self.best_group() else {
+            return;
+        };
+        let Some(active) = self.active_group else {
+            return;
+        };
+        if group == active || self.group_prio(active).0 == 0 {
+            return;
+        }
+        let back = self.scratch.returned.iter().copied().find(|&p| {
+            self.paths[p].group == group
+                && self.paths[p].usable()
+                && self.groups[group]
+                    .iter()
+                    .all(|&q| q == p || self.paths[q].state.counts_as_down())
+        });
+        if let Some(p) = back {
+            let reason = Reason::FailbackFollowover {
+                leg: self.paths[p].leg.clone(),
+                group,
+                prio,
+            };
+            self.switch(m, group, reason, out);
         }
     }
 

@@ -45,11 +45,12 @@
 //!
 //! # Marginal paths
 //!
-//! A path the kernel fails twice within `marginal_path_double_failed_time` (counted from the
-//! fail-count increases in [`Input::KernelStatus`], never from the core's own `fail_path`) is
-//! no longer trusted to the checker: it goes to [`PathState::Sampling`]. It is failed in dm
-//! ([`Action::FailPath`], if the kernel has it active and another path is usable) and the
-//! checker does not reinstate it while it is sampled. The core then asks the driver for bursts
+//! A path that fails twice within `marginal_path_double_failed_time` (counted from the
+//! fail-count increases in [`Input::KernelStatus`]: the kernel's own failures and those of the
+//! core's `fail_path`, as multipathd counts every PATH_FAILED uevent) is no longer trusted to
+//! the checker: it is held ([`PathState::Triggered`]), failed in dm, and not reinstated by the
+//! checker. The first check that finds it up starts its sample ([`PathState::Sampling`]). The
+//! core then asks the driver for bursts
 //! of sample reads ([`Action::SampleIo`]: `marginal_sample_burst` reads, bounded by
 //! `marginal_io_timeout` each; the next burst `marginal_sample_gap` after the last answer of
 //! the previous one, and none that could not be answered before the sample ends) for
@@ -69,18 +70,28 @@
 //!   compared with `ln((1-β)/α)` (marginal) and `ln(β/(1-α))` (good); the sample stops as soon
 //!   as it crosses one, and falls back to the window rule at the end of the sample time.
 //!
-//! Good: the path is reinstated ([`PathState::Up`]). Bad: it stays out
-//! ([`PathState::Marginal`]) and is sampled again after `marginal_path_err_recheck_gap_time`.
-//! Every verdict's [`Reason`] carries the evidence (reads sent and answered, errors, time, and
-//! for the sequential test its statistic and boundaries).
+//! Good: the path is reinstated ([`PathState::Up`]; if the checker finds it down at that
+//! moment it is [`PathState::Down`] instead, and the checker reinstates it). Bad: it stays out
+//! ([`PathState::Marginal`]); the first check that finds it up after
+//! `marginal_path_err_recheck_gap_time` samples it again (the gap's end brings that check
+//! forward). Every verdict's [`Reason`] carries the evidence (reads sent and answered, errors,
+//! time, and for the sequential test its statistic and boundaries).
 //!
-//! Never no path rather than a flaky one: when a map has no usable path, the best sampled or
-//! marginal path (highest priority) is reinstated at once (sampling goes on), and failed again
-//! as soon as a healthy path is usable. With `marginal_pathgroups on`, a bad verdict moves the
-//! path into an extra last path group ([`Action::Regroup`], a table reload) and reinstates it
-//! there; it stays in that group while it is rechecked (failed in dm while sampled) and moves
-//! back to its own group with a good verdict. A checker that finds a sampled or marginal path
-//! down ends the sampling: the path is [`PathState::Down`] like any other.
+//! A held path stays held whatever the checker finds: a "down" fails it in dm if it is active
+//! and lets a sample go on, an "up" is no reason to reinstate it ([`HeldCheck`] keeps what the
+//! checker found). When the checker finds a held path up and the map has no usable path, the
+//! path is reinstated early and is no longer marginal (multipathd's need_io_err_check). With
+//! `marginal_pathgroups on`, a sampled or marginal path moves into an extra last path group
+//! ([`Action::Regroup`], a table reload) and is active there while the checker finds it up,
+//! through its samples and rechecks; a good verdict moves it back to its own group.
+//!
+//! # Followover
+//!
+//! `failback followover` switches to the best group when one of its paths came back while
+//! every other path of it was down according to the checker — a path held back (flap damping,
+//! marginal paths) after being down counts as down, like multipathd's chkrstate. It is decided
+//! once the map's round of checks is complete (no check of the map running), as multipathd does
+//! after its checker loop: two paths that come back in the same round see each other up.
 
 mod engine;
 pub mod lang;
@@ -273,7 +284,7 @@ impl Action {
 /// back (flap damping, marginal-path sampling). One state per path, no side flags. The kernel's
 /// view is kept apart ([`KernelPath`], [`PathView::kernel`]): a path the kernel failed (an IO
 /// error, a trespass) while the checker still finds it up is `Up` here, and a sampled or
-/// marginal path the core lends out as the last usable one is active there.
+/// marginal path in the marginal group (`marginal_pathgroups on`) is active there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathState {
     /// No checker result yet (the path counts as usable while the kernel has it active).
@@ -292,9 +303,14 @@ pub enum PathState {
         /// followover, the path "comes back" when it is finally reinstated).
         after_down: bool,
     },
+    /// `marginal_path_*`: the path failed twice within `marginal_path_double_failed_time`. It is
+    /// kept out (failed in dm) and not reinstated by the checker; the first check that finds it
+    /// up starts its first sample, or reinstates it early when the map has no usable path.
+    Triggered { since: Duration, checker: HeldCheck },
     /// `marginal_path_*`: the path failed repeatedly and is being sampled; out of use (failed
-    /// in dm) unless it is the last usable path, and not reinstated by the checker. Reads are
-    /// sent in bursts until `until` (or until the sequential test decides).
+    /// in dm; with `marginal_pathgroups on` active in the extra last group) and not reinstated
+    /// by the checker. Reads are sent in bursts until `until` (or until the sequential test
+    /// decides), whatever the checker finds meanwhile.
     Sampling {
         /// When this sample started (its first burst).
         since: Duration,
@@ -307,6 +323,7 @@ pub enum PathState {
         outstanding: u32,
         /// When the next burst is due; `None` when no further burst fits before `until`.
         next_burst: Option<Duration>,
+        checker: HeldCheck,
     },
     /// `marginal_path_*`: the last sample found the path marginal. It stays out (or, with
     /// `marginal_pathgroups on`, in the extra last path group) until it is sampled again at
@@ -318,7 +335,21 @@ pub enum PathState {
         round: u32,
         /// That sample's evidence.
         evidence: SampleEvidence,
+        checker: HeldCheck,
     },
+}
+
+/// What the checker found of a path the marginal-path detector holds ([`PathState::Triggered`],
+/// [`PathState::Sampling`], [`PathState::Marginal`]): a checker result changes how the path is
+/// held (a "down" fails it in dm, an "up" may start its sample), never whether.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeldCheck {
+    /// The checker's last result was down (with what it saw); `None`: up, or not checked yet.
+    pub down: Option<String>,
+    /// The checker found the path down since it was last usable. Like multipathd's chkrstate,
+    /// which a held path's "up" results leave alone: followover counts the path as down, and
+    /// it comes back when it is reinstated.
+    pub after_down: bool,
 }
 
 /// What a marginal-path sample has counted.
@@ -338,6 +369,26 @@ impl PathState {
     /// Down according to the checker.
     pub fn is_down(&self) -> bool {
         matches!(self, PathState::Down { .. })
+    }
+
+    /// What the checker found while the marginal-path detector holds the path.
+    pub fn held_check(&self) -> Option<&HeldCheck> {
+        match self {
+            PathState::Triggered { checker, .. }
+            | PathState::Sampling { checker, .. }
+            | PathState::Marginal { checker, .. } => Some(checker),
+            _ => None,
+        }
+    }
+
+    /// Down for followover: down according to the checker, or held back after being down
+    /// (multipathd keeps a held path's chkrstate at down; see do_followover_should_failback).
+    pub fn counts_as_down(&self) -> bool {
+        match self {
+            PathState::Down { .. } => true,
+            PathState::Delayed { after_down, .. } => *after_down,
+            other => other.held_check().is_some_and(|c| c.after_down),
+        }
     }
 }
 

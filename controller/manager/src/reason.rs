@@ -151,15 +151,23 @@ pub enum Reason {
     /// `san_path_err_*`: no other path of the map is usable, so the flapping path is not held
     /// back.
     DampingLastPath { failures: u32, threshold: u32 },
-    /// `marginal_path_*`: the kernel failed the path twice within `double_failed_time`
-    /// (`apart` is the measured time between the failures): sample it.
+    /// `marginal_path_*`: the path failed twice within `double_failed_time` (`apart` is the
+    /// measured time between the failures; a failure of the core's own `fail_path` counts):
+    /// hold it, and sample it from the first check that finds it up.
     MarginalTriggered {
         apart: Duration,
         double_failed_time: Duration,
         sample_time: Duration,
         detector: MarginalDetector,
     },
-    /// `marginal_path_*`: the recheck gap of a marginal path is over: sample it again.
+    /// `marginal_path_*`: a triggered path is found up by the checker: its first sample starts.
+    MarginalSampleStart {
+        checker: PathChecker,
+        sample_time: Duration,
+        detector: MarginalDetector,
+    },
+    /// `marginal_path_*`: the recheck gap of a marginal path is over and the checker finds it
+    /// up: sample it again.
     MarginalRecheck {
         gap: Duration,
         sample_time: Duration,
@@ -182,21 +190,12 @@ pub enum Reason {
         decision: Decision,
         recheck: Duration,
     },
-    /// `marginal_path_*`: no other path of the map is usable: the sampled (or marginal) path
-    /// is reinstated rather than leaving the map without a path.
-    MarginalLastPath { marginal: bool },
-    /// `marginal_path_*`: a healthy path is usable again: the sampled (or marginal) path lent
-    /// out as the last one is failed again.
-    MarginalTakenBack { leg: String, marginal: bool },
+    /// `marginal_path_*`: the checker finds a held path up and no path of the map is usable:
+    /// it is reinstated at once and is no longer marginal (need_io_err_check's early recovery).
+    MarginalLastPath,
     /// `marginal_path_*`: a table reload re-activated a sampled (or marginal) path: fail it
     /// again.
     MarginalKeptOut { marginal: bool },
-    /// `marginal_path_*`: the checker finds a sampled or marginal path down: sampling stops
-    /// (note).
-    MarginalStopped {
-        checker: PathChecker,
-        detail: String,
-    },
     /// `marginal_pathgroups on`: the table is reloaded so that a path moves into the extra last
     /// group of marginal paths (`into_marginal`) or back to its own group; `group` is its group
     /// in the new table.
@@ -547,10 +546,23 @@ impl fmt::Display for Reason {
                 detector,
             } => write!(
                 f,
-                "marginal_path: the kernel failed the path twice within {} \
-                 (marginal_path_double_failed_time {}): sampling it for {} ({} detector)",
+                "marginal_path: the path failed twice within {} \
+                 (marginal_path_double_failed_time {}): held, to be sampled for {} ({} \
+                 detector) from the next check that finds it up",
                 Secs(*apart),
                 Secs(*double_failed_time),
+                Secs(*sample_time),
+                detector_name(*detector)
+            ),
+            Reason::MarginalSampleStart {
+                checker,
+                sample_time,
+                detector,
+            } => write!(
+                f,
+                "marginal_path: checker {} finds the held path up: sampling it for {} ({} \
+                 detector)",
+                checker_name(*checker),
                 Secs(*sample_time),
                 detector_name(*detector)
             ),
@@ -581,20 +593,9 @@ impl fmt::Display for Reason {
                 verdict(f, false, evidence, *elapsed, *threshold, decision)?;
                 write!(f, "; kept out, sampled again in {}", Secs(*recheck))
             }
-            Reason::MarginalLastPath { marginal } => write!(
-                f,
-                "marginal_path: no other usable path: reinstated although {}",
-                if *marginal {
-                    "marginal"
-                } else {
-                    "being sampled (sampling goes on)"
-                }
-            ),
-            Reason::MarginalTakenBack { leg, marginal } => write!(
-                f,
-                "marginal_path: path {leg} is usable: out of use again while {}",
-                if *marginal { "marginal" } else { "sampled" }
-            ),
+            Reason::MarginalLastPath => {
+                f.write_str("marginal_path: no usable path: reinstated early, no longer marginal")
+            }
             Reason::MarginalKeptOut { marginal } => write!(
                 f,
                 "marginal_path: {}, but the kernel has it active again",
@@ -603,11 +604,6 @@ impl fmt::Display for Reason {
                 } else {
                     "being sampled"
                 }
-            ),
-            Reason::MarginalStopped { checker, detail } => write!(
-                f,
-                "marginal_path: sampling stops: checker {} finds the path down ({detail})",
-                checker_name(*checker)
             ),
             Reason::MarginalRegroup {
                 leg,

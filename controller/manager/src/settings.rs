@@ -257,8 +257,10 @@ pub struct MarginalSampling {
     /// next (default 100 ms: multipathd's 10 Hz sample loop; about 300 reads/s on a fast path).
     pub sample_gap: Setting<Duration>,
     /// `marginal_io_timeout`: each sample read is bounded by this; a read without an answer in
-    /// time counts once as an error (default 1 s, multipathd's sample IO timeout). Must be
-    /// shorter than `marginal_path_err_sample_time`.
+    /// time counts once as an error. Default 1 s, where multipathd's is 60 s (`IOTIMEOUT_SEC`,
+    /// with the sample time raised to at least twice that): an intended difference, because
+    /// pathrig's samples last seconds so that tests stay short, and a read's timeout has to fit
+    /// in the sample. Must be shorter than `marginal_path_err_sample_time`.
     pub io_timeout: Setting<Duration>,
     /// `marginal_detector`: `window` (default) or `sequential`.
     pub detector: Setting<MarginalDetector>,

@@ -553,8 +553,9 @@ pub fn sequential(s: &mut ManagerSettings) {
 }
 
 /// The kernel fails a at 1.5 (the checker reinstates it at 2.51) and again at 4: 2.5s apart,
-/// so a is sampled from 4 to 6: bursts at 4, 4.11, ..., 5.43 (a burst at 5.54 could not be
-/// answered within the timeout before 6), 140 reads.
+/// so a is held, and sampled from its next check, which finds it up (pulled to 5 by the
+/// failure, its result at 5.01), to 7.01: bursts at 5.01, 5.12, ..., 6.44 (a burst at 6.55
+/// could not be answered within the timeout before 7.01), 140 reads.
 pub fn flaky_a(sim: &mut Sim) {
     sim.at(1.5).kernel_fails(A);
     sim.at(4.0).kernel_fails(A);

@@ -631,10 +631,18 @@ fn describe_names_map_path_and_one_based_group() {
 fn marginal_two_kernel_failures_within_the_window_start_sampling() {
     let mut sim = Sim::one(failover(marginal(|_| {})));
     flaky_a(&mut sim);
+    // Held, not sampled yet: that waits for a check that finds it up.
+    assert!(
+        matches!(sim.core.path_state(A), PathState::Triggered { since, .. } if *since == t(4.0)),
+        "{:?}",
+        sim.core.path_state(A)
+    );
+    assert!(sim.times(sample_ios(A)).is_empty());
+    sim.at(5.5);
     assert!(
         matches!(
             sim.core.path_state(A),
-            PathState::Sampling { since, until, round: 1, .. } if *since == t(4.0) && *until == t(6.0)
+            PathState::Sampling { since, until, round: 1, .. } if *since == t(5.01) && *until == t(7.01)
         ),
         "{:?}{}",
         sim.core.path_state(A),
@@ -644,13 +652,13 @@ fn marginal_two_kernel_failures_within_the_window_start_sampling() {
     assert_eq!(
         sim.reasons(note(triggered)),
         [
-            "marginal_path: the kernel failed the path twice within 2.5s \
-          (marginal_path_double_failed_time 10s): sampling it for 2s (window detector)"
+            "marginal_path: the path failed twice within 2.5s (marginal_path_double_failed_time \
+          10s): held, to be sampled for 2s (window detector) from the next check that finds it up"
         ]
     );
-    // The kernel had failed it already: no fail_path, but the first burst at once.
+    // The kernel had failed it already: no fail_path; the first burst at the check.
     assert!(sim.times(any_fail).is_empty(), "{}", sim.dump());
-    assert_eq!(sim.times(sample_ios(A)), ts(&[4.0]));
+    assert_eq!(sim.times(sample_ios(A))[..1], ts(&[5.01]));
     assert!(sim.log.iter().any(|(_, a)| matches!(
         a,
         Action::SampleIo { path, count: 10, timeout } if *path == A && *timeout == t(0.5)
@@ -671,25 +679,16 @@ fn marginal_failures_farther_apart_than_the_window_do_not_trigger() {
     // 7s after the remembered one: sampled.
     sim.at(20.0).kernel_fails(A);
     assert_eq!(sim.times(note(triggered)), ts(&[20.0]), "{}", sim.dump());
-    // The core's own fail_path is no kernel failure: a path the checker finds down twice is
-    // not sampled.
-    let mut sim = Sim::one(failover(marginal(|_| {})));
-    sim.at(2.5).answer(A, down());
-    sim.at(3.5).answer(A, CheckResult::Up);
-    sim.at(4.5).answer(A, down());
-    sim.at(10.0);
-    assert_eq!(sim.times(fails(A)).len(), 2, "{}", sim.dump());
-    assert!(sim.times(note(triggered)).is_empty(), "{}", sim.dump());
 }
 
 #[test]
 fn marginal_no_reinstatement_by_the_checker_while_sampling() {
     let mut sim = Sim::one(failover(marginal(|_| {})));
     flaky_a(&mut sim);
-    sim.at(5.99);
+    sim.at(6.99);
     // The checker keeps checking the sampled path and finds it up...
     assert!(
-        !in_window(sim.times(checks(A)), 4.0, 5.99).is_empty(),
+        !in_window(sim.times(checks(A)), 5.02, 6.99).is_empty(),
         "{}",
         sim.dump()
     );
@@ -704,15 +703,20 @@ fn marginal_window_verdict_good_reinstates() {
     flaky_a(&mut sim);
     sim.at(10.0);
     assert_eq!(sim.times(sample_ios(A)).len(), 14, "{}", sim.dump());
-    assert_eq!(sim.times(reinstates(A)), ts(&[2.51, 6.0]), "{}", sim.dump());
+    assert_eq!(
+        sim.times(reinstates(A)),
+        ts(&[2.51, 7.01]),
+        "{}",
+        sim.dump()
+    );
     assert_eq!(
         sim.reasons(reinstates(A))[1],
         "marginal_path: sample good after 2s: 0 errors in 140 reads = 0‰; window: error rate \
          at most the threshold 100‰"
     );
-    assert!(matches!(sim.core.path_state(A), PathState::Up { since } if *since == t(6.0)));
+    assert!(matches!(sim.core.path_state(A), PathState::Up { since } if *since == t(7.01)));
     assert_eq!(sim.view().paths[0].last_kernel_failure, None);
-    assert!(sim.times(sample_ios(A)).iter().all(|&at| at < t(6.0)));
+    assert!(sim.times(sample_ios(A)).iter().all(|&at| at < t(7.01)));
 }
 
 #[test]
@@ -720,8 +724,8 @@ fn marginal_window_verdict_bad_then_recheck_after_the_gap_then_good() {
     let mut sim = Sim::one(failover(marginal(|_| {})));
     sim.sampler(A, Sampler::failing(2, 10));
     flaky_a(&mut sim);
-    sim.at(6.5);
-    assert_eq!(sim.times(note(verdict_bad)), ts(&[6.0]), "{}", sim.dump());
+    sim.at(7.5);
+    assert_eq!(sim.times(note(verdict_bad)), ts(&[7.01]), "{}", sim.dump());
     assert_eq!(
         sim.reasons(note(verdict_bad)),
         [
@@ -733,17 +737,18 @@ fn marginal_window_verdict_bad_then_recheck_after_the_gap_then_good() {
         matches!(
             sim.core.path_state(A),
             PathState::Marginal { next_sample_at, round: 1, evidence, .. }
-                if *next_sample_at == t(11.0) && evidence.errors == 28
+                if *next_sample_at == t(12.01) && evidence.errors == 28
         ),
         "{:?}",
         sim.core.path_state(A)
     );
     assert!(!sim.view().paths[0].usable);
-    // The path heals; the recheck after the gap samples it again and reinstates it.
+    // The path heals; the first check after the gap (12.01) samples it again and the sample
+    // reinstates it.
     sim.at(8.0).sampler(A, Sampler::ok());
     sim.at(20.0);
     let rechecked = |r: &Reason| matches!(r, Reason::MarginalRecheck { round: 2, .. });
-    assert_eq!(sim.times(note(rechecked)), ts(&[11.0]), "{}", sim.dump());
+    assert_eq!(sim.times(note(rechecked)), ts(&[12.01]), "{}", sim.dump());
     assert_eq!(
         sim.reasons(note(rechecked)),
         [
@@ -751,10 +756,10 @@ fn marginal_window_verdict_bad_then_recheck_after_the_gap_then_good() {
           for 2s (sample 2)"
         ]
     );
-    assert!(in_window(sim.times(sample_ios(A)), 6.0, 10.99).is_empty());
+    assert!(in_window(sim.times(sample_ios(A)), 7.01, 12.0).is_empty());
     assert_eq!(
         sim.times(reinstates(A)),
-        ts(&[2.51, 13.0]),
+        ts(&[2.51, 14.01]),
         "{}",
         sim.dump()
     );
@@ -766,7 +771,7 @@ fn marginal_a_timed_out_sample_read_counts_once() {
     let mut sim = Sim::one(failover(marginal(|_| {})));
     sim.sampler(A, Sampler::Silent);
     flaky_a(&mut sim);
-    sim.at(4.2);
+    sim.at(5.2);
     for _ in 0..8 {
         sim.sample_answer(A, SampleOutcome::Ok);
     }
@@ -800,7 +805,7 @@ fn marginal_a_timed_out_sample_read_counts_once() {
     // The timeouts stretch the bursts: the next one 100ms after the timeout.
     assert_eq!(
         sim.times(sample_ios(A))[..3],
-        ts(&[4.0, 4.6, 5.2]),
+        ts(&[5.01, 5.61, 6.21]),
         "{}",
         sim.dump()
     );
@@ -811,9 +816,14 @@ fn marginal_results_after_the_sample_ended_are_ignored() {
     let mut sim = Sim::one(failover(marginal(|_| {})));
     sim.sampler(A, Sampler::Silent);
     flaky_a(&mut sim);
-    sim.at(6.5);
+    sim.at(7.5);
     // Nothing answered: no evidence against the path (as in multipath-tools).
-    assert_eq!(sim.times(reinstates(A)), ts(&[2.51, 6.0]), "{}", sim.dump());
+    assert_eq!(
+        sim.times(reinstates(A)),
+        ts(&[2.51, 7.01]),
+        "{}",
+        sim.dump()
+    );
     assert_eq!(
         sim.reasons(reinstates(A))[1],
         "marginal_path: sample good after 2s: 0 errors in 0 reads = no rate (30 more \
@@ -828,74 +838,16 @@ fn marginal_results_after_the_sample_ended_are_ignored() {
 }
 
 #[test]
-fn marginal_the_last_usable_path_is_reinstated_while_sampled_and_taken_out_when_a_healthy_path_returns(
-) {
-    let mut sim = Sim::one(failover(marginal(|_| {})));
-    // b is down from 1.01; a is flaky.
-    sim.at(0.5).answer(B, down());
-    flaky_a(&mut sim);
-    sim.at(4.5).answer(B, CheckResult::Up);
-    sim.at(10.0);
-    let last = |r: &Reason| matches!(r, Reason::MarginalLastPath { .. });
-    assert_eq!(
-        sim.times(reinstates(A)),
-        ts(&[2.51, 4.0, 6.0]),
-        "{}",
-        sim.dump()
-    );
-    assert_eq!(
-        sim.reasons(reinstates(A))[1],
-        "marginal_path: no other usable path: reinstated although being sampled (sampling goes on)"
-    );
-    assert!(sim.reasons(reinstates(A))[1].contains("no other usable path"));
-    assert_eq!(
-        sim.log
-            .iter()
-            .filter(|(_, a)| a.reason().is_some_and(last))
-            .count(),
-        1
-    );
-    // b is back at its check at 5: a goes out again; sampling went on meanwhile.
-    assert_eq!(sim.times(reinstates(B)), ts(&[5.01]), "{}", sim.dump());
-    assert_eq!(sim.times(fails(A)), ts(&[5.01]), "{}", sim.dump());
-    assert_eq!(
-        sim.reasons(fails(A)),
-        ["marginal_path: path b is usable: out of use again while sampled"]
-    );
-    assert_eq!(sim.times(sample_ios(A)).len(), 14, "{}", sim.dump());
-    // The map never lacked a path after the trigger: no_path_retry would not have counted.
-    assert!(sim.reasons(reinstates(A))[2].starts_with("marginal_path: sample good"));
-}
-
-#[test]
 fn marginal_a_table_reload_does_not_bring_a_sampled_path_back() {
     let mut sim = Sim::one(failover(marginal(|_| {})));
     flaky_a(&mut sim);
-    sim.at(5.0).kernel_reloads(0);
-    assert_eq!(sim.times(fails(A)), ts(&[5.0]), "{}", sim.dump());
+    sim.at(6.0).kernel_reloads(0);
+    assert_eq!(sim.times(fails(A)), ts(&[6.0]), "{}", sim.dump());
     assert_eq!(
         sim.reasons(fails(A)),
         ["marginal_path: being sampled, but the kernel has it active again"]
     );
     assert!(matches!(sim.core.path_state(A), PathState::Sampling { .. }));
-}
-
-#[test]
-fn marginal_a_sampled_path_the_checker_finds_down_is_down() {
-    let mut sim = Sim::one(failover(marginal(|_| {})));
-    flaky_a(&mut sim);
-    // a's check moved to 5 by the failure at 4.
-    sim.at(4.5).answer(A, down());
-    sim.at(10.0);
-    let stopped = |r: &Reason| matches!(r, Reason::MarginalStopped { .. });
-    assert_eq!(sim.times(note(stopped)), ts(&[5.01]), "{}", sim.dump());
-    assert_eq!(
-        sim.reasons(note(stopped)),
-        ["marginal_path: sampling stops: checker directio finds the path down (EIO)"]
-    );
-    assert!(sim.core.path_state(A).is_down());
-    assert!(in_window(sim.times(sample_ios(A)), 5.02, 10.0).is_empty());
-    assert_eq!(verdict_evidence(&sim), None, "{}", sim.dump());
 }
 
 #[test]
@@ -905,28 +857,28 @@ fn marginal_sequential_stops_after_three_reads_of_a_clearly_bad_path() {
     let mut sim = Sim::one(failover(marginal(sequential)));
     sim.sampler(A, Sampler::failing(1, 1));
     flaky_a(&mut sim);
-    // (rechecked at 9.01)
-    sim.at(9.0);
-    assert_eq!(sim.times(note(verdict_bad)), ts(&[4.01]), "{}", sim.dump());
+    // (rechecked from 10.02)
+    sim.at(10.0);
+    assert_eq!(sim.times(note(verdict_bad)), ts(&[5.02]), "{}", sim.dump());
     assert_eq!(
         sim.reasons(note(verdict_bad)),
         ["marginal_path: sample bad after 10ms: 3 errors in 3 reads = 1000‰ (7 more \
           unanswered, ignored); sequential test: marginal error rate 200‰ rather than 25‰ (log-likelihood \
           ratio 6.24, boundaries -4.60 and 4.60); kept out, sampled again in 5s"]
     );
-    assert_eq!(sim.times(sample_ios(A)), ts(&[4.0]), "{}", sim.dump());
+    assert_eq!(sim.times(sample_ios(A)), ts(&[5.01]), "{}", sim.dump());
 }
 
 #[test]
 fn marginal_sequential_stops_after_24_reads_of_a_clearly_good_path() {
     // A good read adds ln(0.8/0.975) = -0.198; the lower boundary ln(0.01/0.99) = -4.60 is
-    // crossed at the 24th: in the third burst, at 4.23 instead of 6.
+    // crossed at the 24th: in the third burst, at 5.24 instead of 7.01.
     let mut sim = Sim::one(failover(marginal(sequential)));
     flaky_a(&mut sim);
     sim.at(10.0);
     assert_eq!(
         sim.times(reinstates(A)),
-        ts(&[2.51, 4.23]),
+        ts(&[2.51, 5.24]),
         "{}",
         sim.dump()
     );
@@ -955,7 +907,7 @@ fn sequential_runs(permille: u32, runs: u64) -> (f64, f64) {
             },
         );
         flaky_a(&mut sim);
-        sim.at(6.5);
+        sim.at(7.5);
         let (good, e) = verdict_evidence(&sim).expect("a verdict");
         reads += u64::from(e.answered);
         bad += u64::from(!good);
@@ -999,8 +951,11 @@ fn marginal_pathgroups_on_regroups_into_a_last_group_and_back() {
     })));
     sim.sampler(A, Sampler::failing(5, 10));
     flaky_a(&mut sim);
-    sim.at(6.5);
-    assert_eq!(sim.times(regroups), ts(&[6.0]), "{}", sim.dump());
+    sim.at(7.5);
+    // Into the marginal group when its sample starts (the check at 5.01 finds it up), as
+    // multipathd marks a held path marginal; bad at 7.01: it stays there.
+    assert_eq!(sim.times(regroups), ts(&[5.01]), "{}", sim.dump());
+    assert_eq!(sim.times(note(verdict_bad)), ts(&[7.01]), "{}", sim.dump());
     let Some((_, Action::Regroup { groups, .. })) = sim.log.iter().find(|(_, a)| regroups(a))
     else {
         unreachable!()
@@ -1010,7 +965,12 @@ fn marginal_pathgroups_on_regroups_into_a_last_group_and_back() {
         sim.reasons(regroups),
         ["marginal_pathgroups on: path a moves to group 2, used after every other group"]
     );
-    assert_eq!(sim.times(reinstates(A)), ts(&[2.51, 6.0]), "{}", sim.dump());
+    assert_eq!(
+        sim.times(reinstates(A)),
+        ts(&[2.51, 5.01]),
+        "{}",
+        sim.dump()
+    );
     assert_eq!(
         sim.reasons(reinstates(A))[1],
         "marginal_pathgroups on: reinstated in group 2, used after every other group"
@@ -1028,11 +988,11 @@ fn marginal_pathgroups_on_regroups_into_a_last_group_and_back() {
         "{}",
         sim.dump()
     );
-    // Rechecked at 11 (failed in dm while sampled: b is usable), good at 13: back.
+    // Rechecked from 12.01 (in the marginal group, active), good at 14.01: back.
     sim.at(8.0).sampler(A, Sampler::ok());
     sim.at(20.0);
-    assert_eq!(sim.times(fails(A)), ts(&[11.0]), "{}", sim.dump());
-    assert_eq!(sim.times(regroups), ts(&[6.0, 13.0]), "{}", sim.dump());
+    assert!(sim.times(fails(A)).is_empty(), "{}", sim.dump());
+    assert_eq!(sim.times(regroups), ts(&[5.01, 14.01]), "{}", sim.dump());
     assert_eq!(
         sim.reasons(regroups)[1],
         "marginal_pathgroups on: path a moves back to group 1"
@@ -1042,9 +1002,10 @@ fn marginal_pathgroups_on_regroups_into_a_last_group_and_back() {
         unreachable!()
     };
     assert_eq!(groups, &vec![vec![0], vec![1]]);
+    // The reload back re-activates it: no reinstate_path needed.
     assert_eq!(
         sim.times(reinstates(A)),
-        ts(&[2.51, 6.0, 13.0]),
+        ts(&[2.51, 5.01]),
         "{}",
         sim.dump()
     );
@@ -1064,7 +1025,7 @@ fn marginal_pathgroups_on_the_marginal_group_carries_io_when_nothing_else_can() 
     flaky_a(&mut sim);
     // b's check at 7 finds it down.
     sim.at(6.5).answer(B, down());
-    sim.at(10.5);
+    sim.at(11.5);
     // b is down; a, marginal, is reinstated in its group: the map keeps a path.
     assert!(sim.view().paths[1].state.is_down(), "{}", sim.dump());
     assert_eq!(sim.view().best_group, Some(1));
@@ -1072,10 +1033,11 @@ fn marginal_pathgroups_on_the_marginal_group_carries_io_when_nothing_else_can() 
     assert!(sim
         .times(note(|r| matches!(r, Reason::NoPathRetryStarted { .. })))
         .is_empty());
-    // The recheck at 11 keeps a in use (nothing else is usable) while it is sampled.
-    sim.at(11.5);
+    // The recheck from 12.01 keeps a in use (the marginal group is) while it is sampled: a
+    // counts as usable itself, so this is no early reinstatement.
+    sim.at(12.5);
     assert_eq!(
-        in_window(sim.times(fails(A)), 10.5, 11.5),
+        in_window(sim.times(fails(A)), 11.5, 12.5),
         vec![],
         "{}",
         sim.dump()
@@ -1084,4 +1046,264 @@ fn marginal_pathgroups_on_the_marginal_group_carries_io_when_nothing_else_can() 
         sim.core.path_state(A),
         PathState::Sampling { round: 2, .. }
     ));
+}
+
+// ---- conformance with multipathd (issue 11) ---------------------------------------------
+//
+// Each test pins one behaviour where pathrig used to differ from multipath-tools; the comment
+// names the upstream function it follows.
+
+/// Deviation 1 (upstream: io_err_stat_handle_pathfail, need_io_err_check; a held path's
+/// checker-up results leave it PATH_DELAYED): a checker "down" does not end a marginal path's
+/// marginal state, so the next "up" does not reinstate it.
+#[test]
+fn conform_a_marginal_path_stays_out_across_a_checker_down() {
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    sim.sampler(A, Sampler::failing(5, 10));
+    flaky_a(&mut sim);
+    // Sampled from the check at 5.01 (deviation 3); bad at 7.01; recheck gap 5s.
+    sim.at(7.5).answer(A, down());
+    sim.at(8.5).answer(A, CheckResult::Up);
+    sim.at(11.5);
+    assert!(
+        matches!(sim.core.path_state(A), PathState::Marginal { .. }),
+        "{:?}{}",
+        sim.core.path_state(A),
+        sim.dump()
+    );
+    assert_eq!(sim.times(reinstates(A)), ts(&[2.51]), "{}", sim.dump());
+    assert!(!sim.view().paths[0].usable);
+}
+
+/// Deviation 1, during a sample: the checker finding the path down does not stop the sample
+/// (the io_err_stat thread goes on); a good verdict while the checker finds it down does not
+/// reinstate it, the checker does when it finds it up again.
+#[test]
+fn conform_a_checker_down_does_not_stop_the_sample() {
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    flaky_a(&mut sim);
+    sim.at(5.5).answer(A, down());
+    sim.at(7.5).answer(A, CheckResult::Up);
+    sim.at(10.0);
+    assert!(
+        !in_window(sim.times(sample_ios(A)), 6.02, 7.0).is_empty(),
+        "{}",
+        sim.dump()
+    );
+    assert_eq!(
+        sim.times(reinstates(A)),
+        ts(&[2.51, 8.01]),
+        "{}",
+        sim.dump()
+    );
+    assert!(matches!(sim.core.path_state(A), PathState::Up { .. }));
+}
+
+/// Deviation 2 (upstream: uev_pathfail_check counts every PATH_FAILED uevent, and dm-multipath
+/// sends one for a `fail_path` message too): the core's own fail_path counts.
+#[test]
+fn conform_the_cores_own_fail_path_counts_for_the_trigger() {
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    sim.at(2.5).answer(A, down());
+    sim.at(3.5).answer(A, CheckResult::Up);
+    sim.at(4.5).answer(A, down());
+    sim.at(5.5);
+    // fail_path at 3.01 and 5.01 (the checker), 2s apart: within double_failed_time 10s.
+    assert_eq!(sim.times(fails(A)), ts(&[3.01, 5.01]), "{}", sim.dump());
+    assert_eq!(sim.times(note(triggered)), ts(&[5.01]), "{}", sim.dump());
+}
+
+/// Deviation 3 (upstream: need_io_err_check runs only for a path the checker finds up): a
+/// triggered path is not sampled while it is dead; its sample starts at the first check that
+/// finds it up, and it is not reinstated by that check.
+#[test]
+fn conform_sampling_waits_for_the_checker_to_find_the_path_up() {
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    sim.at(1.5).kernel_fails(A);
+    // The path dies just before its second failure; the checker finds it down at 5.01, 6.01.
+    sim.at(3.9).answer(A, down());
+    sim.at(4.0).kernel_fails(A);
+    sim.at(6.5).answer(A, CheckResult::Up);
+    sim.at(7.5);
+    assert_eq!(sim.times(note(triggered)), ts(&[4.0]), "{}", sim.dump());
+    let samples = sim.times(sample_ios(A));
+    assert_eq!(samples.first(), Some(&t(7.01)), "{}", sim.dump());
+    assert_eq!(sim.times(reinstates(A)), ts(&[2.51]), "{}", sim.dump());
+    assert!(matches!(
+        sim.core.path_state(A),
+        PathState::Sampling { since, round: 1, .. } if *since == t(7.01)
+    ));
+}
+
+/// Deviation 3, a recheck: the gap's end does not sample a dead path either.
+#[test]
+fn conform_a_recheck_waits_for_the_checker_to_find_the_path_up() {
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    sim.sampler(A, Sampler::failing(5, 10));
+    flaky_a(&mut sim);
+    // Bad at 7.01, recheck due at 12.01; the checker finds a down from 11 to 14.
+    sim.at(10.5).answer(A, down());
+    sim.at(13.5).answer(A, CheckResult::Up);
+    sim.at(14.5);
+    assert!(
+        in_window(sim.times(sample_ios(A)), 7.02, 14.0).is_empty(),
+        "{}",
+        sim.dump()
+    );
+    assert_eq!(
+        in_window(sim.times(sample_ios(A)), 14.0, 14.5).first(),
+        Some(&t(14.02)),
+        "{}",
+        sim.dump()
+    );
+    assert!(matches!(
+        sim.core.path_state(A),
+        PathState::Sampling { round: 2, .. }
+    ));
+}
+
+/// Deviation 4 (upstream: need_io_err_check, "no paths. recovering early"): with no usable
+/// path, a triggered path the checker finds up is reinstated at that check and is no longer
+/// marginal; a healthy path coming back later does not take it out again.
+#[test]
+fn conform_early_reinstatement_clears_the_marginal_state() {
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    sim.at(0.5).answer(B, down());
+    flaky_a(&mut sim);
+    sim.at(6.5).answer(B, CheckResult::Up);
+    sim.at(10.0);
+    assert_eq!(
+        sim.times(reinstates(A)),
+        ts(&[2.51, 5.01]),
+        "{}",
+        sim.dump()
+    );
+    assert_eq!(
+        sim.reasons(reinstates(A))[1],
+        "marginal_path: no usable path: reinstated early, no longer marginal"
+    );
+    assert!(sim.times(sample_ios(A)).is_empty(), "{}", sim.dump());
+    assert!(sim.times(fails(A)).is_empty(), "{}", sim.dump());
+    assert!(matches!(sim.core.path_state(A), PathState::Up { .. }));
+    assert_eq!(sim.times(reinstates(B)), ts(&[7.01]), "{}", sim.dump());
+}
+
+/// Deviation 5: pathrig's sample-read timeout stays 1s by default (multipathd's is 60s,
+/// IOTIMEOUT_SEC), because pathrig's samples last seconds, not multipathd's 120s at least; a
+/// read's timeout must fit in the sample.
+#[test]
+fn conform_the_sample_read_timeout_defaults_to_one_second() {
+    let s = crate::settings::ManagerSettings::default();
+    assert_eq!(s.marginal_sampling.io_timeout.value, t(1.0));
+    // And the sample reads ask the driver for it.
+    let mut sim = Sim::one(failover(marginal(|s| {
+        s.marginal_sampling.io_timeout = crate::settings::ManagerSettings::default()
+            .marginal_sampling
+            .io_timeout;
+    })));
+    flaky_a(&mut sim);
+    sim.at(5.5);
+    assert!(sim.log.iter().any(|(_, a)| matches!(
+        a,
+        Action::SampleIo { path, timeout, .. } if *path == A && *timeout == t(1.0)
+    )));
+}
+
+/// Deviation 6 (upstream: do_followover_should_failback looks at chkrstate, which a held-back
+/// path keeps at down): a path held back by flap damping after being down does not block
+/// followover.
+#[test]
+fn conform_followover_a_held_back_path_counts_as_down() {
+    let mut sim = Sim::one(two_by_two(settings(|s| {
+        s.failback = Setting::builtin(Failback::Followover);
+        s.san_path_err = Setting::builtin(Some(crate::settings::SanPathErr {
+            threshold: 1,
+            forget_rate: 100,
+            recovery_time: t(10.0),
+        }));
+    })));
+    // a2 fails once by the kernel (reinstated at 1.01), then both primaries are down.
+    sim.at(0.5).kernel_fails(A2);
+    sim.at(2.5).answer(A1, down()).answer(A2, down());
+    // a2 comes back first, with 2 failures: held back; a1 comes back next.
+    sim.at(4.5).answer(A2, CheckResult::Up);
+    sim.at(5.5).answer(A1, CheckResult::Up);
+    sim.at(7.0);
+    assert!(
+        matches!(sim.core.path_state(A2), PathState::Delayed { .. }),
+        "{:?}{}",
+        sim.core.path_state(A2),
+        sim.dump()
+    );
+    assert_eq!(sim.times(switches_to(0)), ts(&[6.01]), "{}", sim.dump());
+}
+
+/// Deviation 6 (upstream: followover_should_failback runs after the whole checker loop): two
+/// paths of the best group that come back in the same round see each other up: no followover.
+#[test]
+fn conform_followover_decides_after_the_whole_round() {
+    let mut sim = Sim::one(two_by_two(settings(|s| {
+        s.failback = Setting::builtin(Failback::Followover);
+    })));
+    sim.at(2.5).answer(A1, down()).answer(A2, down());
+    sim.at(5.5)
+        .answer(A1, CheckResult::Up)
+        .answer(A2, CheckResult::Up);
+    sim.at(10.0);
+    assert_eq!(sim.times(reinstates(A1)), ts(&[6.01]), "{}", sim.dump());
+    assert_eq!(sim.times(reinstates(A2)), ts(&[6.01]), "{}", sim.dump());
+    assert!(sim.times(switches).is_empty(), "{}", sim.dump());
+}
+
+/// Deviation 7 (upstream: update_path_state with marginal_pathgroups: a path the io_err_stat
+/// code holds is marked marginal and reinstated like any other, in the marginal group): a
+/// rechecked path stays in the marginal group, active.
+#[test]
+fn conform_marginal_pathgroups_on_a_rechecked_path_stays_in_the_marginal_group() {
+    let mut sim = Sim::one(failover(marginal(|s| {
+        s.marginal_pathgroups = Setting::builtin(MarginalPathgroups::On);
+    })));
+    sim.sampler(A, Sampler::failing(5, 10));
+    flaky_a(&mut sim);
+    sim.at(13.5);
+    assert!(
+        matches!(sim.core.path_state(A), PathState::Sampling { round: 2, .. }),
+        "{:?}{}",
+        sim.core.path_state(A),
+        sim.dump()
+    );
+    assert!(sim.times(fails(A)).is_empty(), "{}", sim.dump());
+    let v = sim.view();
+    assert!(v.groups[v.paths[0].group].marginal, "{}", sim.dump());
+    assert!(v.paths[0].kernel.active && v.paths[0].usable);
+}
+
+/// Deviation 4, during a sample (an intended difference, see the README): the early
+/// reinstatement ends the sample in progress; no verdict follows.
+#[test]
+fn conform_early_reinstatement_ends_a_sample_in_progress() {
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    flaky_a(&mut sim);
+    // a is sampled from 5.01; the kernel fails b at 5.5 (b's check is pulled to 6.5), so a's
+    // check at 6.01 finds a up with no usable path in the map.
+    sim.at(5.5).kernel_fails(B);
+    sim.at(10.0);
+    assert_eq!(
+        sim.times(reinstates(A)),
+        ts(&[2.51, 6.01]),
+        "{}",
+        sim.dump()
+    );
+    assert_eq!(
+        sim.reasons(reinstates(A))[1],
+        "marginal_path: no usable path: reinstated early, no longer marginal"
+    );
+    assert!(
+        in_window(sim.times(sample_ios(A)), 6.02, 10.0).is_empty(),
+        "{}",
+        sim.dump()
+    );
+    assert_eq!(verdict_evidence(&sim), None, "{}", sim.dump());
+    assert!(matches!(sim.core.path_state(A), PathState::Up { .. }));
+    assert_eq!(sim.times(reinstates(B)), ts(&[6.51]), "{}", sim.dump());
 }

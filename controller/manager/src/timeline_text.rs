@@ -50,8 +50,9 @@ impl Reason {
                 detector,
                 ..
             } => format!(
-                "marginal_path: the kernel failed the path twice within \
-                 marginal_path_double_failed_time {}: sampling it for {} ({} detector)",
+                "marginal_path: the path failed twice within \
+                 marginal_path_double_failed_time {}: held, to be sampled for {} ({} detector) \
+                 from the next check that finds it up",
                 Secs(*double_failed_time),
                 Secs(*sample_time),
                 detector_name(*detector)
@@ -194,8 +195,9 @@ mod tests {
         assert!(trigger.to_string().contains("within 2.345s"));
         assert_eq!(
             trigger.timeline_text(),
-            "marginal_path: the kernel failed the path twice within \
-             marginal_path_double_failed_time 10s: sampling it for 20s (sequential detector)"
+            "marginal_path: the path failed twice within \
+             marginal_path_double_failed_time 10s: held, to be sampled for 20s (sequential \
+             detector) from the next check that finds it up"
         );
         let recheck = Reason::MarginalRecheck {
             gap: Duration::from_secs(30),
@@ -203,18 +205,9 @@ mod tests {
             round: 7,
         };
         assert!(!recheck.timeline_text().contains('7'));
-        for (marginal, text) in [
-            (
-                true,
-                "marginal_path: no other usable path: reinstated although marginal",
-            ),
-            (
-                false,
-                "marginal_path: no other usable path: reinstated although being sampled \
-                 (sampling goes on)",
-            ),
-        ] {
-            assert_eq!(Reason::MarginalLastPath { marginal }.timeline_text(), text);
-        }
+        assert_eq!(
+            Reason::MarginalLastPath.timeline_text(),
+            "marginal_path: no usable path: reinstated early, no longer marginal"
+        );
     }
 }

@@ -180,6 +180,9 @@ pub enum CheckerView {
     },
     /// Up, but held back by flap damping.
     HeldBack,
+    /// Held by the marginal-path detector (failed twice within
+    /// `marginal_path_double_failed_time`) until a check finds it up and its sample starts.
+    ToBeSampled,
     /// Being sampled by the marginal-path detector.
     Sampled,
     Marginal,
@@ -192,6 +195,7 @@ impl fmt::Display for CheckerView {
             CheckerView::Up => f.write_str("up"),
             CheckerView::Down { detail } => write!(f, "down ({detail})"),
             CheckerView::HeldBack => f.write_str("up, held back"),
+            CheckerView::ToBeSampled => f.write_str("held, to be sampled (marginal_path)"),
             CheckerView::Sampled => f.write_str("sampled (marginal_path)"),
             CheckerView::Marginal => f.write_str("marginal"),
         }

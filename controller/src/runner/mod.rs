@@ -1200,6 +1200,7 @@ fn checker_view(state: &path_manager::PathState) -> CheckerView {
             detail: detail.clone(),
         },
         PathState::Delayed { .. } => CheckerView::HeldBack,
+        PathState::Triggered { .. } => CheckerView::ToBeSampled,
         PathState::Sampling { .. } => CheckerView::Sampled,
         PathState::Marginal { .. } => CheckerView::Marginal,
     }

@@ -94,7 +94,7 @@ fn marginal_window_bad_then_recheck() {
     let mut sim = Sim::one(failover(marginal(|_| {})));
     sim.sampler(A, Sampler::failing(5, 10));
     flaky_a(&mut sim);
-    sim.at(13.5);
+    sim.at(14.5);
     snap("marginal_window_bad_recheck", &sim);
 }
 
@@ -114,6 +114,44 @@ fn marginal_pathgroups_on() {
     })));
     sim.sampler(A, Sampler::failing(5, 10));
     flaky_a(&mut sim);
-    sim.at(13.5);
+    sim.at(14.5);
     snap("marginal_pathgroups_on", &sim);
+}
+
+#[test]
+fn marginal_checker_down_keeps_it_out() {
+    // Marginal at 7.01; the checker finds it down, then up again before the recheck gap ends:
+    // it stays out (no reinstate_path) until the recheck samples it.
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    sim.sampler(A, Sampler::failing(5, 10));
+    flaky_a(&mut sim);
+    sim.at(7.5).answer(A, down());
+    sim.at(8.5).answer(A, CheckResult::Up);
+    sim.at(12.5);
+    snap("marginal_checker_down_keeps_it_out", &sim);
+}
+
+#[test]
+fn marginal_no_usable_path_reinstates_early() {
+    let mut sim = Sim::one(failover(marginal(|_| {})));
+    sim.at(0.5).answer(B, down());
+    flaky_a(&mut sim);
+    sim.at(6.5).answer(B, CheckResult::Up);
+    sim.at(10.0);
+    snap("marginal_no_usable_path_reinstates_early", &sim);
+}
+
+#[test]
+fn failback_followover_same_round() {
+    // Both primaries come back in the same round of checks: each sees the other up, so no
+    // followover failback (as multipathd decides after its checker loop).
+    let mut sim = Sim::one(two_by_two(settings(|s| {
+        s.failback = Setting::builtin(Failback::Followover);
+    })));
+    sim.at(2.5).answer(A1, down()).answer(A2, down());
+    sim.at(5.5)
+        .answer(A1, CheckResult::Up)
+        .answer(A2, CheckResult::Up);
+    sim.at(20.0);
+    snap("failback_followover_same_round", &sim);
 }

@@ -1,8 +1,8 @@
 //! The marginal-path logic (`marginal_path_*`, `marginal_pathgroups`, and pathrig's sampling
 //! extensions): the per-map settings, Wald's sequential test, and the rules that start a
-//! sample, send its bursts, count its answers, reach a verdict, recheck a marginal path, lend
-//! a sampled or marginal path out as the last usable one and keep the marginal path group in
-//! the table. The checker and map-level rules stay in the parent module; see the crate
+//! hold a path, start its sample at a check that finds it up, send its bursts, count its
+//! answers, reach a verdict, recheck a marginal path, reinstate a held path early when the map
+//! has no usable path, and keep the marginal path group in the table. The checker and map-level rules stay in the parent module; see the crate
 //! documentation ("Marginal paths") for the semantics.
 
 use super::*;
@@ -83,21 +83,193 @@ pub(super) fn milli(x: f64) -> i64 {
 }
 
 impl Map {
-    /// Whether the path is sampled or marginal but active in the kernel because the core lends
-    /// it out as the last usable path (not because it sits in the marginal group).
-    pub(super) fn lent(&self, p: usize) -> bool {
-        let path = &self.paths[p];
-        path.kernel.active
-            && match path.state {
-                PathState::Sampling { .. } => true,
-                PathState::Marginal { .. } => self.marginal_group != Some(path.group),
-                _ => false,
+    /// Path `p` failed twice within `double_failed_time` (io_err_stat_handle_pathfail): it is
+    /// held, failed in dm, and sampled from the first check that finds it up.
+    pub(super) fn trigger(
+        &mut self,
+        now: Duration,
+        m: usize,
+        p: usize,
+        apart: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(cfg) = self.marginal else { return };
+        let others_usable = self
+            .paths
+            .iter()
+            .enumerate()
+            .any(|(q, path)| q != p && path.usable());
+        let path = &mut self.paths[p];
+        let was_usable = path.usable();
+        path.last_kernel_failure = None;
+        let down = match &path.state {
+            PathState::Down { detail, .. } => Some(detail.clone()),
+            _ => None,
+        };
+        path.state = PathState::Triggered {
+            since: now,
+            checker: HeldCheck {
+                after_down: down.is_some(),
+                down,
+            },
+        };
+        path.interval = self.polling;
+        let reason = Reason::MarginalTriggered {
+            apart,
+            double_failed_time: cfg.double_failed_time,
+            sample_time: cfg.sample_time,
+            detector: cfg.detector,
+        };
+        // The failure was the kernel's: it has the path failed already, unless it was
+        // reinstated since (then keep it out, if the map can do without it).
+        if path.kernel.active && others_usable {
+            path.kernel.active = false;
+            out.push(Action::FailPath {
+                path: PathRef { map: m, path: p },
+                reason,
+            });
+            if was_usable {
+                self.scratch.failed.get_or_insert((p, FailedBy::Marginal));
             }
+        } else {
+            out.push(Action::Note {
+                map: m,
+                path: Some(p),
+                reason,
+            });
+        }
+        self.scratch.dirty = true;
     }
 
-    /// Starts sampling path `p` (round 1 after a trigger, 2.. for a recheck): out of use while
-    /// another path is usable, the first burst now (or once the previous sample's reads can no
-    /// longer be answered), the window verdict at the end of the sample time.
+    /// The checker finds a held path down: it stays held (upstream keeps
+    /// io_err_disable_reinstate across a checker down), and a sample goes on; fail it in dm if
+    /// it is active (in the marginal group, or after a reload).
+    pub(super) fn marginal_checker_down(
+        &mut self,
+        m: usize,
+        p: usize,
+        detail: String,
+        fail_reason: Reason,
+        out: &mut Vec<Action>,
+    ) {
+        let checker = self.checker;
+        let path = &mut self.paths[p];
+        let was_usable = path.usable();
+        let was_down = path.state.held_check().is_some_and(|c| c.down.is_some());
+        if let PathState::Triggered { checker: c, .. }
+        | PathState::Sampling { checker: c, .. }
+        | PathState::Marginal { checker: c, .. } = &mut path.state
+        {
+            c.down = Some(detail.clone());
+            c.after_down = true;
+        }
+        if path.kernel.active {
+            path.kernel.active = false;
+            out.push(Action::FailPath {
+                path: PathRef { map: m, path: p },
+                reason: fail_reason,
+            });
+            if was_usable {
+                self.scratch.failed.get_or_insert((p, FailedBy::Checker));
+            }
+            self.scratch.dirty = true;
+        } else if !was_down {
+            out.push(Action::Note {
+                map: m,
+                path: Some(p),
+                reason: Reason::CheckerDownAlreadyFailed { checker, detail },
+            });
+        }
+    }
+
+    /// The checker finds a held path up (need_io_err_check): with no usable path in the map it
+    /// is reinstated early and no longer marginal; otherwise a triggered path starts its first
+    /// sample, and a marginal one whose recheck gap is over its next; with
+    /// `marginal_pathgroups on` a path in the marginal group the kernel failed is reinstated
+    /// there.
+    pub(super) fn marginal_checker_up(
+        &mut self,
+        now: Duration,
+        m: usize,
+        p: usize,
+        timers: &mut Timers,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(cfg) = self.marginal else { return };
+        let here = PathRef { map: m, path: p };
+        let path = &mut self.paths[p];
+        let held = match &mut path.state {
+            PathState::Triggered { checker, .. }
+            | PathState::Sampling { checker, .. }
+            | PathState::Marginal { checker, .. } => {
+                checker.down = None;
+                checker.clone()
+            }
+            _ => return,
+        };
+        if !self.paths.iter().any(Path::usable) {
+            self.stop_sampling(now, m, p, timers);
+            let path = &mut self.paths[p];
+            path.state = PathState::Up { since: now };
+            path.interval = self.polling;
+            path.last_kernel_failure = None;
+            self.sync_table(m, p, timers, out);
+            let path = &mut self.paths[p];
+            path.kernel.active = true;
+            out.push(Action::ReinstatePath {
+                path: here,
+                reason: Reason::MarginalLastPath,
+            });
+            if held.after_down {
+                self.scratch.returned.push(p);
+            }
+            self.scratch.dirty = true;
+            return;
+        }
+        match self.paths[p].state {
+            PathState::Triggered { .. } => {
+                let reason = Reason::MarginalSampleStart {
+                    checker: self.checker,
+                    sample_time: cfg.sample_time,
+                    detector: cfg.detector,
+                };
+                self.start_sampling(now, m, p, 1, reason, held, timers, out);
+            }
+            PathState::Marginal {
+                next_sample_at,
+                round,
+                ..
+            } if now >= next_sample_at => {
+                let reason = Reason::MarginalRecheck {
+                    gap: cfg.recheck_gap,
+                    sample_time: cfg.sample_time,
+                    round: round + 1,
+                };
+                self.start_sampling(now, m, p, round + 1, reason, held, timers, out);
+            }
+            _ => self.reinstate_in_marginal_group(m, p, out),
+        }
+    }
+
+    /// `marginal_pathgroups on`: a held path in the marginal group that the checker finds up
+    /// is active there (update_path_state reinstates it like any path).
+    fn reinstate_in_marginal_group(&mut self, m: usize, p: usize, out: &mut Vec<Action>) {
+        let path = &mut self.paths[p];
+        let up = path.state.held_check().is_some_and(|c| c.down.is_none());
+        if up && self.marginal_group == Some(path.group) && !path.kernel.active {
+            path.kernel.active = true;
+            out.push(Action::ReinstatePath {
+                path: PathRef { map: m, path: p },
+                reason: Reason::MarginalGroupReinstate { group: path.group },
+            });
+            self.scratch.dirty = true;
+        }
+    }
+
+    /// Starts sampling path `p` (round 1 after a trigger, 2.. for a recheck), at a check that
+    /// found it up: the first burst now (or once the previous sample's reads can no longer be
+    /// answered), the window verdict at the end of the sample time. Out of use while another
+    /// path is usable; with `marginal_pathgroups on` in the marginal group, active.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn start_sampling(
         &mut self,
@@ -106,6 +278,7 @@ impl Map {
         p: usize,
         round: u32,
         reason: Reason,
+        checker: HeldCheck,
         timers: &mut Timers,
         out: &mut Vec<Action>,
     ) {
@@ -126,10 +299,19 @@ impl Map {
             evidence: SampleEvidence::default(),
             outstanding: 0,
             next_burst: Some(first),
+            checker,
         };
         path.interval = self.polling;
         timers.set(Timer::SampleEnd(slot(m, p)), until);
-        if path.kernel.active && others_usable {
+        if cfg.pathgroups {
+            out.push(Action::Note {
+                map: m,
+                path: Some(p),
+                reason,
+            });
+            self.sync_table(m, p, timers, out);
+            self.reinstate_in_marginal_group(m, p, out);
+        } else if path.kernel.active && others_usable {
             path.kernel.active = false;
             out.push(Action::FailPath {
                 path: PathRef { map: m, path: p },
@@ -298,10 +480,12 @@ impl Map {
             evidence,
             outstanding,
             next_burst,
+            ref checker,
         } = path.state
         else {
             return;
         };
+        let checker = checker.clone();
         if next_burst.is_some() {
             timers.cancel(Timer::Burst(slot(m, p)));
         }
@@ -312,7 +496,6 @@ impl Map {
         let elapsed = now.saturating_sub(since);
         self.scratch.dirty = true;
         if good {
-            path.state = PathState::Up { since: now };
             path.interval = self.polling;
             path.last_kernel_failure = None;
             let reason = Reason::MarginalGood {
@@ -321,6 +504,22 @@ impl Map {
                 threshold: cfg.threshold,
                 decision,
             };
+            if let Some(detail) = checker.down {
+                // Good, but the checker finds it down: down like any path, reinstated when the
+                // checker finds it up (end_io_err_stat leaves reinstating to the checker).
+                path.state = PathState::Down { since: now, detail };
+                out.push(Action::Note {
+                    map: m,
+                    path: Some(p),
+                    reason,
+                });
+                self.sync_table(m, p, timers, out);
+                return;
+            }
+            path.state = PathState::Up { since: now };
+            if checker.after_down {
+                self.scratch.returned.push(p);
+            }
             self.sync_table(m, p, timers, out);
             let path = &mut self.paths[p];
             if path.kernel.active {
@@ -340,6 +539,7 @@ impl Map {
                 next_sample_at: next,
                 round,
                 evidence,
+                checker,
             };
             timers.set(Timer::Recheck(slot(m, p)), next);
             out.push(Action::Note {
@@ -354,40 +554,29 @@ impl Map {
                 },
             });
             self.sync_table(m, p, timers, out);
-            let path = &mut self.paths[p];
-            if self.marginal_group == Some(path.group) && !path.kernel.active {
-                path.kernel.active = true;
-                out.push(Action::ReinstatePath {
-                    path: here,
-                    reason: Reason::MarginalGroupReinstate { group: path.group },
-                });
+            self.reinstate_in_marginal_group(m, p, out);
+        }
+    }
+
+    /// A marginal path's recheck gap is over: its next check is due now, and samples it again
+    /// if it finds it up (need_io_err_check runs for a path the checker finds up; multipathd
+    /// checks a held marginal path every second).
+    pub(super) fn on_recheck(&mut self, now: Duration, m: usize, p: usize, timers: &mut Timers) {
+        let path = &mut self.paths[p];
+        if !matches!(path.state, PathState::Marginal { .. }) {
+            return;
+        }
+        if let CheckState::Due { at } = path.check {
+            if at > now {
+                timers.cancel(Timer::Check(slot(m, p)));
+                timers.set(Timer::Check(slot(m, p)), now);
+                path.check = CheckState::Due { at: now };
             }
         }
     }
 
-    /// A marginal path's recheck gap is over: sample it again.
-    pub(super) fn on_recheck(
-        &mut self,
-        now: Duration,
-        m: usize,
-        p: usize,
-        timers: &mut Timers,
-        out: &mut Vec<Action>,
-    ) {
-        let Some(cfg) = self.marginal else { return };
-        let PathState::Marginal { round, .. } = self.paths[p].state else {
-            return;
-        };
-        let reason = Reason::MarginalRecheck {
-            gap: cfg.recheck_gap,
-            sample_time: cfg.sample_time,
-            round: round + 1,
-        };
-        self.start_sampling(now, m, p, round + 1, reason, timers, out);
-    }
-
-    /// The checker found a sampled or marginal path down: cancel its sampling timers. Returns
-    /// whether it was sampled or marginal (the caller makes it `Down`).
+    /// A held path is reinstated early: cancel its sampling timers. Returns whether it was
+    /// sampled or marginal (the caller changes its state).
     pub(super) fn stop_sampling(
         &mut self,
         now: Duration,
@@ -420,8 +609,8 @@ impl Map {
         }
     }
 
-    /// `marginal_pathgroups on`: the table's groups follow the paths' states: marginal paths
-    /// (and marginal ones being rechecked) in an extra last group, every other path in its own
+    /// `marginal_pathgroups on`: the table's groups follow the paths' states: sampled and
+    /// marginal paths in an extra last group, every other path in its own
     /// group (empty groups left out). Emits [`Action::Regroup`] when that changes, because of
     /// path `cause`.
     pub(super) fn sync_table(
@@ -434,11 +623,14 @@ impl Map {
         if !self.marginal.is_some_and(|c| c.pathgroups) {
             return;
         }
+        // Every sampled or marginal path: update_path_state marks a path marginal whenever
+        // the io_err_stat code holds it and the checker finds it up, from the first sample on.
         let marginal: Vec<usize> = (0..self.paths.len())
-            .filter(|&q| match self.paths[q].state {
-                PathState::Marginal { .. } => true,
-                PathState::Sampling { round, .. } => round > 1,
-                _ => false,
+            .filter(|&q| {
+                matches!(
+                    self.paths[q].state,
+                    PathState::Marginal { .. } | PathState::Sampling { .. }
+                )
             })
             .collect();
         let mut groups: Vec<Vec<usize>> = self
@@ -490,48 +682,5 @@ impl Map {
                 group: self.paths[cause].group,
             },
         });
-    }
-
-    /// Never no path rather than a flaky one: with no usable path, lend out the best sampled
-    /// or marginal path; with a healthy path usable, take lent-out paths back.
-    pub(super) fn marginal_last_resort(&mut self, m: usize, out: &mut Vec<Action>) {
-        if self.marginal.is_none() {
-            return;
-        }
-        if let Some(h) = self.paths.iter().position(Path::healthy) {
-            for q in 0..self.paths.len() {
-                if self.lent(q) {
-                    let marginal = matches!(self.paths[q].state, PathState::Marginal { .. });
-                    self.paths[q].kernel.active = false;
-                    out.push(Action::FailPath {
-                        path: PathRef { map: m, path: q },
-                        reason: Reason::MarginalTakenBack {
-                            leg: self.paths[h].leg.clone(),
-                            marginal,
-                        },
-                    });
-                }
-            }
-            return;
-        }
-        if self.paths.iter().any(Path::usable) {
-            return;
-        }
-        let best = self
-            .paths
-            .iter()
-            .enumerate()
-            .filter(|(_, path)| !path.kernel.active && path.sampled_or_marginal())
-            .max_by_key(|&(q, path)| (path.prio, Reverse(q)))
-            .map(|(q, _)| q);
-        if let Some(q) = best {
-            let path = &mut self.paths[q];
-            path.kernel.active = true;
-            let marginal = matches!(path.state, PathState::Marginal { .. });
-            out.push(Action::ReinstatePath {
-                path: PathRef { map: m, path: q },
-                reason: Reason::MarginalLastPath { marginal },
-            });
-        }
     }
 }
