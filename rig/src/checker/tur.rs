@@ -290,7 +290,18 @@ impl TurOutcome {
 
 /// One TEST UNIT READY through `SG_IO` on `file`, bounded in the kernel by `timeout`.
 pub fn send_tur(file: &File, timeout: Duration) -> io::Result<ScsiReply> {
-    let cdb = [0u8; 6];
+    send_no_data(file, &[0u8; 6], timeout)
+}
+
+/// One command without a data phase (TEST UNIT READY, START STOP UNIT, ...) through `SG_IO`
+/// on `file`, bounded in the kernel by `timeout`. `cdb` is 6 to 16 bytes.
+pub fn send_no_data(file: &File, cdb: &[u8], timeout: Duration) -> io::Result<ScsiReply> {
+    if !(6..=16).contains(&cdb.len()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("a CDB is 6 to 16 bytes, not {}", cdb.len()),
+        ));
+    }
     let mut sense = [0u8; SENSE_LEN];
     // The kernel wants milliseconds; 0 would mean its default (far longer): at least 1 ms.
     let timeout_ms = timeout.as_millis().clamp(1, u32::MAX as u128) as u32;
