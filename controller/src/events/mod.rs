@@ -170,6 +170,14 @@ pub enum CheckerVerdict {
     Up,
     Down { errno: String },
     TimedOut,
+    /// A `tur` check: its state (up, ghost, pending, down), a short text of it and the SCSI
+    /// reply behind it (none when the SG_IO ioctl itself failed).
+    Scsi {
+        state: String,
+        detail: String,
+        attempts: u32,
+        reply: Option<rig::checker::tur::ScsiReply>,
+    },
 }
 
 /// What happened. Each variant names its subject (map, leg or device) and carries its details

@@ -264,6 +264,20 @@ pub struct TurOutcome {
 }
 
 impl TurOutcome {
+    /// What the verdict rests on, when more than a clean GOOD: "NOT READY 04/02",
+    /// "host status 0x03", "SCSI status 0x08", "ENOTTY".
+    pub fn cause(&self) -> Option<String> {
+        match &self.reply {
+            Err(errno) => Some(format!("{:?}", nix::errno::Errno::from_raw(*errno))),
+            Ok(r) if r.sense.is_some() => r.sense.map(|s| s.to_string()),
+            Ok(r) if r.host_status != host::DID_OK => {
+                Some(format!("host status 0x{:02x}", r.host_status))
+            }
+            Ok(r) if r.status != status::GOOD => Some(format!("SCSI status 0x{:02x}", r.status)),
+            Ok(_) => None,
+        }
+    }
+
     /// A short human text: "up", "down: NOT READY 04/02", "down: host 0x03", "down: EIO".
     pub fn detail(&self) -> String {
         let verdict = match self.verdict {
@@ -274,16 +288,9 @@ impl TurOutcome {
             TurVerdict::Down => "down",
             TurVerdict::Unsupported => "no SG_IO",
         };
-        match &self.reply {
-            Err(errno) => format!("{verdict}: {:?}", nix::errno::Errno::from_raw(*errno)),
-            Ok(r) if r.sense.is_some() => format!("{verdict}: {}", r.sense.unwrap()),
-            Ok(r) if r.host_status != host::DID_OK => {
-                format!("{verdict}: host status 0x{:02x}", r.host_status)
-            }
-            Ok(r) if r.status != status::GOOD => {
-                format!("{verdict}: SCSI status 0x{:02x}", r.status)
-            }
-            Ok(_) => verdict.to_string(),
+        match self.cause() {
+            Some(cause) => format!("{verdict}: {cause}"),
+            None => verdict.to_string(),
         }
     }
 }
