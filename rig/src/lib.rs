@@ -15,6 +15,7 @@ pub mod fuse;
 pub mod guest;
 pub mod kmod;
 pub mod naming;
+pub mod scsi_watch;
 pub mod ownership;
 pub mod workload;
 
