@@ -243,9 +243,7 @@ impl Driver {
                         },
                         CheckOutcome::TimedOut => SampleOutcome::TimedOut,
                         // Samples are reads; a TUR answer here would be a driver bug.
-                        CheckOutcome::Tur(o) => SampleOutcome::Error {
-                            detail: o.detail(),
-                        },
+                        CheckOutcome::Tur(o) => SampleOutcome::Error { detail: o.detail() },
                     };
                     let input = Input::SampleResult {
                         path,

@@ -15,8 +15,8 @@ pub mod fuse;
 pub mod guest;
 pub mod kmod;
 pub mod naming;
-pub mod scsi_watch;
 pub mod ownership;
+pub mod scsi_watch;
 pub mod workload;
 
 use std::path::PathBuf;

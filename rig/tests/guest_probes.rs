@@ -9,6 +9,8 @@ use rig::guest::probe::{self, ProbeFn};
 
 #[path = "probes/scsi_debug.rs"]
 mod scsi_debug;
+#[path = "probes/scsi_watch.rs"]
+mod scsi_watch;
 #[path = "probes/tur.rs"]
 mod tur;
 
@@ -17,6 +19,11 @@ type HostCheck = fn(&serde_json::Value) -> Result<(), String>;
 const PROBES: &[(&str, ProbeFn, HostCheck)] = &[
     ("guest-basics", guest_basics, check_guest_basics),
     ("tur-checker", tur::tur_checker, tur::check_tur_checker),
+    (
+        "scsi-watch",
+        scsi_watch::scsi_watch,
+        scsi_watch::check_scsi_watch,
+    ),
 ];
 
 /// The harness itself: the guest loads a module and reports its kernel release.

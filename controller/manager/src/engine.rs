@@ -175,9 +175,7 @@ impl Core {
                     .map(|(p, ps)| {
                         let (state, first) = match checker {
                             PathChecker::None => (PathState::Up { since: now }, now + polling),
-                            PathChecker::Directio | PathChecker::Tur => {
-                                (PathState::Unchecked, now)
-                            }
+                            PathChecker::Directio | PathChecker::Tur => (PathState::Unchecked, now),
                         };
                         timers.set(Timer::Check(slot(m, p)), first);
                         let group = group_of[p].unwrap_or_else(|| {

@@ -124,7 +124,10 @@ fn a_down_path_found_ghost_is_reinstated() {
     sim.at(30.0);
     assert_eq!(sim.times(fails(A)), ts(&[3.01]), "{}", sim.dump());
     assert_eq!(sim.times(reinstates(A)), ts(&[6.01]), "{}", sim.dump());
-    assert_eq!(sim.reasons(reinstates(A)), ["checker tur: up again after 3s down"]);
+    assert_eq!(
+        sim.reasons(reinstates(A)),
+        ["checker tur: up again after 3s down"]
+    );
 }
 
 #[test]

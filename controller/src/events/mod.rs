@@ -168,7 +168,9 @@ pub enum IoDirection {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum CheckerVerdict {
     Up,
-    Down { errno: String },
+    Down {
+        errno: String,
+    },
     TimedOut,
     /// A `tur` check: its state (up, ghost, pending, down), a short text of it and the SCSI
     /// reply behind it (none when the SG_IO ioctl itself failed).

@@ -529,7 +529,10 @@ mod tests {
             })
         );
         assert_eq!(parse_sense(&[0x72, 6, 0x29]), None);
-        assert_eq!(parse_sense(&[0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), None);
+        assert_eq!(
+            parse_sense(&[0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            None
+        );
     }
 
     #[test]

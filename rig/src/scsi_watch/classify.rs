@@ -6,8 +6,8 @@
 //! without `CONFIG_SCSI_CONSTANTS` (results and sense print as hex). What it prints on its own:
 //! the error handler's "Device offlined - not ready after error recovery"
 //! (scsi_error.c), "timing out command, waited Ns" and "rejecting I/O to offline device"
-//! (scsi_lib.c), a failed command's "FAILED Result: hostbyte=0x03 ..." (sd.c via
-//! scsi_print_result), "Power-on or device reset occurred" (a unit attention), the block layer's
+//! (scsi_lib.c), a failed command's "FAILED Result: hostbyte=0x03 ..." or "UNKNOWN(0x2003)
+//! Result: hostbyte=0x03 ..." (scsi_print_result), "Power-on or device reset occurred" (a unit attention), the block layer's
 //! "I/O error, dev sda, sector N", and the low-level driver's own notes of the aborts and resets
 //! the error handler asks of it (scsi_debug prints them with its noise options).
 
@@ -93,7 +93,11 @@ fn subject_of(record: &KmsgRecord, blocks: &HashMap<String, Hctl>) -> Option<(Su
         let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
         if let Ok(host) = digits.parse() {
             let after = "scsi host".len() + digits.len();
-            let skip = if text[after..].starts_with(": ") { 2 } else { 0 };
+            let skip = if text[after..].starts_with(": ") {
+                2
+            } else {
+                0
+            };
             return Some((Subject::Host(host), after + skip));
         }
     }
@@ -136,7 +140,10 @@ pub fn classify(
         ScsiEventKind::CommandTimeout
     } else if body.starts_with("rejecting I/O to offline device") {
         ScsiEventKind::IoRejected
-    } else if let Some(result) = body.strip_prefix("FAILED Result: ") {
+    } else if let Some((_, result)) = body.split_once("Result: hostbyte=") {
+        // "FAILED Result: ..." or, for a command the error handler finished, "UNKNOWN(0x2003)
+        // Result: ..." (scsi_print_result names the disposition).
+        let result = &body[body.len() - result.len() - "hostbyte=".len()..];
         let host_byte = field_hex(result, "hostbyte=");
         if host_byte == Some(0x03) {
             ScsiEventKind::CommandTimeout
@@ -274,6 +281,15 @@ mod tests {
             line("sd 0:0:0:0: [sda] tag#1 FAILED Result: hostbyte=0x01 driverbyte=DRIVER_OK cmd_age=0s"),
             Some((dev, ScsiEventKind::CommandFailed { host_byte: Some(1) }))
         );
+        // Seen in the guest after the error handler offlined the disk.
+        assert_eq!(
+            line("sd 0:0:0:0: [sda] tag#146 UNKNOWN(0x2003) Result: hostbyte=0x03 driverbyte=DRIVER_OK cmd_age=46s"),
+            Some((dev, ScsiEventKind::CommandTimeout))
+        );
+        assert_eq!(
+            line("sd 0:0:0:0: [sda] tag#146 CDB: opcode=0x28 28 00 00 00 00 00 00 00 08 00"),
+            None
+        );
         assert_eq!(
             line("I/O error, dev sda, sector 16 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 2"),
             Some((dev, ScsiEventKind::IoError { sector: Some(16) }))
@@ -315,8 +331,8 @@ mod tests {
             ))
         );
         assert_eq!(line("sd 0:0:0:0: [sda] Attached SCSI disk"), None);
-        let r = parse_record(b"6,21,100,-;loop0: detected capacity change from 0 to 2048\n")
-            .unwrap();
+        let r =
+            parse_record(b"6,21,100,-;loop0: detected capacity change from 0 to 2048\n").unwrap();
         assert_eq!(classify(&r, &blocks()), None);
         // An IO error of a device not watched has no subject.
         let r = parse_record(b"3,22,100,-;I/O error, dev sdq, sector 0 op 0x0:(READ)\n").unwrap();

@@ -111,14 +111,18 @@ pub enum ScsiEventKind {
     /// DID_TIME_OUT).
     CommandTimeout,
     /// A command failed with another host byte.
-    CommandFailed { host_byte: Option<u8> },
+    CommandFailed {
+        host_byte: Option<u8>,
+    },
     /// The error handler asked the driver to abort a command.
     AbortIssued,
     /// The abort's outcome, where the kernel or driver says it.
     AbortSucceeded,
     AbortFailed,
     /// The error handler asked for a reset at this level.
-    Reset { level: ResetLevel },
+    Reset {
+        level: ResetLevel,
+    },
     /// The device reported a power-on or reset unit attention.
     ResetReported,
     /// The error handler gave up on the device ("Device offlined").
@@ -126,13 +130,25 @@ pub enum ScsiEventKind {
     /// IO refused because the device is offline.
     IoRejected,
     /// The block layer's IO error.
-    IoError { sector: Option<u64> },
+    IoError {
+        sector: Option<u64>,
+    },
     /// `/sys/class/scsi_host/hostN/state` changed (running, recovery, cancel, del, ...).
-    HostState { from: String, to: String },
+    HostState {
+        from: String,
+        to: String,
+    },
     /// A device's `state` changed (running, offline, blocked, transport-offline, ...).
-    DeviceState { from: String, to: String },
+    DeviceState {
+        from: String,
+        to: String,
+    },
     /// An IO counter moved.
-    Counter { counter: Counter, from: u64, to: u64 },
+    Counter {
+        counter: Counter,
+        from: u64,
+        to: u64,
+    },
 }
 
 /// Where an event came from.
@@ -400,7 +416,10 @@ impl Files {
         let mut hosts = Vec::new();
         for host in &spec.hosts {
             let path = PathBuf::from(format!("/sys/class/scsi_host/host{host}/state"));
-            hosts.push((*host, File::open(&path).map_err(RigError::io("open", &path))?));
+            hosts.push((
+                *host,
+                File::open(&path).map_err(RigError::io("open", &path))?,
+            ));
         }
         let mut devices = Vec::new();
         let mut blocks = HashMap::new();
@@ -450,7 +469,9 @@ impl ScsiWatch {
     /// first poll is the baseline: states already off `running` at start are no events.
     pub fn start(spec: WatchSpec) -> Result<ScsiWatch, RigError> {
         if spec.interval.is_zero() {
-            return Err(RigError::Guest("scsi_watch: the poll interval is zero".into()));
+            return Err(RigError::Guest(
+                "scsi_watch: the poll interval is zero".into(),
+            ));
         }
         let files = Files::open(&spec)?;
         let kmsg = std::fs::OpenOptions::new()
@@ -559,13 +580,17 @@ fn watch_loop(
         if now >= next_poll || stopping {
             let snap = files.snapshot();
             let at = spec.clock.at(now);
-            found.extend(diff(&last, &snap).into_iter().map(|(subject, kind)| ScsiEvent {
-                at,
-                subject,
-                kind,
-                source: Source::Sysfs,
-                line: None,
-            }));
+            found.extend(
+                diff(&last, &snap)
+                    .into_iter()
+                    .map(|(subject, kind)| ScsiEvent {
+                        at,
+                        subject,
+                        kind,
+                        source: Source::Sysfs,
+                        line: None,
+                    }),
+            );
             last = snap;
             polls.fetch_add(1, Ordering::Relaxed);
             next_poll = (next_poll + spec.interval).max(now);

@@ -43,8 +43,15 @@ fn host_state(at_ms: u64, host: u32, from: &str, to: &str) -> ScsiEvent {
 
 #[test]
 fn diff_reports_state_changes_and_moved_counters_only() {
-    assert!(diff(&snap("running", "running", 0), &snap("running", "running", 0)).is_empty());
-    let changes = diff(&snap("running", "running", 0), &snap("recovery", "running", 1));
+    assert!(diff(
+        &snap("running", "running", 0),
+        &snap("running", "running", 0)
+    )
+    .is_empty());
+    let changes = diff(
+        &snap("running", "running", 0),
+        &snap("recovery", "running", 1),
+    );
     assert_eq!(
         changes,
         [
@@ -73,7 +80,10 @@ fn diff_reports_state_changes_and_moved_counters_only() {
             ),
         ]
     );
-    let changes = diff(&snap("recovery", "running", 1), &snap("running", "offline", 1));
+    let changes = diff(
+        &snap("recovery", "running", 1),
+        &snap("running", "offline", 1),
+    );
     assert_eq!(changes.len(), 2);
     assert_eq!(
         changes[1].1,
@@ -91,7 +101,13 @@ fn new_subjects_and_unreadable_counters_are_no_change() {
     later.devices.get_mut(&D0).unwrap().counters[0] = None;
     assert!(diff(&snap("running", "running", 0), &later)
         .iter()
-        .all(|(_, k)| matches!(k, ScsiEventKind::Counter { counter: Counter::Requests, .. })));
+        .all(|(_, k)| matches!(
+            k,
+            ScsiEventKind::Counter {
+                counter: Counter::Requests,
+                ..
+            }
+        )));
 }
 
 #[test]
@@ -154,7 +170,10 @@ fn a_device_state_offline_ends_it_too_and_a_second_episode_counts() {
         host_state(700, 0, "recovery", "running"),
     ];
     let eps = eh_episodes(&events);
-    let lengths: Vec<_> = eps.iter().map(|e| e.length().unwrap().as_millis()).collect();
+    let lengths: Vec<_> = eps
+        .iter()
+        .map(|e| e.length().unwrap().as_millis())
+        .collect();
     assert_eq!(lengths, [400, 100]);
 }
 
@@ -163,11 +182,18 @@ fn kernel_times_map_onto_the_callers_clock_exactly() {
     let clock = MonoClock {
         origin: Duration::from_micros(5_000_000),
     };
-    assert_eq!(clock.at(Duration::from_micros(5_250_123)), Duration::from_micros(250_123));
+    assert_eq!(
+        clock.at(Duration::from_micros(5_250_123)),
+        Duration::from_micros(250_123)
+    );
     assert_eq!(clock.at(Duration::from_micros(1)), Duration::ZERO);
     let origin = std::time::Instant::now();
     let (clock, error) = MonoClock::for_instant(origin);
     let seen = clock.at(MonoClock::monotonic_now());
-    assert!(seen >= origin.elapsed().saturating_sub(error * 2 + Duration::from_millis(5)));
+    assert!(
+        seen >= origin
+            .elapsed()
+            .saturating_sub(error * 2 + Duration::from_millis(5))
+    );
     assert!(error < Duration::from_millis(5));
 }

@@ -24,7 +24,10 @@ impl DebugDisk {
 
     /// A file of the device's sysfs directory (`state`, `timeout`, `eh_timeout`, `iotmo_cnt`).
     pub fn attr(&self, name: &str) -> PathBuf {
-        PathBuf::from(format!("/sys/class/scsi_device/{}/device/{name}", self.hctl))
+        PathBuf::from(format!(
+            "/sys/class/scsi_device/{}/device/{name}",
+            self.hctl
+        ))
     }
 
     pub fn host_state(&self) -> String {

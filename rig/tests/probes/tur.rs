@@ -16,7 +16,11 @@ use super::scsi_debug::{self, KNOBS};
 
 const TIMEOUT: Duration = Duration::from_secs(1);
 
-fn wait_all(ring: &mut CheckerRing<&'static str>, count: usize, limit: Duration) -> Vec<(Completed<&'static str>, f64)> {
+fn wait_all(
+    ring: &mut CheckerRing<&'static str>,
+    count: usize,
+    limit: Duration,
+) -> Vec<(Completed<&'static str>, f64)> {
     let start = Instant::now();
     let mut all = Vec::new();
     while all.len() < count && start.elapsed() < limit {
@@ -53,7 +57,8 @@ fn outcome_json(outcome: &CheckOutcome, latency: Duration) -> serde_json::Value 
 fn start_stop(node: &Path, start: bool) -> Result<(), String> {
     let file = File::open(node).map_err(|e| e.to_string())?;
     let cdb = [0x1b, 0, 0, 0, u8::from(start), 0];
-    let reply = tur::send_no_data(&file, &cdb, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let reply =
+        tur::send_no_data(&file, &cdb, Duration::from_secs(5)).map_err(|e| e.to_string())?;
     if reply.not_ok {
         return Err(format!("START STOP UNIT start={start}: {reply:?}"));
     }
@@ -139,7 +144,10 @@ pub fn check_tur_checker(v: &serde_json::Value) -> Result<(), String> {
         v["stopped"]["verdict"] == "down"
             && v["stopped"]["reply"]["Ok"]["sense"] == json!({"key": 2, "asc": 4, "ascq": 2}),
     )?;
-    want("started again it is up", v["started_again"]["verdict"] == "up")?;
+    want(
+        "started again it is up",
+        v["started_again"]["verdict"] == "up",
+    )?;
     let results = v["held"]["results"].as_array().cloned().unwrap_or_default();
     let find = |key: &str| results.iter().find(|r| r["key"] == key).cloned();
     let held = find("held tur").ok_or_else(|| format!("no answer for the held TUR: {v:#}"))?;
@@ -147,12 +155,18 @@ pub fn check_tur_checker(v: &serde_json::Value) -> Result<(), String> {
     want(
         "the held TUR times out within checker_timeout + 150 ms",
         held["outcome"]["other"] == "TimedOut"
-            && held["seen_at_ms"].as_f64().is_some_and(|ms| (1000.0..1150.0).contains(&ms)),
+            && held["seen_at_ms"]
+                .as_f64()
+                .is_some_and(|ms| (1000.0..1150.0).contains(&ms)),
     )?;
     want(
         "the read on the same ring completes while the TUR is held",
-        read["outcome"]["other"] == "Up" && read["seen_at_ms"].as_f64().is_some_and(|ms| ms < 500.0),
+        read["outcome"]["other"] == "Up"
+            && read["seen_at_ms"].as_f64().is_some_and(|ms| ms < 500.0),
     )?;
-    want("the disk answers again after recovery", v["after_recovery"]["verdict"] == "up")?;
+    want(
+        "the disk answers again after recovery",
+        v["after_recovery"]["verdict"] == "up",
+    )?;
     Ok(())
 }
