@@ -395,9 +395,21 @@ pub struct WatchSpec {
 pub struct ScsiWatch {
     events: Arc<Mutex<Vec<ScsiEvent>>>,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    /// The thread returns the CPU time it used.
+    thread: Option<JoinHandle<Duration>>,
     /// Sysfs polls done, for the cost figures.
     polls: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// What [`ScsiWatch::stop`] hands back.
+#[derive(Debug)]
+pub struct Stopped {
+    /// The events not drained before.
+    pub events: Vec<ScsiEvent>,
+    /// Sysfs polls done.
+    pub polls: u64,
+    /// CPU time the watcher's thread used (kmsg reads, polls, waits).
+    pub thread_cpu: Duration,
 }
 
 struct Files {
@@ -520,17 +532,23 @@ impl ScsiWatch {
         self.polls.load(Ordering::Relaxed)
     }
 
-    /// Ends the thread (after one last read of both sources) and returns what was not drained.
-    pub fn stop(mut self) -> Vec<ScsiEvent> {
-        self.halt();
-        self.drain()
+    /// Ends the thread (after one last read of both sources): what was not drained, and what
+    /// the watching cost.
+    pub fn stop(mut self) -> Stopped {
+        let thread_cpu = self.halt();
+        Stopped {
+            events: self.drain(),
+            polls: self.polls(),
+            thread_cpu,
+        }
     }
 
-    fn halt(&mut self) {
+    fn halt(&mut self) -> Duration {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
     }
 }
 
@@ -547,7 +565,7 @@ fn watch_loop(
     events: Arc<Mutex<Vec<ScsiEvent>>>,
     stop: Arc<AtomicBool>,
     polls: Arc<std::sync::atomic::AtomicU64>,
-) {
+) -> Duration {
     let mut last = files.snapshot();
     let mut next_poll = MonoClock::monotonic_now() + spec.interval;
     let mut record = vec![0u8; 8192];
@@ -601,7 +619,10 @@ fn watch_loop(
             }
         }
         if stopping {
-            return;
+            let cpu = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+                .map(|t| Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32))
+                .unwrap_or_default();
+            return cpu;
         }
         let wait = next_poll.saturating_sub(MonoClock::monotonic_now());
         let mut fds = [libc::pollfd {

@@ -111,9 +111,26 @@ pub fn scsi_watch(env: &GuestEnv) -> Result<serde_json::Value, String> {
     // Bring the disk back so the guest ends with nothing stuck.
     let _ = scsi_debug::write(disk.attr("state"), "running");
     std::thread::sleep(Duration::from_millis(100));
-    let polls = watch.polls();
     let watched_for = clock.at(MonoClock::monotonic_now());
-    seen.extend(watch.stop());
+    let stopped = watch.stop();
+    let polls = stopped.polls;
+    seen.extend(stopped.events);
+    // Lines the SCSI core's error-handler logging would print with logging_level raised.
+    let log = rig::guest::init::read_kernel_log();
+    let eh_logging_lines = log
+        .lines()
+        .filter(|l| {
+            [
+                "abort scheduled",
+                "cmd abort",
+                "Sending BDR",
+                "scsi_eh_",
+                "aborting command",
+            ]
+            .iter()
+            .any(|m| l.contains(m))
+        })
+        .count();
     seen.sort_by_key(|e| e.at);
     let episodes = scsi_watch::eh_episodes(&seen);
     let classified_lines = seen.iter().filter(|e| e.line.is_some()).count();
@@ -130,6 +147,8 @@ pub fn scsi_watch(env: &GuestEnv) -> Result<serde_json::Value, String> {
         "events": seen,
         "classified_lines": classified_lines,
         "polls": polls,
+        "eh_logging_lines": eh_logging_lines,
+        "watch_cpu_ms": stopped.thread_cpu.as_secs_f64() * 1000.0,
         "watched_ms": watched_for.as_secs_f64() * 1000.0,
     }))
 }
