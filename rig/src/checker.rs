@@ -61,8 +61,8 @@ pub struct Completed<K> {
 enum PendingIo {
     /// A read on the ring: the file and buffer must live until the kernel completes it.
     Read { _file: File, _buf: Box<Block> },
-    /// A TUR on a worker thread, which owns its file.
-    Tur,
+    /// A TUR on a worker thread, which owns its file; the node it checks.
+    Tur { device: std::path::PathBuf },
 }
 
 struct Pending<K> {
@@ -198,8 +198,24 @@ impl<K: Clone> CheckerRing<K> {
     /// [`tur::run_tur`] does) on a worker thread, bounded by `timeout` both in the kernel (the sg
     /// header's timeout, per TUR) and here (the whole check: reported [`CheckOutcome::TimedOut`]
     /// once `timeout` has passed, its late answer dropped).
+    ///
+    /// While an earlier TUR of the same node is still stuck in the kernel past its timeout, a
+    /// new check answers [`CheckOutcome::TimedOut`] at once instead of piling up another thread
+    /// (multipathd's tur checker does the same: "tur thread not responding" is a timeout).
     pub fn start_tur(&mut self, key: K, device: &Path, timeout: Duration) {
         let started = Instant::now();
+        let stuck = self
+            .pending
+            .values()
+            .any(|p| p.timed_out && matches!(&p._io, PendingIo::Tur { device: d } if d == device));
+        if stuck {
+            self.immediate.push(Completed {
+                key,
+                outcome: CheckOutcome::TimedOut,
+                latency: Duration::ZERO,
+            });
+            return;
+        }
         // O_NONBLOCK: open a unit that is not ready without waiting on it (as sg3_utils does).
         let file = match OpenOptions::new()
             .read(true)
@@ -250,7 +266,9 @@ impl<K: Clone> CheckerRing<K> {
             token,
             Pending {
                 key,
-                _io: PendingIo::Tur,
+                _io: PendingIo::Tur {
+                    device: device.to_path_buf(),
+                },
                 started,
                 deadline: started + timeout,
                 timed_out: false,

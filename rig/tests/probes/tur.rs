@@ -95,6 +95,11 @@ pub fn tur_checker(env: &GuestEnv) -> Result<serde_json::Value, String> {
         ring.start("read elsewhere", &lo.path, TIMEOUT);
         let done = wait_all(&mut ring, 2, Duration::from_secs(5));
         let returned_ms = started.elapsed().as_secs_f64() * 1000.0;
+        // The held TUR's thread is still in the kernel: the next check of the node answers at
+        // once, without a second thread.
+        ring.start_tur("next tur", &node, TIMEOUT);
+        let next = wait_all(&mut ring, 1, Duration::from_secs(5));
+        let in_flight_while_stuck = ring.in_flight();
         scsi_debug::ignore_commands(false)?;
         // The worker thread is still in the kernel until error handling ends the TUR.
         let end = Instant::now() + Duration::from_secs(60);
@@ -108,6 +113,10 @@ pub fn tur_checker(env: &GuestEnv) -> Result<serde_json::Value, String> {
                 "key": c.key, "seen_at_ms": at, "outcome": outcome_json(&c.outcome, c.latency),
             })).collect::<Vec<_>>(),
             "collected_in_ms": returned_ms,
+            "next": next.iter().map(|(c, at)| json!({
+                "key": c.key, "seen_at_ms": at, "outcome": outcome_json(&c.outcome, c.latency),
+            })).collect::<Vec<_>>(),
+            "in_flight_while_stuck": in_flight_while_stuck,
             "worker_done_ms": thread_done_ms,
             "in_flight_after": ring.in_flight(),
             "host_state_after": disk.host_state(),
@@ -163,6 +172,13 @@ pub fn check_tur_checker(v: &serde_json::Value) -> Result<(), String> {
         "the read on the same ring completes while the TUR is held",
         read["outcome"]["other"] == "Up"
             && read["seen_at_ms"].as_f64().is_some_and(|ms| ms < 500.0),
+    )?;
+    let next = &v["held"]["next"][0];
+    want(
+        "a check of a node whose TUR is stuck times out at once, with no second thread",
+        next["outcome"]["other"] == "TimedOut"
+            && next["outcome"]["latency_ms"] == 0.0
+            && v["held"]["in_flight_while_stuck"] == 1,
     )?;
     want(
         "the disk answers again after recovery",
