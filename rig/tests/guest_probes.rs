@@ -13,12 +13,15 @@ mod scsi_debug;
 mod scsi_watch;
 #[path = "probes/tur.rs"]
 mod tur;
+#[path = "probes/tur_alua.rs"]
+mod tur_alua;
 
 /// Every probe: (name, what runs in the guest, what the host then checks).
 type HostCheck = fn(&serde_json::Value) -> Result<(), String>;
 const PROBES: &[(&str, ProbeFn, HostCheck)] = &[
     ("guest-basics", guest_basics, check_guest_basics),
     ("tur-checker", tur::tur_checker, tur::check_tur_checker),
+    ("tur-alua", tur_alua::tur_alua, tur_alua::check_tur_alua),
     (
         "scsi-watch",
         scsi_watch::scsi_watch,
