@@ -8,7 +8,8 @@
 //! (scsi_error.c), "timing out command, waited Ns" and "rejecting I/O to offline device"
 //! (scsi_lib.c), a failed command's "FAILED Result: hostbyte=0x03 ..." or "UNKNOWN(0x2003)
 //! Result: hostbyte=0x03 ..." (scsi_print_result), "Power-on or device reset occurred" (a unit attention), the block layer's
-//! "I/O error, dev sda, sector N", and the low-level driver's own notes of the aborts and resets
+//! "I/O error, dev sda, sector N", the unit attentions scsi_lib names ("Asymmetric access
+//! state changed"), and the low-level driver's own notes of the aborts and resets
 //! the error handler asks of it (scsi_debug prints them with its noise options).
 
 use std::collections::HashMap;
@@ -152,6 +153,10 @@ pub fn classify(
         }
     } else if body.starts_with("Power-on or device reset occurred") {
         ScsiEventKind::ResetReported
+    } else if UNIT_ATTENTIONS.iter().any(|m| body.starts_with(m)) {
+        ScsiEventKind::UnitAttention {
+            message: body.to_string(),
+        }
     } else if let Some(kind) = lld_note(body) {
         kind
     } else if body.contains("I/O error, dev ") {
@@ -163,6 +168,17 @@ pub fn classify(
     };
     Some((subject, kind))
 }
+
+/// The unit attentions scsi_lib.c's `scsi_report_sense` names (besides power-on/reset).
+const UNIT_ATTENTIONS: &[&str] = &[
+    "Inquiry data has changed",
+    "LUN assignments on this target have changed",
+    "Capacity data has changed",
+    "Mode parameters changed",
+    "Asymmetric access state changed",
+    "Operating parameters on this target have changed",
+    "Warning! Received an indication that the LUN reached a thin provisioning soft threshold",
+];
 
 fn strip_disk_and_tag(mut body: &str) -> &str {
     if body.starts_with('[') {
@@ -268,6 +284,21 @@ mod tests {
             line("sd 0:0:0:0: Power-on or device reset occurred"),
             Some((dev, ScsiEventKind::ResetReported))
         );
+        // Seen in the guest: after an ALUA change on a LIO LUN, and a scsi_debug resize.
+        for text in [
+            "Asymmetric access state changed",
+            "Capacity data has changed",
+        ] {
+            assert_eq!(
+                line(&format!("sd 0:0:0:0: {text}")),
+                Some((
+                    dev,
+                    ScsiEventKind::UnitAttention {
+                        message: text.into()
+                    }
+                ))
+            );
+        }
     }
 
     #[test]

@@ -125,6 +125,11 @@ pub enum ScsiEventKind {
     },
     /// The device reported a power-on or reset unit attention.
     ResetReported,
+    /// Another unit attention the SCSI core reports by name ("Asymmetric access state
+    /// changed", "Capacity data has changed", ...).
+    UnitAttention {
+        message: String,
+    },
     /// The error handler gave up on the device ("Device offlined").
     DeviceOfflined,
     /// IO refused because the device is offline.
