@@ -141,11 +141,10 @@ pub fn classify(
         ScsiEventKind::CommandTimeout
     } else if body.starts_with("rejecting I/O to offline device") {
         ScsiEventKind::IoRejected
-    } else if let Some((_, result)) = body.split_once("Result: hostbyte=") {
+    } else if body.contains("Result: hostbyte=") {
         // "FAILED Result: ..." or, for a command the error handler finished, "UNKNOWN(0x2003)
         // Result: ..." (scsi_print_result names the disposition).
-        let result = &body[body.len() - result.len() - "hostbyte=".len()..];
-        let host_byte = field_hex(result, "hostbyte=");
+        let host_byte = field_hex(body, "hostbyte=");
         if host_byte == Some(0x03) {
             ScsiEventKind::CommandTimeout
         } else {
@@ -157,6 +156,8 @@ pub fn classify(
         ScsiEventKind::UnitAttention {
             message: body.to_string(),
         }
+    } else if let Some(kind) = eh_logging(body) {
+        kind
     } else if let Some(kind) = lld_note(body) {
         kind
     } else if body.contains("I/O error, dev ") {
@@ -192,6 +193,42 @@ fn strip_disk_and_tag(mut body: &str) -> &str {
         }
     }
     body
+}
+
+/// The error handler's own lines on a kernel built with `CONFIG_SCSI_LOGGING` and
+/// `logging_level` raised (scsi_error.c's format strings; the 6.1 guest kernel has none of them).
+fn eh_logging(body: &str) -> Option<ScsiEventKind> {
+    // "scsi_eh_0: Sending BDR sdev: 0x..." and the like start with the EH thread's name.
+    let body = match body.split_once(": ") {
+        Some((thread, rest)) if thread.starts_with("scsi_eh_") => rest,
+        _ => body,
+    };
+    let kind = if body.starts_with("abort scheduled") {
+        ScsiEventKind::AbortIssued
+    } else if body.starts_with("cmd abort success") {
+        ScsiEventKind::AbortSucceeded
+    } else if body.starts_with("cmd abort failed") {
+        ScsiEventKind::AbortFailed
+    } else if body.starts_with("Sending BDR") {
+        ScsiEventKind::Reset {
+            level: ResetLevel::Device,
+        }
+    } else if body.starts_with("Sending target reset") {
+        ScsiEventKind::Reset {
+            level: ResetLevel::Target,
+        }
+    } else if body.starts_with("Sending BRST") {
+        ScsiEventKind::Reset {
+            level: ResetLevel::Bus,
+        }
+    } else if body.starts_with("Sending SRST") {
+        ScsiEventKind::Reset {
+            level: ResetLevel::Host,
+        }
+    } else {
+        return None;
+    };
+    Some(kind)
 }
 
 /// What a low-level driver says it was asked to do (scsi_debug's `scsi_debug_abort: command
@@ -346,6 +383,36 @@ mod tests {
                 "{word}"
             );
         }
+    }
+
+    #[test]
+    fn the_scsi_logging_lines_of_a_kernel_that_has_them() {
+        let dev = Subject::Device(SDA);
+        assert_eq!(
+            line("sd 0:0:0:0: [sda] tag#7 abort scheduled"),
+            Some((dev, ScsiEventKind::AbortIssued))
+        );
+        assert_eq!(
+            line("sd 0:0:0:0: [sda] tag#7 cmd abort success"),
+            Some((dev, ScsiEventKind::AbortSucceeded))
+        );
+        assert_eq!(
+            line("sd 0:0:0:0: [sda] tag#7 cmd abort failed"),
+            Some((dev, ScsiEventKind::AbortFailed))
+        );
+        let r = parse_record(
+            b"6,30,100,-;scsi host0: scsi_eh_0: Sending BDR sdev: 0x00000000deadbeef\n",
+        )
+        .unwrap();
+        assert_eq!(
+            classify(&r, &blocks()),
+            Some((
+                Subject::Host(0),
+                ScsiEventKind::Reset {
+                    level: ResetLevel::Device
+                }
+            ))
+        );
     }
 
     #[test]

@@ -116,7 +116,8 @@ pub enum ScsiEventKind {
     },
     /// The error handler asked the driver to abort a command.
     AbortIssued,
-    /// The abort's outcome, where the kernel or driver says it.
+    /// The abort's outcome, where the kernel says it (only a kernel with
+    /// `CONFIG_SCSI_LOGGING` does; the 6.1 guest kernel does not).
     AbortSucceeded,
     AbortFailed,
     /// The error handler asked for a reset at this level.
