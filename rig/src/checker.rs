@@ -67,7 +67,7 @@ enum PendingIo {
 
 struct Pending<K> {
     key: K,
-    _io: PendingIo,
+    io: PendingIo,
     started: Instant,
     deadline: Instant,
     /// Already reported as timed out; its late completion is dropped.
@@ -183,7 +183,7 @@ impl<K: Clone> CheckerRing<K> {
             token,
             Pending {
                 key,
-                _io: PendingIo::Read {
+                io: PendingIo::Read {
                     _file: file,
                     _buf: buf,
                 },
@@ -207,7 +207,7 @@ impl<K: Clone> CheckerRing<K> {
         let stuck = self
             .pending
             .values()
-            .any(|p| p.timed_out && matches!(&p._io, PendingIo::Tur { device: d } if d == device));
+            .any(|p| p.timed_out && matches!(&p.io, PendingIo::Tur { device: d } if d == device));
         if stuck {
             self.immediate.push(Completed {
                 key,
@@ -266,7 +266,7 @@ impl<K: Clone> CheckerRing<K> {
             token,
             Pending {
                 key,
-                _io: PendingIo::Tur {
+                io: PendingIo::Tur {
                     device: device.to_path_buf(),
                 },
                 started,
@@ -330,7 +330,7 @@ impl<K> Drop for CheckerRing<K> {
         // Reads still in flight may write into their buffers after the ring is gone; leak them.
         // (A TUR's thread owns what it uses and ends by itself.)
         for (_, pending) in self.pending.drain() {
-            if let PendingIo::Read { .. } = pending._io {
+            if let PendingIo::Read { .. } = pending.io {
                 std::mem::forget(pending);
             }
         }
@@ -474,7 +474,7 @@ mod tests {
             7,
             Pending {
                 key: 7,
-                _io: PendingIo::Read {
+                io: PendingIo::Read {
                     _file: file,
                     _buf: buf,
                 },
