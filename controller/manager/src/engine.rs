@@ -504,15 +504,14 @@ impl Map {
         let here = PathRef { map: m, path: p };
         let checker = self.checker;
         self.paths[p].last_latency = latency;
-        if result == CheckResult::Pending {
-            // No new state: keep the path as it is and look again soon.
-            let at = now + crate::PENDING_RECHECK;
-            self.paths[p].check = CheckState::Due { at };
-            timers.set(Timer::Check(slot(m, p)), at);
-            return;
-        }
         match result {
-            CheckResult::Pending => unreachable!("handled above"),
+            CheckResult::Pending => {
+                // No new state: keep the path as it is (and its interval) and look again soon.
+                let at = now + crate::PENDING_RECHECK;
+                self.paths[p].check = CheckState::Due { at };
+                timers.set(Timer::Check(slot(m, p)), at);
+                return;
+            }
             CheckResult::Down { .. } | CheckResult::TimedOut => {
                 let (detail, fail_reason) = match result {
                     CheckResult::Down { detail } => {
