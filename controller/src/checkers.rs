@@ -40,6 +40,7 @@ pub trait PathChecker {
 pub fn checker_for(kind: CheckerKind) -> Box<dyn PathChecker> {
     match kind {
         CheckerKind::Directio => Box::new(Directio),
+        CheckerKind::Tur => Box::new(Tur),
         CheckerKind::None => Box::new(NoChecker),
     }
 }
@@ -65,6 +66,27 @@ impl PathChecker for Directio {
     }
 }
 
+/// `tur`: a SCSI TEST UNIT READY through `SG_IO` on the path's node, on a worker thread of the
+/// ring (multipath-tools' `libmultipath/checkers/tur.c`; see [`rig::checker::tur`]).
+pub struct Tur;
+
+impl PathChecker for Tur {
+    fn name(&self) -> &'static str {
+        "tur"
+    }
+
+    fn start(
+        &self,
+        ring: &mut CheckerRing<IoKey>,
+        key: IoKey,
+        node: &Path,
+        timeout: Duration,
+    ) -> Started {
+        ring.start_tur(key, node, timeout);
+        Started::OnRing
+    }
+}
+
 /// `none`: every path counts as up. The core answers for it and never asks for a check; should
 /// it ask, the answer is the same.
 pub struct NoChecker;
@@ -86,6 +108,7 @@ mod tests {
     #[test]
     fn each_value_is_registered_with_its_own_implementation() {
         assert_eq!(checker_for(CheckerKind::Directio).name(), "directio");
+        assert_eq!(checker_for(CheckerKind::Tur).name(), "tur");
         assert_eq!(checker_for(CheckerKind::None).name(), "none");
     }
 
@@ -99,6 +122,25 @@ mod tests {
         let started = NoChecker.start(&mut ring, key, Path::new("/nonexistent"), Duration::ZERO);
         assert_eq!(started, Started::Answered(CheckOutcome::Up));
         assert_eq!(ring.in_flight(), 0);
+    }
+
+    #[test]
+    fn tur_runs_on_the_ring() {
+        let Ok(mut ring) = CheckerRing::<IoKey>::new(8) else {
+            eprintln!("no io_uring here; skipping");
+            return;
+        };
+        let key = IoKey::Sample(path_manager::PathRef { map: 0, path: 0 });
+        let node = Path::new("/nonexistent-scsi-device");
+        let started = Tur.start(&mut ring, key, node, Duration::from_secs(1));
+        assert_eq!(started, Started::OnRing);
+        let done = ring.collect(std::time::Instant::now());
+        assert_eq!(
+            done[0].outcome,
+            CheckOutcome::Down {
+                errno: libc::ENOENT
+            }
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use std::os::fd::AsRawFd;
 
 use faults::{LegId, MapId, Scenario};
+use rig::checker::tur::{TurOutcome, TurVerdict};
 use rig::checker::{CheckOutcome, CheckerRing};
 use rig::dm::mpath_status::{KernelPathState, MultipathStatus};
 use rig::dm::multipath::Selector;
@@ -241,6 +242,8 @@ impl Driver {
                             detail: format!("{}", nix::errno::Errno::from_raw(errno)),
                         },
                         CheckOutcome::TimedOut => SampleOutcome::TimedOut,
+                        // Samples are reads; a TUR answer here would be a driver bug.
+                        CheckOutcome::Tur(o) => SampleOutcome::Error { detail: o.detail() },
                     };
                     let input = Input::SampleResult {
                         path,
@@ -302,6 +305,7 @@ impl Driver {
                 )
             }
             CheckOutcome::TimedOut => (CheckResult::TimedOut, CheckerVerdict::TimedOut),
+            CheckOutcome::Tur(outcome) => tur_result(&outcome),
         };
         log.record(EventKind::CheckerResult {
             dm_name: map.dm_name.clone(),
@@ -459,5 +463,86 @@ impl Driver {
             unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
             let _ = self.checker.collect(Instant::now());
         }
+    }
+}
+
+/// A `tur` check's answer for the core and for the event log. The verdicts map as multipathd
+/// maps its tur checker's: up, ghost (standby) and pending (ALUA transition) keep their own
+/// meaning; disconnected (LUN unmapped), no SG_IO and every other failure count as down.
+fn tur_result(outcome: &TurOutcome) -> (CheckResult, CheckerVerdict) {
+    let cause = || outcome.cause().unwrap_or_else(|| "failed".into());
+    let (result, state) = match outcome.verdict {
+        TurVerdict::Up => (CheckResult::Up, "up"),
+        TurVerdict::Ghost => (CheckResult::Ghost, "ghost"),
+        TurVerdict::Transitioning => (CheckResult::Pending, "pending"),
+        TurVerdict::Down | TurVerdict::Disconnected | TurVerdict::Unsupported => {
+            (CheckResult::Down { detail: cause() }, "down")
+        }
+    };
+    let verdict = CheckerVerdict::Scsi {
+        state: state.into(),
+        detail: outcome.detail(),
+        attempts: outcome.attempts,
+        reply: outcome.reply.clone().ok(),
+    };
+    (result, verdict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rig::checker::tur::ScsiReply;
+
+    fn outcome(verdict: TurVerdict, reply: Result<ScsiReply, i32>) -> TurOutcome {
+        TurOutcome {
+            verdict,
+            reply,
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn tur_verdicts_map_to_the_cores_results() {
+        let (up, _) = tur_result(&outcome(TurVerdict::Up, Ok(ScsiReply::good())));
+        assert_eq!(up, CheckResult::Up);
+        let standby = ScsiReply::check_condition(2, 4, 0x0b);
+        let (ghost, verdict) = tur_result(&outcome(TurVerdict::Ghost, Ok(standby.clone())));
+        assert_eq!(ghost, CheckResult::Ghost);
+        assert_eq!(
+            verdict,
+            CheckerVerdict::Scsi {
+                state: "ghost".into(),
+                detail: "ghost: NOT READY 04/0b".into(),
+                attempts: 1,
+                reply: Some(standby),
+            }
+        );
+        let transition = ScsiReply::check_condition(2, 4, 0x0a);
+        let (pending, _) = tur_result(&outcome(TurVerdict::Transitioning, Ok(transition)));
+        assert_eq!(pending, CheckResult::Pending);
+        let stopped = ScsiReply::check_condition(2, 4, 2);
+        let (down, _) = tur_result(&outcome(TurVerdict::Down, Ok(stopped)));
+        assert_eq!(
+            down,
+            CheckResult::Down {
+                detail: "NOT READY 04/02".into()
+            }
+        );
+        let unmapped = ScsiReply::check_condition(5, 0x25, 0);
+        let (down, _) = tur_result(&outcome(TurVerdict::Disconnected, Ok(unmapped)));
+        assert_eq!(
+            down,
+            CheckResult::Down {
+                detail: "ILLEGAL REQUEST 25/00".into()
+            }
+        );
+        let (down, verdict) = tur_result(&outcome(TurVerdict::Unsupported, Err(libc::ENOTTY)));
+        assert_eq!(
+            down,
+            CheckResult::Down {
+                detail: "ENOTTY".into()
+            }
+        );
+        assert!(matches!(verdict, CheckerVerdict::Scsi { reply: None, .. }));
     }
 }

@@ -82,7 +82,7 @@
 //! [manager]                               # optional: the path manager
 //! kind = "embedded"                       # default; or "none": no path manager, bare kernel
 //! # multipath.conf keywords, same names, at the level of a `defaults` section:
-//! path_checker = "directio"               # or "none"
+//! path_checker = "directio"               # or "tur", "none"
 //! polling_interval = 1                    # seconds, or a duration "500ms"; >= 100ms
 //! max_polling_interval = 4                # >= polling_interval; default 4 × polling_interval
 //! checker_timeout = 2                     # >= 1s

@@ -1,11 +1,22 @@
-//! The IO of the `directio` path checker: an O_DIRECT read of one 4 KiB block at offset 0 of a
-//! path device, through io_uring, bounded by a timeout.
+//! The IO of the path checkers: `directio`, an O_DIRECT read of one 4 KiB block at offset 0 of a
+//! path device through io_uring, and `tur`, a SCSI TEST UNIT READY through `SG_IO` ([`tur`]),
+//! each bounded by a timeout.
 //!
 //! Many checks run at once on one ring; the caller polls [`CheckerRing::event_fd`] together with
 //! its other event sources and calls [`CheckerRing::collect`] when it is readable or when
 //! [`CheckerRing::next_deadline`] has passed. A check that outlives its timeout is reported as
 //! timed out once; the read itself cannot be cancelled in a block device, so its buffer and file
 //! are kept until the kernel completes it (or leaked if the ring goes away first).
+//!
+//! `SG_IO` is a blocking ioctl with no io_uring form in 6.1, so each `tur` check runs on a worker
+//! thread of its own that posts its outcome and signals the ring's eventfd: a TUR the target
+//! never answers holds only its thread (until the kernel's own command timeout — the same
+//! `timeout`, passed in the sg header — and error handling end it), never the caller or the
+//! other checks. The sg driver's asynchronous write/read interface would avoid the threads, but
+//! it needs the `sg` module and the /dev/sgN of each path; a thread works on the path's own node,
+//! as multipathd's tur checker does.
+
+pub mod tur;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -13,6 +24,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types, IoUring};
@@ -32,6 +44,8 @@ pub enum CheckOutcome {
     Down { errno: i32 },
     /// No completion within the timeout.
     TimedOut,
+    /// A `tur` check's answer: its verdict, the SCSI reply behind it and how many TURs it took.
+    Tur(tur::TurOutcome),
 }
 
 /// A finished check.
@@ -43,11 +57,17 @@ pub struct Completed<K> {
     pub latency: Duration,
 }
 
+/// What a pending check holds until the kernel is done with it.
+enum PendingIo {
+    /// A read on the ring: the file and buffer must live until the kernel completes it.
+    Read { _file: File, _buf: Box<Block> },
+    /// A TUR on a worker thread, which owns its file; the node it checks.
+    Tur { device: std::path::PathBuf },
+}
+
 struct Pending<K> {
     key: K,
-    // Both must live until the kernel completes the read.
-    _file: File,
-    _buf: Box<Block>,
+    io: PendingIo,
     started: Instant,
     deadline: Instant,
     /// Already reported as timed out; its late completion is dropped.
@@ -60,6 +80,8 @@ pub struct CheckerRing<K> {
     pending: HashMap<u64, Pending<K>>,
     /// Checks that failed before reaching the kernel (e.g. open failed), reported at next collect.
     immediate: Vec<Completed<K>>,
+    /// Outcomes the TUR worker threads posted, by token.
+    tur_done: Arc<Mutex<Vec<(u64, tur::TurOutcome)>>>,
     next_token: u64,
 }
 
@@ -80,6 +102,7 @@ impl<K: Clone> CheckerRing<K> {
             eventfd,
             pending: HashMap::new(),
             immediate: Vec::new(),
+            tur_done: Arc::new(Mutex::new(Vec::new())),
             next_token: 1,
         })
     }
@@ -160,8 +183,92 @@ impl<K: Clone> CheckerRing<K> {
             token,
             Pending {
                 key,
-                _file: file,
-                _buf: buf,
+                io: PendingIo::Read {
+                    _file: file,
+                    _buf: buf,
+                },
+                started,
+                deadline: started + timeout,
+                timed_out: false,
+            },
+        );
+    }
+
+    /// Starts a `tur` check of `device`: TEST UNIT READY through `SG_IO` (retried as
+    /// [`tur::run_tur`] does) on a worker thread, bounded by `timeout` both in the kernel (the sg
+    /// header's timeout, per TUR) and here (the whole check: reported [`CheckOutcome::TimedOut`]
+    /// once `timeout` has passed, its late answer dropped).
+    ///
+    /// While an earlier TUR of the same node is still stuck in the kernel past its timeout, a
+    /// new check answers [`CheckOutcome::TimedOut`] at once instead of piling up another thread
+    /// (multipathd's tur checker does the same: "tur thread not responding" is a timeout).
+    pub fn start_tur(&mut self, key: K, device: &Path, timeout: Duration) {
+        let started = Instant::now();
+        let stuck = self
+            .pending
+            .values()
+            .any(|p| p.timed_out && matches!(&p.io, PendingIo::Tur { device: d } if d == device));
+        if stuck {
+            self.immediate.push(Completed {
+                key,
+                outcome: CheckOutcome::TimedOut,
+                latency: Duration::ZERO,
+            });
+            return;
+        }
+        // O_NONBLOCK: open a unit that is not ready without waiting on it (as sg3_utils does).
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(device)
+        {
+            Ok(f) => f,
+            Err(err) => {
+                self.immediate.push(Completed {
+                    key,
+                    outcome: CheckOutcome::Down {
+                        errno: err.raw_os_error().unwrap_or(libc::EIO),
+                    },
+                    latency: started.elapsed(),
+                });
+                return;
+            }
+        };
+        let token = self.next_token;
+        self.next_token += 1;
+        let signal = self.eventfd.try_clone();
+        let done = Arc::clone(&self.tur_done);
+        let spawned = signal.and_then(|signal| {
+            std::thread::Builder::new()
+                .name("pathrig-tur".into())
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    let outcome = tur::run_tur(&file, timeout);
+                    if let Ok(mut done) = done.lock() {
+                        done.push((token, outcome));
+                    }
+                    let one = 1u64.to_ne_bytes();
+                    // SAFETY: writing 8 bytes to an eventfd this thread owns a duplicate of.
+                    unsafe { libc::write(signal.as_raw_fd(), one.as_ptr().cast(), 8) };
+                })
+        });
+        if spawned.is_err() {
+            self.immediate.push(Completed {
+                key,
+                outcome: CheckOutcome::Down {
+                    errno: libc::EAGAIN,
+                },
+                latency: started.elapsed(),
+            });
+            return;
+        }
+        self.pending.insert(
+            token,
+            Pending {
+                key,
+                io: PendingIo::Tur {
+                    device: device.to_path_buf(),
+                },
                 started,
                 deadline: started + timeout,
                 timed_out: false,
@@ -176,18 +283,8 @@ impl<K: Clone> CheckerRing<K> {
         // SAFETY: reading 8 bytes into an 8-byte buffer.
         let _ = unsafe { libc::read(self.eventfd.as_raw_fd(), counter.as_mut_ptr().cast(), 8) };
         let mut done = std::mem::take(&mut self.immediate);
-        let finished: Vec<(u64, i32)> = self
-            .ring
-            .completion()
-            .map(|c| (c.user_data(), c.result()))
-            .collect();
-        for (token, result) in finished {
-            let Some(pending) = self.pending.remove(&token) else {
-                continue;
-            };
-            if pending.timed_out {
-                continue;
-            }
+        let reads = self.ring.completion().map(|c| {
+            let result = c.result();
             let outcome = if result == CHECK_SIZE as i32 {
                 CheckOutcome::Up
             } else if result < 0 {
@@ -195,6 +292,19 @@ impl<K: Clone> CheckerRing<K> {
             } else {
                 CheckOutcome::Down { errno: libc::EIO }
             };
+            (c.user_data(), outcome)
+        });
+        let mut finished: Vec<(u64, CheckOutcome)> = reads.collect();
+        if let Ok(mut turs) = self.tur_done.lock() {
+            finished.extend(turs.drain(..).map(|(t, o)| (t, CheckOutcome::Tur(o))));
+        }
+        for (token, outcome) in finished {
+            let Some(pending) = self.pending.remove(&token) else {
+                continue;
+            };
+            if pending.timed_out {
+                continue;
+            }
             done.push(Completed {
                 key: pending.key,
                 outcome,
@@ -218,8 +328,11 @@ impl<K: Clone> CheckerRing<K> {
 impl<K> Drop for CheckerRing<K> {
     fn drop(&mut self) {
         // Reads still in flight may write into their buffers after the ring is gone; leak them.
+        // (A TUR's thread owns what it uses and ends by itself.)
         for (_, pending) in self.pending.drain() {
-            std::mem::forget(pending);
+            if let PendingIo::Read { .. } = pending.io {
+                std::mem::forget(pending);
+            }
         }
     }
 }
@@ -286,6 +399,34 @@ mod tests {
     }
 
     #[test]
+    fn tur_checks_answer_through_the_ring() {
+        // A regular file takes no SG_IO: the worker's answer comes back as a Tur outcome.
+        let dir = std::env::temp_dir().join(format!("pathrig-checker-tur-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("not-scsi");
+        std::fs::write(&file, b"x").unwrap();
+        let mut ring = CheckerRing::new(4).unwrap();
+        ring.start_tur("file", &file, Duration::from_secs(2));
+        ring.start_tur("missing", &dir.join("nope"), Duration::from_secs(2));
+        let mut results = wait_for(&mut ring, 2);
+        results.sort_by_key(|c| c.key);
+        assert_eq!(results.len(), 2);
+        let CheckOutcome::Tur(outcome) = &results[0].outcome else {
+            panic!("not a tur outcome: {:?}", results[0]);
+        };
+        assert_eq!(outcome.verdict, tur::TurVerdict::Unsupported);
+        assert_eq!(outcome.reply, Err(libc::ENOTTY));
+        assert_eq!(
+            results[1].outcome,
+            CheckOutcome::Down {
+                errno: libc::ENOENT
+            }
+        );
+        assert_eq!(ring.in_flight(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_short_read_is_down() {
         let dir =
             std::env::temp_dir().join(format!("pathrig-checker-short-{}", std::process::id()));
@@ -333,8 +474,10 @@ mod tests {
             7,
             Pending {
                 key: 7,
-                _file: file,
-                _buf: buf,
+                io: PendingIo::Read {
+                    _file: file,
+                    _buf: buf,
+                },
                 started,
                 deadline: started + Duration::from_millis(200),
                 timed_out: false,

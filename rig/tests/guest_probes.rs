@@ -7,9 +7,27 @@ use std::time::Duration;
 use rig::guest::init::GuestEnv;
 use rig::guest::probe::{self, ProbeFn};
 
+#[path = "probes/scsi_debug.rs"]
+mod scsi_debug;
+#[path = "probes/scsi_watch.rs"]
+mod scsi_watch;
+#[path = "probes/tur.rs"]
+mod tur;
+#[path = "probes/tur_alua.rs"]
+mod tur_alua;
+
 /// Every probe: (name, what runs in the guest, what the host then checks).
 type HostCheck = fn(&serde_json::Value) -> Result<(), String>;
-const PROBES: &[(&str, ProbeFn, HostCheck)] = &[("guest-basics", guest_basics, check_guest_basics)];
+const PROBES: &[(&str, ProbeFn, HostCheck)] = &[
+    ("guest-basics", guest_basics, check_guest_basics),
+    ("tur-checker", tur::tur_checker, tur::check_tur_checker),
+    ("tur-alua", tur_alua::tur_alua, tur_alua::check_tur_alua),
+    (
+        "scsi-watch",
+        scsi_watch::scsi_watch,
+        scsi_watch::check_scsi_watch,
+    ),
+];
 
 /// The harness itself: the guest loads a module and reports its kernel release.
 fn guest_basics(env: &GuestEnv) -> Result<serde_json::Value, String> {

@@ -171,7 +171,7 @@ impl Core {
                     .map(|(p, ps)| {
                         let (state, first) = match checker {
                             PathChecker::None => (PathState::Up { since: now }, now + polling),
-                            PathChecker::Directio => (PathState::Unchecked, now),
+                            PathChecker::Directio | PathChecker::Tur => (PathState::Unchecked, now),
                         };
                         timers.set(Timer::Check(slot(m, p)), first);
                         let group = group_of[p].unwrap_or_else(|| {
@@ -420,7 +420,7 @@ impl Core {
                     let mp = &mut self.maps[m];
                     mp.paths[p].check = CheckState::Running { since: at };
                     match mp.checker {
-                        PathChecker::Directio => out.push(Action::RunChecker {
+                        PathChecker::Directio | PathChecker::Tur => out.push(Action::RunChecker {
                             path: PathRef { map: m, path: p },
                         }),
                         PathChecker::None => {
@@ -500,6 +500,13 @@ impl Map {
         let checker = self.checker;
         self.paths[p].last_latency = latency;
         match result {
+            CheckResult::Pending => {
+                // No new state: keep the path as it is (and its interval) and look again soon.
+                let at = now + crate::PENDING_RECHECK;
+                self.paths[p].check = CheckState::Due { at };
+                timers.set(Timer::Check(slot(m, p)), at);
+                return;
+            }
             CheckResult::Down { .. } | CheckResult::TimedOut => {
                 let (detail, fail_reason) = match result {
                     CheckResult::Down { detail } => {
@@ -560,7 +567,8 @@ impl Map {
                     self.scratch.dirty = true;
                 }
             }
-            CheckResult::Up => {
+            // A standby (ghost) path is usable: the same rules as up.
+            CheckResult::Up | CheckResult::Ghost => {
                 let path = &self.paths[p];
                 let down_since = match path.state {
                     PathState::Down { since, .. } => Some(since),

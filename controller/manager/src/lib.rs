@@ -199,7 +199,18 @@ pub enum CheckResult {
     },
     /// No answer within `checker_timeout`: counts as down.
     TimedOut,
+    /// Usable, but its target port is in standby (`tur`: NOT READY 04/0B). Treated as up, as
+    /// multipathd treats PATH_GHOST: never failed for it, reinstated when the kernel had failed
+    /// it. (multipathd also holds back that reinstate while no path of the map is active and
+    /// the array does implicit ALUA only; the core knows no ALUA modes.)
+    Ghost,
+    /// No new state yet (`tur`: NOT READY 04/0A, an ALUA transition): the path keeps its state
+    /// and is checked again [`PENDING_RECHECK`] later, as multipathd does with PATH_PENDING.
+    Pending,
 }
+
+/// When a check answered [`CheckResult::Pending`] runs again (multipathd's next tick).
+pub const PENDING_RECHECK: Duration = Duration::from_secs(1);
 
 /// What the core asks the driver to do. Every action that is not a checker run carries the
 /// [`Reason`] for it.

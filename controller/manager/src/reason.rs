@@ -332,6 +332,7 @@ fn verdict(
 fn checker_name(c: PathChecker) -> &'static str {
     match c {
         PathChecker::Directio => "directio",
+        PathChecker::Tur => "tur",
         PathChecker::None => "none",
     }
 }

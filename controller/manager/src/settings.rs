@@ -71,6 +71,9 @@ impl<T> Setting<T> {
 pub enum PathChecker {
     /// An O_DIRECT read of one block at offset 0, bounded by `checker_timeout`.
     Directio,
+    /// A SCSI TEST UNIT READY through SG_IO, bounded by `checker_timeout`: up, down, or ghost
+    /// (NOT READY, target port in standby), as multipath-tools' `tur` checker.
+    Tur,
     /// No checking: paths are always considered up by the checker.
     None,
 }

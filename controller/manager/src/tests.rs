@@ -97,6 +97,62 @@ fn checker_up_reinstates_a_path_the_kernel_failed_at_a_prompt_recheck() {
 }
 
 #[test]
+fn a_ghost_path_is_never_failed_and_checked_like_an_up_one() {
+    let mut sim = Sim::one(failover(settings(|s| {
+        s.path_checker = Setting::builtin(PathChecker::Tur);
+    })));
+    sim.at(0.5).answer(A, CheckResult::Ghost);
+    sim.at(20.0);
+    assert!(sim.times(any_fail).is_empty(), "{}", sim.dump());
+    // Usable: its checks back off as an up path's do (0, 1, 3, 7, 11, 15, 19).
+    assert_eq!(
+        sim.times(checks(A)),
+        ts(&[0.0, 1.0, 3.0, 7.0, 11.0, 15.0, 19.0]),
+        "{}",
+        sim.dump()
+    );
+    assert!(matches!(sim.core.path_state(A), PathState::Up { .. }));
+}
+
+#[test]
+fn a_down_path_found_ghost_is_reinstated() {
+    let mut sim = Sim::one(failover(settings(|s| {
+        s.path_checker = Setting::builtin(PathChecker::Tur);
+    })));
+    sim.at(2.5).answer(A, down());
+    sim.at(5.5).answer(A, CheckResult::Ghost);
+    sim.at(30.0);
+    assert_eq!(sim.times(fails(A)), ts(&[3.01]), "{}", sim.dump());
+    assert_eq!(sim.times(reinstates(A)), ts(&[6.01]), "{}", sim.dump());
+    assert_eq!(
+        sim.reasons(reinstates(A)),
+        ["checker tur: up again after 3s down"]
+    );
+}
+
+#[test]
+fn a_pending_answer_keeps_the_state_and_rechecks_after_a_second() {
+    let mut sim = Sim::one(failover(settings(|s| {
+        s.path_checker = Setting::builtin(PathChecker::Tur);
+    })));
+    // a is up (checked at 0, 1, 3); at 7 and 8 it is transitioning, then up again.
+    sim.at(6.5).answer(A, CheckResult::Pending);
+    sim.at(8.5).answer(A, CheckResult::Up);
+    sim.at(20.0);
+    assert!(sim.times(any_fail).is_empty(), "{}", sim.dump());
+    assert!(sim.times(reinstates(A)).is_empty(), "{}", sim.dump());
+    // 7 and 8 pending (each recheck 1 s after its answer), 9 up; then every
+    // max_polling_interval (4 s) again, as before.
+    assert_eq!(
+        in_window(sim.times(checks(A)), 6.5, 20.0),
+        ts(&[7.0, 8.01, 9.02, 13.02, 17.02]),
+        "{}",
+        sim.dump()
+    );
+    assert!(matches!(sim.core.path_state(A), PathState::Up { .. }));
+}
+
+#[test]
 fn a_down_path_that_comes_back_is_reinstated_once() {
     let mut sim = Sim::one(failover(settings(|_| {})));
     sim.at(2.5).answer(A, down());

@@ -17,6 +17,7 @@ use super::Reason;
 fn checker(c: &PathChecker) -> &'static str {
     match c {
         PathChecker::Directio => "directio",
+        PathChecker::Tur => "tur",
         PathChecker::None => "none",
     }
 }

@@ -188,8 +188,18 @@ pub enum IoDirection {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum CheckerVerdict {
     Up,
-    Down { errno: String },
+    Down {
+        errno: String,
+    },
     TimedOut,
+    /// A `tur` check: its state (up, ghost, pending, down), a short text of it and the SCSI
+    /// reply behind it (none when the SG_IO ioctl itself failed).
+    Scsi {
+        state: String,
+        detail: String,
+        attempts: u32,
+        reply: Option<rig::checker::tur::ScsiReply>,
+    },
 }
 
 /// What happened. Each variant names its subject (map, leg or device) and carries its details

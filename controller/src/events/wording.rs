@@ -115,6 +115,7 @@ impl EventKind {
                     CheckerVerdict::Up => "up".to_string(),
                     CheckerVerdict::Down { errno } => format!("down ({errno})"),
                     CheckerVerdict::TimedOut => "timed out".to_string(),
+                    CheckerVerdict::Scsi { detail, .. } => detail.clone(),
                 };
                 format!("{dm_name}: checker on {node}: {verdict} in {latency_ms:.1} ms")
             }

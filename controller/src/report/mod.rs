@@ -238,6 +238,7 @@ pub fn settings_rows(s: &ManagerSettings) -> Vec<SettingReport> {
             "path_checker",
             match s.path_checker.value {
                 PathChecker::Directio => "directio".into(),
+                PathChecker::Tur => "tur".into(),
                 PathChecker::None => "none".into(),
             },
             &s.path_checker.origin,

@@ -527,7 +527,7 @@ impl KwDef {
     /// What the keyword takes, for messages.
     pub fn expects(&self) -> String {
         match self.form {
-            Form::Checker => "\"directio\" or \"none\"".into(),
+            Form::Checker => "\"directio\", \"tur\" or \"none\"".into(),
             Form::Duration(min) => format!(
                 "a number of seconds or a duration string like \"500ms\", at least {}",
                 format_duration(min)
@@ -585,11 +585,12 @@ impl KwDef {
         match self.form {
             Form::Checker => match raw {
                 Raw::Str("directio") => Ok(Val::Checker(PathChecker::Directio)),
+                Raw::Str("tur") => Ok(Val::Checker(PathChecker::Tur)),
                 Raw::Str("none") => Ok(Val::Checker(PathChecker::None)),
                 Raw::Str(s) => Err(self.unknown_word(
                     s,
-                    &["directio", "none"],
-                    " (pathrig's legs are device-mapper devices; only these checkers are implemented)",
+                    &["directio", "tur", "none"],
+                    " (only these checkers are implemented; tur needs SCSI legs)",
                 )),
                 Raw::Int(_) => Err(self.wrong_type("a number")),
                 Raw::Other(_) | Raw::Float(_) => Err(self.wrong_type(raw.found())),
@@ -901,10 +902,14 @@ mod tests {
         assert_eq!(e.help, "use at least 100ms");
         let e = read("checker_timeout", Raw::Int(0)).unwrap_err();
         assert_eq!(e.help, "use at least 1s");
-        let e = read("path_checker", Raw::Str("tur")).unwrap_err();
-        assert_eq!(e.message, "unknown path_checker \"tur\"");
+        assert_eq!(
+            read("path_checker", Raw::Str("tur")),
+            Ok(Val::Checker(PathChecker::Tur))
+        );
+        let e = read("path_checker", Raw::Str("emc_clariion")).unwrap_err();
+        assert_eq!(e.message, "unknown path_checker \"emc_clariion\"");
         assert!(
-            e.help.starts_with("valid values are: directio, none"),
+            e.help.starts_with("valid values are: directio, tur, none"),
             "{}",
             e.help
         );

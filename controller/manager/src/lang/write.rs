@@ -109,6 +109,7 @@ pub fn write_conf(maps: &[(String, ManagerSettings)], dialect: Dialect) -> Writt
     if let Some((_, s)) = maps.first() {
         let checker = match s.path_checker.value {
             PathChecker::Directio => "directio",
+            PathChecker::Tur => "tur",
             PathChecker::None => "none",
         };
         out.line(1, "path_checker", checker);

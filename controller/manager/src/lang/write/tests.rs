@@ -108,6 +108,24 @@ fn pathrig_dialect_round_trips() {
 }
 
 #[test]
+fn the_tur_checker_round_trips_in_both_dialects() {
+    let tur = ManagerSettings {
+        path_checker: Setting::builtin(PathChecker::Tur),
+        ..ManagerSettings::default()
+    };
+    let maps = vec![("m".to_string(), tur.clone())];
+    for dialect in [Dialect::Pathrig, Dialect::Multipathd] {
+        let written = write_conf(&maps, dialect);
+        assert!(
+            written.text.contains("\tpath_checker tur\n"),
+            "{}",
+            written.text
+        );
+        assert_eq!(read(&written.text, &maps), [values(&tur)]);
+    }
+}
+
+#[test]
 fn builtin_settings_round_trip_in_both_dialects() {
     let maps = vec![("m".to_string(), ManagerSettings::default())];
     for dialect in [Dialect::Pathrig, Dialect::Multipathd] {
