@@ -9,7 +9,29 @@ use rig::guest::probe::{self, ProbeFn};
 
 /// Every probe: (name, what runs in the guest, what the host then checks).
 type HostCheck = fn(&serde_json::Value) -> Result<(), String>;
-const PROBES: &[(&str, ProbeFn, HostCheck)] = &[("guest-basics", guest_basics, check_guest_basics)];
+const PROBES: &[(&str, ProbeFn, HostCheck)] = &[
+    ("guest-basics", guest_basics, check_guest_basics),
+    ("scsi-array-basics", scsi_array::basics, scsi_array::check_basics),
+    (
+        "scsi-array-check-condition",
+        scsi_array::check_condition,
+        scsi_array::check_check_condition,
+    ),
+    ("scsi-array-freeze", scsi_array::freeze, scsi_array::check_freeze),
+    (
+        "scsi-array-port-offline",
+        scsi_array::port_offline,
+        scsi_array::check_port_offline,
+    ),
+    (
+        "scsi-array-throughput",
+        scsi_array::throughput,
+        scsi_array::check_throughput,
+    ),
+];
+
+#[path = "probes/scsi_array.rs"]
+mod scsi_array;
 
 /// The harness itself: the guest loads a module and reports its kernel release.
 fn guest_basics(env: &GuestEnv) -> Result<serde_json::Value, String> {
