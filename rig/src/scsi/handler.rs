@@ -207,12 +207,55 @@ struct Delayed {
     fail: Option<Failure>,
 }
 
+/// The LUN's backing file mapped shared into the handler, so that reads and writes are a
+/// memcpy between it and the command's buffers instead of a system call each. All paths of a
+/// LUN map the same file: they share its page cache, as `pread`/`pwrite` would.
+pub struct BackingMap {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// Only the handler thread touches the mapping; the kernel keeps it coherent with the file.
+unsafe impl Send for BackingMap {}
+
+impl BackingMap {
+    /// Maps `len` bytes of `file` (which must be at least that long) read-write, shared.
+    pub fn new(file: &File, len: u64) -> std::io::Result<BackingMap> {
+        let len = usize::try_from(len).map_err(std::io::Error::other)?;
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(BackingMap {
+            ptr: ptr as *mut u8,
+            len,
+        })
+    }
+}
+
+impl Drop for BackingMap {
+    fn drop(&mut self) {
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
+    }
+}
+
 /// Everything one handler thread owns.
 pub struct Handler {
     pub shared: Arc<PathShared>,
     pub ring: Ring,
     pub uio: File,
     pub backing: File,
+    /// When the backing file could be mapped: IO by memcpy (else `preadv`/`pwritev`).
+    pub backing_map: Option<BackingMap>,
     pub identity: Identity,
     pub seed: u64,
     rules: Vec<ScsiRule>,
@@ -245,6 +288,7 @@ impl Handler {
             ring,
             uio,
             backing,
+            backing_map: None,
             identity,
             seed,
             rules: Vec::new(),
@@ -550,6 +594,33 @@ impl Handler {
     /// One `preadv`/`pwritev` between the backing file at `offset` and the command's buffers
     /// (at most `want` bytes). A read past the backing file's end returns zeros.
     fn transfer(&self, cmd: &Command, offset: u64, want: usize, write: bool) -> std::io::Result<()> {
+        if let Some(map) = &self.backing_map {
+            if offset.saturating_add(want as u64) <= map.len as u64 {
+                let mut at = offset as usize;
+                let mut left = want;
+                for iov in &cmd.iovs {
+                    if left == 0 {
+                        break;
+                    }
+                    let ptr = self
+                        .ring
+                        .data_ptr(*iov)
+                        .ok_or_else(|| std::io::Error::other("iov outside the shared map"))?;
+                    let n = iov.len.min(left);
+                    // SAFETY: both ranges are inside their mappings (checked above).
+                    unsafe {
+                        if write {
+                            std::ptr::copy_nonoverlapping(ptr, map.ptr.add(at), n);
+                        } else {
+                            std::ptr::copy_nonoverlapping(map.ptr.add(at), ptr, n);
+                        }
+                    }
+                    at += n;
+                    left -= n;
+                }
+                return Ok(());
+            }
+        }
         let mut iovecs = Vec::with_capacity(cmd.iovs.len());
         let mut left = want;
         for iov in &cmd.iovs {

@@ -448,7 +448,9 @@ fn build_into(spec: &ArraySpec, run_tag: &str, built: &mut Built) -> Result<Buil
             relative_port,
         };
         let seed = spec.seed ^ rules::name_hash(&p.name);
-        let h = handler::Handler::new(shared.clone(), ring, uio, backing, identity, seed);
+        let backing_map = handler::BackingMap::new(&backing, lun.size_bytes).ok();
+        let mut h = handler::Handler::new(shared.clone(), ring, uio, backing, identity, seed);
+        h.backing_map = backing_map;
         let thread = handler::spawn(h).map_err(RigError::io("spawn handler for", &dir))?;
         built.handlers.push((shared.clone(), thread, mapping));
         shared_paths.push(shared);
