@@ -28,6 +28,7 @@ const PROBES: &[(&str, ProbeFn, HostCheck)] = &[
         scsi_array::throughput,
         scsi_array::check_throughput,
     ),
+    ("scsi-array-cleanup", scsi_array::cleanup, scsi_array::check_cleanup),
 ];
 
 #[path = "probes/scsi_array.rs"]

@@ -509,3 +509,79 @@ pub fn check_throughput(v: &Value) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// 6. Cleanup after a run that died: an array left behind (its handlers still running) is
+/// found and removed; foreign LIO objects — including a WWN with pathrig's prefix whose LUN
+/// links to a backstore that is not pathrig's — are left alone.
+pub fn cleanup(env: &GuestEnv) -> Result<Value, String> {
+    use rig::scsi::lio;
+    let dir = setup(env)?;
+    let array = one_path_array(&dir, "probe6", None)?;
+    let disk = array.path(0).disk.clone();
+    // The run "dies": nothing of the array is torn down.
+    std::mem::forget(array);
+    // Foreign objects: a fileio backstore, a WWN of someone else's, and one with our prefix
+    // but a LUN on the foreign backstore.
+    let core = Path::new(lio::TARGET).join("core");
+    // (a TCMU backstore in another HBA, not named pathrig-: target_core_file is not loaded)
+    let foreign_bs = core.join("user_3/foreign");
+    fs::create_dir_all(&foreign_bs).map_err(|e| format!("mkdir foreign backstore: {e}"))?;
+    lio::write_attr(&foreign_bs.join("control"), "dev_size=1048576,dev_config=foreign/foreign").map_err(err)?;
+    lio::write_attr(&foreign_bs.join("enable"), "1").map_err(err)?;
+    let loopback = Path::new(lio::LOOPBACK);
+    let foreign_wwn = loopback.join("naa.5001405000000001");
+    fs::create_dir_all(foreign_wwn.join("tpgt_1")).map_err(|e| format!("mkdir foreign WWN: {e}"))?;
+    let lookalike = loopback.join(format!("{}ffffffffffff", lio::WWN_PREFIX));
+    let lookalike_lun = lookalike.join("tpgt_1/lun/lun_0");
+    fs::create_dir_all(&lookalike_lun).map_err(|e| format!("mkdir look-alike LUN: {e}"))?;
+    std::os::unix::fs::symlink(&foreign_bs, lookalike_lun.join("foreign-port"))
+        .map_err(|e| format!("link the look-alike LUN: {e}"))?;
+    let found_before = rig::cleanup::find_leftovers();
+    let work_root = dir.join("no-work-root");
+    let report = rig::cleanup::remove_leftovers(&work_root, &[]);
+    let found_after = rig::cleanup::find_leftovers();
+    let disk_gone = !Path::new("/sys/block").join(&disk).exists();
+    let foreign_left = json!({
+        "backstore": foreign_bs.is_dir(),
+        "wwn": foreign_wwn.is_dir(),
+        "lookalike_wwn": lookalike.is_dir(),
+        "lookalike_link": lookalike_lun.join("foreign-port").exists(),
+    });
+    // Remove the foreign objects by hand (this probe made them).
+    let _ = fs::remove_file(lookalike_lun.join("foreign-port"));
+    let _ = fs::remove_dir(&lookalike_lun);
+    let _ = fs::remove_dir(lookalike.join("tpgt_1"));
+    let _ = fs::remove_dir(&lookalike);
+    let _ = fs::remove_dir(foreign_wwn.join("tpgt_1"));
+    let _ = fs::remove_dir(&foreign_wwn);
+    let _ = fs::remove_dir(&foreign_bs);
+    let _ = fs::remove_dir(core.join("user_3"));
+    Ok(json!({
+        "found_before": found_before, "removed_lio": report.removed_lio, "failures": report.failures,
+        "found_after": found_after, "disk_gone": disk_gone, "foreign_left": foreign_left,
+        "leftovers_at_end": lio_leftovers(),
+    }))
+}
+
+pub fn check_cleanup(v: &Value) -> Result<(), String> {
+    let removed = v["removed_lio"].as_array().map(Vec::len).unwrap_or(0);
+    if removed < 2 {
+        return Err(format!("cleanup did not remove the dead array's WWN and backstore: {v}"));
+    }
+    if v["found_after"].as_array().is_none_or(|a| !a.is_empty()) || v["disk_gone"] != true {
+        return Err(format!("the dead array survived cleanup: {v}"));
+    }
+    for (what, left) in v["foreign_left"].as_object().ok_or("no foreign_left")? {
+        if left != true {
+            return Err(format!("cleanup removed a foreign {what}: {v}"));
+        }
+    }
+    let found: Vec<&str> = v["found_before"].as_array().map(|a| a.iter().filter_map(|s| s.as_str()).collect()).unwrap_or_default();
+    if found.iter().any(|s| s.contains("ffffffffffff") || s.contains("foreign") || s.contains("naa.5001405")) {
+        return Err(format!("find_leftovers claims a foreign object: {found:?}"));
+    }
+    if v["leftovers_at_end"].as_array().is_none_or(|a| !a.is_empty()) {
+        return Err(format!("left behind: {v}"));
+    }
+    Ok(())
+}
