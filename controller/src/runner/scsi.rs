@@ -103,16 +103,14 @@ pub(super) fn build_array(
                     faults::scsi::EhDeadline::Seconds(s) => Some(s),
                 };
                 match rig::scsi::set_eh_deadline(host, seconds)? {
-                    rig::scsi::EhDeadlineOutcome::Set { actual } => HostDeadline::Set {
+                    rig::scsi::EhDeadline::Set(actual) => HostDeadline::Set {
                         wanted: wanted.to_string(),
-                        actual,
+                        actual: actual.map_or_else(|| "off".to_string(), |s| format!("{s}s")),
                     },
-                    rig::scsi::EhDeadlineOutcome::Unsupported { detail } => {
-                        HostDeadline::Unsupported {
-                            wanted: wanted.to_string(),
-                            detail,
-                        }
-                    }
+                    rig::scsi::EhDeadline::UnsupportedByHost => HostDeadline::Unsupported {
+                        wanted: wanted.to_string(),
+                        detail: "the host has no host-reset handler (EINVAL)".into(),
+                    },
                 }
             }
         };
@@ -139,7 +137,7 @@ pub(super) fn build_array(
                 .clone(),
             node: path.dev_node.display().to_string(),
             dev: path.devnum.to_string(),
-            hctl: path.hctl_text(),
+            hctl: path.hctl(),
             timeout_s: actual.timeout_s,
             eh_timeout_s: actual.eh_timeout_s,
             queue_depth: actual.queue_depth,

@@ -69,7 +69,7 @@ pub(super) fn scsi_rule(kind: &FaultKind) -> Option<ScsiRule> {
             .probability(probability.get());
         match range {
             Some(r) => {
-                let block = u64::from(rig::scsi::BLOCK_SIZE);
+                let block = u64::from(rig::scsi::commands::BLOCK_SIZE);
                 let first = r.offset / block;
                 let last = r.end().div_ceil(block);
                 rule.lba_range(first, last - first)
@@ -233,7 +233,7 @@ mod tests {
             }),
         };
         let rule = scsi_rule(&kind).unwrap();
-        let block = u64::from(rig::scsi::BLOCK_SIZE);
+        let block = u64::from(rig::scsi::commands::BLOCK_SIZE);
         assert_eq!(rule.ops, vec![ScsiOp::Read]);
         assert_eq!(rule.probability, 0.25);
         assert_eq!(
