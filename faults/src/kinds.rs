@@ -327,7 +327,10 @@ impl fmt::Display for FaultKind {
             } => {
                 write!(f, "no response to {probability} of {op}")?;
                 write_range(f, range)?;
-                write!(f, ", task management {}d", abort.name())
+                f.write_str(match abort {
+                    AbortPolicy::Honour => ", task management answered",
+                    AbortPolicy::Ignore => ", task management ignored",
+                })
             }
             FaultKind::CheckCondition {
                 sense,

@@ -278,6 +278,16 @@ pub enum EventKind {
         host: u32,
         eh_deadline: HostDeadline,
     },
+    /// What the SCSI layer did (the error handler's steps, host and device states, timeouts),
+    /// from the kernel's log and sysfs; `leg` for an event of a path's device.
+    Scsi {
+        hba: String,
+        leg: Option<String>,
+        scsi: rig::scsi_watch::ScsiEventKind,
+        /// The kernel's line, for a log event.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        line: Option<String>,
+    },
     /// A SCSI leg's path with its device knobs as the kernel reads them back (report.json only).
     ScsiPath {
         leg: String,
@@ -400,6 +410,7 @@ impl EventKind {
             | ScsiHost { .. }
             | ScsiPath { .. }
             | QueueFlushed { .. } => Source::Rig,
+            Scsi { .. } => Source::Kernel,
             Mirror(m) if m.is_kernel() => Source::Kernel,
             Mirror(_) => Source::Manager,
             Fault { .. } => Source::Fault,
@@ -431,6 +442,14 @@ impl EventKind {
             | NoUsablePath { .. }
             | UsablePathBack { .. }
             | Manager { .. } => true,
+            // The error handler's course (host and device states, offlining) is behaviour;
+            // single commands' timeouts and counters are timing.
+            Scsi { scsi, .. } => matches!(
+                scsi,
+                rig::scsi_watch::ScsiEventKind::HostState { .. }
+                    | rig::scsi_watch::ScsiEventKind::DeviceState { .. }
+                    | rig::scsi_watch::ScsiEventKind::DeviceOfflined
+            ),
             BackingFile { .. }
             | FuseServer { .. }
             | LoopAttached { .. }

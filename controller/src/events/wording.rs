@@ -64,6 +64,9 @@ impl EventKind {
             HangReleased { leg, cause } => {
                 format!("{leg}: FUSE hang released ({})", flush_cause(*cause))
             }
+            Scsi {
+                hba, leg, scsi, ..
+            } => scsi_words(hba, leg.as_deref(), scsi),
             HeldCommandsReleased { leg, cause } => format!(
                 "{leg}: the SCSI array answers the commands it held ({})",
                 flush_cause(*cause)
@@ -199,6 +202,37 @@ fn fault_change(change: &FaultChange) -> String {
             None => "end of the SCSI fault's window".to_string(),
         },
         FaultChange::ScsiRestored => "restore (no SCSI faults left, port online)".to_string(),
+    }
+}
+
+/// An event of the SCSI layer in words: "hba0: host in recovery (was running)".
+fn scsi_words(hba: &str, leg: Option<&str>, kind: &rig::scsi_watch::ScsiEventKind) -> String {
+    use rig::scsi_watch::ScsiEventKind as K;
+    let who = match leg {
+        Some(leg) => format!("{hba}: path {leg}"),
+        None => hba.to_string(),
+    };
+    match kind {
+        K::CommandTimeout => format!("{who}: a command timed out"),
+        K::CommandFailed { host_byte } => match host_byte {
+            Some(b) => format!("{who}: a command failed (host byte {b:#04x})"),
+            None => format!("{who}: a command failed"),
+        },
+        K::AbortIssued => format!("{who}: the error handler aborts a command"),
+        K::AbortSucceeded => format!("{who}: an abort succeeded"),
+        K::AbortFailed => format!("{who}: an abort failed"),
+        K::Reset { level } => format!("{who}: {level:?} reset").to_lowercase(),
+        K::ResetReported => format!("{who}: the device reports a reset"),
+        K::UnitAttention { message } => format!("{who}: unit attention: {message}"),
+        K::DeviceOfflined => format!("{who}: device offlined by the error handler"),
+        K::IoRejected => format!("{who}: IO rejected (device offline)"),
+        K::IoError { sector } => match sector {
+            Some(s) => format!("{who}: IO error at sector {s}"),
+            None => format!("{who}: IO error"),
+        },
+        K::HostState { from, to } => format!("{who}: host {to} (was {from})"),
+        K::DeviceState { from, to } => format!("{who}: device {to} (was {from})"),
+        K::Counter { counter, from, to } => format!("{who}: {counter:?} {from} -> {to}"),
     }
 }
 

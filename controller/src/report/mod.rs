@@ -9,6 +9,7 @@ pub mod bounded;
 pub mod figures;
 pub mod json;
 pub mod mirror;
+pub mod scsi;
 pub mod text;
 
 pub use bounded::ErrorsOmitted;
@@ -35,6 +36,9 @@ pub struct Report {
     /// Mirror maps (`kind = "mirror"`), which `maps` does not list.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<mirror::MirrorMapReport>,
+    /// The SCSI layer under SCSI legs (host adapters, error handling, paths).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scsi: Option<scsi::ScsiReport>,
     /// Every workload, in the scenario's order (report.json: `workload`, the first, and
     /// `workloads`, all of them).
     #[serde(flatten)]

@@ -101,6 +101,10 @@ pub fn render(report: &Report) -> String {
             }
         }
     }
+    if let Some(scsi) = &report.scsi {
+        out.push('\n');
+        out.push_str(&super::scsi::text(scsi));
+    }
     if !report.mirrors.is_empty() {
         let _ = writeln!(out);
         out.push_str(&super::mirror::text(&report.mirrors));

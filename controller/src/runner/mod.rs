@@ -141,6 +141,11 @@ struct Built {
     maps: Vec<BuiltMap>,
     /// pathrig's SCSI array behind the SCSI legs, taken down after the maps over its paths.
     array: Option<rig::scsi::Array>,
+    /// The SCSI layer's watcher while the run lasts, and the instant its clock counts from.
+    scsi_watch: Option<scsi::Watch>,
+    scsi_watch_zero: Option<Instant>,
+    /// Each `[[hba]]`'s `eh_deadline` as set.
+    scsi_hosts: Vec<crate::events::HostDeadline>,
     torn_down: bool,
 }
 
@@ -291,6 +296,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
     let driven = drive(scenario, env, &mut built, &log, &configs)?;
 
     let final_ms = log.clock().now_ms();
+    let scsi_report = scsi::finish(scenario, &mut built, &log);
     // Before teardown removes the backing files.
     let scratch_full = ScratchFull::check(&env.work_root);
     let maps = final_map_reports(scenario, &built, driven.manager.as_deref())?;
@@ -325,6 +331,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
         manager: manager_info(scenario),
         maps,
         mirrors: driven.mirrors.clone(),
+        scsi: scsi_report,
         workloads: Workloads(
             scenario
                 .workloads
@@ -421,6 +428,9 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
         leg_slots: vec![usize::MAX; scenario.legs.len()],
         maps: Vec::new(),
         array: None,
+        scsi_watch: None,
+        scsi_watch_zero: None,
+        scsi_hosts: Vec::new(),
         torn_down: false,
     };
     // Every multipath map's backing file first: the SCSI array serves LUNs of several maps
@@ -437,6 +447,7 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
         files.insert(map_id, file);
     }
     let scsi_paths = scsi::build_array(scenario, &files, &mut built, log)?;
+    scsi::start_watch(&mut built)?;
     for (map_id, map) in scenario.map_ids() {
         if let faults::MapKind::Mirror(spec) = map.kind {
             mirror::build_map(scenario, map_id, map, spec, &workdir, &mut built, log)?;

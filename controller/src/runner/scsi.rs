@@ -7,13 +7,18 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use faults::{LegId, MapId, Scenario};
 use rig::dm::DevNum;
 use rig::scsi::{Array, ArrayControl, ArraySpec, HbaSpec, LunSpec, PathSpec, ScsiRule};
+use rig::scsi_watch::{
+    Counter, Hctl, MonoClock, ScsiEvent, ScsiEventKind, ScsiWatch, Subject, WatchSpec,
+};
 
 use super::{Built, RunError};
 use crate::events::{EventKind, EventLog, HostDeadline};
+use crate::report::scsi::{EhEpisodeReport, EpisodeEnd, HostReport, ScsiPathReport, ScsiReport};
 
 /// A SCSI leg's handle on its path in the array.
 #[derive(Clone)]
@@ -93,6 +98,7 @@ pub(super) fn build_array(
     // Kept at once, so that a failure below still tears it down.
     built.array = Some(array);
     let array = built.array.as_ref().expect("just set");
+    let mut deadlines = Vec::new();
     for (i, hba) in scenario.hbas.iter().enumerate() {
         let host = array.hba_host(i);
         let deadline = match hba.eh_deadline {
@@ -114,6 +120,7 @@ pub(super) fn build_array(
                 }
             }
         };
+        deadlines.push(deadline.clone());
         log.record(EventKind::ScsiHost {
             hba: hba.name.clone(),
             host,
@@ -154,5 +161,207 @@ pub(super) fn build_array(
             },
         );
     }
+    built.scsi_hosts = deadlines;
     Ok(handles)
+}
+
+/// The SCSI layer's watcher for a run, with the instant its clock counts from.
+pub(super) struct Watch {
+    watch: ScsiWatch,
+    zero: Instant,
+}
+
+/// The sysfs poll interval: a host's state change is seen at most this late (kernel log lines
+/// carry their own time).
+const WATCH_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Starts watching the array's hosts and devices (nothing without SCSI legs).
+pub(super) fn start_watch(built: &mut Built) -> Result<(), RunError> {
+    let Some(array) = &built.array else {
+        return Ok(());
+    };
+    let mut hosts: Vec<u32> = array.paths().iter().map(|p| p.host).collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    let devices = array
+        .paths()
+        .iter()
+        .map(|p| Hctl {
+            host: p.host,
+            channel: p.channel,
+            target: p.target,
+            lun: u64::from(p.lun),
+        })
+        .collect();
+    let zero = Instant::now();
+    let (clock, _) = MonoClock::for_instant(zero);
+    let watch = ScsiWatch::start(WatchSpec {
+        hosts,
+        devices,
+        interval: WATCH_INTERVAL,
+        clock,
+    })?;
+    built.scsi_watch = Some(Watch { watch, zero });
+    built.scsi_watch_zero = Some(zero);
+    Ok(())
+}
+
+/// Whether an event of the SCSI layer goes into the event stream: every one but the counters
+/// of IOs requested and done, which move with every IO.
+fn worth_keeping(kind: &ScsiEventKind) -> bool {
+    !matches!(
+        kind,
+        ScsiEventKind::Counter {
+            counter: Counter::Done | Counter::Requests,
+            ..
+        }
+    )
+}
+
+/// Stops the watcher, puts what it saw into the event log (named by hba and leg), and sums the
+/// SCSI layer up for the report: error-handling episodes per host, each path's final state
+/// and the array's counts. `None` without SCSI legs.
+pub(super) fn finish(scenario: &Scenario, built: &mut Built, log: &EventLog) -> Option<ScsiReport> {
+    let array = built.array.as_ref()?;
+    let events = built
+        .scsi_watch
+        .take()
+        .map(|w| (w.watch.stop().events, w.zero))
+        .map(|(events, zero)| {
+            events
+                .into_iter()
+                .map(|e| (log.clock().since_origin(zero + e.at), e))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let scsi_legs: Vec<&faults::LegSpec> = scenario.legs.iter().filter(|l| l.scsi.is_some()).collect();
+    let hba_of_host = |host: u32| -> String {
+        scenario
+            .hbas
+            .iter()
+            .enumerate()
+            .find(|(i, _)| array.hba_host(*i) == host)
+            .map_or_else(|| format!("host{host}"), |(_, h)| h.name.clone())
+    };
+    let leg_of = |hctl: &Hctl| -> Option<String> {
+        array
+            .paths()
+            .iter()
+            .zip(&scsi_legs)
+            .find(|(p, _)| {
+                (p.host, p.channel, p.target, u64::from(p.lun))
+                    == (hctl.host, hctl.channel, hctl.target, hctl.lun)
+            })
+            .map(|(_, l)| l.name.clone())
+    };
+    let mut timeouts: HashMap<String, u64> = HashMap::new();
+    for (t_ms, e) in &events {
+        let leg = match e.subject {
+            Subject::Device(hctl) => leg_of(&hctl),
+            Subject::Host(_) => None,
+        };
+        if let (
+            Some(leg),
+            ScsiEventKind::Counter {
+                counter: Counter::Timeouts,
+                from,
+                to,
+            },
+        ) = (&leg, &e.kind)
+        {
+            *timeouts.entry(leg.clone()).or_default() += to.saturating_sub(*from);
+        }
+        if worth_keeping(&e.kind) {
+            log.record_at(
+                *t_ms,
+                EventKind::Scsi {
+                    hba: hba_of_host(e.subject.host()),
+                    leg,
+                    scsi: e.kind.clone(),
+                    line: e.line.clone(),
+                },
+            );
+        }
+    }
+    let watched: Vec<ScsiEvent> = events.iter().map(|(_, e)| e.clone()).collect();
+    let end_ms = log.clock().now_ms();
+    let to_ms = |at: Duration| log.clock().since_origin(events_zero(built) + at);
+    let episodes = rig::scsi_watch::eh_episodes(&watched);
+    let hosts = scenario
+        .hbas
+        .iter()
+        .enumerate()
+        .map(|(i, hba)| {
+            let host = array.hba_host(i);
+            let episodes: Vec<EhEpisodeReport> = episodes
+                .iter()
+                .filter(|e| e.host == host)
+                .map(|e| {
+                    let start_ms = to_ms(e.start);
+                    let end = e.end.map(to_ms);
+                    EhEpisodeReport {
+                        start_ms,
+                        end_ms: end,
+                        length_ms: end.map(|end| end - start_ms),
+                        entered: e.entered.clone(),
+                        ended_by: match &e.ended_by {
+                            rig::scsi_watch::EpisodeEnd::Running => EpisodeEnd::Running,
+                            rig::scsi_watch::EpisodeEnd::DeviceOfflined(hctl) => {
+                                EpisodeEnd::DeviceOfflined {
+                                    leg: leg_of(hctl).unwrap_or_else(|| hctl.to_string()),
+                                }
+                            }
+                            rig::scsi_watch::EpisodeEnd::Open => EpisodeEnd::Open,
+                        },
+                    }
+                })
+                .collect();
+            let eh_total_ms = episodes
+                .iter()
+                .map(|e| e.end_ms.unwrap_or(end_ms) - e.start_ms)
+                .sum();
+            HostReport {
+                hba: hba.name.clone(),
+                host,
+                eh_deadline: built
+                    .scsi_hosts
+                    .get(i)
+                    .cloned()
+                    .unwrap_or(HostDeadline::KernelDefault),
+                episodes,
+                eh_total_ms,
+            }
+        })
+        .collect();
+    let control = array.control();
+    let paths = array
+        .paths()
+        .iter()
+        .zip(&scsi_legs)
+        .enumerate()
+        .map(|(i, (path, leg))| {
+            let knobs = rig::scsi::set_device_knobs(path, None, None, None).ok();
+            ScsiPathReport {
+                leg: leg.name.clone(),
+                hba: scenario.hbas[leg.scsi.expect("a SCSI leg").hba.index()]
+                    .name
+                    .clone(),
+                node: path.dev_node.display().to_string(),
+                hctl: path.hctl(),
+                timeout_s: knobs.as_ref().map_or(0, |k| k.timeout_s),
+                eh_timeout_s: knobs.as_ref().map_or(0, |k| k.eh_timeout_s),
+                queue_depth: knobs.as_ref().map_or(0, |k| k.queue_depth),
+                final_state: rig::scsi::device_state(path).unwrap_or_else(|e| e.to_string()),
+                command_timeouts: timeouts.get(&leg.name).copied().unwrap_or(0),
+                array: control.counts(i),
+            }
+        })
+        .collect();
+    Some(ScsiReport { hosts, paths })
+}
+
+/// The instant the watcher's clock counted from (the run's watch is gone by then, so it is kept
+/// in `built`).
+fn events_zero(built: &Built) -> Instant {
+    built.scsi_watch_zero.unwrap_or_else(Instant::now)
 }
