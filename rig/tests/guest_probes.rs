@@ -11,13 +11,21 @@ use rig::guest::probe::{self, ProbeFn};
 type HostCheck = fn(&serde_json::Value) -> Result<(), String>;
 const PROBES: &[(&str, ProbeFn, HostCheck)] = &[
     ("guest-basics", guest_basics, check_guest_basics),
-    ("scsi-array-basics", scsi_array::basics, scsi_array::check_basics),
+    (
+        "scsi-array-basics",
+        scsi_array::basics,
+        scsi_array::check_basics,
+    ),
     (
         "scsi-array-check-condition",
         scsi_array::check_condition,
         scsi_array::check_check_condition,
     ),
-    ("scsi-array-freeze", scsi_array::freeze, scsi_array::check_freeze),
+    (
+        "scsi-array-freeze",
+        scsi_array::freeze,
+        scsi_array::check_freeze,
+    ),
     (
         "scsi-array-port-offline",
         scsi_array::port_offline,
@@ -28,7 +36,11 @@ const PROBES: &[(&str, ProbeFn, HostCheck)] = &[
         scsi_array::throughput,
         scsi_array::check_throughput,
     ),
-    ("scsi-array-cleanup", scsi_array::cleanup, scsi_array::check_cleanup),
+    (
+        "scsi-array-cleanup",
+        scsi_array::cleanup,
+        scsi_array::check_cleanup,
+    ),
 ];
 
 #[path = "probes/scsi_array.rs"]

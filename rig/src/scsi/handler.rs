@@ -89,7 +89,10 @@ pub enum EventKind {
     /// A TMR naming a held command that an Ignore rule leaves unanswered.
     TmrIgnored,
     /// A rule failed a command with this status (and sense key/asc/ascq when CHECK CONDITION).
-    Failed { status: u8, sense: Option<(u8, u8, u8)> },
+    Failed {
+        status: u8,
+        sense: Option<(u8, u8, u8)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -319,7 +322,9 @@ impl Handler {
                 };
                 self.reexamine_held();
             }
-            self.ring.take_new(&mut entries).map_err(|e| e.to_string())?;
+            self.ring
+                .take_new(&mut entries)
+                .map_err(|e| e.to_string())?;
             for entry in entries.drain(..) {
                 match entry {
                     Entry::Command(cmd) => self.arrive(cmd),
@@ -331,8 +336,12 @@ impl Handler {
                 let now = Instant::now();
                 self.serve_due(now);
                 if let Some(next) = self.delayed.iter().map(|d| d.due).min() {
-                    let ms = next.saturating_duration_since(now).as_micros().div_ceil(1000);
-                    timeout = PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::ZERO);
+                    let ms = next
+                        .saturating_duration_since(now)
+                        .as_micros()
+                        .div_ceil(1000);
+                    timeout =
+                        PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::ZERO);
                 }
             }
             self.flush()?;
@@ -593,7 +602,13 @@ impl Handler {
 
     /// One `preadv`/`pwritev` between the backing file at `offset` and the command's buffers
     /// (at most `want` bytes). A read past the backing file's end returns zeros.
-    fn transfer(&self, cmd: &Command, offset: u64, want: usize, write: bool) -> std::io::Result<()> {
+    fn transfer(
+        &self,
+        cmd: &Command,
+        offset: u64,
+        want: usize,
+        write: bool,
+    ) -> std::io::Result<()> {
         if let Some(map) = &self.backing_map {
             if offset.saturating_add(want as u64) <= map.len as u64 {
                 let mut at = offset as usize;
@@ -673,7 +688,11 @@ impl Handler {
                 for (i, v) in vecs.iter().enumerate() {
                     let from = if i == 0 { skip } else { 0 };
                     unsafe {
-                        std::ptr::write_bytes((v.iov_base as *mut u8).add(from), 0, v.iov_len - from)
+                        std::ptr::write_bytes(
+                            (v.iov_base as *mut u8).add(from),
+                            0,
+                            v.iov_len - from,
+                        )
                     };
                 }
                 return Ok(());

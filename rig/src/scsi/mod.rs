@@ -119,7 +119,10 @@ fn ser_devnum<S: serde::Serializer>(d: &DevNum, s: S) -> Result<S::Ok, S::Error>
 impl ScsiPath {
     /// `H:C:T:L`.
     pub fn hctl(&self) -> String {
-        format!("{}:{}:{}:{}", self.host, self.channel, self.target, self.lun)
+        format!(
+            "{}:{}:{}:{}",
+            self.host, self.channel, self.target, self.lun
+        )
     }
 }
 
@@ -178,8 +181,11 @@ struct Built {
     tpgs: Vec<(PathBuf, bool)>,
     lun_dirs: Vec<PathBuf>,
     lun_links: Vec<PathBuf>,
-    handlers: Vec<(Arc<PathShared>, JoinHandle<Result<(), String>>, Mapping)>,
+    handlers: Vec<RunningHandler>,
 }
+
+/// A path's handler thread, what it shares, and the ring mapping it uses.
+type RunningHandler = (Arc<PathShared>, JoinHandle<Result<(), String>>, Mapping);
 
 /// A shared mmap of a uio map0 and its fd, unmapped on drop.
 struct Mapping {
@@ -346,10 +352,20 @@ fn validate(spec: &ArraySpec) -> Result<(), RigError> {
     let mut per_hba = vec![0usize; spec.hbas.len()];
     for p in &spec.paths {
         if p.lun >= spec.luns.len() {
-            return bad(format!("path {} names LUN {} of {}", p.name, p.lun, spec.luns.len()));
+            return bad(format!(
+                "path {} names LUN {} of {}",
+                p.name,
+                p.lun,
+                spec.luns.len()
+            ));
         }
         if p.hba >= spec.hbas.len() {
-            return bad(format!("path {} names HBA {} of {}", p.name, p.hba, spec.hbas.len()));
+            return bad(format!(
+                "path {} names HBA {} of {}",
+                p.name,
+                p.hba,
+                spec.hbas.len()
+            ));
         }
         per_hba[p.hba] += 1;
     }
@@ -398,7 +414,9 @@ fn build_into(spec: &ArraySpec, run_tag: &str, built: &mut Built) -> Result<Buil
         lio::write_attr(&dir.join("enable"), "1")?;
         let (uio_name, map_size) = wait_for(Duration::from_secs(5), || lio::find_uio(&name))
             .ok_or_else(|| {
-                RigError::Guest(format!("no uio device for TCMU backstore {name} after enable"))
+                RigError::Guest(format!(
+                    "no uio device for TCMU backstore {name} after enable"
+                ))
             })?;
         let uio_path = PathBuf::from("/dev").join(&uio_name);
         let uio = OpenOptions::new()
@@ -490,7 +508,10 @@ fn build_into(spec: &ArraySpec, run_tag: &str, built: &mut Built) -> Result<Buil
         built.lun_links.push(link);
         let address = lio::read_attr(&tpg.join("address"))?;
         let host = parse_address(&address).ok_or_else(|| {
-            RigError::Guest(format!("{}/address is {address:?}, not H:C:T", tpg.display()))
+            RigError::Guest(format!(
+                "{}/address is {address:?}, not H:C:T",
+                tpg.display()
+            ))
         })?;
         hba_hosts[p.hba] = Some(host.0);
         pending.push((i, host));
@@ -535,7 +556,9 @@ fn wait_for<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<
 
 fn wait_for_disk(name: &str, host: u32, channel: u32, target: u32) -> Result<ScsiPath, RigError> {
     let hctl = format!("{host}:{channel}:{target}:0");
-    let sysfs_dir = PathBuf::from("/sys/class/scsi_device").join(&hctl).join("device");
+    let sysfs_dir = PathBuf::from("/sys/class/scsi_device")
+        .join(&hctl)
+        .join("device");
     let found = wait_for(DEVICE_WAIT, || {
         let disk = fs::read_dir(sysfs_dir.join("block"))
             .ok()?
@@ -595,9 +618,8 @@ pub fn set_device_knobs(
     }
     let read = |file: &str| -> Result<u32, RigError> {
         let text = lio::read_attr(&dir.join(file))?;
-        text.parse().map_err(|_| {
-            RigError::Guest(format!("{}/{file} reads {text:?}", dir.display()))
-        })
+        text.parse()
+            .map_err(|_| RigError::Guest(format!("{}/{file} reads {text:?}", dir.display())))
     };
     Ok(DeviceKnobs {
         timeout_s: read("timeout")?,
