@@ -61,6 +61,7 @@ pub const DEFAULT_CMD_TIME_OUT: u32 = 60;
 /// How long [`Array::build`] waits for each path's `sdX`.
 pub const DEVICE_WAIT: Duration = Duration::from_secs(15);
 
+/// What to build; paths name their LUN and HBA by index into `luns` and `hbas`.
 #[derive(Debug, Clone)]
 pub struct ArraySpec {
     pub luns: Vec<LunSpec>,
@@ -368,6 +369,10 @@ fn validate(spec: &ArraySpec) -> Result<(), RigError> {
             ));
         }
         per_hba[p.hba] += 1;
+    }
+    // The host number is read from a path's TPG, and a WWN without one serves nothing.
+    if let Some(i) = per_hba.iter().position(|&n| n == 0) {
+        return bad(format!("HBA {} has no path", spec.hbas[i].name));
     }
     // tcm_loop has 32 TPGs per WWN.
     if let Some(n) = per_hba.iter().find(|&&n| n > 31) {
@@ -677,4 +682,63 @@ pub fn open_direct(path: &ScsiPath) -> Result<File, RigError> {
         .custom_flags(libc::O_DIRECT)
         .open(&path.dev_node)
         .map_err(RigError::io("open O_DIRECT", &path.dev_node))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ArraySpec {
+        ArraySpec {
+            luns: vec![LunSpec {
+                name: "a".into(),
+                wwid: "lun-a".into(),
+                backing: "/nonexistent".into(),
+                size_bytes: 1 << 20,
+            }],
+            hbas: vec![HbaSpec { name: "h0".into() }],
+            paths: vec![PathSpec {
+                name: "p0".into(),
+                lun: 0,
+                hba: 0,
+                cmd_time_out: None,
+            }],
+            seed: 0,
+        }
+    }
+
+    #[test]
+    fn bad_specs_are_refused_with_a_reason() {
+        assert!(validate(&spec()).is_ok());
+        let mut s = spec();
+        s.paths[0].lun = 1;
+        assert!(validate(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("names LUN 1"));
+        let mut s = spec();
+        s.hbas.push(HbaSpec { name: "h1".into() });
+        assert!(validate(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("h1 has no path"));
+        let mut s = spec();
+        s.luns[0].size_bytes = 1000;
+        assert!(validate(&s).is_err());
+        let mut s = spec();
+        s.paths.push(s.paths[0].clone());
+        assert!(validate(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("share a name"));
+        let mut s = spec();
+        s.paths.clear();
+        assert!(validate(&s).is_err());
+    }
+
+    #[test]
+    fn tpg_addresses_parse() {
+        assert_eq!(parse_address("3:0:2\n"), Some((3, 0, 2)));
+        assert_eq!(parse_address("x"), None);
+    }
 }
