@@ -1,5 +1,6 @@
-//! Removal of leftovers: dm devices, loop devices and work directories that carry pathrig's
-//! prefixes (see [`crate::naming`]) and nothing else.
+//! Removal of leftovers: dm devices, loop devices, LIO objects of the SCSI array and work
+//! directories that carry pathrig's prefixes (see [`crate::naming`], [`crate::scsi::lio`]) and
+//! nothing else.
 //!
 //! Used by `pathrig cleanup`. A directory is removed only when it proves to be a dead run's
 //! scratch directory (a valid marker whose lock can be taken, see [`crate::ownership`]); a
@@ -21,6 +22,9 @@ use crate::ownership::{self, Kind, State, Status};
 #[derive(Debug, Default, Serialize)]
 pub struct CleanupReport {
     pub removed_dm: Vec<String>,
+    /// pathrig's tcm_loop WWNs and TCMU backstores (see `scsi::lio` for how they are proven
+    /// ours).
+    pub removed_lio: Vec<String>,
     pub unmounted: Vec<String>,
     pub detached_loops: Vec<String>,
     pub removed_dirs: Vec<PathBuf>,
@@ -36,6 +40,7 @@ pub struct CleanupReport {
 impl CleanupReport {
     pub fn is_empty(&self) -> bool {
         self.removed_dm.is_empty()
+            && self.removed_lio.is_empty()
             && self.detached_loops.is_empty()
             && self.removed_dirs.is_empty()
             && self.killed_runs.is_empty()
@@ -63,6 +68,7 @@ pub fn find_leftovers() -> Vec<String> {
             .map(|(dev, file)| format!("loop device {} ({file})", dev.display())),
     );
     found.extend(our_mounts().into_iter().map(|m| format!("mount {m}")));
+    found.extend(crate::scsi::lio::leftovers());
     found
 }
 
@@ -109,6 +115,10 @@ pub fn remove_leftovers(work_root: &Path, run_roots: &[&Path]) -> CleanupReport 
             Err(_) if !Path::new("/dev/mapper/control").exists() => {}
             Err(err) => report.failures.push(err.to_string()),
         }
+        // The SCSI array's LIO objects (after the dm maps that may sit on their disks).
+        let (removed, failures) = crate::scsi::lio::remove_leftovers();
+        report.removed_lio.extend(removed);
+        report.failures.extend(failures);
     } else {
         report.left_alone.push(format!(
             "pathrig dm devices: a live run owns {} (remove them when it has ended)",

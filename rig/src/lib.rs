@@ -16,6 +16,7 @@ pub mod guest;
 pub mod kmod;
 pub mod naming;
 pub mod ownership;
+pub mod scsi;
 pub mod scsi_watch;
 pub mod workload;
 

@@ -27,7 +27,40 @@ const PROBES: &[(&str, ProbeFn, HostCheck)] = &[
         scsi_watch::scsi_watch,
         scsi_watch::check_scsi_watch,
     ),
+    (
+        "scsi-array-basics",
+        scsi_array::basics,
+        scsi_array::check_basics,
+    ),
+    (
+        "scsi-array-check-condition",
+        scsi_array::check_condition,
+        scsi_array::check_check_condition,
+    ),
+    (
+        "scsi-array-freeze",
+        scsi_array::freeze,
+        scsi_array::check_freeze,
+    ),
+    (
+        "scsi-array-port-offline",
+        scsi_array::port_offline,
+        scsi_array::check_port_offline,
+    ),
+    (
+        "scsi-array-throughput",
+        scsi_array::throughput,
+        scsi_array::check_throughput,
+    ),
+    (
+        "scsi-array-cleanup",
+        scsi_array::cleanup,
+        scsi_array::check_cleanup,
+    ),
 ];
+
+#[path = "probes/scsi_array.rs"]
+mod scsi_array;
 
 /// The harness itself: the guest loads a module and reports its kernel release.
 fn guest_basics(env: &GuestEnv) -> Result<serde_json::Value, String> {
