@@ -170,6 +170,9 @@ pub fn cleanup() -> i32 {
     for name in &report.removed_dm {
         println!("removed dm device {name}");
     }
+    for object in &report.removed_lio {
+        println!("removed {object}");
+    }
     for lo in &report.detached_loops {
         println!("detached {lo}");
     }

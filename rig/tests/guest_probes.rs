@@ -27,13 +27,21 @@ const PROBES: &[(&str, ProbeFn, HostCheck)] = &[
         scsi_watch::scsi_watch,
         scsi_watch::check_scsi_watch,
     ),
-    ("scsi-array-basics", scsi_array::basics, scsi_array::check_basics),
+    (
+        "scsi-array-basics",
+        scsi_array::basics,
+        scsi_array::check_basics,
+    ),
     (
         "scsi-array-check-condition",
         scsi_array::check_condition,
         scsi_array::check_check_condition,
     ),
-    ("scsi-array-freeze", scsi_array::freeze, scsi_array::check_freeze),
+    (
+        "scsi-array-freeze",
+        scsi_array::freeze,
+        scsi_array::check_freeze,
+    ),
     (
         "scsi-array-port-offline",
         scsi_array::port_offline,
@@ -44,7 +52,11 @@ const PROBES: &[(&str, ProbeFn, HostCheck)] = &[
         scsi_array::throughput,
         scsi_array::check_throughput,
     ),
-    ("scsi-array-cleanup", scsi_array::cleanup, scsi_array::check_cleanup),
+    (
+        "scsi-array-cleanup",
+        scsi_array::cleanup,
+        scsi_array::check_cleanup,
+    ),
 ];
 
 #[path = "probes/scsi_array.rs"]

@@ -45,7 +45,10 @@ impl Identity {
     /// The unit serial number (VPD 0x80): the wwid without an `naa.` prefix, at most 64 bytes.
     pub fn serial(&self) -> String {
         let bare = self.wwid.strip_prefix("naa.").unwrap_or(&self.wwid);
-        bare.chars().filter(|c| c.is_ascii_graphic()).take(64).collect()
+        bare.chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(64)
+            .collect()
     }
 
     /// The NAA designator bytes when the wwid is `naa.` + 16 or 32 hex digits starting 5 or 6.
@@ -197,7 +200,10 @@ pub fn decode(cdb: &[u8], id: &Identity) -> Action {
 }
 
 fn rw(write: bool, lba: u64, blocks: u32, id: &Identity) -> Action {
-    if lba.checked_add(u64::from(blocks)).is_none_or(|end| end > id.blocks) {
+    if lba
+        .checked_add(u64::from(blocks))
+        .is_none_or(|end| end > id.blocks)
+    {
         return Action::Check(Sense::LBA_OUT_OF_RANGE);
     }
     if blocks == 0 {

@@ -89,7 +89,10 @@ pub enum EventKind {
     /// A TMR naming a held command that an Ignore rule leaves unanswered.
     TmrIgnored,
     /// A rule failed a command with this status (and sense key/asc/ascq when CHECK CONDITION).
-    Failed { status: u8, sense: Option<(u8, u8, u8)> },
+    Failed {
+        status: u8,
+        sense: Option<(u8, u8, u8)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,41 +307,9 @@ impl Handler {
     pub fn run(mut self) -> Result<(), String> {
         let mut entries = Vec::new();
         loop {
-            let stopping = self.shared.stop.load(Ordering::Acquire);
-            let generation = self.shared.generation.load(Ordering::Acquire);
-            if generation != self.generation || stopping {
-                self.generation = generation;
-                self.rules = if stopping {
-                    Vec::new()
-                } else {
-                    self.shared
-                        .rules
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .clone()
-                };
-                self.reexamine_held();
-            }
-            self.ring.take_new(&mut entries).map_err(|e| e.to_string())?;
-            for entry in entries.drain(..) {
-                match entry {
-                    Entry::Command(cmd) => self.arrive(cmd),
-                    Entry::Tmr(tmr) => self.task_management(tmr.tmr_type, &tmr.cmd_ids),
-                }
-            }
-            let mut timeout = PollTimeout::NONE;
-            if !self.delayed.is_empty() {
-                let now = Instant::now();
-                self.serve_due(now);
-                if let Some(next) = self.delayed.iter().map(|d| d.due).min() {
-                    let ms = next.saturating_duration_since(now).as_micros().div_ceil(1000);
-                    timeout = PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::ZERO);
-                }
-            }
-            self.flush()?;
-            if stopping && self.held.is_empty() && self.delayed.is_empty() {
+            let Some(timeout) = self.step(&mut entries)? else {
                 return Ok(());
-            }
+            };
             if self.ring.has_new() {
                 continue;
             }
@@ -363,6 +334,51 @@ impl Handler {
                 let _ = nix::unistd::read(self.shared.wake.as_raw_fd(), &mut value);
             }
         }
+    }
+
+    /// One pass without blocking: picks up rule changes, takes every new entry off the ring,
+    /// answers what is due and tells the kernel. Returns how long the loop may sleep, or
+    /// `None` when the handler has stopped.
+    fn step(&mut self, entries: &mut Vec<Entry>) -> Result<Option<PollTimeout>, String> {
+        let stopping = self.shared.stop.load(Ordering::Acquire);
+        let generation = self.shared.generation.load(Ordering::Acquire);
+        if generation != self.generation || stopping {
+            self.generation = generation;
+            self.rules = if stopping {
+                Vec::new()
+            } else {
+                self.shared
+                    .rules
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+            };
+            self.reexamine_held();
+        }
+        self.ring.take_new(entries).map_err(|e| e.to_string())?;
+        for entry in entries.drain(..) {
+            match entry {
+                Entry::Command(cmd) => self.arrive(cmd),
+                Entry::Tmr(tmr) => self.task_management(tmr.tmr_type, &tmr.cmd_ids),
+            }
+        }
+        let mut timeout = PollTimeout::NONE;
+        if !self.delayed.is_empty() {
+            let now = Instant::now();
+            self.serve_due(now);
+            if let Some(next) = self.delayed.iter().map(|d| d.due).min() {
+                let ms = next
+                    .saturating_duration_since(now)
+                    .as_micros()
+                    .div_ceil(1000);
+                timeout = PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::ZERO);
+            }
+        }
+        self.flush()?;
+        if stopping && self.held.is_empty() && self.delayed.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(timeout))
     }
 
     /// Publishes the completions written since the last flush and tells the kernel.
@@ -593,7 +609,13 @@ impl Handler {
 
     /// One `preadv`/`pwritev` between the backing file at `offset` and the command's buffers
     /// (at most `want` bytes). A read past the backing file's end returns zeros.
-    fn transfer(&self, cmd: &Command, offset: u64, want: usize, write: bool) -> std::io::Result<()> {
+    fn transfer(
+        &self,
+        cmd: &Command,
+        offset: u64,
+        want: usize,
+        write: bool,
+    ) -> std::io::Result<()> {
         if let Some(map) = &self.backing_map {
             if offset.saturating_add(want as u64) <= map.len as u64 {
                 let mut at = offset as usize;
@@ -673,7 +695,11 @@ impl Handler {
                 for (i, v) in vecs.iter().enumerate() {
                     let from = if i == 0 { skip } else { 0 };
                     unsafe {
-                        std::ptr::write_bytes((v.iov_base as *mut u8).add(from), 0, v.iov_len - from)
+                        std::ptr::write_bytes(
+                            (v.iov_base as *mut u8).add(from),
+                            0,
+                            v.iov_len - from,
+                        )
                     };
                 }
                 return Ok(());
@@ -706,3 +732,265 @@ pub fn spawn(handler: Handler) -> std::io::Result<std::thread::JoinHandle<Result
 
 /// Short sleeps for bounded waits elsewhere in the module.
 pub(crate) const POLL_STEP: Duration = Duration::from_millis(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scsi::ring::{OP_CMD, OP_TMR};
+    use crate::scsi::rules::{ScsiAction, ScsiOp};
+    use std::fs::OpenOptions;
+
+    const MAP: usize = 16384;
+    const CMDR_OFF: usize = 128;
+    const CMDR_SIZE: usize = 4096;
+    const ENTRY: usize = 128;
+
+    /// A fake TCMU map the test plays the kernel's part in.
+    struct Kernel {
+        mem: Box<[u64]>,
+        head: usize,
+        cleaned: usize,
+    }
+
+    impl Kernel {
+        fn new() -> Kernel {
+            let mut k = Kernel {
+                mem: vec![0u64; MAP / 8].into_boxed_slice(),
+                head: 0,
+                cleaned: 0,
+            };
+            k.put(4, &(CMDR_OFF as u32).to_ne_bytes());
+            k.put(8, &(CMDR_SIZE as u32).to_ne_bytes());
+            k
+        }
+        fn bytes(&mut self) -> &mut [u8] {
+            unsafe { std::slice::from_raw_parts_mut(self.mem.as_mut_ptr() as *mut u8, MAP) }
+        }
+        fn put(&mut self, at: usize, b: &[u8]) {
+            self.bytes()[at..at + b.len()].copy_from_slice(b);
+        }
+        fn u32_at(&mut self, at: usize) -> u32 {
+            u32::from_ne_bytes(self.bytes()[at..at + 4].try_into().unwrap())
+        }
+        fn data_at(id: u16) -> usize {
+            8192 + 512 * usize::from(id % 16)
+        }
+        fn cmd(&mut self, id: u16, cdb: &[u8], data_len: usize) {
+            let at = CMDR_OFF + self.head;
+            let cdb_off = 6144 + 16 * usize::from(id % 64);
+            self.put(at, &(ENTRY as u32 | OP_CMD).to_ne_bytes());
+            self.put(at + 4, &id.to_ne_bytes());
+            self.put(at + 8, &1u32.to_ne_bytes());
+            self.put(at + 24, &(cdb_off as u64).to_ne_bytes());
+            self.put(at + 48, &(Kernel::data_at(id) as u64).to_ne_bytes());
+            self.put(at + 56, &(data_len as u64).to_ne_bytes());
+            let mut full = [0u8; 16];
+            full[..cdb.len()].copy_from_slice(cdb);
+            self.put(cdb_off, &full);
+            self.advance(ENTRY);
+        }
+        fn tmr(&mut self, tmr_type: u8, ids: &[u16]) {
+            let at = CMDR_OFF + self.head;
+            self.put(at, &(64u32 | OP_TMR).to_ne_bytes());
+            self.put(at + 8, &[tmr_type]);
+            self.put(at + 12, &(ids.len() as u32).to_ne_bytes());
+            for (i, id) in ids.iter().enumerate() {
+                self.put(at + 32 + 2 * i, &id.to_ne_bytes());
+            }
+            self.advance(64);
+        }
+        fn advance(&mut self, len: usize) {
+            self.head = (self.head + len) % CMDR_SIZE;
+            let head = self.head as u32;
+            self.put(12, &head.to_ne_bytes());
+        }
+        /// What the kernel would clean: (cmd_id, status, sense key) up to `cmd_tail`.
+        fn completions(&mut self) -> Vec<(u16, u8, u8)> {
+            let tail = self.u32_at(64) as usize;
+            let mut out = Vec::new();
+            while self.cleaned != tail {
+                let at = CMDR_OFF + self.cleaned;
+                let len_op = self.u32_at(at);
+                if len_op & 7 == OP_CMD {
+                    let b = self.bytes();
+                    out.push((
+                        u16::from_ne_bytes([b[at + 4], b[at + 5]]),
+                        b[at + 8],
+                        b[at + 18],
+                    ));
+                }
+                self.cleaned = (self.cleaned + (len_op & !7) as usize) % CMDR_SIZE;
+            }
+            out
+        }
+    }
+
+    fn handler(kernel: &mut Kernel, name: &str) -> (Handler, Arc<PathShared>, Vec<u8>) {
+        let pattern: Vec<u8> = (0..1 << 20).map(|i: usize| (i * 13 % 251) as u8).collect();
+        let file =
+            std::env::temp_dir().join(format!("pathrig-handler-{name}-{}", std::process::id()));
+        std::fs::write(&file, &pattern).unwrap();
+        let backing = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&file)
+            .unwrap();
+        std::fs::remove_file(&file).unwrap();
+        let uio = OpenOptions::new().write(true).open("/dev/null").unwrap();
+        let ring = unsafe { Ring::new(kernel.bytes().as_mut_ptr(), MAP) }.unwrap();
+        let shared = Arc::new(PathShared::new(name).unwrap());
+        let identity = Identity {
+            wwid: "lun".into(),
+            blocks: 2048,
+            relative_port: 1,
+        };
+        let mut h = Handler::new(shared.clone(), ring, uio, backing, identity, 1);
+        if name.ends_with("mapped") {
+            h.backing_map = Some(BackingMap::new(&h.backing, 1 << 20).unwrap());
+        }
+        (h, shared, pattern)
+    }
+
+    const READ_LBA_1: [u8; 10] = [0x28, 0, 0, 0, 0, 1, 0, 0, 1, 0];
+
+    fn step(h: &mut Handler) {
+        h.step(&mut Vec::new()).unwrap();
+    }
+
+    #[test]
+    fn answers_inquiry_reads_and_failures() {
+        for name in ["plain", "mapped"] {
+            let mut k = Kernel::new();
+            let (mut h, shared, pattern) = handler(&mut k, name);
+            k.cmd(1, &[0x12, 0, 0, 0, 36, 0], 36);
+            k.cmd(2, &READ_LBA_1, 512);
+            step(&mut h);
+            assert_eq!(k.completions(), vec![(1, 0, 0), (2, 0, 0)]);
+            let at = Kernel::data_at(2);
+            assert_eq!(&k.bytes()[at..at + 512], &pattern[512..1024]);
+            assert_eq!(
+                &k.bytes()[Kernel::data_at(1) + 8..Kernel::data_at(1) + 15],
+                b"PATHRIG"
+            );
+            shared.set_rules(vec![ScsiRule::new(ScsiAction::CheckCondition {
+                key: 3,
+                asc: 0x11,
+                ascq: 0,
+            })
+            .ops(&[ScsiOp::Read])]);
+            k.cmd(3, &READ_LBA_1, 512);
+            k.cmd(4, &[0, 0, 0, 0, 0, 0], 0);
+            step(&mut h);
+            assert_eq!(
+                k.completions(),
+                vec![(3, status::CHECK_CONDITION, 3), (4, 0, 0)]
+            );
+            let c = shared.counts();
+            assert_eq!(
+                (c.reads, c.others, c.injected, c.failed, c.ok),
+                (2, 2, 1, 1, 3)
+            );
+        }
+    }
+
+    #[test]
+    fn an_honoured_abort_completes_the_held_command() {
+        let mut k = Kernel::new();
+        let (mut h, shared, _) = handler(&mut k, "honour");
+        shared.set_rules(vec![ScsiRule::new(ScsiAction::NoResponse {
+            abort: AbortPolicy::Honour,
+        })]);
+        k.cmd(7, &READ_LBA_1, 512);
+        step(&mut h);
+        assert_eq!(k.completions(), vec![]);
+        k.tmr(TMR_ABORT_TASK, &[7]);
+        step(&mut h);
+        assert_eq!(k.completions(), vec![(7, status::TASK_ABORTED, 0)]);
+        let c = shared.counts();
+        assert_eq!(
+            (c.held, c.aborted, c.tmr_received, c.tmr_answered),
+            (1, 1, 1, 1)
+        );
+        assert!(shared.log().iter().any(|e| e.kind == EventKind::Aborted));
+    }
+
+    #[test]
+    fn an_ignored_abort_leaves_the_command_held_until_the_rule_goes() {
+        let mut k = Kernel::new();
+        let (mut h, shared, pattern) = handler(&mut k, "ignore");
+        shared.set_rules(vec![ScsiRule::new(ScsiAction::NoResponse {
+            abort: AbortPolicy::Ignore,
+        })
+        .ops(&[ScsiOp::Read])]);
+        k.cmd(9, &READ_LBA_1, 512);
+        k.cmd(10, &[0, 0, 0, 0, 0, 0], 0); // TUR is not selected
+        step(&mut h);
+        assert_eq!(k.completions(), vec![(10, 0, 0)]);
+        k.tmr(TMR_LUN_RESET, &[9]);
+        step(&mut h);
+        assert_eq!(k.completions(), vec![]);
+        assert_eq!(shared.counts().tmr_ignored, 1);
+        shared.set_rules(Vec::new());
+        step(&mut h);
+        assert_eq!(k.completions(), vec![(9, 0, 0)]);
+        let at = Kernel::data_at(9);
+        assert_eq!(&k.bytes()[at..at + 512], &pattern[512..1024]);
+        assert_eq!(shared.counts().released, 1);
+        assert!(shared
+            .log()
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::AnsweredLate { .. })));
+    }
+
+    #[test]
+    fn stopping_answers_what_is_held() {
+        let mut k = Kernel::new();
+        let (mut h, shared, _) = handler(&mut k, "stop");
+        shared.set_rules(vec![ScsiRule::new(ScsiAction::NoResponse {
+            abort: AbortPolicy::Ignore,
+        })]);
+        k.cmd(5, &READ_LBA_1, 512);
+        assert!(h.step(&mut Vec::new()).unwrap().is_some());
+        shared.stop();
+        assert!(h.step(&mut Vec::new()).unwrap().is_none());
+        assert_eq!(k.completions(), vec![(5, 0, 0)]);
+    }
+
+    #[test]
+    fn a_write_lands_in_the_backing_file() {
+        for name in ["wplain", "wmapped"] {
+            let mut k = Kernel::new();
+            let (mut h, _, _) = handler(&mut k, name);
+            let at = Kernel::data_at(11);
+            k.bytes()[at..at + 512].fill(0xab);
+            k.cmd(11, &[0x2a, 0, 0, 0, 0, 4, 0, 0, 1, 0], 512);
+            step(&mut h);
+            assert_eq!(k.completions(), vec![(11, 0, 0)]);
+            let mut back = [0u8; 512];
+            std::os::unix::fs::FileExt::read_exact_at(&h.backing, &mut back, 4 * 512).unwrap();
+            assert_eq!(back, [0xab; 512]);
+        }
+    }
+
+    #[test]
+    fn latency_delays_then_serves_and_a_timeout_is_offered_to_poll() {
+        let mut k = Kernel::new();
+        let (mut h, shared, _) = handler(&mut k, "latency");
+        shared.set_rules(vec![ScsiRule::new(ScsiAction::Latency(
+            crate::scsi::rules::LatencyDist::Fixed(Duration::from_millis(30)),
+        ))]);
+        k.cmd(12, &READ_LBA_1, 512);
+        let timeout = h.step(&mut Vec::new()).unwrap().unwrap();
+        assert_ne!(timeout, PollTimeout::NONE);
+        assert_eq!(k.completions(), vec![]);
+        std::thread::sleep(Duration::from_millis(40));
+        step(&mut h);
+        assert_eq!(k.completions(), vec![(12, 0, 0)]);
+        // a delayed command named by a TMR completes as aborted at once
+        k.cmd(13, &READ_LBA_1, 512);
+        k.tmr(TMR_ABORT_TASK, &[13]);
+        step(&mut h);
+        assert_eq!(k.completions(), vec![(13, status::TASK_ABORTED, 0)]);
+        assert_eq!(shared.counts().delayed, 2);
+    }
+}

@@ -67,14 +67,15 @@ pub fn ensure_configfs() -> Result<(), RigError> {
     }
     if !Path::new(LOOPBACK).is_dir() {
         // The fabric directory appears on first mkdir once tcm_loop is loaded.
-        fs::create_dir(LOOPBACK).or_else(|e| {
-            if Path::new(LOOPBACK).is_dir() {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })
-        .map_err(RigError::io("mkdir (is tcm_loop loaded?)", LOOPBACK))?;
+        fs::create_dir(LOOPBACK)
+            .or_else(|e| {
+                if Path::new(LOOPBACK).is_dir() {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(RigError::io("mkdir (is tcm_loop loaded?)", LOOPBACK))?;
     }
     Ok(())
 }
@@ -82,19 +83,23 @@ pub fn ensure_configfs() -> Result<(), RigError> {
 /// A configfs-safe piece of a name: letters, digits, `-`, `_`, `.`.
 pub fn sanitize(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
 /// 12 hex digits of a hash of `parts`, for WWNs.
 pub fn wwn_suffix(parts: &[&str]) -> String {
-    let h = parts
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, p| {
-            p.bytes()
-                .chain(std::iter::once(0))
-                .fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
-        });
+    let h = parts.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, p| {
+        p.bytes().chain(std::iter::once(0)).fold(h, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    });
     format!("{:012x}", h & 0xffff_ffff_ffff)
 }
 
@@ -132,7 +137,9 @@ fn list_dirs(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn name_of(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default()
 }
 
 /// Pathrig's backstores: `core/user_*/pathrig-*`.

@@ -61,6 +61,7 @@ pub const DEFAULT_CMD_TIME_OUT: u32 = 60;
 /// How long [`Array::build`] waits for each path's `sdX`.
 pub const DEVICE_WAIT: Duration = Duration::from_secs(15);
 
+/// What to build; paths name their LUN and HBA by index into `luns` and `hbas`.
 #[derive(Debug, Clone)]
 pub struct ArraySpec {
     pub luns: Vec<LunSpec>,
@@ -119,7 +120,10 @@ fn ser_devnum<S: serde::Serializer>(d: &DevNum, s: S) -> Result<S::Ok, S::Error>
 impl ScsiPath {
     /// `H:C:T:L`.
     pub fn hctl(&self) -> String {
-        format!("{}:{}:{}:{}", self.host, self.channel, self.target, self.lun)
+        format!(
+            "{}:{}:{}:{}",
+            self.host, self.channel, self.target, self.lun
+        )
     }
 }
 
@@ -178,8 +182,11 @@ struct Built {
     tpgs: Vec<(PathBuf, bool)>,
     lun_dirs: Vec<PathBuf>,
     lun_links: Vec<PathBuf>,
-    handlers: Vec<(Arc<PathShared>, JoinHandle<Result<(), String>>, Mapping)>,
+    handlers: Vec<RunningHandler>,
 }
+
+/// A path's handler thread, what it shares, and the ring mapping it uses.
+type RunningHandler = (Arc<PathShared>, JoinHandle<Result<(), String>>, Mapping);
 
 /// A shared mmap of a uio map0 and its fd, unmapped on drop.
 struct Mapping {
@@ -346,12 +353,26 @@ fn validate(spec: &ArraySpec) -> Result<(), RigError> {
     let mut per_hba = vec![0usize; spec.hbas.len()];
     for p in &spec.paths {
         if p.lun >= spec.luns.len() {
-            return bad(format!("path {} names LUN {} of {}", p.name, p.lun, spec.luns.len()));
+            return bad(format!(
+                "path {} names LUN {} of {}",
+                p.name,
+                p.lun,
+                spec.luns.len()
+            ));
         }
         if p.hba >= spec.hbas.len() {
-            return bad(format!("path {} names HBA {} of {}", p.name, p.hba, spec.hbas.len()));
+            return bad(format!(
+                "path {} names HBA {} of {}",
+                p.name,
+                p.hba,
+                spec.hbas.len()
+            ));
         }
         per_hba[p.hba] += 1;
+    }
+    // The host number is read from a path's TPG, and a WWN without one serves nothing.
+    if let Some(i) = per_hba.iter().position(|&n| n == 0) {
+        return bad(format!("HBA {} has no path", spec.hbas[i].name));
     }
     // tcm_loop has 32 TPGs per WWN.
     if let Some(n) = per_hba.iter().find(|&&n| n > 31) {
@@ -398,7 +419,9 @@ fn build_into(spec: &ArraySpec, run_tag: &str, built: &mut Built) -> Result<Buil
         lio::write_attr(&dir.join("enable"), "1")?;
         let (uio_name, map_size) = wait_for(Duration::from_secs(5), || lio::find_uio(&name))
             .ok_or_else(|| {
-                RigError::Guest(format!("no uio device for TCMU backstore {name} after enable"))
+                RigError::Guest(format!(
+                    "no uio device for TCMU backstore {name} after enable"
+                ))
             })?;
         let uio_path = PathBuf::from("/dev").join(&uio_name);
         let uio = OpenOptions::new()
@@ -490,7 +513,10 @@ fn build_into(spec: &ArraySpec, run_tag: &str, built: &mut Built) -> Result<Buil
         built.lun_links.push(link);
         let address = lio::read_attr(&tpg.join("address"))?;
         let host = parse_address(&address).ok_or_else(|| {
-            RigError::Guest(format!("{}/address is {address:?}, not H:C:T", tpg.display()))
+            RigError::Guest(format!(
+                "{}/address is {address:?}, not H:C:T",
+                tpg.display()
+            ))
         })?;
         hba_hosts[p.hba] = Some(host.0);
         pending.push((i, host));
@@ -535,7 +561,9 @@ fn wait_for<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<
 
 fn wait_for_disk(name: &str, host: u32, channel: u32, target: u32) -> Result<ScsiPath, RigError> {
     let hctl = format!("{host}:{channel}:{target}:0");
-    let sysfs_dir = PathBuf::from("/sys/class/scsi_device").join(&hctl).join("device");
+    let sysfs_dir = PathBuf::from("/sys/class/scsi_device")
+        .join(&hctl)
+        .join("device");
     let found = wait_for(DEVICE_WAIT, || {
         let disk = fs::read_dir(sysfs_dir.join("block"))
             .ok()?
@@ -595,9 +623,8 @@ pub fn set_device_knobs(
     }
     let read = |file: &str| -> Result<u32, RigError> {
         let text = lio::read_attr(&dir.join(file))?;
-        text.parse().map_err(|_| {
-            RigError::Guest(format!("{}/{file} reads {text:?}", dir.display()))
-        })
+        text.parse()
+            .map_err(|_| RigError::Guest(format!("{}/{file} reads {text:?}", dir.display())))
     };
     Ok(DeviceKnobs {
         timeout_s: read("timeout")?,
@@ -655,4 +682,63 @@ pub fn open_direct(path: &ScsiPath) -> Result<File, RigError> {
         .custom_flags(libc::O_DIRECT)
         .open(&path.dev_node)
         .map_err(RigError::io("open O_DIRECT", &path.dev_node))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ArraySpec {
+        ArraySpec {
+            luns: vec![LunSpec {
+                name: "a".into(),
+                wwid: "lun-a".into(),
+                backing: "/nonexistent".into(),
+                size_bytes: 1 << 20,
+            }],
+            hbas: vec![HbaSpec { name: "h0".into() }],
+            paths: vec![PathSpec {
+                name: "p0".into(),
+                lun: 0,
+                hba: 0,
+                cmd_time_out: None,
+            }],
+            seed: 0,
+        }
+    }
+
+    #[test]
+    fn bad_specs_are_refused_with_a_reason() {
+        assert!(validate(&spec()).is_ok());
+        let mut s = spec();
+        s.paths[0].lun = 1;
+        assert!(validate(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("names LUN 1"));
+        let mut s = spec();
+        s.hbas.push(HbaSpec { name: "h1".into() });
+        assert!(validate(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("h1 has no path"));
+        let mut s = spec();
+        s.luns[0].size_bytes = 1000;
+        assert!(validate(&s).is_err());
+        let mut s = spec();
+        s.paths.push(s.paths[0].clone());
+        assert!(validate(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("share a name"));
+        let mut s = spec();
+        s.paths.clear();
+        assert!(validate(&s).is_err());
+    }
+
+    #[test]
+    fn tpg_addresses_parse() {
+        assert_eq!(parse_address("3:0:2\n"), Some((3, 0, 2)));
+        assert_eq!(parse_address("x"), None);
+    }
 }

@@ -131,7 +131,8 @@ impl Ring {
 
     /// The shared map's bytes `[offset, offset + len)`, if inside the map.
     pub fn data_ptr(&self, iov: Iov) -> Option<*mut u8> {
-        (iov.offset.checked_add(iov.len)? <= self.size).then(|| unsafe { self.base.add(iov.offset) })
+        (iov.offset.checked_add(iov.len)? <= self.size)
+            .then(|| unsafe { self.base.add(iov.offset) })
     }
 
     pub fn base(&self) -> *mut u8 {
@@ -151,7 +152,10 @@ impl Ring {
             let len_op = self.read_u32(at);
             let len = (len_op & !OP_MASK) as usize;
             if len == 0 || len > self.cmdr_size {
-                return Err(RingError(format!("entry at {} has length {len}", self.head)));
+                return Err(RingError(format!(
+                    "entry at {} has length {len}",
+                    self.head
+                )));
             }
             match len_op & OP_MASK {
                 OP_CMD => out.push(Entry::Command(self.read_command(at)?)),
@@ -315,7 +319,13 @@ mod tests {
         assert_eq!(got.len(), 4);
         let Entry::Command(c) = &got[0] else { panic!() };
         assert_eq!((c.cmd_id, c.cdb[0], c.cdb[3]), (7, 0x28, 3));
-        assert_eq!(c.iovs, vec![Iov { offset: 2048, len: 512 }]);
+        assert_eq!(
+            c.iovs,
+            vec![Iov {
+                offset: 2048,
+                len: 512
+            }]
+        );
         assert_eq!(
             got[2],
             Entry::Tmr(Tmr {

@@ -214,7 +214,11 @@ pub fn plan(
 
 /// The abort policy of the first NoResponse rule in `rules` that still holds a command of
 /// class `op` over `extent`, or `None` when it is to be released.
-pub fn still_held(rules: &[ScsiRule], op: ScsiOp, extent: Option<(u64, u64)>) -> Option<AbortPolicy> {
+pub fn still_held(
+    rules: &[ScsiRule],
+    op: ScsiOp,
+    extent: Option<(u64, u64)>,
+) -> Option<AbortPolicy> {
     rules.iter().find_map(|r| match r.action {
         ScsiAction::NoResponse { abort } if r.matches(op, extent) => Some(abort),
         _ => None,
@@ -223,7 +227,13 @@ pub fn still_held(rules: &[ScsiRule], op: ScsiOp, extent: Option<(u64, u64)>) ->
 
 /// A uniform value in `[0, 1)`, a pure function of its arguments.
 pub fn decide(seed: u64, path: &str, op: ScsiOp, seq: u64, rule_index: usize) -> f64 {
-    let h = hash(&[seed, name_hash(path), op as u64 + 0x5c51, seq, rule_index as u64]);
+    let h = hash(&[
+        seed,
+        name_hash(path),
+        op as u64 + 0x5c51,
+        seq,
+        rule_index as u64,
+    ]);
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
@@ -259,7 +269,9 @@ mod tests {
 
     #[test]
     fn rules_match_by_op_and_overlapping_blocks() {
-        let r = ScsiRule::new(MEDIUM).ops(&[ScsiOp::Read]).lba_range(100, 10);
+        let r = ScsiRule::new(MEDIUM)
+            .ops(&[ScsiOp::Read])
+            .lba_range(100, 10);
         assert!(r.matches(ScsiOp::Read, Some((105, 1))));
         assert!(r.matches(ScsiOp::Read, Some((95, 6))));
         assert!(!r.matches(ScsiOp::Read, Some((95, 5))));
@@ -273,7 +285,14 @@ mod tests {
     #[test]
     fn first_rule_per_class_wins_and_hold_excludes_the_rest() {
         let busy = ScsiRule::new(ScsiAction::Status(ScsiStatus::Busy));
-        let p = plan(&[ScsiRule::new(MEDIUM), busy.clone()], 1, "a", ScsiOp::Read, 0, Some((0, 1)));
+        let p = plan(
+            &[ScsiRule::new(MEDIUM), busy.clone()],
+            1,
+            "a",
+            ScsiOp::Read,
+            0,
+            Some((0, 1)),
+        );
         assert_eq!(
             p.fail,
             Some(Failure::Sense {
@@ -292,7 +311,9 @@ mod tests {
             Some((0, 1)),
         );
         assert!(p.is_clean());
-        let lat = ScsiRule::new(ScsiAction::Latency(LatencyDist::Fixed(Duration::from_millis(5))));
+        let lat = ScsiRule::new(ScsiAction::Latency(LatencyDist::Fixed(
+            Duration::from_millis(5),
+        )));
         let p = plan(&[busy.clone(), lat.clone()], 1, "a", ScsiOp::Other, 0, None);
         assert_eq!(p.delay, Some(Duration::from_millis(5)));
         assert_eq!(p.fail, Some(Failure::Status(ScsiStatus::Busy)));
@@ -309,7 +330,11 @@ mod tests {
         let rule = [ScsiRule::new(MEDIUM).probability(0.25)];
         let fails = |seed| {
             (0..4000)
-                .filter(|&seq| plan(&rule, seed, "p0", ScsiOp::Read, seq, Some((0, 8))).fail.is_some())
+                .filter(|&seq| {
+                    plan(&rule, seed, "p0", ScsiOp::Read, seq, Some((0, 8)))
+                        .fail
+                        .is_some()
+                })
                 .collect::<Vec<u64>>()
         };
         let a = fails(9);

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rig::guest::init::GuestEnv;
-use rig::scsi::{self, AbortPolicy, ArraySpec, HbaSpec, LunSpec, PathSpec, ScsiAction, ScsiOp, ScsiRule};
+use rig::scsi::{
+    self, AbortPolicy, ArraySpec, HbaSpec, LunSpec, PathSpec, ScsiAction, ScsiOp, ScsiRule,
+};
 use serde_json::{json, Value};
 
 const LUN_BYTES: u64 = 16 << 20;
@@ -97,7 +99,11 @@ fn lio_leftovers() -> Vec<String> {
             .filter(|n| n.starts_with("naa."))
             .map(|n| format!("loopback/{n}")),
     );
-    out.extend(list("/sys/class/uio").into_iter().map(|n| format!("uio {n}")));
+    out.extend(
+        list("/sys/class/uio")
+            .into_iter()
+            .map(|n| format!("uio {n}")),
+    );
     out
 }
 
@@ -107,8 +113,8 @@ fn read_hex(path: &Path) -> String {
         .unwrap_or_else(|e| format!("unreadable: {e}"))
 }
 
-/// 1. 2 LUNs × 2 HBAs; identity per LUN, hosts per HBA, data through one path and back through
-/// the other, nothing left after teardown.
+/// Probe 1: 2 LUNs × 2 HBAs; identity per LUN, hosts per HBA, data through one path and back
+/// through the other, nothing left after teardown.
 pub fn basics(env: &GuestEnv) -> Result<Value, String> {
     let dir = setup(env)?;
     let spec = ArraySpec {
@@ -155,7 +161,7 @@ pub fn basics(env: &GuestEnv) -> Result<Value, String> {
     drop(r);
     let same_data = back.bytes() == &pattern[..];
     let in_file = fs::read(&spec.luns[0].backing).map_err(err)?;
-    let in_backing = &in_file[1 << 20..(1 << 20) + (64 << 10)] == &pattern[..];
+    let in_backing = in_file[1 << 20..(1 << 20) + (64 << 10)] == pattern[..];
     let counts: Vec<Value> = (0..4).map(|i| json!(array.control().counts(i))).collect();
     let hosts = [array.hba_host(0), array.hba_host(1)];
     let leftovers_during = rig::cleanup::find_leftovers();
@@ -177,14 +183,18 @@ pub fn check_basics(v: &Value) -> Result<(), String> {
         return Err(format!("expected 4 paths: {v}"));
     }
     let f = |i: usize, k: &str| p[i][k].clone();
-    if f(0, "wwid") != f(1, "wwid") || f(2, "wwid") != f(3, "wwid") || f(0, "wwid") == f(2, "wwid") {
+    if f(0, "wwid") != f(1, "wwid") || f(2, "wwid") != f(3, "wwid") || f(0, "wwid") == f(2, "wwid")
+    {
         return Err(format!("wwids do not pair up by LUN: {v}"));
     }
     if f(0, "wwid") != "naa.60014050000000000000000000000a01" {
         return Err(format!("LUN a's wwid is not its NAA: {}", f(0, "wwid")));
     }
     if !f(2, "wwid").as_str().unwrap_or_default().contains("lun-b") {
-        return Err(format!("LUN b's wwid does not carry lun-b: {}", f(2, "wwid")));
+        return Err(format!(
+            "LUN b's wwid does not carry lun-b: {}",
+            f(2, "wwid")
+        ));
     }
     // vpd 0x83 differs per path only in the relative port designator: the LU part is equal.
     let lu_part = |i: usize| {
@@ -192,19 +202,31 @@ pub fn check_basics(v: &Value) -> Result<(), String> {
         s[..s.len().saturating_sub(16)].to_string()
     };
     if lu_part(0) != lu_part(1) || f(0, "vpd_pg83") == f(1, "vpd_pg83") {
-        return Err(format!("vpd_pg83 of one LUN's paths: {} / {}", f(0, "vpd_pg83"), f(1, "vpd_pg83")));
+        return Err(format!(
+            "vpd_pg83 of one LUN's paths: {} / {}",
+            f(0, "vpd_pg83"),
+            f(1, "vpd_pg83")
+        ));
     }
-    if f(0, "host") != f(2, "host") || f(1, "host") != f(3, "host") || f(0, "host") == f(1, "host") {
+    if f(0, "host") != f(2, "host") || f(1, "host") != f(3, "host") || f(0, "host") == f(1, "host")
+    {
         return Err(format!("paths do not share hosts by HBA: {v}"));
     }
     if v["same_data"] != true || v["in_backing"] != true {
         return Err(format!("data did not travel between paths: {v}"));
     }
     if v["leftovers_during"].as_array().is_none_or(|a| a.len() < 6) {
-        return Err(format!("cleanup does not see the live array: {}", v["leftovers_during"]));
+        return Err(format!(
+            "cleanup does not see the live array: {}",
+            v["leftovers_during"]
+        ));
     }
-    if v["leftovers_after"].as_array().is_none_or(|a| !a.is_empty())
-        || v["cleanup_finds_after"].as_array().is_none_or(|a| !a.is_empty())
+    if v["leftovers_after"]
+        .as_array()
+        .is_none_or(|a| !a.is_empty())
+        || v["cleanup_finds_after"]
+            .as_array()
+            .is_none_or(|a| !a.is_empty())
     {
         return Err(format!("teardown left things behind: {v}"));
     }
@@ -226,7 +248,7 @@ fn read_4k(file: &fs::File, buf: &mut Aligned, at: u64) -> Result<(), i32> {
         .map_err(|e| e.raw_os_error().unwrap_or(-1))
 }
 
-/// 2. CHECK CONDITION 03/11/00 on reads fails an O_DIRECT read; clearing makes reads work.
+/// Probe 2: CHECK CONDITION 03/11/00 on reads fails an O_DIRECT read; clearing makes reads work.
 pub fn check_condition(env: &GuestEnv) -> Result<Value, String> {
     let dir = setup(env)?;
     let array = one_path_array(&dir, "probe2", None)?;
@@ -276,19 +298,28 @@ pub fn check_check_condition(v: &Value) -> Result<(), String> {
     // sd maps a medium error to BLK_STS_MEDIUM; the errno is EIO or ENODATA by kernel version.
     let errno = v["during_errno"].as_i64().unwrap_or(0);
     if errno != i64::from(libc::EIO) && errno != i64::from(libc::ENODATA) {
-        return Err(format!("the read under the rule did not fail with EIO/ENODATA: {v}"));
+        return Err(format!(
+            "the read under the rule did not fail with EIO/ENODATA: {v}"
+        ));
     }
     if v["counts_during"]["injected"].as_u64().unwrap_or(0) < 1 {
         return Err(format!("counts do not show the injected failure: {v}"));
     }
-    if v["leftovers_after"].as_array().is_none_or(|a| !a.is_empty()) {
+    if v["leftovers_after"]
+        .as_array()
+        .is_none_or(|a| !a.is_empty())
+    {
         return Err(format!("left behind: {v}"));
     }
     Ok(())
 }
 
 /// Samples a host's state every 50 ms until `stop`: (seconds since `t0`, state) on change.
-fn watch_host(host: u32, t0: Instant, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<(f64, String)>> {
+fn watch_host(
+    host: u32,
+    t0: Instant,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<(f64, String)>> {
     std::thread::spawn(move || {
         let mut seen: Vec<(f64, String)> = Vec::new();
         while !stop.load(Ordering::Relaxed) {
@@ -303,7 +334,11 @@ fn watch_host(host: u32, t0: Instant, stop: Arc<AtomicBool>) -> std::thread::Joi
 }
 
 /// Reads 4 KiB from a healthy path in a loop until `stop`; returns the completion times.
-fn healthy_reader(dev: PathBuf, t0: Instant, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(Vec<f64>, u64)> {
+fn healthy_reader(
+    dev: PathBuf,
+    t0: Instant,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(Vec<f64>, u64)> {
     std::thread::spawn(move || {
         use std::os::unix::fs::OpenOptionsExt;
         let mut times = Vec::new();
@@ -329,21 +364,34 @@ fn healthy_reader(dev: PathBuf, t0: Instant, stop: Arc<AtomicBool>) -> std::thre
 
 fn freeze_run(dir: &Path, policy: AbortPolicy, tag: &str) -> Result<Value, String> {
     let spec = ArraySpec {
-        luns: vec![lun(dir, &format!("{tag}x"), &format!("{tag}-x"))?, lun(dir, &format!("{tag}y"), &format!("{tag}-y"))?],
+        luns: vec![
+            lun(dir, &format!("{tag}x"), &format!("{tag}-x"))?,
+            lun(dir, &format!("{tag}y"), &format!("{tag}-y"))?,
+        ],
         hbas: vec![hba("h0")],
         // TCMU's own timeout above the SCSI timeout (5 s), so the error handler runs.
-        paths: vec![path("stuck", 0, 0, Some(15)), path("healthy", 1, 0, Some(15))],
+        paths: vec![
+            path("stuck", 0, 0, Some(15)),
+            path("healthy", 1, 0, Some(15)),
+        ],
         seed: 3,
     };
     let array = scsi::Array::build(&spec, tag).map_err(err)?;
     let control = array.control();
     let knobs: Vec<Value> = (0..2)
-        .map(|i| scsi::set_device_knobs(array.path(i), Some(5), Some(5), None).map(|k| json!(k)).map_err(err))
+        .map(|i| {
+            scsi::set_device_knobs(array.path(i), Some(5), Some(5), None)
+                .map(|k| json!(k))
+                .map_err(err)
+        })
         .collect::<Result<_, _>>()?;
     let eh_deadline = scsi::set_eh_deadline(array.hba_host(0), Some(10)).map_err(err)?;
     let stuck = array.path(0).clone();
     let file = scsi::open_direct(&stuck).map_err(err)?;
-    control.set_rules(0, vec![ScsiRule::new(ScsiAction::NoResponse { abort: policy })]);
+    control.set_rules(
+        0,
+        vec![ScsiRule::new(ScsiAction::NoResponse { abort: policy })],
+    );
     let t0 = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let host_watch = watch_host(array.hba_host(0), t0, stop.clone());
@@ -354,7 +402,9 @@ fn freeze_run(dir: &Path, policy: AbortPolicy, tag: &str) -> Result<Value, Strin
     let state_at_error = scsi::device_state(&stuck).unwrap_or_default();
     // let the host come back, then a little more
     let limit = Instant::now() + Duration::from_secs(120);
-    while scsi::host_state(array.hba_host(0)).is_ok_and(|s| s != "running") && Instant::now() < limit {
+    while scsi::host_state(array.hba_host(0)).is_ok_and(|s| s != "running")
+        && Instant::now() < limit
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(1));
@@ -384,7 +434,7 @@ fn freeze_run(dir: &Path, policy: AbortPolicy, tag: &str) -> Result<Value, Strin
     }))
 }
 
-/// 3. NoResponse with timeout 5 s / eh_timeout 5 s, abort honoured vs ignored: when the read
+/// Probe 3: NoResponse with timeout 5 s / eh_timeout 5 s, abort honoured vs ignored: when the read
 /// fails, what the host goes through, how long a healthy LUN on the same host stalls.
 pub fn freeze(env: &GuestEnv) -> Result<Value, String> {
     let dir = setup(env)?;
@@ -404,31 +454,48 @@ pub fn check_freeze(v: &Value) -> Result<(), String> {
             .map(|a| a.iter().filter_map(|s| s[1].as_str()).collect())
             .unwrap_or_default();
         if !states.iter().any(|s| s.contains("recovery")) {
-            return Err(format!("{run}: the host never went into recovery: {states:?}"));
+            return Err(format!(
+                "{run}: the host never went into recovery: {states:?}"
+            ));
         }
         if r["healthy_max_gap"]["gap_s"].as_f64().unwrap_or(0.0) < 3.0 {
-            return Err(format!("{run}: the healthy LUN did not freeze: {}", r["healthy_max_gap"]));
+            return Err(format!(
+                "{run}: the healthy LUN did not freeze: {}",
+                r["healthy_max_gap"]
+            ));
         }
         if r["final_state"] != "offline" {
-            return Err(format!("{run}: the stuck device ends {}, not offline", r["final_state"]));
+            return Err(format!(
+                "{run}: the stuck device ends {}, not offline",
+                r["final_state"]
+            ));
         }
         if r["counts"]["tmr_received"].as_u64().unwrap_or(0) == 0 {
             return Err(format!("{run}: no TMR reached the array: {}", r["counts"]));
         }
     }
     if v["honour"]["counts"]["aborted"].as_u64().unwrap_or(0) == 0 {
-        return Err(format!("honour: nothing was aborted: {}", v["honour"]["counts"]));
+        return Err(format!(
+            "honour: nothing was aborted: {}",
+            v["honour"]["counts"]
+        ));
     }
     if v["ignore"]["counts"]["tmr_ignored"].as_u64().unwrap_or(0) == 0 {
-        return Err(format!("ignore: no TMR was ignored: {}", v["ignore"]["counts"]));
+        return Err(format!(
+            "ignore: no TMR was ignored: {}",
+            v["ignore"]["counts"]
+        ));
     }
-    if v["leftovers_after"].as_array().is_none_or(|a| !a.is_empty()) {
+    if v["leftovers_after"]
+        .as_array()
+        .is_none_or(|a| !a.is_empty())
+    {
         return Err(format!("left behind: {}", v["leftovers_after"]));
     }
     Ok(())
 }
 
-/// 4. Port offline fails IO (how fast, with timeout 2 s), online brings it back.
+/// Probe 4: port offline fails IO (how fast, with timeout 2 s), online brings it back.
 pub fn port_offline(env: &GuestEnv) -> Result<Value, String> {
     let dir = setup(env)?;
     let array = one_path_array(&dir, "probe4", None)?;
@@ -464,13 +531,16 @@ pub fn check_port_offline(v: &Value) -> Result<(), String> {
     if v["offline_errno"].is_null() {
         return Err(format!("IO did not fail with the port offline: {v}"));
     }
-    if v["leftovers_after"].as_array().is_none_or(|a| !a.is_empty()) {
+    if v["leftovers_after"]
+        .as_array()
+        .is_none_or(|a| !a.is_empty())
+    {
         return Err(format!("left behind: {v}"));
     }
     Ok(())
 }
 
-/// 5. fio 4 KiB random reads, O_DIRECT, QD 8, through one path.
+/// Probe 5: fio 4 KiB random reads, O_DIRECT, QD 8, through one path.
 pub fn throughput(env: &GuestEnv) -> Result<Value, String> {
     let dir = setup(env)?;
     let array = one_path_array(&dir, "probe5", None)?;
@@ -490,7 +560,8 @@ pub fn throughput(env: &GuestEnv) -> Result<Value, String> {
             stall_threshold: Duration::from_secs(5),
             engine: rig::workload::EngineKind::Fio(rig::workload::fio::FioMode::Default),
         };
-        let report = rig::workload::fio::run(&config, rig::workload::fio::FioMode::Default).map_err(err)?;
+        let report =
+            rig::workload::fio::run(&config, rig::workload::fio::FioMode::Default).map_err(err)?;
         out[format!("qd{qd}")] = json!({
             "reads": report.reads, "read_errors": report.read_errors,
             "elapsed_s": report.elapsed.as_secs_f64(),
@@ -504,13 +575,15 @@ pub fn throughput(env: &GuestEnv) -> Result<Value, String> {
 }
 
 pub fn check_throughput(v: &Value) -> Result<(), String> {
-    if v["qd8"]["reads"].as_u64().unwrap_or(0) == 0 || v["qd8"]["read_errors"].as_u64().unwrap_or(1) != 0 {
+    if v["qd8"]["reads"].as_u64().unwrap_or(0) == 0
+        || v["qd8"]["read_errors"].as_u64().unwrap_or(1) != 0
+    {
         return Err(format!("fio did not read cleanly: {v}"));
     }
     Ok(())
 }
 
-/// 6. Cleanup after a run that died: an array left behind (its handlers still running) is
+/// Probe 6: cleanup after a run that died: an array left behind (its handlers still running) is
 /// found and removed; foreign LIO objects — including a WWN with pathrig's prefix whose LUN
 /// links to a backstore that is not pathrig's — are left alone.
 pub fn cleanup(env: &GuestEnv) -> Result<Value, String> {
@@ -526,11 +599,16 @@ pub fn cleanup(env: &GuestEnv) -> Result<Value, String> {
     // (a TCMU backstore in another HBA, not named pathrig-: target_core_file is not loaded)
     let foreign_bs = core.join("user_3/foreign");
     fs::create_dir_all(&foreign_bs).map_err(|e| format!("mkdir foreign backstore: {e}"))?;
-    lio::write_attr(&foreign_bs.join("control"), "dev_size=1048576,dev_config=foreign/foreign").map_err(err)?;
+    lio::write_attr(
+        &foreign_bs.join("control"),
+        "dev_size=1048576,dev_config=foreign/foreign",
+    )
+    .map_err(err)?;
     lio::write_attr(&foreign_bs.join("enable"), "1").map_err(err)?;
     let loopback = Path::new(lio::LOOPBACK);
     let foreign_wwn = loopback.join("naa.5001405000000001");
-    fs::create_dir_all(foreign_wwn.join("tpgt_1")).map_err(|e| format!("mkdir foreign WWN: {e}"))?;
+    fs::create_dir_all(foreign_wwn.join("tpgt_1"))
+        .map_err(|e| format!("mkdir foreign WWN: {e}"))?;
     let lookalike = loopback.join(format!("{}ffffffffffff", lio::WWN_PREFIX));
     let lookalike_lun = lookalike.join("tpgt_1/lun/lun_0");
     fs::create_dir_all(&lookalike_lun).map_err(|e| format!("mkdir look-alike LUN: {e}"))?;
@@ -566,7 +644,9 @@ pub fn cleanup(env: &GuestEnv) -> Result<Value, String> {
 pub fn check_cleanup(v: &Value) -> Result<(), String> {
     let removed = v["removed_lio"].as_array().map(Vec::len).unwrap_or(0);
     if removed < 2 {
-        return Err(format!("cleanup did not remove the dead array's WWN and backstore: {v}"));
+        return Err(format!(
+            "cleanup did not remove the dead array's WWN and backstore: {v}"
+        ));
     }
     if v["found_after"].as_array().is_none_or(|a| !a.is_empty()) || v["disk_gone"] != true {
         return Err(format!("the dead array survived cleanup: {v}"));
@@ -576,11 +656,20 @@ pub fn check_cleanup(v: &Value) -> Result<(), String> {
             return Err(format!("cleanup removed a foreign {what}: {v}"));
         }
     }
-    let found: Vec<&str> = v["found_before"].as_array().map(|a| a.iter().filter_map(|s| s.as_str()).collect()).unwrap_or_default();
-    if found.iter().any(|s| s.contains("ffffffffffff") || s.contains("foreign") || s.contains("naa.5001405")) {
+    let found: Vec<&str> = v["found_before"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
+        .unwrap_or_default();
+    if found
+        .iter()
+        .any(|s| s.contains("ffffffffffff") || s.contains("foreign") || s.contains("naa.5001405"))
+    {
         return Err(format!("find_leftovers claims a foreign object: {found:?}"));
     }
-    if v["leftovers_at_end"].as_array().is_none_or(|a| !a.is_empty()) {
+    if v["leftovers_at_end"]
+        .as_array()
+        .is_none_or(|a| !a.is_empty())
+    {
         return Err(format!("left behind: {v}"));
     }
     Ok(())
