@@ -23,8 +23,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use toml::de::DeValue;
 
 use crate::diag::Report;
-use crate::scsi::{AbortPolicy, ScsiStatusCode, Sense};
 use crate::reader::{as_int, describe, one_of, type_error, Got, Sp, Table, Value};
+use crate::scsi::{AbortPolicy, ScsiStatusCode, Sense};
 use crate::units::{format_duration, format_size};
 
 /// What a fault does to its leg.
@@ -775,7 +775,10 @@ pub(crate) const KINDS: &[KindDef] = &[
         decode: |p| {
             let abort = p.choice(
                 "abort",
-                &[("honour", AbortPolicy::Honour), ("ignore", AbortPolicy::Ignore)],
+                &[
+                    ("honour", AbortPolicy::Honour),
+                    ("ignore", AbortPolicy::Ignore),
+                ],
             );
             let probability = p.probability();
             let op = p.op(SCSI_OPS);
@@ -1054,7 +1057,10 @@ impl Params<'_, '_, '_, '_> {
             Err(help) => {
                 self.report.error(
                     s.pos,
-                    format!("`{key}` = \"{}\" is not sense data", crate::units::shown(&s.val)),
+                    format!(
+                        "`{key}` = \"{}\" is not sense data",
+                        crate::units::shown(&s.val)
+                    ),
                     help,
                 );
                 None
@@ -1638,7 +1644,9 @@ fn decode_latency_dist(p: &mut Params, ops: &[IoOp]) -> Option<(LatencyDist, IoO
         [] => {
             p.report.error(
                 p.table.pos,
-                format!("kind = \"{kind}\" needs `ms`, `min_ms` and `max_ms`, or `p50_ms` and `p99_ms`"),
+                format!(
+                    "kind = \"{kind}\" needs `ms`, `min_ms` and `max_ms`, or `p50_ms` and `p99_ms`"
+                ),
                 help,
             );
             return None;
@@ -1948,7 +1956,15 @@ mod tests {
         assert_eq!(kinds_taking("ms"), ["delay", "latency", "scsi_latency"]);
         assert_eq!(
             kinds_taking("offset"),
-            ["error_range", "errno", "lose", "corrupt", "no_response", "check_condition", "scsi_status"]
+            [
+                "error_range",
+                "errno",
+                "lose",
+                "corrupt",
+                "no_response",
+                "check_condition",
+                "scsi_status"
+            ]
         );
         assert!(kinds_taking("at").is_empty());
     }

@@ -13,12 +13,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{FaultId, LegId, MapId};
-use crate::scsi::{HbaSpec, LegScsi};
 pub use crate::kinds::{
     block_list, BioDir, ByteRange, CorruptBioByte, Errno, FaultKind, IoOp, LatencyDist, Layer,
     Probability, ERRNOS,
 };
 use crate::manager::ManagerSpec;
+use crate::scsi::{HbaSpec, LegScsi};
 
 /// A complete, validated fault-injection scenario.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

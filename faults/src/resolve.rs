@@ -237,7 +237,8 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
                 draft.pos,
                 format!(
                     "leg \"{}\" of mirror map \"{}\" is a SCSI leg; mirror legs are loop devices",
-                    leg.name, map_names[leg.map.index()]
+                    leg.name,
+                    map_names[leg.map.index()]
                 ),
                 "remove `backend = \"scsi\"` from the leg, or make the map a multipath map",
             );

@@ -228,7 +228,13 @@ pub(crate) struct DraftLegScsi {
     pub knob_keys: Vec<(&'static str, usize)>,
 }
 
-pub(crate) const HBA_KEYS: &[&str] = &["name", "eh_deadline", "timeout", "eh_timeout", "queue_depth"];
+pub(crate) const HBA_KEYS: &[&str] = &[
+    "name",
+    "eh_deadline",
+    "timeout",
+    "eh_timeout",
+    "queue_depth",
+];
 
 /// A whole number of seconds, 1..=3600, for a device knob.
 fn knob_seconds(r: &mut Report, t: &Table, key: &'static str, min: u64) -> Option<u32> {
@@ -336,7 +342,10 @@ pub(crate) fn resolve(
             r.error(
                 name.pos,
                 format!("duplicate hba name \"{}\"", crate::units::shown(&name.val)),
-                format!("the first [[hba]] named \"{}\" is on line {line}; hba names must be unique", name.val),
+                format!(
+                    "the first [[hba]] named \"{}\" is on line {line}; hba names must be unique",
+                    name.val
+                ),
             );
             continue;
         }
@@ -363,7 +372,9 @@ pub(crate) fn resolve(
             for (key, pos) in &scsi.knob_keys {
                 r.error(
                     *pos,
-                    format!("`{key}` is a SCSI device setting, and leg \"{leg}\" is not a SCSI leg"),
+                    format!(
+                        "`{key}` is a SCSI device setting, and leg \"{leg}\" is not a SCSI leg"
+                    ),
                     "add `backend = \"scsi\"` to the leg, or remove the key",
                 );
             }
@@ -376,7 +387,8 @@ pub(crate) fn resolve(
                 *pos,
                 format!("SCSI leg \"{leg}\" does not say which host adapter it goes through"),
                 if names.is_empty() {
-                    "add `hba = \"hba0\"` to the leg and a table `[[hba]]` with `name = \"hba0\"`".to_string()
+                    "add `hba = \"hba0\"` to the leg and a table `[[hba]]` with `name = \"hba0\"`"
+                        .to_string()
                 } else {
                     format!("add `hba = \"{example}\"` (hbas are: {})", quoted(&names))
                 },
@@ -395,7 +407,10 @@ pub(crate) fn resolve(
             None => {
                 r.error(
                     hba.pos,
-                    format!("leg \"{leg}\" names hba \"{}\", which does not exist", crate::units::shown(&hba.val)),
+                    format!(
+                        "leg \"{leg}\" names hba \"{}\", which does not exist",
+                        crate::units::shown(&hba.val)
+                    ),
                     if names.is_empty() {
                         format!("add a table `[[hba]]` with `name = \"{}\"`", hba.val)
                     } else {
@@ -411,7 +426,10 @@ pub(crate) fn resolve(
             r.error(
                 h.pos,
                 format!("hba \"{}\" is not used by any leg", specs[i].name),
-                format!("give a SCSI leg `hba = \"{}\"`, or remove this [[hba]]", specs[i].name),
+                format!(
+                    "give a SCSI leg `hba = \"{}\"`, or remove this [[hba]]",
+                    specs[i].name
+                ),
             );
         }
     }
@@ -440,8 +458,19 @@ mod tests {
                 ascq: 0
             })
         );
-        assert_eq!(parse_sense("6/29/0").map(|s| s.key_name()), Ok("UNIT ATTENTION"));
-        for bad in ["03/11", "10/00/00", "03/1G/00", "03/111/00", "", "03//00", "+3/00/00"] {
+        assert_eq!(
+            parse_sense("6/29/0").map(|s| s.key_name()),
+            Ok("UNIT ATTENTION")
+        );
+        for bad in [
+            "03/11",
+            "10/00/00",
+            "03/1G/00",
+            "03/111/00",
+            "",
+            "03//00",
+            "+3/00/00",
+        ] {
             assert!(parse_sense(bad).is_err(), "{bad:?} was accepted");
         }
     }

@@ -83,6 +83,10 @@ pub struct CheckerRing<K> {
     /// Outcomes the TUR worker threads posted, by token.
     tur_done: Arc<Mutex<Vec<(u64, tur::TurOutcome)>>>,
     next_token: u64,
+    /// Each TUR path's descriptor, opened at its first check and kept, as multipathd keeps a
+    /// path's fd from discovery on: opening an sd device waits while its host is in error
+    /// handling (`sd_open`), which would stall the caller's loop, not only the check.
+    tur_files: HashMap<std::path::PathBuf, Arc<std::fs::File>>,
 }
 
 impl<K: Clone> CheckerRing<K> {
@@ -104,6 +108,7 @@ impl<K: Clone> CheckerRing<K> {
             immediate: Vec::new(),
             tur_done: Arc::new(Mutex::new(Vec::new())),
             next_token: 1,
+            tur_files: HashMap::new(),
         })
     }
 
@@ -217,12 +222,21 @@ impl<K: Clone> CheckerRing<K> {
             return;
         }
         // O_NONBLOCK: open a unit that is not ready without waiting on it (as sg3_utils does).
-        let file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(device)
-        {
-            Ok(f) => f,
+        let opened = match self.tur_files.get(device) {
+            Some(file) => Ok(Arc::clone(file)),
+            None => OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(device)
+                .map(Arc::new),
+        };
+        let file = match opened {
+            Ok(f) => {
+                self.tur_files
+                    .entry(device.to_path_buf())
+                    .or_insert_with(|| Arc::clone(&f));
+                f
+            }
             Err(err) => {
                 self.immediate.push(Completed {
                     key,

@@ -123,6 +123,8 @@ enum On<'a> {
     Restored(&'a str),
     /// The end of a FUSE fault's window on a leg.
     FuseWindowEnded(&'a str),
+    /// The end of a SCSI fault's window on a leg.
+    ScsiWindowEnded(&'a str),
     /// A repeating fault taking effect in window `n` of `of`.
     Window(u64, u64),
     /// A dust leg's bad blocks changed by messages.
@@ -179,6 +181,9 @@ fn matches(e: &serde_json::Value, on: On) -> bool {
         }
         On::FuseWindowEnded(l) => {
             kind == "fault" && leg == Some(l) && e["change"] == "fuse_window_ended"
+        }
+        On::ScsiWindowEnded(l) => {
+            kind == "fault" && leg == Some(l) && e["change"] == "scsi_window_ended"
         }
         On::Window(n, of) => {
             kind == "fault"
@@ -775,6 +780,8 @@ fn every_scenario_file_has_a_test() {
         "checker-finds-idle-dead-path",
         "corrupt-reads",
         "dust-bad-blocks",
+        "eh-offlines-device",
+        "eh-recovers",
         "failback-deferred",
         "failback-followover",
         "failback-immediate",
@@ -787,8 +794,11 @@ fn every_scenario_file_has_a_test() {
         "fuse-hang-writes",
         "fuse-lost-writes",
         "guest-timeout",
+        "hba-freeze",
+        "hba-freeze-knobs",
         "healthy",
         "hung-path",
+        "hung-path-bounded",
         "intermittent-read-errors",
         "leg-fails-and-returns",
         "lost-writes-after-path-switch",
@@ -801,6 +811,7 @@ fn every_scenario_file_has_a_test() {
         "mirror-transient-dropout",
         "mirror-transient-dropout-wait",
         "no-path-retry-count",
+        "scsi-leg-fails-and-returns",
         "slow-leg",
         "slow-leg-service-time",
         "slow-path-long-tail",
@@ -1430,4 +1441,270 @@ fn fio_yardstick() {
     assert!(run.json("workload.cpu_ms").as_f64().unwrap() > 0.0);
     assert_eq!(run.json("workload.verified_blocks"), 0);
     assert!(run.json("workload.latency_us.p50").as_u64().unwrap() > 0);
+}
+
+// SCSI legs: pathrig's array behind tcm_loop hosts, the SCSI error handler, the tur checker.
+
+/// One error-handling episode of a host, from report.json's `scsi.hosts[]`.
+#[derive(Debug)]
+struct Episode {
+    start: f64,
+    end: f64,
+    /// `running`, or the leg whose device was offlined.
+    ended_by: String,
+}
+
+fn eh_episodes(run: &GuestRun, hba: &str) -> Vec<Episode> {
+    let hosts = run.json("scsi.hosts").as_array().expect("scsi.hosts[]");
+    let host = hosts
+        .iter()
+        .find(|h| h["hba"] == hba)
+        .unwrap_or_else(|| panic!("no hba {hba}:\n{}", run.explain()));
+    host["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| Episode {
+            start: e["start_ms"].as_f64().unwrap(),
+            end: e["end_ms"]
+                .as_f64()
+                .expect("every episode ended within the run"),
+            ended_by: match e["ended_by"]["by"].as_str().unwrap() {
+                "device_offlined" => e["ended_by"]["leg"].as_str().unwrap().to_string(),
+                other => other.to_string(),
+            },
+        })
+        .collect()
+}
+
+/// A SCSI path's entry in report.json's `scsi.paths[]`.
+fn scsi_path<'r>(run: &'r GuestRun, leg: &str) -> &'r serde_json::Value {
+    run.json("scsi.paths")
+        .as_array()
+        .expect("scsi.paths[]")
+        .iter()
+        .find(|p| p["leg"] == leg)
+        .unwrap_or_else(|| panic!("no SCSI path {leg}:\n{}", run.explain()))
+}
+
+/// The stalls of workload `index`: (began, ended) in ms.
+fn stalls(run: &GuestRun, index: usize) -> Vec<(f64, f64)> {
+    run.json(&format!("workloads.{index}.stalls"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let began = s["began_ms"].as_f64().unwrap();
+            (began, began + s["length_ms"].as_f64().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn scsi_leg_fails_and_returns() {
+    let Some(run) = scenario("scsi-leg-fails-and-returns") else {
+        return;
+    };
+    let explain = || run.explain();
+    let offline = first(&run, On::Fault("a", "port-offline"));
+    let failed = first(&run, On::Kernel("path_failed", "a"));
+    assert!(
+        failed >= offline && failed - offline < 1500.0,
+        "offline {offline}, failed {failed}"
+    );
+    // The tur checker keeps a down while its port is offline, and reinstates it once it is back.
+    let back = first(&run, On::ScsiWindowEnded("a"));
+    let reinstate = first(&run, On::Action("reinstate_path", Some("a")));
+    assert!(
+        reinstate >= back && reinstate - back < 2500.0,
+        "port back {back} ms, reinstate {reinstate} ms"
+    );
+    let tur_down = all_of(&run, "checker_result").into_iter().any(|e| {
+        e["node"] == scsi_path(&run, "a")["node"] && e["result"] == "scsi" && e["state"] == "down"
+    });
+    assert!(tur_down, "no tur down for a:\n{}", explain());
+    // A dead link fails commands at once: no command timed out, no error handling.
+    for hba in ["hba0", "hba1"] {
+        assert!(eh_episodes(&run, hba).is_empty(), "{}", explain());
+    }
+    for leg in ["a", "b"] {
+        assert_eq!(scsi_path(&run, leg)["final_state"], "running");
+        assert_eq!(scsi_path(&run, leg)["command_timeouts"], 0);
+        assert!(scsi_path(&run, leg)["array"]["ok"].as_u64().unwrap() > 0);
+    }
+    // Both paths of the LUN report one identity, so the map's paths are one LU.
+    assert_ne!(scsi_path(&run, "a")["hctl"], scsi_path(&run, "b")["hctl"]);
+}
+
+/// The freeze both hba-freeze scenarios show: exactly one error-handling episode on hba0, which
+/// ends with m1-a offlined; m2's IO stalls from the episode's start until the manager fails
+/// m2-a (its TUR cannot get through a host in recovery), although no fault touched m2; m2-a is
+/// reinstated once the host runs again. Returns (episode, m2's stall).
+fn assert_hba_freeze(run: &GuestRun) -> (Episode, (f64, f64)) {
+    let explain = || run.explain();
+    let mut episodes = eh_episodes(run, "hba0");
+    assert_eq!(episodes.len(), 1, "{}", explain());
+    let eh = episodes.remove(0);
+    assert_eq!(eh.ended_by, "m1-a", "{}", explain());
+    assert!(eh_episodes(run, "hba1").is_empty(), "{}", explain());
+    // No fault on any path of m2.
+    for leg in ["m2-a", "m2-b"] {
+        assert!(
+            !all_of(run, "fault").iter().any(|e| e["leg"] == leg),
+            "{}",
+            explain()
+        );
+    }
+    let m2 = stalls(run, 1);
+    assert_eq!(m2.len(), 1, "m2 stalled {m2:?}:\n{}", explain());
+    let stall = m2[0];
+    assert!(
+        (eh.start - 300.0..eh.start + 1000.0).contains(&stall.0),
+        "m2's stall began at {} ms, error handling at {} ms:\n{}",
+        stall.0,
+        eh.start,
+        explain()
+    );
+    let failed = first(run, On::Action("fail_path", Some("m2-a")));
+    assert!(
+        failed > eh.start && failed < eh.end,
+        "the manager failed m2-a at {failed} ms, error handling {eh:?}"
+    );
+    assert!(
+        (stall.1 - failed).abs() < 500.0,
+        "m2's stall ended at {} ms, m2-a failed at {failed} ms",
+        stall.1
+    );
+    let reinstated = first(run, On::Action("reinstate_path", Some("m2-a")));
+    assert!(reinstated > eh.end, "{}", explain());
+    // m1's IO stalled from the fault until the error handler gave the held commands back.
+    let m1 = stalls(run, 0);
+    let fault = first(run, On::Fault("m1-a", "no-response"));
+    assert!(
+        m1.iter()
+            .any(|s| s.0 - fault < 1000.0 && (s.1 - eh.end).abs() < 1000.0),
+        "m1's stalls {m1:?}, fault {fault}, error handling {eh:?}"
+    );
+    assert_eq!(scsi_path(run, "m1-a")["final_state"], "offline");
+    for leg in ["m1-b", "m2-a", "m2-b"] {
+        assert_eq!(scsi_path(run, leg)["final_state"], "running", "{leg}");
+    }
+    (eh, stall)
+}
+
+#[test]
+fn hba_freeze() {
+    let Some(run) = scenario("hba-freeze") else {
+        return;
+    };
+    let (eh, stall) = assert_hba_freeze(&run);
+    // The freeze of m2 lasts about checker_timeout (6 s) from the episode's start.
+    let length = stall.1 - stall.0;
+    assert!(
+        (5000.0..9000.0).contains(&length),
+        "m2 froze {length} ms, error handling {eh:?}"
+    );
+    for leg in ["m1-a", "m2-b"] {
+        assert_eq!(scsi_path(&run, leg)["timeout_s"], 5);
+        assert_eq!(scsi_path(&run, leg)["eh_timeout_s"], 5);
+    }
+}
+
+#[test]
+fn hba_freeze_knobs() {
+    let Some(run) = scenario("hba-freeze-knobs") else {
+        return;
+    };
+    let (eh, stall) = assert_hba_freeze(&run);
+    // Shorter knobs, a shorter freeze: about checker_timeout (3 s).
+    let length = stall.1 - stall.0;
+    assert!(
+        (2000.0..5500.0).contains(&length),
+        "m2 froze {length} ms, error handling {eh:?}"
+    );
+    for leg in ["m1-a", "m2-b"] {
+        assert_eq!(scsi_path(&run, leg)["timeout_s"], 2);
+        assert_eq!(scsi_path(&run, leg)["eh_timeout_s"], 2);
+    }
+    // tcm_loop hosts have no host reset handler: the kernel refuses eh_deadline, and the report
+    // says so rather than pretending.
+    for host in run.json("scsi.hosts").as_array().unwrap() {
+        assert_eq!(host["eh_deadline"]["state"], "unsupported", "{host}");
+        assert_eq!(host["eh_deadline"]["wanted"], "2s");
+    }
+}
+
+#[test]
+fn eh_offlines_device() {
+    let Some(run) = scenario("eh-offlines-device") else {
+        return;
+    };
+    let explain = || run.explain();
+    let episodes = eh_episodes(&run, "hba0");
+    assert_eq!(episodes.len(), 1, "{}", explain());
+    assert_eq!(episodes[0].ended_by, "a");
+    let back = first(&run, On::ScsiWindowEnded("a"));
+    assert!(back > episodes[0].end, "{}", explain());
+    // After the LUN answers again, a stays offline and failed: nothing reinstates it.
+    assert_eq!(scsi_path(&run, "a")["final_state"], "offline");
+    assert!(
+        !timeline(&run)
+            .into_iter()
+            .any(|e| t_ms(e) > back && matches(e, On::Action("reinstate_path", Some("a")))),
+        "{}",
+        explain()
+    );
+    assert_eq!(count(&run, On::Kernel("path_failed", "b")), 0);
+}
+
+#[test]
+fn eh_recovers() {
+    let Some(run) = scenario("eh-recovers") else {
+        return;
+    };
+    let explain = || run.explain();
+    let episodes = eh_episodes(&run, "hba0");
+    assert_eq!(episodes.len(), 1, "{}", explain());
+    let eh = &episodes[0];
+    assert_eq!(eh.ended_by, "running", "{}", explain());
+    let back = first(&run, On::ScsiWindowEnded("a"));
+    // The LUN answered again during error handling, and the handler's next command found it.
+    assert!(
+        eh.start < back && eh.end >= back && eh.end - back < 3000.0,
+        "{eh:?}, back {back}"
+    );
+    assert_eq!(scsi_path(&run, "a")["final_state"], "running");
+    let failed = first(&run, On::Action("fail_path", Some("a")));
+    let reinstated = first(&run, On::Action("reinstate_path", Some("a")));
+    assert!(failed < eh.start && reinstated > back, "{}", explain());
+    assert_eq!(count(&run, On::Kernel("path_failed", "b")), 0);
+}
+
+#[test]
+fn hung_path_bounded() {
+    let Some(run) = scenario("hung-path-bounded") else {
+        return;
+    };
+    let explain = || run.explain();
+    // The hang lasts from 2 s to the end of the run (38 s); the slowest IO waited about the
+    // command timeout and the error handler, and the error handler gave the held IO back.
+    let episodes = eh_episodes(&run, "hba0");
+    assert_eq!(episodes.len(), 1, "{}", explain());
+    let max = run.json("workload.latency_us.max").as_u64().unwrap() as f64 / 1000.0;
+    let hang = 38_000.0;
+    assert!(max < 30_000.0 && max < hang, "max latency {max} ms");
+    assert!(
+        stalls(&run, 0)
+            .iter()
+            .any(|s| (s.1 - episodes[0].end).abs() < 1000.0),
+        "{}",
+        explain()
+    );
+    assert_eq!(scsi_path(&run, "a")["final_state"], "offline");
+    // Every command the array held was aborted or given back at the end.
+    let a = &scsi_path(&run, "a")["array"];
+    assert!(
+        a["held"].as_u64().unwrap() > 0 && a["aborted"].as_u64().unwrap() > 0,
+        "{a}"
+    );
 }

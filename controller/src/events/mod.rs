@@ -288,6 +288,16 @@ pub enum EventKind {
         #[serde(skip_serializing_if = "Option::is_none")]
         line: Option<String>,
     },
+    /// What pathrig's SCSI array did on a path (held, aborted, answered late, failed a
+    /// command; task management received), report.json only; the array keeps the last 512 per
+    /// path.
+    ArrayAction {
+        leg: String,
+        /// The command's opcode (0 for task management).
+        opcode: u8,
+        cmd_id: u16,
+        action: rig::scsi::EventKind,
+    },
     /// A SCSI leg's path with its device knobs as the kernel reads them back (report.json only).
     ScsiPath {
         leg: String,
@@ -411,6 +421,7 @@ impl EventKind {
             | ScsiPath { .. }
             | QueueFlushed { .. } => Source::Rig,
             Scsi { .. } => Source::Kernel,
+            ArrayAction { .. } => Source::Fault,
             Mirror(m) if m.is_kernel() => Source::Kernel,
             Mirror(_) => Source::Manager,
             Fault { .. } => Source::Fault,
@@ -462,6 +473,7 @@ impl EventKind {
             | Removed { .. }
             | ScsiHost { .. }
             | ScsiPath { .. }
+            | ArrayAction { .. }
             | GroupSwitched { .. }
             | CheckerResult { .. }
             | IoError { .. }

@@ -67,6 +67,12 @@ impl EventKind {
             Scsi {
                 hba, leg, scsi, ..
             } => scsi_words(hba, leg.as_deref(), scsi),
+            ArrayAction {
+                leg,
+                opcode,
+                cmd_id,
+                action,
+            } => format!("{leg}: the array: {action:?} (command {cmd_id}, opcode {opcode:#04x})"),
             HeldCommandsReleased { leg, cause } => format!(
                 "{leg}: the SCSI array answers the commands it held ({})",
                 flush_cause(*cause)
@@ -292,7 +298,9 @@ pub fn describe_fault(kind: &FaultKind) -> String {
         | FaultKind::CheckCondition { .. }
         | FaultKind::ScsiStatus { .. }
         | FaultKind::ScsiLatency { .. } => format!("{kind} (in the SCSI array)"),
-        FaultKind::PortOffline => "port offline (the array's port of the path goes down, as a dead link)".into(),
+        FaultKind::PortOffline => {
+            "port offline (the array's port of the path goes down, as a dead link)".into()
+        }
     }
 }
 

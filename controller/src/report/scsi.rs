@@ -86,9 +86,9 @@ pub fn text(scsi: &ScsiReport) -> String {
                 EpisodeEnd::DeviceOfflined { leg } => format!("path {leg}'s device was offlined"),
                 EpisodeEnd::Open => "still going at the end of the run".to_string(),
             };
-            let length = e.length_ms.map_or("until the end", super::bucket);
+            // Its length is timing (report.json); how it ended is behaviour.
             out.push_str(&format!(
-                "    error handling {}: host in {}, no IO dispatched on it for {length}; ended when {end}\n",
+                "    error handling {}: host in {}, no IO dispatched on it; ended when {end}\n",
                 i + 1,
                 e.entered
             ));

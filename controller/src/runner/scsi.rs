@@ -234,7 +234,8 @@ pub(super) fn finish(scenario: &Scenario, built: &mut Built, log: &EventLog) -> 
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
-    let scsi_legs: Vec<&faults::LegSpec> = scenario.legs.iter().filter(|l| l.scsi.is_some()).collect();
+    let scsi_legs: Vec<&faults::LegSpec> =
+        scenario.legs.iter().filter(|l| l.scsi.is_some()).collect();
     let hba_of_host = |host: u32| -> String {
         scenario
             .hbas
@@ -255,7 +256,16 @@ pub(super) fn finish(scenario: &Scenario, built: &mut Built, log: &EventLog) -> 
             .map(|(_, l)| l.name.clone())
     };
     let mut timeouts: HashMap<String, u64> = HashMap::new();
+    // The kernel logs "Device offlined" once per command it fails with the device; the
+    // stream keeps the first per device.
+    let mut offlined: Vec<Subject> = Vec::new();
     for (t_ms, e) in &events {
+        if e.kind == ScsiEventKind::DeviceOfflined {
+            if offlined.contains(&e.subject) {
+                continue;
+            }
+            offlined.push(e.subject);
+        }
         let leg = match e.subject {
             Subject::Device(hctl) => leg_of(&hctl),
             Subject::Host(_) => None,
@@ -334,6 +344,19 @@ pub(super) fn finish(scenario: &Scenario, built: &mut Built, log: &EventLog) -> 
         })
         .collect();
     let control = array.control();
+    for (i, leg) in scsi_legs.iter().enumerate() {
+        for e in control.log(i) {
+            log.record_at(
+                log.clock().since_origin(e.at),
+                EventKind::ArrayAction {
+                    leg: leg.name.clone(),
+                    opcode: e.opcode,
+                    cmd_id: e.cmd_id,
+                    action: e.kind,
+                },
+            );
+        }
+    }
     let paths = array
         .paths()
         .iter()

@@ -151,7 +151,10 @@ kind = "port_offline"
 fn a_scsi_leg_without_an_hba_is_refused_with_the_fix() {
     let d = errors(SCSI);
     let e = at(&d, 17, 1, "SCSI leg \"b\" does not say which host adapter");
-    assert_eq!(help(e), "add `hba = \"hba0\"` (hbas are: \"hba0\", \"hba1\")");
+    assert_eq!(
+        help(e),
+        "add `hba = \"hba0\"` (hbas are: \"hba0\", \"hba1\")"
+    );
 }
 
 #[test]
@@ -171,9 +174,18 @@ fn an_unknown_or_unused_hba_and_duplicate_names_are_refused() {
 #[test]
 fn knobs_are_range_checked_and_refused_off_scsi_legs() {
     for (line, needle) in [
-        ("timeout = \"0s\"", "`timeout` = 0s is not a whole number of seconds from 1s"),
-        ("timeout = \"1500ms\"", "`timeout` = 1.5s is not a whole number of seconds"),
-        ("eh_timeout = \"2h\"", "`eh_timeout` = 2h is not a whole number of seconds"),
+        (
+            "timeout = \"0s\"",
+            "`timeout` = 0s is not a whole number of seconds from 1s",
+        ),
+        (
+            "timeout = \"1500ms\"",
+            "`timeout` = 1.5s is not a whole number of seconds",
+        ),
+        (
+            "eh_timeout = \"2h\"",
+            "`eh_timeout` = 2h is not a whole number of seconds",
+        ),
     ] {
         let d = errors(&with(&format!("{line}\n")));
         let e = at(&d, 21, line.find('=').unwrap() + 3, needle);
@@ -181,16 +193,32 @@ fn knobs_are_range_checked_and_refused_off_scsi_legs() {
     }
     let d = errors(&with("queue_depth = 2000\n"));
     at(&d, 21, 15, "2000");
-    let d = errors(&SCSI.replace("name = \"hba1\"\neh_deadline = \"off\"", "name = \"hba1\"\neh_deadline = \"soon\""));
-    let e = at(&d, 11, 15, "`eh_deadline` = \"soon\" is neither \"off\" nor whole seconds");
+    let d = errors(&SCSI.replace(
+        "name = \"hba1\"\neh_deadline = \"off\"",
+        "name = \"hba1\"\neh_deadline = \"soon\"",
+    ));
+    let e = at(
+        &d,
+        11,
+        15,
+        "`eh_deadline` = \"soon\" is neither \"off\" nor whole seconds",
+    );
     assert!(help(e).contains("eh_deadline = \"5s\""));
     // A loop leg with SCSI keys.
     let d = errors(
         "name = \"t\"\n[[map]]\nname = \"m\"\n[[leg]]\nname = \"a\"\ntimeout = \"5s\"\n\
          [workload]\nduration = \"10s\"\n",
     );
-    let e = at(&d, 6, 1, "`timeout` is a SCSI device setting, and leg \"a\" is not a SCSI leg");
-    assert_eq!(help(e), "add `backend = \"scsi\"` to the leg, or remove the key");
+    let e = at(
+        &d,
+        6,
+        1,
+        "`timeout` is a SCSI device setting, and leg \"a\" is not a SCSI leg",
+    );
+    assert_eq!(
+        help(e),
+        "add `backend = \"scsi\"` to the leg, or remove the key"
+    );
 }
 
 #[test]
@@ -198,10 +226,22 @@ fn scsi_kinds_need_a_scsi_leg_and_scsi_legs_take_no_dm_kinds() {
     let d = errors(&mini(
         "[[fault]]\nat = \"1s\"\nleg = \"a\"\nkind = \"port_offline\"\n",
     ));
-    let e = at(&d, 13, 8, "a port_offline fault on leg \"a\", whose backend is \"loop\"");
+    let e = at(
+        &d,
+        13,
+        8,
+        "a port_offline fault on leg \"a\", whose backend is \"loop\"",
+    );
     assert!(help(e).contains("set `backend = \"scsi\"`"), "{e}");
-    let d = errors(&with("[[fault]]\nat = \"1s\"\nleg = \"a\"\nkind = \"fail\"\n"));
-    at(&d, 24, 8, "a fail fault on leg \"a\", which has no dm layer");
+    let d = errors(&with(
+        "[[fault]]\nat = \"1s\"\nleg = \"a\"\nkind = \"fail\"\n",
+    ));
+    at(
+        &d,
+        24,
+        8,
+        "a fail fault on leg \"a\", which has no dm layer",
+    );
     let d = errors(&with("dm_layer = true\n"));
     let e = at(&d, 21, 12, "SCSI leg \"b\" cannot have a dm layer");
     assert!(help(e).contains("its sd device"), "{e}");

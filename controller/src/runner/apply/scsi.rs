@@ -255,7 +255,10 @@ mod tests {
             range: None,
         };
         let rule = scsi_rule(&hold).unwrap();
-        assert!(rule.ops.is_empty(), "any: every command, TEST UNIT READY included");
+        assert!(
+            rule.ops.is_empty(),
+            "any: every command, TEST UNIT READY included"
+        );
         assert_eq!(
             rule.action,
             ScsiAction::NoResponse {
