@@ -7,6 +7,7 @@ use crate::events::{EventKind, FaultChange, Window};
 fn sample() -> Report {
     Report {
         mirrors: Vec::new(),
+        scsi: None,
         scenario: ScenarioInfo {
             name: "t".into(),
             description: None,
