@@ -16,9 +16,11 @@ vmtest:
 run SCENARIO *ARGS:
     scripts/run {{SCENARIO}} {{ARGS}}
 
-# Benchmarks: guest boot-to-ready and scenario wall time (medians), and the path manager core.
+# Benchmarks: guest boot-to-ready and scenario wall time (medians), the workload engine against
+# fio, and the path manager core. (The SCSI freeze bench takes half an hour: `just bench-freeze`.)
 bench:
-    cargo bench -p controller -p path-manager
+    cargo bench -p controller --bench guest --bench engine
+    cargo bench -p path-manager
 
 # Fetch the guest kernel into the cache.
 prepare:
@@ -27,6 +29,11 @@ prepare:
 # The workload engine against fio in the guest (needs `apt-get install fio`).
 bench-engine:
     cargo bench -p controller --bench engine
+
+# The HBA-wide freeze of the SCSI error handler for each combination of device timeout,
+# eh_timeout, eh_deadline and abort handling, medians of 3 guest runs (about half an hour).
+bench-freeze:
+    cargo bench -p controller --bench scsi_freeze
 
 # The VM suite with each scenario's wall time split into boot, setup, run and teardown (ms),
 # slowest first. `just suite-times 2` runs two guests at once.

@@ -714,6 +714,33 @@ fn a_failed_run_leaves_nothing_behind() {
 }
 
 #[test]
+fn a_failed_scsi_run_leaves_nothing_behind() {
+    if skipped("a_failed_scsi_run_leaves_nothing_behind") {
+        return;
+    }
+    // The rig breaks at 4 s, while the SCSI array serves both paths and one port is offline:
+    // the maps, the array's LIO objects (backstores, tcm_loop ports, LUNs) and its uio devices
+    // must all be gone — the runner's own check after teardown lists any of them.
+    let run = run_scenario(
+        pathrig(),
+        "scsi-leg-fails-and-returns",
+        &[("PATHRIG_FAIL_AT", "4s")],
+    );
+    assert_eq!(run.code, 3, "{}", run.explain());
+    let error = std::fs::read_to_string(run.run_dir.join("error.txt")).unwrap_or_default();
+    assert!(
+        error.contains("injected rig failure at 4000 ms"),
+        "{error}\n{}",
+        run.explain()
+    );
+    assert!(
+        error.contains("left behind: nothing"),
+        "{error}\n{}",
+        run.explain()
+    );
+}
+
+#[test]
 fn guest_timeout() {
     if skipped("guest_timeout") {
         return;
