@@ -150,13 +150,22 @@ fn measure(pathrig: &Path, dir: &Path, combo: Combo, job: usize) -> Result<Measu
     let out = dir.join(format!("run-{job}"));
     std::fs::write(&file, combo.scenario()).map_err(|e| e.to_string())?;
     let status = Command::new(pathrig)
-        .args(["run", &file.to_string_lossy(), "--out", &out.to_string_lossy()])
+        .args([
+            "run",
+            &file.to_string_lossy(),
+            "--out",
+            &out.to_string_lossy(),
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
         .map_err(|e| format!("run pathrig: {e}"))?;
     if !status.success() {
-        return Err(format!("{} failed ({status}); see {}", combo.label(), out.display()));
+        return Err(format!(
+            "{} failed ({status}); see {}",
+            combo.label(),
+            out.display()
+        ));
     }
     let json: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out.join("report.json")).map_err(|e| e.to_string())?,
@@ -174,8 +183,12 @@ fn measure(pathrig: &Path, dir: &Path, combo: Combo, job: usize) -> Result<Measu
         .and_then(|e| e["t_ms"].as_f64());
     let host = &json["scsi"]["hosts"][0];
     Ok(Measured {
-        healthy_freeze: json["workloads"][1]["longest_stall_ms"].as_f64().unwrap_or(f64::NAN),
-        failing_freeze: json["workloads"][0]["longest_stall_ms"].as_f64().unwrap_or(f64::NAN),
+        healthy_freeze: json["workloads"][1]["longest_stall_ms"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        failing_freeze: json["workloads"][0]["longest_stall_ms"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
         dead_path_failed: failed.map(|f| f - fault),
         eh_total: host["eh_total_ms"].as_f64().unwrap_or(0.0),
         episodes: host["episodes"]

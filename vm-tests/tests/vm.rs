@@ -839,6 +839,7 @@ fn every_scenario_file_has_a_test() {
         "mirror-transient-dropout-wait",
         "no-path-retry-count",
         "scsi-leg-fails-and-returns",
+        "scsi-sense-and-status",
         "slow-leg",
         "slow-leg-service-time",
         "slow-path-long-tail",
@@ -1734,4 +1735,37 @@ fn hung_path_bounded() {
         a["held"].as_u64().unwrap() > 0 && a["aborted"].as_u64().unwrap() > 0,
         "{a}"
     );
+}
+
+#[test]
+fn scsi_sense_and_status() {
+    let Some(run) = scenario("scsi-sense-and-status") else {
+        return;
+    };
+    let explain = || run.explain();
+    // A medium error is not a path error: dm-multipath hands it to the application (the kernel
+    // says ENODATA, "critical medium error") and fails no path; every one falls in a's window.
+    let medium = first(&run, On::Fault("a", "check-condition"));
+    let medium_end = first(&run, On::ScsiWindowEnded("a"));
+    let errors = all_of(&run, "io_error");
+    assert!(!errors.is_empty(), "{}", explain());
+    for e in &errors {
+        assert_eq!(e["op"], "read", "{e}");
+        assert!(e["errno"].as_str().unwrap().starts_with("ENODATA"), "{e}");
+        let t = t_ms(e);
+        assert!(
+            t >= medium && t <= medium_end + 500.0,
+            "error at {t} ms, window {medium}..{medium_end}"
+        );
+    }
+    assert_eq!(count(&run, On::Kernel("path_failed", "a")), 0);
+    assert_eq!(count(&run, On::Kernel("path_failed", "b")), 0);
+    // BUSY and the unit attention on b were answered (the array counts them) and retried by the
+    // midlayer: the application saw none of them.
+    assert!(scsi_path(&run, "b")["array"]["injected"].as_u64().unwrap() > 0);
+    assert!(scsi_path(&run, "a")["array"]["delayed"].as_u64().unwrap() > 0);
+    assert_eq!(run.json("workload.write_errors"), 0);
+    for hba in ["hba0", "hba1"] {
+        assert!(eh_episodes(&run, hba).is_empty(), "{}", explain());
+    }
 }
