@@ -141,9 +141,8 @@ struct Built {
     maps: Vec<BuiltMap>,
     /// pathrig's SCSI array behind the SCSI legs, taken down after the maps over its paths.
     array: Option<rig::scsi::Array>,
-    /// The SCSI layer's watcher while the run lasts, and the instant its clock counts from.
+    /// The SCSI layer's watcher while the run lasts.
     scsi_watch: Option<scsi::Watch>,
-    scsi_watch_zero: Option<Instant>,
     /// Each `[[hba]]`'s `eh_deadline` as set.
     scsi_hosts: Vec<crate::events::HostDeadline>,
     torn_down: bool,
@@ -429,7 +428,6 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
         maps: Vec::new(),
         array: None,
         scsi_watch: None,
-        scsi_watch_zero: None,
         scsi_hosts: Vec::new(),
         torn_down: false,
     };

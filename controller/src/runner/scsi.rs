@@ -202,7 +202,6 @@ pub(super) fn start_watch(built: &mut Built) -> Result<(), RunError> {
         clock,
     })?;
     built.scsi_watch = Some(Watch { watch, zero });
-    built.scsi_watch_zero = Some(zero);
     Ok(())
 }
 
@@ -223,17 +222,14 @@ fn worth_keeping(kind: &ScsiEventKind) -> bool {
 /// and the array's counts. `None` without SCSI legs.
 pub(super) fn finish(scenario: &Scenario, built: &mut Built, log: &EventLog) -> Option<ScsiReport> {
     let array = built.array.as_ref()?;
-    let events = built
-        .scsi_watch
-        .take()
-        .map(|w| (w.watch.stop().events, w.zero))
-        .map(|(events, zero)| {
-            events
-                .into_iter()
-                .map(|e| (log.clock().since_origin(zero + e.at), e))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
+    let (events, zero) = match built.scsi_watch.take() {
+        Some(w) => (w.watch.stop().events, w.zero),
+        None => (Vec::new(), Instant::now()),
+    };
+    let events: Vec<(f64, ScsiEvent)> = events
+        .into_iter()
+        .map(|e| (log.clock().since_origin(zero + e.at), e))
+        .collect();
     let scsi_legs: Vec<&faults::LegSpec> =
         scenario.legs.iter().filter(|l| l.scsi.is_some()).collect();
     let hba_of_host = |host: u32| -> String {
@@ -295,7 +291,7 @@ pub(super) fn finish(scenario: &Scenario, built: &mut Built, log: &EventLog) -> 
     }
     let watched: Vec<ScsiEvent> = events.iter().map(|(_, e)| e.clone()).collect();
     let end_ms = log.clock().now_ms();
-    let to_ms = |at: Duration| log.clock().since_origin(events_zero(built) + at);
+    let to_ms = |at: Duration| log.clock().since_origin(zero + at);
     let episodes = rig::scsi_watch::eh_episodes(&watched);
     let hosts = scenario
         .hbas
@@ -381,10 +377,4 @@ pub(super) fn finish(scenario: &Scenario, built: &mut Built, log: &EventLog) -> 
         })
         .collect();
     Some(ScsiReport { hosts, paths })
-}
-
-/// The instant the watcher's clock counted from (the run's watch is gone by then, so it is kept
-/// in `built`).
-fn events_zero(built: &Built) -> Instant {
-    built.scsi_watch_zero.unwrap_or_else(Instant::now)
 }
