@@ -159,3 +159,40 @@ pub fn show(timeout: Duration) -> Result<(Vec<PathRow>, Vec<MapRow>), RigError> 
     let maps = parse_maps(&maps).map_err(RigError::Guest)?;
     Ok((paths, maps))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_paths_rows() {
+        // As multipathd 0.9.4 answered with PATHS_FORMAT, sda offline.
+        let answer = "sda|8:0|pathrig-mpd|333333330000007d0|failed|offline|faulty|tur|1|normal\n\
+                      sdb|8:16|pathrig-mpd|333333330000007d0|active|running|ready|tur|0|normal\n";
+        let rows = parse_paths(answer).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].dev_t, "8:0");
+        assert_eq!(rows[0].dm_state, "failed");
+        assert_eq!(rows[0].dev_state, "offline");
+        assert_eq!(rows[0].checker_state, "faulty");
+        assert_eq!(rows[0].failures, 1);
+        assert_eq!(rows[1].checker_state, "ready");
+    }
+
+    #[test]
+    fn show_maps_rows() {
+        let answer = "pathrig-mpd|333333330000007d0|dm-0|2|active|-|0|1|1|1\n";
+        let rows = parse_maps(answer).unwrap();
+        assert_eq!(rows[0].name, "pathrig-mpd");
+        assert_eq!(rows[0].sysfs, "dm-0");
+        assert_eq!(rows[0].paths, 2);
+        assert_eq!(rows[0].path_faults, 1);
+        assert_eq!(rows[0].switch_groups, 1);
+    }
+
+    #[test]
+    fn a_row_of_another_format_is_an_error() {
+        assert!(parse_paths("sda 8:0 active").is_err());
+        assert!(parse_maps("pathrig-mpd|x").is_err());
+    }
+}

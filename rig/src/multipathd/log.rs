@@ -71,8 +71,12 @@ pub enum LogEvent {
     },
     /// `sdb: unusable path (STATE) - checker failed`.
     UnusablePath { path: PathRef, state: String },
-    /// `MAP: load table [...]`: multipathd created or reloaded a map.
-    LoadTable { map: String, table: String },
+    /// `MAP: addmap [TABLE]` (created) or `MAP: load table [TABLE]` (reloaded).
+    LoadTable {
+        map: String,
+        table: String,
+        created: bool,
+    },
     /// Anything else.
     Other,
 }
@@ -185,26 +189,33 @@ fn parse_message(m: &str) -> LogEvent {
     if let Some(rest) = m.strip_prefix("io error statistic: ") {
         return io_err_stat(rest);
     }
-    // Everything else is `SUBJECT: what` (a few lines put a space before the colon).
-    let Some((subject, what)) = m.split_once(':') else {
+    // Everything else is `SUBJECT: what`; a subject that is a device number (`8:16`) carries
+    // its own colon, and a few lines put a space before the separating one.
+    let Some((subject, what)) = split_subject(m) else {
         return LogEvent::Other;
     };
-    let subject = subject.trim();
-    let what = what.trim();
-    if subject.is_empty() || subject.contains(' ') {
-        return LogEvent::Other;
-    }
-    // `8:16: reinstated`: the subject is a device number, so the first colon split it.
-    if let Some((minor, rest)) = what.split_once(':') {
-        if subject.bytes().all(|b| b.is_ascii_digit()) && minor.bytes().all(|b| b.is_ascii_digit())
+    if let PathRef::DevNum { .. } = PathRef::parse(subject) {
+        let path = PathRef::parse(subject);
+        if let Some(state) = what
+            .split_once(" checker finished, state ")
+            .map(|(_, state)| state)
         {
-            let path = PathRef::parse(&format!("{subject}:{minor}"));
-            return match rest.trim() {
-                "reinstated" => LogEvent::Reinstated { path },
-                "reinstate failed" => LogEvent::ReinstateFailed { path },
-                _ => LogEvent::Other,
+            let checker = what
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            return LogEvent::CheckerState {
+                path,
+                checker,
+                state: state.to_string(),
             };
         }
+        return match what {
+            "reinstated" => LogEvent::Reinstated { path },
+            "reinstate failed" => LogEvent::ReinstateFailed { path },
+            _ => LogEvent::Other,
+        };
     }
     let map = || subject.to_string();
     let path = || PathRef::parse(subject);
@@ -280,11 +291,15 @@ fn parse_message(m: &str) -> LogEvent {
             };
         }
     }
-    if let Some(table) = what.strip_prefix("load table ") {
-        return LogEvent::LoadTable {
-            map: map(),
-            table: table.to_string(),
-        };
+    for (prefix, created) in [("addmap ", true), ("load table ", false)] {
+        if let Some(table) = what.strip_prefix(prefix) {
+            let table = table.trim_start_matches('[').trim_end_matches(']');
+            return LogEvent::LoadTable {
+                map: map(),
+                table: table.to_string(),
+                created,
+            };
+        }
     }
     match what {
         "Recovered to normal mode" => LogEvent::RecoveredToNormal { map: map() },
@@ -304,6 +319,29 @@ fn parse_message(m: &str) -> LogEvent {
         }
         _ => LogEvent::Other,
     }
+}
+
+/// `SUBJECT: what` or `SUBJECT : what`, where a subject `MAJOR:MINOR` keeps its colon.
+fn split_subject(m: &str) -> Option<(&str, &str)> {
+    let word_end = m.find([' ', ':']).unwrap_or(m.len());
+    let mut end = word_end;
+    // `8:16: ...` / `8:16 : ...`
+    if m[word_end..].starts_with(':') && is_digits(&m[..word_end]) {
+        let minor_len = m[word_end + 1..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        if minor_len > 0 {
+            end = word_end + 1 + minor_len;
+        }
+    }
+    let subject = &m[..end];
+    let rest = m[end..].trim_start();
+    let what = rest.strip_prefix(':')?.trim();
+    if subject.is_empty() {
+        return None;
+    }
+    Some((subject, what))
 }
 
 /// `io error statistic: SUBJECT: what` (the subject is the path, or for a few lines the map).

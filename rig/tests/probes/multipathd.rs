@@ -62,32 +62,46 @@ fn conf(wwid: &str) -> String {
          blacklist {{\n\twwid \".*\"\n}}\n\
          blacklist_exceptions {{\n\twwid \"^{wwid}$\"\n}}\n\
          multipaths {{\n\tmultipath {{\n\t\twwid {wwid}\n\t\talias {MAP}\n\
-         \t\tpath_grouping_policy failover\n\t\tfailback immediate\n\t}}\n}}\n"
+         \t\tpath_grouping_policy failover\n\t\tfailback immediate\n\t\tno_path_retry 2\n\t}}\n}}\n"
     )
 }
 
-/// Waits until a captured multipathd line satisfies `wanted`; returns its time.
-fn wait_for_line(
-    stack: &Stack,
-    seen: &mut Vec<rig::multipathd::Captured>,
-    limit: Duration,
-    wanted: impl Fn(&LogEvent) -> bool,
-) -> Result<Duration, String> {
-    let deadline = Instant::now() + limit;
-    let start = seen.len();
-    let mut checked = start;
-    loop {
-        seen.extend(stack.take_lines());
-        for c in &seen[checked..] {
-            if c.source == Source::Multipathd && wanted(&parse_line(&c.text).event) {
-                return Ok(c.time());
+/// multipathd's lines as the probe reads them, and how far it has looked.
+struct Watch<'s> {
+    stack: &'s Stack,
+    seen: Vec<rig::multipathd::Captured>,
+    cursor: usize,
+}
+
+impl Watch<'_> {
+    /// Looks only at lines that come after this.
+    fn mark(&mut self) {
+        self.seen.extend(self.stack.take_lines());
+        self.cursor = self.seen.len();
+    }
+
+    /// Waits for the next line (after the last match or mark) that satisfies `wanted`; returns
+    /// its time.
+    fn wait(
+        &mut self,
+        limit: Duration,
+        wanted: impl Fn(&LogEvent) -> bool,
+    ) -> Result<Duration, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.seen.extend(self.stack.take_lines());
+            while self.cursor < self.seen.len() {
+                let c = &self.seen[self.cursor];
+                self.cursor += 1;
+                if c.source == Source::Multipathd && wanted(&parse_line(&c.text).event) {
+                    return Ok(c.time());
+                }
             }
+            if Instant::now() >= deadline {
+                return Err(format!("no such multipathd line within {limit:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
-        checked = seen.len();
-        if Instant::now() >= deadline {
-            return Err(format!("no such multipathd line within {limit:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -179,27 +193,58 @@ pub fn multipathd_offline_online(env: &GuestEnv) -> Result<serde_json::Value, St
             major: victim_dev.major,
             minor: victim_dev.minor,
         };
-        let mut seen = Vec::new();
-        seen.extend(stack.take_lines());
+        let mut watch = Watch {
+            stack: &stack,
+            seen: Vec::new(),
+            cursor: 0,
+        };
+        watch.mark();
         let offline_at = origin.elapsed();
         set_state(&victim, "offline")?;
         let victim_name = PathRef::Name(victim.clone());
         // Either the checker fails the path, or IO in flight (udev probing the offline disk)
         // failed it in the kernel first and multipathd marks it failed from the map's event.
-        let failed_at = wait_for_line(&stack, &mut seen, Duration::from_secs(15), |e| {
+        let failed_at = watch.wait(Duration::from_secs(15), |e| {
             matches!(e, LogEvent::CheckerFailedPath { path, map } if *path == victim_ref && map == MAP)
                 || matches!(e, LogEvent::MarkedFailed { path } if *path == victim_name)
         })?;
         let (paths_while_offline, _) =
             client::show(Duration::from_secs(5)).map_err(|e| e.to_string())?;
+        watch.mark();
         let online_at = origin.elapsed();
         set_state(&victim, "running")?;
-        let reinstated_at = wait_for_line(
-            &stack,
-            &mut seen,
+        let reinstated_at = watch.wait(
             Duration::from_secs(15),
             |e| matches!(e, LogEvent::Reinstated { path } if *path == victim_ref),
         )?;
+        // Both paths down: no_path_retry 2 queues for two checker rounds, then fails IO.
+        watch.mark();
+        let both_down_at = origin.elapsed();
+        for (disk, _) in &disks {
+            set_state(disk, "offline")?;
+        }
+        let recovery_at = watch.wait(
+            Duration::from_secs(15),
+            |e| matches!(e, LogEvent::EnteringRecovery { map, .. } if map == MAP),
+        )?;
+        let queueing_off_at = watch.wait(
+            Duration::from_secs(15),
+            |e| matches!(e, LogEvent::QueueingDisabled { map } if map == MAP),
+        )?;
+        for (disk, _) in &disks {
+            set_state(disk, "running")?;
+        }
+        let restored_at = origin.elapsed();
+        let mut reinstated = 0;
+        let last_reinstated_at = loop {
+            let at = watch.wait(Duration::from_secs(15), |e| {
+                matches!(e, LogEvent::Reinstated { .. })
+            })?;
+            reinstated += 1;
+            if reinstated == 2 {
+                break at;
+            }
+        };
         // multipathd's view of the dm state follows the kernel's a moment later.
         let deadline = Instant::now() + Duration::from_secs(5);
         let (paths, maps) = loop {
@@ -224,6 +269,9 @@ pub fn multipathd_offline_online(env: &GuestEnv) -> Result<serde_json::Value, St
                 "launch_to_paths_ready": (ready_paths - launched).as_secs_f64(),
                 "offline_to_failed": (failed_at - offline_at).as_secs_f64(),
                 "online_to_reinstated": (reinstated_at - online_at).as_secs_f64(),
+                "both_down_to_recovery": (recovery_at - both_down_at).as_secs_f64(),
+                "both_down_to_queueing_disabled": (queueing_off_at - both_down_at).as_secs_f64(),
+                "restored_to_both_reinstated": (last_reinstated_at - restored_at).as_secs_f64(),
             },
             "paths_while_offline": paths_while_offline,
             "final_paths": paths,
@@ -270,33 +318,48 @@ pub fn multipathd_offline_online(env: &GuestEnv) -> Result<serde_json::Value, St
 pub fn check_multipathd_offline_online(v: &serde_json::Value) -> Result<(), String> {
     let events = v["events"].as_array().ok_or("no events")?;
     let victim = v["victim"].as_str().unwrap_or_default();
-    let kind_at = |kind: &str| {
-        events.iter().find_map(|e| {
-            let ev = &e["event"];
-            let path = ev["path"]
-                .as_object()
-                .map(|p| format!("{}:{}", p["major"], p["minor"]))
-                .unwrap_or_default();
-            (ev["kind"] == kind && path == victim).then(|| e["at"].as_f64().unwrap_or(-1.0))
-        })
-    };
     let victim_name = v["victim_name"].as_str().unwrap_or_default();
-    let failed = kind_at("checker_failed_path")
-        .or_else(|| {
-            events.iter().find_map(|e| {
-                (e["event"]["kind"] == "marked_failed" && e["event"]["path"] == victim_name)
-                    .then(|| e["at"].as_f64().unwrap_or(-1.0))
-            })
+    let is_victim = |ev: &serde_json::Value| {
+        let by_number = ev["path"]
+            .as_object()
+            .map(|p| format!("{}:{}", p["major"], p["minor"]))
+            .unwrap_or_default();
+        by_number == victim || ev["path"] == victim_name
+    };
+    // The first failure of the victim: the checker's, or the kernel's that multipathd marks.
+    let failed = events
+        .iter()
+        .find(|e| {
+            let ev = &e["event"];
+            (ev["kind"] == "checker_failed_path" || ev["kind"] == "marked_failed") && is_victim(ev)
         })
+        .and_then(|e| e["at"].as_f64())
         .ok_or(format!(
             "no checker_failed_path or marked_failed for {victim}: {v}"
         ))?;
-    let reinstated = kind_at("reinstated").ok_or(format!("no reinstated for {victim}: {v}"))?;
-    if reinstated <= failed {
-        return Err(format!(
-            "reinstated ({reinstated}) before failed ({failed})"
-        ));
+    let reinstated = events
+        .iter()
+        .find(|e| {
+            e["event"]["kind"] == "reinstated"
+                && is_victim(&e["event"])
+                && e["at"].as_f64() > Some(failed)
+        })
+        .and_then(|e| e["at"].as_f64())
+        .ok_or(format!(
+            "no reinstated for {victim} after its failure at {failed}: {v}"
+        ))?;
+    let has = |kind: &str| events.iter().any(|e| e["event"]["kind"] == kind);
+    for kind in [
+        "entering_recovery",
+        "queueing_disabled",
+        "remaining_active_paths",
+        "switch_group",
+    ] {
+        if !has(kind) {
+            return Err(format!("no {kind} event: {v}"));
+        }
     }
+    eprintln!("multipathd: victim failed at {failed:.3} s, reinstated at {reinstated:.3} s");
     let offline_view = v["paths_while_offline"]
         .as_array()
         .ok_or("no paths_while_offline")?;
