@@ -55,15 +55,26 @@ fn scsi_debug_disks(count: usize) -> Result<Vec<(String, DevNum)>, String> {
     }
 }
 
+/// The conf as `kind = "multipathd"` writes it: pathrig's writer, polling every second,
+/// failback immediate, no_path_retry 2, and one passthrough keyword.
 fn conf(wwid: &str) -> String {
-    format!(
-        "defaults {{\n\tpolling_interval 1\n\tmax_polling_interval 1\n\tpath_checker tur\n\
-         \tfind_multipaths no\n\tuser_friendly_names no\n}}\n\
-         blacklist {{\n\twwid \".*\"\n}}\n\
-         blacklist_exceptions {{\n\twwid \"^{wwid}$\"\n}}\n\
-         multipaths {{\n\tmultipath {{\n\t\twwid {wwid}\n\t\talias {MAP}\n\
-         \t\tpath_grouping_policy failover\n\t\tfailback immediate\n\t\tno_path_retry 2\n\t}}\n}}\n"
-    )
+    use path_manager::lang::write::{write_multipathd_conf, MapIds};
+    use path_manager::settings::{Failback, ManagerSettings, NoPathRetry, Setting};
+    let mut s = ManagerSettings::default();
+    s.polling_interval = Setting::builtin(Duration::from_secs(1));
+    s.max_polling_interval = Setting::builtin(Duration::from_secs(1));
+    s.failback = Setting::builtin(Failback::Immediate);
+    s.no_path_retry = Setting::builtin(NoPathRetry::Retries(2));
+    let written = write_multipathd_conf(
+        &[("mpd".to_string(), s)],
+        &[MapIds {
+            wwid: wwid.to_string(),
+            alias: MAP.to_string(),
+        }],
+        // scsi_debug claims ALUA: multipathd would pick tur over the conf's directio.
+        &[("detect_checker".to_string(), "no".to_string())],
+    );
+    written.text
 }
 
 /// multipathd's lines as the probe reads them, and how far it has looked.
@@ -160,12 +171,13 @@ pub fn multipathd_offline_online(env: &GuestEnv) -> Result<serde_json::Value, St
                 "the two scsi_debug paths report different WWIDs: {serials:?}"
             ));
         }
+        let conf_text = conf(&serials[0]);
         let launched = origin.elapsed();
         stack
             .start_multipathd(&DaemonSpec {
                 multipathd: None,
                 verbosity,
-                conf: conf(&serials[0]),
+                conf: conf_text.clone(),
             })
             .map_err(|e| e.to_string())?;
         let map_devs = stack
@@ -259,6 +271,7 @@ pub fn multipathd_offline_online(env: &GuestEnv) -> Result<serde_json::Value, St
         Ok(serde_json::json!({
             "disks": disks.iter().map(|(n, d)| format!("{n} {d}")).collect::<Vec<_>>(),
             "wwid": serials[0],
+            "conf": conf_text,
             "map_dev": map_devs[0].to_string(),
             "victim": victim_dev.to_string(),
             "victim_name": victim,
