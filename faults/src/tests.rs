@@ -228,6 +228,7 @@ fn full_scenario_parses_into_exactly_the_model() {
         },
         manager: ManagerSpec {
             kind: ManagerKind::None,
+            multipathd: None,
             maps: vec![],
         },
         mirror: Default::default(),
@@ -265,6 +266,7 @@ fn defaults_fill_everything_optional() {
         s.manager,
         ManagerSpec {
             kind: ManagerKind::Embedded,
+            multipathd: None,
             maps: vec![("m".into(), ManagerSettings::default())],
         }
     );

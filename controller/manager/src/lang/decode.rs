@@ -18,14 +18,7 @@ use pathrig_diag::Report;
 pub type ReadFile<'a> = &'a dyn Fn(&Path) -> std::io::Result<String>;
 
 /// The keys of `[manager]` that are not multipath.conf keywords.
-const OWN_KEYS: &[&str] = &[
-    "kind",
-    "conf",
-    "conf_file",
-    "map",
-    "multipathd",
-    "passthrough",
-];
+const OWN_KEYS: &[&str] = &["kind", "conf", "conf_file", "map"];
 
 /// The keys of `[manager]` for `kind = "multipathd"` only.
 const MULTIPATHD_KEYS: &[&str] = &["multipathd", "passthrough"];
@@ -88,6 +81,7 @@ impl Default for DraftManager {
 pub fn manager_keys() -> Vec<&'static str> {
     let mut keys = OWN_KEYS.to_vec();
     keys.extend(keywords::KEYWORDS.iter().map(|d| d.name));
+    keys.extend(MULTIPATHD_KEYS);
     keys
 }
 
@@ -179,7 +173,9 @@ pub fn decode_manager(r: &mut Report, top: &Table, read: Option<ReadFile>) -> Dr
     };
     let valid = manager_keys();
     for (key, value) in t.entries() {
-        let known = OWN_KEYS.contains(&key.val) || keywords::lookup(key.val).is_some();
+        let known = OWN_KEYS.contains(&key.val)
+            || MULTIPATHD_KEYS.contains(&key.val)
+            || keywords::lookup(key.val).is_some();
         if !known {
             unknown_key(r, &key, "[manager]", &valid, None);
             continue;
@@ -203,7 +199,7 @@ pub fn decode_manager(r: &mut Report, top: &Table, read: Option<ReadFile>) -> Dr
             );
             continue;
         }
-        if OWN_KEYS.contains(&key.val) {
+        if OWN_KEYS.contains(&key.val) || MULTIPATHD_KEYS.contains(&key.val) {
             continue; // below
         }
         let origin = Origin::Scenario {
