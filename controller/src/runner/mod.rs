@@ -32,6 +32,7 @@ use path_manager::MapView;
 mod apply;
 // Mirror maps: building them and driving the mirror monitor.
 mod mirror;
+mod multipathd;
 mod path_io;
 
 pub use crate::guest::GuestKind;
@@ -135,6 +136,9 @@ struct Built {
     leg_slots: Vec<usize>,
     /// By [`MapId`]: built in the scenario's map order.
     maps: Vec<BuiltMap>,
+    /// `kind = "multipathd"`: the multipathd that built the maps (it goes first at teardown
+    /// and takes its maps with it).
+    multipathd: Option<rig::multipathd::Stack>,
     torn_down: bool,
 }
 
@@ -145,6 +149,18 @@ impl Built {
         }
         self.torn_down = true;
         let mut failures = Vec::new();
+        if let Some(mut stack) = self.multipathd.take() {
+            let stopped = stack.stop(Some(&self.dm));
+            for name in stopped.maps_removed {
+                self.log.record(EventKind::Removed {
+                    object: Removed::Map,
+                    name,
+                });
+            }
+            failures.extend(stopped.failures);
+            // Its maps are gone with it.
+            self.maps.clear();
+        }
         for map in self.maps.iter().rev() {
             // Queued IO keeps a map busy; let it fail so the map can go.
             if map.table.queue_if_no_path {
@@ -377,6 +393,7 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
         legs: Vec::new(),
         leg_slots: vec![usize::MAX; scenario.legs.len()],
         maps: Vec::new(),
+        multipathd: None,
         torn_down: false,
     };
     for (map_id, map) in scenario.map_ids() {
@@ -475,6 +492,9 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
                 fault: None,
             });
         }
+        if scenario.manager.kind.builds_maps() {
+            continue; // multipathd builds the maps, below
+        }
         let map_table = MapTable {
             sectors,
             selector: selector_of(map.selector),
@@ -505,6 +525,9 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
             groups: map.groups.clone(),
             mirror: None,
         });
+    }
+    if scenario.manager.kind.builds_maps() {
+        multipathd::build_maps(scenario, &mut built, log)?;
     }
     Ok(built)
 }
@@ -676,6 +699,8 @@ fn drive(
         })
         .map_err(RunError::Workload)?;
 
+    // multipathd's lines go to its path manager.
+    let feed = built.multipathd.as_mut().and_then(|m| m.take_feed());
     let mut manager = {
         let infos: Vec<BuiltMapInfo<'_>> = built
             .maps
@@ -696,7 +721,7 @@ fn drive(
                 table: m.table,
             })
             .collect();
-        managers::start(scenario, &infos, origin).map_err(RunError::Workload)?
+        managers::start(scenario, &infos, origin, feed).map_err(RunError::Workload)?
     };
     let mut watch = KernelWatch {
         last: HashMap::new(),
@@ -971,6 +996,23 @@ fn manager_info(scenario: &Scenario) -> ManagerInfo {
         path_manager::settings::ManagerKind::None => ManagerInfo {
             kind: path_manager::settings::ManagerKind::None,
             note: "the bare kernel; the rig reinstates a path when its leg is restored".into(),
+        },
+        path_manager::settings::ManagerKind::Multipathd => ManagerInfo {
+            kind: path_manager::settings::ManagerKind::Multipathd,
+            note: match scenario
+                .manager
+                .multipathd
+                .as_ref()
+                .and_then(|m| m.binary.as_ref())
+            {
+                Some(binary) => format!(
+                    "the real multipathd ({}) builds the maps, checks, fails, reinstates and switches groups",
+                    binary.display()
+                ),
+                None => "the real multipathd (packaged multipath-tools) builds the maps, checks, \
+                         fails, reinstates and switches groups"
+                    .into(),
+            },
         },
     }
 }

@@ -80,16 +80,67 @@ pub struct Stack {
     udevd: Option<Child>,
     multipathd: Option<Child>,
     lines_tx: mpsc::Sender<Captured>,
-    lines_rx: mpsc::Receiver<Captured>,
+    /// The lines as they come, until [`Stack::take_feed`] hands them to someone else.
+    feed: Option<Feed>,
     /// Every captured line, for the raw log.
     all_lines: Arc<Mutex<Vec<Captured>>>,
-    /// Readable when a line arrived (one byte per line, drained by [`Stack::take_lines`]).
-    wake_read: OwnedFd,
     wake_write: Arc<OwnedFd>,
     readers: Vec<std::thread::JoinHandle<()>>,
     /// dm names of the maps multipathd built, removed at [`Stack::stop`].
     maps: Vec<String>,
     stopped: bool,
+}
+
+/// The daemons' lines as they are captured.
+pub struct Feed {
+    lines: mpsc::Receiver<Captured>,
+    /// Readable when a line arrived (one byte per line, drained by [`Feed::take_lines`]).
+    wake_read: OwnedFd,
+}
+
+impl Feed {
+    /// A feed fed by hand (tests of what reads it): send lines with [`FeedSender::send`].
+    pub fn by_hand() -> Result<(FeedSender, Feed), RigError> {
+        let (wake_read, wake_write) =
+            nix::unistd::pipe().map_err(|e| RigError::Guest(format!("pipe: {e}")))?;
+        set_nonblocking(wake_read.as_fd())?;
+        let (tx, rx) = mpsc::channel();
+        Ok((
+            FeedSender {
+                lines: tx,
+                wake_write,
+            },
+            Feed {
+                lines: rx,
+                wake_read,
+            },
+        ))
+    }
+
+    /// Readable when lines are waiting in [`Feed::take_lines`].
+    pub fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.wake_read.as_fd()
+    }
+
+    /// The lines captured since the last call.
+    pub fn take_lines(&self) -> Vec<Captured> {
+        let mut buf = [0u8; 256];
+        while matches!(nix::unistd::read(self.wake_read.as_raw_fd(), &mut buf), Ok(n) if n > 0) {}
+        self.lines.try_iter().collect()
+    }
+}
+
+/// The sending side of [`Feed::by_hand`].
+pub struct FeedSender {
+    lines: mpsc::Sender<Captured>,
+    wake_write: OwnedFd,
+}
+
+impl FeedSender {
+    pub fn send(&self, line: Captured) {
+        let _ = self.lines.send(line);
+        let _ = nix::unistd::write(self.wake_write.as_fd(), &[1]);
+    }
 }
 
 /// What [`Stack::stop`] did, and what it could not.
@@ -115,9 +166,11 @@ impl Stack {
             udevd: None,
             multipathd: None,
             lines_tx,
-            lines_rx,
+            feed: Some(Feed {
+                lines: lines_rx,
+                wake_read,
+            }),
             all_lines: Arc::default(),
-            wake_read,
             wake_write: Arc::new(wake_write),
             readers: Vec::new(),
             maps: Vec::new(),
@@ -345,16 +398,15 @@ impl Stack {
             .join("\n")
     }
 
-    /// Readable when lines are waiting in [`Stack::take_lines`].
-    pub fn wake_fd(&self) -> BorrowedFd<'_> {
-        self.wake_read.as_fd()
+    /// The lines captured since the last call (none once the feed is taken).
+    pub fn take_lines(&self) -> Vec<Captured> {
+        self.feed.as_ref().map(Feed::take_lines).unwrap_or_default()
     }
 
-    /// The lines captured since the last call.
-    pub fn take_lines(&self) -> Vec<Captured> {
-        let mut buf = [0u8; 256];
-        while matches!(nix::unistd::read(self.wake_read.as_raw_fd(), &mut buf), Ok(n) if n > 0) {}
-        self.lines_rx.try_iter().collect()
+    /// Hands the stream of captured lines to the caller (a path manager that turns them into
+    /// events); [`Stack::take_lines`] has none from then on.
+    pub fn take_feed(&mut self) -> Option<Feed> {
+        self.feed.take()
     }
 
     /// Every line captured so far.

@@ -70,6 +70,7 @@ fn conf(wwid: &str) -> String {
         &[MapIds {
             wwid: wwid.to_string(),
             alias: MAP.to_string(),
+            path_selector: Some("round-robin 0".to_string()),
         }],
         // scsi_debug claims ALUA: multipathd would pick tur over the conf's directio.
         &[("detect_checker".to_string(), "no".to_string())],

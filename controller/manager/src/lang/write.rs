@@ -98,6 +98,7 @@ pub fn write_conf(maps: &[(String, ManagerSettings)], dialect: Dialect) -> Writt
         .map(|(name, _)| MapIds {
             wwid: wwid_of(name),
             alias: name.clone(),
+            path_selector: None,
         })
         .collect();
     write(maps, &ids, dialect, None)
@@ -108,6 +109,8 @@ pub fn write_conf(maps: &[(String, ManagerSettings)], dialect: Dialect) -> Writt
 pub struct MapIds {
     pub wwid: String,
     pub alias: String,
+    /// The map's `path_selector` (`"round-robin 0"`); `None`: multipathd's default.
+    pub path_selector: Option<String>,
 }
 
 /// The conf for the real multipathd (`kind = "multipathd"`): [`Dialect::Multipathd`], each map
@@ -198,6 +201,9 @@ fn write(
         out.text.push_str("\tmultipath {\n");
         out.line(2, "wwid", &id.wwid);
         out.line(2, "alias", &id.alias);
+        if let Some(selector) = &id.path_selector {
+            out.line(2, "path_selector", &conf_value(selector));
+        }
         map_keywords(&mut out, name, s);
         out.text.push_str("\t}\n");
     }

@@ -192,10 +192,12 @@ fn the_real_multipathd_gets_real_wwids_a_blacklist_and_the_passthrough() {
         MapIds {
             wwid: "333333330000007d0".into(),
             alias: "pathrig-a".into(),
+            path_selector: Some("queue-length 0".into()),
         },
         MapIds {
             wwid: "36001405.x".into(),
             alias: "pathrig-b".into(),
+            path_selector: None,
         },
     ];
     let passthrough = [
@@ -213,7 +215,7 @@ fn the_real_multipathd_gets_real_wwids_a_blacklist_and_the_passthrough() {
         "blacklist {\n\twwid \".*\"\n}\n",
         // Each map's WWID, anchored and with regex characters escaped.
         "blacklist_exceptions {\n\twwid \"^333333330000007d0$\"\n\twwid \"^36001405\\.x$\"\n}\n",
-        "\t\twwid 333333330000007d0\n\t\talias pathrig-a\n",
+        "\t\twwid 333333330000007d0\n\t\talias pathrig-a\n\t\tpath_selector \"queue-length 0\"\n",
         "\t\twwid 36001405.x\n\t\talias pathrig-b\n",
     ] {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
@@ -230,6 +232,7 @@ fn a_passthrough_of_find_multipaths_replaces_pathrigs_value() {
     let ids = [MapIds {
         wwid: "w".into(),
         alias: "pathrig-a".into(),
+        path_selector: None,
     }];
     let written = write_multipathd_conf(
         &maps,
