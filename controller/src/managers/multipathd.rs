@@ -261,9 +261,7 @@ impl PathManager for Multipathd {
     }
 
     fn finish(mut self: Box<Self>, limit: Duration) -> Option<Vec<MapView>> {
-        let Some(log) = self.log.clone() else {
-            return None;
-        };
+        let log = self.log.clone()?;
         self.drain(&log);
         match client::show(limit.max(Duration::from_secs(1))) {
             Ok((paths, maps)) => log.record(EventKind::Multipathd {

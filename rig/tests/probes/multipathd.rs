@@ -60,11 +60,13 @@ fn scsi_debug_disks(count: usize) -> Result<Vec<(String, DevNum)>, String> {
 fn conf(wwid: &str) -> String {
     use path_manager::lang::write::{write_multipathd_conf, MapIds};
     use path_manager::settings::{Failback, ManagerSettings, NoPathRetry, Setting};
-    let mut s = ManagerSettings::default();
-    s.polling_interval = Setting::builtin(Duration::from_secs(1));
-    s.max_polling_interval = Setting::builtin(Duration::from_secs(1));
-    s.failback = Setting::builtin(Failback::Immediate);
-    s.no_path_retry = Setting::builtin(NoPathRetry::Retries(2));
+    let s = ManagerSettings {
+        polling_interval: Setting::builtin(Duration::from_secs(1)),
+        max_polling_interval: Setting::builtin(Duration::from_secs(1)),
+        failback: Setting::builtin(Failback::Immediate),
+        no_path_retry: Setting::builtin(NoPathRetry::Retries(2)),
+        ..ManagerSettings::default()
+    };
     let written = write_multipathd_conf(
         &[("mpd".to_string(), s)],
         &[MapIds {
