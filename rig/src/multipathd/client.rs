@@ -196,3 +196,26 @@ mod tests {
         assert!(parse_maps("pathrig-mpd|x").is_err());
     }
 }
+
+#[cfg(test)]
+mod kernel_lines {
+    //! What the kernel says about the maps multipathd builds, as pathrig's dm readers read it.
+
+    #[test]
+    fn a_map_multipathd_built_reads_like_any_other() {
+        // The status and table of multipathd's map over two scsi_debug paths (UML 6.1, ALUA
+        // autodetected, no scsi_dh in the kernel), after one path failed and came back.
+        let status: crate::dm::mpath_status::MultipathStatus =
+            "2 0 1 0 2 1 E 0 1 2 8:0 A 1 0 1 E 0 1 2 8:16 A 0 0 1"
+                .parse()
+                .unwrap();
+        assert_eq!(status.groups.len(), 2);
+        let table: crate::dm::MultipathTable =
+            "1 queue_if_no_path 1 alua 2 1 service-time 0 1 1 8:0 1 service-time 0 1 1 8:16 1"
+                .parse()
+                .unwrap();
+        assert!(table.queue_if_no_path());
+        assert_eq!(table.groups.len(), 2);
+        assert_eq!(table.hw_handler.as_ref().map(|h| h.name.as_str()), Some("alua"));
+    }
+}
