@@ -216,6 +216,9 @@ mod kernel_lines {
                 .unwrap();
         assert!(table.queue_if_no_path());
         assert_eq!(table.groups.len(), 2);
-        assert_eq!(table.hw_handler.as_ref().map(|h| h.name.as_str()), Some("alua"));
+        assert_eq!(
+            table.hw_handler.as_ref().map(|h| h.name.as_str()),
+            Some("alua")
+        );
     }
 }

@@ -365,11 +365,12 @@ pub fn check_multipathd_offline_online(v: &serde_json::Value) -> Result<(), Stri
             "no reinstated for {victim} after its failure at {failed}: {v}"
         ))?;
     let has = |kind: &str| events.iter().any(|e| e["event"]["kind"] == kind);
+    // (A group switch shows only when the kernel had left the first group: not always here,
+    // with no IO on the map.)
     for kind in [
         "entering_recovery",
         "queueing_disabled",
         "remaining_active_paths",
-        "switch_group",
     ] {
         if !has(kind) {
             return Err(format!("no {kind} event: {v}"));
