@@ -99,7 +99,10 @@ impl Multipathd {
 
     fn record(&mut self, captured: &Captured, log: &EventLog) {
         let line = parse_line(&captured.text);
-        let t_ms = captured.time().as_secs_f64() * 1000.0;
+        // The stack counts from the build's start, the log from the workload's.
+        let t_ms = log
+            .clock()
+            .since_origin(self.feed.origin() + captured.time());
         let said = line.message.clone();
         let map_of = |name: &str| self.map_index(name);
         // A decision the embedded manager makes too: the same action.
@@ -297,7 +300,10 @@ mod tests {
     }
 
     fn run(lines: &[Captured]) -> Vec<crate::events::Event> {
-        let (tx, feed) = Feed::by_hand().unwrap();
+        let log = EventLog::new(Clock {
+            origin: Instant::now(),
+        });
+        let (tx, feed) = Feed::by_hand(log.clock().origin).unwrap();
         let scenario = faults::parse(
             std::path::Path::new("t.toml"),
             "name = \"t\"\nworkload = { map = \"m\", duration = \"1s\" }\n\
@@ -326,9 +332,6 @@ mod tests {
             },
         }];
         let mut manager = Multipathd::new(feed, &infos);
-        let log = EventLog::new(Clock {
-            origin: Instant::now(),
-        });
         for l in lines {
             tx.send(l.clone());
         }

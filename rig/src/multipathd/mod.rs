@@ -96,11 +96,14 @@ pub struct Feed {
     lines: mpsc::Receiver<Captured>,
     /// Readable when a line arrived (one byte per line, drained by [`Feed::take_lines`]).
     wake_read: OwnedFd,
+    /// The zero of the lines' times.
+    origin: Instant,
 }
 
 impl Feed {
-    /// A feed fed by hand (tests of what reads it): send lines with [`FeedSender::send`].
-    pub fn by_hand() -> Result<(FeedSender, Feed), RigError> {
+    /// A feed fed by hand (tests of what reads it): send lines with [`FeedSender::send`], their
+    /// times counted from `origin`.
+    pub fn by_hand(origin: Instant) -> Result<(FeedSender, Feed), RigError> {
         let (wake_read, wake_write) =
             nix::unistd::pipe().map_err(|e| RigError::Guest(format!("pipe: {e}")))?;
         set_nonblocking(wake_read.as_fd())?;
@@ -113,8 +116,14 @@ impl Feed {
             Feed {
                 lines: rx,
                 wake_read,
+                origin,
             },
         ))
+    }
+
+    /// The instant the lines' times ([`Captured::at`], [`Captured::logged`]) count from.
+    pub fn origin(&self) -> Instant {
+        self.origin
     }
 
     /// Readable when lines are waiting in [`Feed::take_lines`].
@@ -169,6 +178,7 @@ impl Stack {
             feed: Some(Feed {
                 lines: lines_rx,
                 wake_read,
+                origin,
             }),
             all_lines: Arc::default(),
             wake_write: Arc::new(wake_write),
