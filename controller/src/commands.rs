@@ -136,7 +136,23 @@ pub fn prepare() -> i32 {
                 kernel.package_version,
                 kernel.binary.display()
             );
-            EXIT_PASS
+            // The real multipathd for `[manager] kind = "multipathd"`.
+            match rig::guest::multipath_tools::prepare_multipath_tools(&cache, &mut |line| {
+                eprintln!("pathrig: {line}")
+            }) {
+                Ok(tools) => {
+                    println!(
+                        "multipathd ({}) at {}",
+                        tools.describe(),
+                        tools.usr_tree.display()
+                    );
+                    EXIT_PASS
+                }
+                Err(err) => {
+                    eprintln!("pathrig: {err}");
+                    EXIT_RIG_FAILURE
+                }
+            }
         }
         Err(err) => {
             eprintln!("pathrig: {err}");

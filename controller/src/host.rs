@@ -149,6 +149,16 @@ pub fn run_in_uml(
             return EXIT_RIG_FAILURE;
         }
     };
+    // The real multipathd comes from the cache too; the guest finds it there.
+    if scenario.manager.kind == path_manager::settings::ManagerKind::Multipathd {
+        if let Err(err) = rig::guest::multipath_tools::prepare_multipath_tools(
+            &kernel::cache_dir(),
+            &mut |line| eprintln!("pathrig: {line}"),
+        ) {
+            eprintln!("pathrig: cannot get multipathd: {err}");
+            return EXIT_RIG_FAILURE;
+        }
+    }
     let init = match std::env::current_exe().and_then(fs::canonicalize) {
         Ok(p) => p,
         Err(err) => {
@@ -227,6 +237,11 @@ fn guest_env() -> Vec<(String, String)> {
             env.push((name.to_string(), value));
         }
     }
+    // The guest looks up the cache (multipath-tools) where the host put it.
+    env.push((
+        "PATHRIG_CACHE".to_string(),
+        kernel::cache_dir().display().to_string(),
+    ));
     env
 }
 
@@ -351,6 +366,14 @@ fn guest_run(
             return EXIT_RIG_FAILURE;
         }
     };
+    // The real multipathd runs from an overlay over /usr, over SCSI disks.
+    if scenario.manager.kind == path_manager::settings::ManagerKind::Multipathd {
+        if let Err(err) = env.modules.load(&["overlay", "sd_mod"]) {
+            eprintln!("pathrig (guest init): {err}");
+            let _ = fs::write(env.run_dir.join(ERROR_FILE), format!("{err}\n"));
+            return EXIT_RIG_FAILURE;
+        }
+    }
     arm_watchdog(env.run_dir.clone(), scenario.guest.timeout);
     // The SCSI stack only for scenarios with SCSI legs: loading it costs boot time.
     if scenario.legs.iter().any(|l| l.scsi.is_some()) {

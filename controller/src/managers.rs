@@ -1,8 +1,13 @@
 //! The path managers a run can have, behind one trait: what the runner asks of whatever
 //! manages the maps' paths. [`Embedded`] is pathrig's own manager (the sans-IO core of crate
 //! `path-manager` with its [`Driver`]); [`NoManager`] is the bare kernel, where the rig
-//! reinstates restored legs itself. [`start`] is the one registration: a further manager (a
-//! real multipathd) is one implementation and one line there.
+//! reinstates restored legs itself; [`Multipathd`] is the real multipathd in the guest, seen
+//! through its log. [`start`] is the one registration: a further manager is one implementation
+//! and one line there.
+
+mod multipathd;
+
+pub use multipathd::Multipathd;
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
@@ -41,15 +46,23 @@ pub trait PathManager {
     fn finish(self: Box<Self>, limit: Duration) -> Option<Vec<MapView>>;
 }
 
-/// The scenario's path manager, started for the built maps.
+/// The scenario's path manager, started for the built maps. `multipathd` is the line feed of
+/// the multipathd the build started (`kind = "multipathd"` only).
 pub fn start(
     scenario: &Scenario,
     maps: &[BuiltMapInfo<'_>],
     origin: Instant,
+    multipathd: Option<rig::multipathd::Feed>,
 ) -> std::io::Result<Box<dyn PathManager>> {
     Ok(match scenario.manager.kind {
         ManagerKind::Embedded => Box::new(Embedded::new(scenario, maps, origin)?),
         ManagerKind::None => Box::new(NoManager),
+        ManagerKind::Multipathd => {
+            let feed = multipathd.ok_or_else(|| {
+                std::io::Error::other("kind = \"multipathd\", but the build started no multipathd")
+            })?;
+            Box::new(Multipathd::new(feed, maps))
+        }
     })
 }
 

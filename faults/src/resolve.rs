@@ -209,7 +209,7 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
     for m in &d.maps {
         let settings = m.name.as_ref().and_then(|n| manager.settings(&n.val));
         let mirror = matches!(m.kind.kind, crate::mirror::MapKind::Mirror(_));
-        let managed = (manager.kind == ManagerKind::Embedded && !mirror)
+        let managed = (manager.kind != ManagerKind::None && !mirror)
             .then(|| settings.cloned().unwrap_or_default());
         if let Some(spec) = resolve_map(r, m, &placed, managed.as_ref()) {
             maps.push(spec);

@@ -234,6 +234,7 @@ fn full_scenario_parses_into_exactly_the_model() {
         },
         manager: ManagerSpec {
             kind: ManagerKind::None,
+            multipathd: None,
             maps: vec![],
         },
         mirror: Default::default(),
@@ -271,6 +272,7 @@ fn defaults_fill_everything_optional() {
         s.manager,
         ManagerSpec {
             kind: ManagerKind::Embedded,
+            multipathd: None,
             maps: vec![("m".into(), ManagerSettings::default())],
         }
     );

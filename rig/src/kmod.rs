@@ -44,6 +44,20 @@ impl ModuleTree {
     /// Loads `names` and everything they depend on, dependencies first. Returns the modules that
     /// were actually loaded (already loaded and built-in ones are skipped).
     pub fn load(&self, names: &[&str]) -> Result<Vec<String>, RigError> {
+        self.load_inner(names, None)
+    }
+
+    /// Loads `name` (after what it depends on) with module parameters `params`
+    /// (`"add_host=2 vpd_use_hostno=0"`); a module already loaded keeps the parameters it has.
+    pub fn load_with_params(&self, name: &str, params: &str) -> Result<Vec<String>, RigError> {
+        self.load_inner(&[name], Some((module_name(name), params)))
+    }
+
+    fn load_inner(
+        &self,
+        names: &[&str],
+        params: Option<(String, &str)>,
+    ) -> Result<Vec<String>, RigError> {
         let mut order = Vec::new();
         let mut seen = HashSet::new();
         for name in names {
@@ -51,11 +65,22 @@ impl ModuleTree {
         }
         let mut loaded = Vec::new();
         let empty = CString::default();
+        let with = match &params {
+            Some((_, p)) => CString::new(*p).map_err(|_| RigError::Module {
+                module: names.join(","),
+                detail: "module parameters with a NUL byte".into(),
+            })?,
+            None => CString::default(),
+        };
         for name in order {
             let (rel, _) = &self.deps[&name];
             let path = self.dir.join(rel);
             let file = fs::File::open(&path).map_err(RigError::io("open module", &path))?;
-            match finit_module(&file, &empty, ModuleInitFlags::empty()) {
+            let args = match &params {
+                Some((target, _)) if *target == name => &with,
+                _ => &empty,
+            };
+            match finit_module(&file, args, ModuleInitFlags::empty()) {
                 Ok(()) => loaded.push(name),
                 Err(Errno::EEXIST) => {}
                 Err(errno) => {

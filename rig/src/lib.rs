@@ -14,6 +14,7 @@ pub mod dm;
 pub mod fuse;
 pub mod guest;
 pub mod kmod;
+pub mod multipathd;
 pub mod naming;
 pub mod ownership;
 pub mod scsi;

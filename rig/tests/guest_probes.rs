@@ -15,6 +15,8 @@ mod scsi_watch;
 mod tur;
 #[path = "probes/tur_alua.rs"]
 mod tur_alua;
+#[path = "probes/multipathd.rs"]
+mod multipathd;
 
 /// Every probe: (name, what runs in the guest, what the host then checks).
 type HostCheck = fn(&serde_json::Value) -> Result<(), String>;
@@ -57,10 +59,30 @@ const PROBES: &[(&str, ProbeFn, HostCheck)] = &[
         scsi_array::cleanup,
         scsi_array::check_cleanup,
     ),
+    (
+        "multipathd-offline-online",
+        multipathd::multipathd_offline_online,
+        multipathd::check_multipathd_offline_online,
+    ),
 ];
 
 #[path = "probes/scsi_array.rs"]
 mod scsi_array;
+
+/// What the host prepares before a probe's guest boots: environment for the guest.
+fn host_prepare(name: &str) -> Result<Vec<(&'static str, String)>, String> {
+    let mut env = Vec::new();
+    if name.starts_with("multipathd") {
+        env.extend(multipathd::prepare()?);
+    }
+    // Pass-through knobs for probe runs by hand.
+    for key in ["PATHRIG_MPD_VERBOSITY"] {
+        if let Ok(v) = std::env::var(key) {
+            env.push((key, v));
+        }
+    }
+    Ok(env)
+}
 
 /// The harness itself: the guest loads a module and reports its kernel release.
 fn guest_basics(env: &GuestEnv) -> Result<serde_json::Value, String> {
@@ -106,7 +128,12 @@ fn main() {
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
             continue;
         }
-        let outcome = probe::run(name, 512, Duration::from_secs(300), &[]).and_then(|v| check(&v));
+        let outcome = host_prepare(name)
+            .and_then(|env| {
+                let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                probe::run(name, 512, Duration::from_secs(300), &env)
+            })
+            .and_then(|v| check(&v));
         match outcome {
             Ok(()) => {
                 println!("probe {name} ... ok");

@@ -52,6 +52,8 @@ pub struct SprtEvidence {
 /// The rule behind an [`super::Action`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Reason {
+    /// The real multipathd decided it (`kind = "multipathd"`); `said` is its log line.
+    Multipathd { said: String },
     /// The checker found an active path down: fail it.
     CheckerDown {
         checker: PathChecker,
@@ -367,6 +369,7 @@ impl fmt::Display for Group {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Reason::Multipathd { said } => write!(f, "multipathd: {said}"),
             Reason::CheckerDown { checker, detail } => {
                 write!(f, "checker {}: down ({detail})", checker_name(*checker))
             }

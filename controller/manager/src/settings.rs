@@ -397,12 +397,36 @@ pub enum ManagerKind {
     Embedded,
     /// No path manager: the bare kernel's behaviour (the rig reinstates restored legs' paths).
     None,
+    /// The real multipathd (multipath-tools) runs in the guest and builds the maps itself.
+    Multipathd,
+}
+
+impl ManagerKind {
+    /// Whether the path manager builds the maps itself (from the legs), so the runner must not.
+    pub fn builds_maps(self) -> bool {
+        self == ManagerKind::Multipathd
+    }
+}
+
+/// `[manager] kind = "multipathd"`: which multipathd, and what pathrig writes into its
+/// multipath.conf without modelling it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipathdSpec {
+    /// `[manager] multipathd`: the user's own multipathd (as the guest sees it); `None`: the
+    /// packaged one pathrig fetches.
+    pub binary: Option<std::path::PathBuf>,
+    /// `[manager.passthrough]`: multipathd keywords pathrig does not model, written verbatim
+    /// into the conf's `defaults` section (keyword, value), in file order.
+    pub passthrough: Vec<(String, String)>,
 }
 
 /// The scenario's path-manager section, resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManagerSpec {
     pub kind: ManagerKind,
+    /// `kind = "multipathd"` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipathd: Option<MultipathdSpec>,
     /// Effective settings for every map, in map order (empty when `kind` is `None`).
     pub maps: Vec<(String, ManagerSettings)>,
 }

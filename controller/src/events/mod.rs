@@ -202,6 +202,45 @@ pub enum CheckerVerdict {
     },
 }
 
+/// What the real multipathd said, in [`EventKind::Multipathd`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "what", rename_all = "snake_case")]
+pub enum MultipathdSaid {
+    /// One line of its log, read into a typed value; `line` is the line as written (without
+    /// the time stamp).
+    Log {
+        event: rig::multipathd::LogEvent,
+        line: String,
+    },
+    /// `show paths` and `show maps` at the end of the run.
+    FinalState {
+        paths: Vec<rig::multipathd::client::PathRow>,
+        maps: Vec<rig::multipathd::client::MapRow>,
+    },
+}
+
+impl MultipathdSaid {
+    /// Whether report.txt's timeline shows it: decisions and state changes, not every checker
+    /// result or table line.
+    fn in_timeline(&self) -> bool {
+        use rig::multipathd::LogEvent as L;
+        match self {
+            MultipathdSaid::Log { event, .. } => matches!(
+                event,
+                L::PathOffline { .. }
+                    | L::MarkedFailed { .. }
+                    | L::ReinstateFailed { .. }
+                    | L::RemainingActivePaths { .. }
+                    | L::Marginal { .. }
+                    | L::ReinstateDelayed { .. }
+                    | L::UnusablePath { .. }
+                    | L::IoErrStat { .. }
+            ),
+            MultipathdSaid::FinalState { .. } => false,
+        }
+    }
+}
+
 /// What happened. Each variant names its subject (map, leg or device) and carries its details
 /// as data; its source and whether report.txt's timeline shows it follow from the variant.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -372,6 +411,17 @@ pub enum EventKind {
         #[serde(skip_serializing_if = "Option::is_none")]
         failed: Option<String>,
     },
+    /// The real multipathd (`[manager] kind = "multipathd"`): what it said that has no
+    /// [`EventKind::Manager`] action of the same meaning (checker results, offline paths,
+    /// paths the kernel failed, remaining paths, marginal paths, io_err_stat, map tables), and
+    /// its final view of paths and maps.
+    Multipathd {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        map: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        leg: Option<String>,
+        said: MultipathdSaid,
+    },
     // The workloads (report.json only); `map` is the map whose workload saw it.
     IoError {
         map: String,
@@ -431,7 +481,7 @@ impl EventKind {
             | GroupSwitched { .. }
             | NoUsablePath { .. }
             | UsablePathBack { .. } => Source::Kernel,
-            CheckerResult { .. } | Manager { .. } => Source::Manager,
+            CheckerResult { .. } | Manager { .. } | Multipathd { .. } => Source::Manager,
             IoError { .. } | Mismatch { .. } | StallBegan { .. } | StallEnded { .. } => {
                 Source::Workload
             }
@@ -442,6 +492,7 @@ impl EventKind {
         use EventKind::*;
         match self {
             Mirror(m) => m.in_timeline(),
+            Multipathd { said, .. } => said.in_timeline(),
             RigReinstated { .. }
             | HangReleased { .. }
             | HeldCommandsReleased { .. }

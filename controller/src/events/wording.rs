@@ -3,7 +3,9 @@
 
 use faults::FaultKind;
 
-use super::{CheckerVerdict, EventKind, FaultChange, FlushCause, IoDirection, Window};
+use super::{
+    CheckerVerdict, EventKind, FaultChange, FlushCause, IoDirection, MultipathdSaid, Window,
+};
 
 impl EventKind {
     /// The event in words, with every measured value.
@@ -162,6 +164,20 @@ impl EventKind {
                 format!("{map}: IO stall ended after {length_ms:.0} ms")
             }
             Mirror(m) => m.words(stable),
+            Multipathd { said, .. } => match said {
+                MultipathdSaid::Log { line, .. } => format!("multipathd: {line}"),
+                MultipathdSaid::FinalState { paths, maps } => {
+                    let paths: Vec<String> = paths
+                        .iter()
+                        .map(|p| format!("{} {} {}/{}", p.map, p.dev, p.dm_state, p.checker_state))
+                        .collect();
+                    format!(
+                        "multipathd at the end: {} map(s); paths {}",
+                        maps.len(),
+                        paths.join(", ")
+                    )
+                }
+            },
         }
     }
 }

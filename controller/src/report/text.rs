@@ -33,6 +33,7 @@ pub fn render(report: &Report) -> String {
         match report.manager.kind {
             ManagerKind::Embedded => "embedded",
             ManagerKind::None => "none",
+            ManagerKind::Multipathd => "multipathd",
         },
         report.manager.note
     );

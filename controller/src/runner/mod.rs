@@ -32,6 +32,7 @@ use path_manager::MapView;
 mod apply;
 // Mirror maps: building them and driving the mirror monitor.
 mod mirror;
+mod multipathd;
 mod path_io;
 // SCSI legs: the array behind them, their knobs.
 mod scsi;
@@ -145,6 +146,9 @@ struct Built {
     scsi_watch: Option<scsi::Watch>,
     /// Each `[[hba]]`'s `eh_deadline` as set.
     scsi_hosts: Vec<crate::events::HostDeadline>,
+    /// `kind = "multipathd"`: the multipathd that built the maps (it goes first at teardown
+    /// and takes its maps with it).
+    multipathd: Option<rig::multipathd::Stack>,
     torn_down: bool,
 }
 
@@ -155,6 +159,18 @@ impl Built {
         }
         self.torn_down = true;
         let mut failures = Vec::new();
+        if let Some(mut stack) = self.multipathd.take() {
+            let stopped = stack.stop(Some(&self.dm));
+            for name in stopped.maps_removed {
+                self.log.record(EventKind::Removed {
+                    object: Removed::Map,
+                    name,
+                });
+            }
+            failures.extend(stopped.failures);
+            // Its maps are gone with it.
+            self.maps.clear();
+        }
         for map in self.maps.iter().rev() {
             // Queued IO keeps a map busy; let it fail so the map can go.
             if map.table.queue_if_no_path {
@@ -429,6 +445,7 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
         array: None,
         scsi_watch: None,
         scsi_hosts: Vec::new(),
+        multipathd: None,
         torn_down: false,
     };
     // Every multipath map's backing file first: the SCSI array serves LUNs of several maps
@@ -557,6 +574,9 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
                 scsi: None,
             });
         }
+        if scenario.manager.kind.builds_maps() {
+            continue; // multipathd builds the maps, below
+        }
         let map_table = MapTable {
             sectors,
             selector: selector_of(map.selector),
@@ -587,6 +607,9 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
             groups: map.groups.clone(),
             mirror: None,
         });
+    }
+    if scenario.manager.kind.builds_maps() {
+        multipathd::build_maps(scenario, &mut built, log)?;
     }
     Ok(built)
 }
@@ -762,6 +785,8 @@ fn drive(
     }
     gate.open(true);
 
+    // multipathd's lines go to its path manager.
+    let feed = built.multipathd.as_mut().and_then(|m| m.take_feed());
     let mut manager = {
         let infos: Vec<BuiltMapInfo<'_>> = built
             .maps
@@ -782,7 +807,7 @@ fn drive(
                 table: m.table,
             })
             .collect();
-        managers::start(scenario, &infos, origin).map_err(RunError::Workload)?
+        managers::start(scenario, &infos, origin, feed).map_err(RunError::Workload)?
     };
     let mut watch = KernelWatch {
         last: HashMap::new(),
@@ -1196,6 +1221,23 @@ fn manager_info(scenario: &Scenario) -> ManagerInfo {
         path_manager::settings::ManagerKind::None => ManagerInfo {
             kind: path_manager::settings::ManagerKind::None,
             note: "the bare kernel; the rig reinstates a path when its leg is restored".into(),
+        },
+        path_manager::settings::ManagerKind::Multipathd => ManagerInfo {
+            kind: path_manager::settings::ManagerKind::Multipathd,
+            note: match scenario
+                .manager
+                .multipathd
+                .as_ref()
+                .and_then(|m| m.binary.as_ref())
+            {
+                Some(binary) => format!(
+                    "the real multipathd ({}) builds the maps, checks, fails, reinstates and switches groups",
+                    binary.display()
+                ),
+                None => "the real multipathd (packaged multipath-tools) builds the maps, checks, \
+                         fails, reinstates and switches groups"
+                    .into(),
+            },
         },
     }
 }

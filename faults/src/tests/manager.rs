@@ -86,6 +86,7 @@ fn kind_none_keeps_maps_as_written() {
         s.manager,
         ManagerSpec {
             kind: ManagerKind::None,
+            multipathd: None,
             maps: vec![]
         }
     );
@@ -819,8 +820,12 @@ fn kind_none_with_manager_settings_is_an_error() {
             .ends_with("no path manager runs, so this setting would do nothing"),
         "{e}"
     );
-    let d = errors(&mini("[manager]\nkind = \"multipathd\"\n"));
-    assert_eq!(help(only(&d)), "valid values are: embedded, none");
+    let d = errors(&mini("[manager]\nkind = \"multipath\"\n"));
+    assert!(
+        help(only(&d)).contains("valid values are: embedded, none, multipathd"),
+        "{}",
+        dump(&d)
+    );
 }
 
 // ---- conf_file ----
@@ -1230,4 +1235,114 @@ fn sequential_rates_must_lie_on_either_side_of_the_threshold() {
     let e = only(&d);
     assert_eq!((e.line, e.column), (19, 1));
     assert!(e.message.contains("marginal rate 1000‰"), "{e}");
+}
+
+#[test]
+fn kind_multipathd_keeps_the_settings_and_reads_its_own_keys() {
+    let s = ok(&two(
+        "[manager]\nkind = \"multipathd\"\nfailback = \"immediate\"\n\
+         [manager.passthrough]\ndetect_checker = \"no\"\nfast_io_fail_tmo = 5\nretain_attached_hw_handler = true\n",
+    ));
+    assert_eq!(s.manager.kind, ManagerKind::Multipathd);
+    assert!(s.manager.kind.builds_maps());
+    assert_eq!(settings(&s, "m").failback.value, Failback::Immediate);
+    let spec = s.manager.multipathd.as_ref().unwrap();
+    assert_eq!(spec.binary, None);
+    assert_eq!(
+        spec.passthrough,
+        [
+            ("detect_checker".to_string(), "no".to_string()),
+            ("fast_io_fail_tmo".to_string(), "5".to_string()),
+            ("retain_attached_hw_handler".to_string(), "yes".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn a_users_own_multipathd_must_be_an_executable_file() {
+    let dir = std::env::temp_dir().join(format!("pathrig-test-mpd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("multipathd");
+    std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let text = |p: &Path| {
+        two(&format!(
+            "[manager]\nkind = \"multipathd\"\nmultipathd = {:?}\n",
+            p.display().to_string()
+        ))
+    };
+    let s = ok(&text(&exe));
+    assert_eq!(
+        s.manager.multipathd.unwrap().binary.as_deref(),
+        Some(exe.as_path())
+    );
+
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let d = errors(&text(&exe));
+    let e = only(&d);
+    assert_eq!((e.line, e.column), (16, 14));
+    assert!(e.message.contains("not executable"), "{e}");
+
+    let d = errors(&text(&dir.join("missing")));
+    assert!(only(&d).message.contains("no such file"), "{}", dump(&d));
+    let d = errors(&text(&dir));
+    assert!(only(&d).message.contains("not a file"), "{}", dump(&d));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn multipathd_keys_need_kind_multipathd() {
+    let d = errors(&two("[manager]\nmultipathd = \"/bin/true\"\n"));
+    let e = only(&d);
+    assert_eq!((e.line, e.column), (15, 1));
+    assert_eq!(
+        e.message,
+        "`multipathd` is for [manager] kind = \"multipathd\" only"
+    );
+    let d = errors(&two(
+        "[manager]\n[manager.passthrough]\ndetect_checker = \"no\"\n",
+    ));
+    assert!(
+        only(&d).message.contains("`passthrough` is for"),
+        "{}",
+        dump(&d)
+    );
+}
+
+#[test]
+fn a_passthrough_may_not_set_what_pathrig_writes() {
+    // A keyword pathrig reads goes in [manager] with its effective value.
+    let d = errors(&two(
+        "[manager]\nkind = \"multipathd\"\n[manager.passthrough]\nno_path_retry = 3\n",
+    ));
+    let e = only(&d);
+    assert_eq!((e.line, e.column), (17, 1));
+    assert!(e.message.contains("is a keyword pathrig reads"), "{e}");
+    // The multipaths entries are pathrig's.
+    let d = errors(&two(
+        "[manager]\nkind = \"multipathd\"\n[manager.passthrough]\nalias = \"x\"\n",
+    ));
+    assert!(
+        only(&d).message.contains("pathrig writes `alias`"),
+        "{}",
+        dump(&d)
+    );
+    // One line in defaults: no braces, newlines or quotes.
+    let d = errors(&two(
+        "[manager]\nkind = \"multipathd\"\n[manager.passthrough]\nfoo = \"a } b\"\n",
+    ));
+    assert!(
+        only(&d).message.contains("passthrough `foo`"),
+        "{}",
+        dump(&d)
+    );
+    let d = errors(&two(
+        "[manager]\nkind = \"multipathd\"\n[manager.passthrough]\n\"Bad-Key\" = \"x\"\n",
+    ));
+    assert!(
+        only(&d).message.contains("not a multipath.conf keyword"),
+        "{}",
+        dump(&d)
+    );
 }

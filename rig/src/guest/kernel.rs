@@ -169,7 +169,7 @@ fn download_and_unpack(
 }
 
 /// Runs `program args` in `dir`; returns whether it succeeded and its combined output.
-fn run_in(dir: &Path, program: &str, args: &[&str]) -> Result<(bool, String), RigError> {
+pub(crate) fn run_in(dir: &Path, program: &str, args: &[&str]) -> Result<(bool, String), RigError> {
     let output = Command::new(program)
         .args(args)
         .current_dir(dir)
@@ -180,7 +180,7 @@ fn run_in(dir: &Path, program: &str, args: &[&str]) -> Result<(bool, String), Ri
     Ok((output.status.success(), text))
 }
 
-fn which(program: &str) -> Option<PathBuf> {
+pub(crate) fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_string_lossy()
         .split(':')

@@ -7,6 +7,7 @@
 pub mod boot;
 pub mod init;
 pub mod kernel;
+pub mod multipath_tools;
 pub mod probe;
 
 /// Environment variable (passed on the kernel command line) that tells pathrig it runs as a

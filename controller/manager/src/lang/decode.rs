@@ -10,7 +10,7 @@ use toml::de::DeValue;
 
 use super::keywords::{self, Level, Raw, SetAt};
 use super::multipath_conf;
-use crate::settings::{ManagerKind, Origin};
+use crate::settings::{ManagerKind, MultipathdSpec, Origin};
 use pathrig_diag::reader::{as_string, describe, suggest, type_error, Sp, Table, Value};
 use pathrig_diag::Report;
 
@@ -19,6 +19,18 @@ pub type ReadFile<'a> = &'a dyn Fn(&Path) -> std::io::Result<String>;
 
 /// The keys of `[manager]` that are not multipath.conf keywords.
 const OWN_KEYS: &[&str] = &["kind", "conf", "conf_file", "map"];
+
+/// The keys of `[manager]` for `kind = "multipathd"` only.
+const MULTIPATHD_KEYS: &[&str] = &["multipathd", "passthrough"];
+
+/// What pathrig writes into multipathd's conf itself; a passthrough may not set them.
+const WRITTEN_BY_PATHRIG: &[&str] = &[
+    "alias",
+    "wwid",
+    "blacklist",
+    "blacklist_exceptions",
+    "multipaths",
+];
 
 /// What a per-map group of settings is for.
 #[derive(Debug)]
@@ -49,6 +61,8 @@ pub struct DraftManager {
     pub overrides: Vec<SetAt>,
     /// `[manager.map.<name>]` tables, then the conf's `multipath` entries.
     pub maps: Vec<MapSets>,
+    /// `kind = "multipathd"`: which one, and the passthrough keywords.
+    pub multipathd: Option<MultipathdSpec>,
 }
 
 impl Default for DraftManager {
@@ -58,6 +72,7 @@ impl Default for DraftManager {
             defaults: Vec::new(),
             overrides: Vec::new(),
             maps: Vec::new(),
+            multipathd: None,
         }
     }
 }
@@ -66,6 +81,7 @@ impl Default for DraftManager {
 pub fn manager_keys() -> Vec<&'static str> {
     let mut keys = OWN_KEYS.to_vec();
     keys.extend(keywords::KEYWORDS.iter().map(|d| d.name));
+    keys.extend(MULTIPATHD_KEYS);
     keys
 }
 
@@ -147,6 +163,7 @@ pub fn decode_manager(r: &mut Report, top: &Table, read: Option<ReadFile>) -> Dr
             &[
                 ("embedded", ManagerKind::Embedded),
                 ("none", ManagerKind::None),
+                ("multipathd", ManagerKind::Multipathd),
             ],
         )
         .or(ManagerKind::Embedded);
@@ -156,12 +173,22 @@ pub fn decode_manager(r: &mut Report, top: &Table, read: Option<ReadFile>) -> Dr
     };
     let valid = manager_keys();
     for (key, value) in t.entries() {
-        let known = OWN_KEYS.contains(&key.val) || keywords::lookup(key.val).is_some();
+        let known = OWN_KEYS.contains(&key.val)
+            || MULTIPATHD_KEYS.contains(&key.val)
+            || keywords::lookup(key.val).is_some();
         if !known {
             unknown_key(r, &key, "[manager]", &valid, None);
             continue;
         }
         if key.val == "kind" {
+            continue;
+        }
+        if MULTIPATHD_KEYS.contains(&key.val) && kind != ManagerKind::Multipathd {
+            r.error(
+                key.pos,
+                format!("`{}` is for [manager] kind = \"multipathd\" only", key.val),
+                "set kind = \"multipathd\" to run the real multipathd, or remove the key",
+            );
             continue;
         }
         if kind == ManagerKind::None {
@@ -172,7 +199,7 @@ pub fn decode_manager(r: &mut Report, top: &Table, read: Option<ReadFile>) -> Dr
             );
             continue;
         }
-        if OWN_KEYS.contains(&key.val) {
+        if OWN_KEYS.contains(&key.val) || MULTIPATHD_KEYS.contains(&key.val) {
             continue; // below
         }
         let origin = Origin::Scenario {
@@ -188,6 +215,9 @@ pub fn decode_manager(r: &mut Report, top: &Table, read: Option<ReadFile>) -> Dr
 
     if let Some(map) = t.table(r, "map", "[manager.map]") {
         decode_map_tables(r, &map, &mut out);
+    }
+    if kind == ManagerKind::Multipathd {
+        out.multipathd = Some(decode_multipathd(r, &t));
     }
 
     let conf = match (t.get("conf"), t.get("conf_file")) {
@@ -223,6 +253,92 @@ pub fn decode_manager(r: &mut Report, top: &Table, read: Option<ReadFile>) -> Dr
         }));
     }
     out
+}
+
+/// `[manager] multipathd` (checked to be an executable file) and `[manager.passthrough]`.
+fn decode_multipathd(r: &mut Report, t: &Table) -> MultipathdSpec {
+    let mut spec = MultipathdSpec::default();
+    if let Some(v) = t.get("multipathd") {
+        if let Some(path) = as_string(r, v, "multipathd") {
+            match check_executable(Path::new(&path.val)) {
+                Ok(()) => spec.binary = Some(path.val.into()),
+                Err(why) => r.error(
+                    v.span().start,
+                    format!("[manager] multipathd = {:?}: {why}", path.val),
+                    "name your own multipathd executable (as the guest sees the host's files), or remove \
+                     the key to use the packaged multipath-tools pathrig fetches",
+                ),
+            }
+        }
+    }
+    let Some(table) = t.table(r, "passthrough", "[manager.passthrough]") else {
+        return spec;
+    };
+    for (key, value) in table.entries() {
+        let bad_name = key.val.is_empty()
+            || !key
+                .val
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if bad_name {
+            r.error(
+                key.pos,
+                format!("`{}` is not a multipath.conf keyword", key.val),
+                "passthrough keys are multipathd keywords: lower case letters, digits and `_`",
+            );
+            continue;
+        }
+        if keywords::lookup(key.val).is_some() {
+            r.error(
+                key.pos,
+                format!("`{}` is a keyword pathrig reads: set it in [manager], not in [manager.passthrough]", key.val),
+                "pathrig writes the keywords it knows into multipathd's conf itself, with their effective value",
+            );
+            continue;
+        }
+        if WRITTEN_BY_PATHRIG.contains(&key.val) {
+            r.error(
+                key.pos,
+                format!("pathrig writes `{}` into multipathd's conf itself", key.val),
+                "each [[map]] becomes a multipaths entry with its paths' WWID and the map's dm name as alias, \
+                 and everything else is blacklisted",
+            );
+            continue;
+        }
+        let text = match value.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            DeValue::Integer(i) => Some(i.as_str().to_string()),
+            DeValue::Boolean(b) => Some(if *b { "yes" } else { "no" }.to_string()),
+            _ => None,
+        };
+        match text {
+            Some(text) if !text.is_empty() && !text.contains(['\n', '{', '}', '#', '"']) => {
+                spec.passthrough.push((key.val.to_string(), text));
+            }
+            _ => r.error(
+                value.span().start,
+                format!("passthrough `{}`: the value must be a string, number or boolean without newlines, braces, quotes or `#`", key.val),
+                "write it as multipath.conf has it, e.g. find_multipaths = \"greedy\" or detect_prio = \"no\"",
+            ),
+        }
+    }
+    spec
+}
+
+/// Whether `path` is a file this user may execute.
+fn check_executable(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        _ => e.to_string(),
+    })?;
+    if !meta.is_file() {
+        return Err("not a file".into());
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err("not executable (no x permission)".into());
+    }
+    Ok(())
 }
 
 /// `[manager.map.<name>]` tables.

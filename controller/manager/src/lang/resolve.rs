@@ -32,6 +32,7 @@ pub fn resolve_manager(r: &mut Report, m: &DraftManager, maps: &[&str]) -> Manag
     if m.kind == ManagerKind::None {
         return ManagerSpec {
             kind: ManagerKind::None,
+            multipathd: None,
             maps: Vec::new(),
         };
     }
@@ -71,7 +72,8 @@ pub fn resolve_manager(r: &mut Report, m: &DraftManager, maps: &[&str]) -> Manag
         .collect();
     findings.report(r);
     ManagerSpec {
-        kind: ManagerKind::Embedded,
+        kind: m.kind,
+        multipathd: m.multipathd.clone(),
         maps: settings,
     }
 }

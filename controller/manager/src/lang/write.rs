@@ -93,6 +93,54 @@ impl Out {
 
 /// Renders the effective settings of these maps (name, settings) as multipath.conf text.
 pub fn write_conf(maps: &[(String, ManagerSettings)], dialect: Dialect) -> Written {
+    let ids: Vec<MapIds> = maps
+        .iter()
+        .map(|(name, _)| MapIds {
+            wwid: wwid_of(name),
+            alias: name.clone(),
+            path_selector: None,
+        })
+        .collect();
+    write(maps, &ids, dialect, None)
+}
+
+/// What multipathd knows a map by: the WWID of its paths and the alias it gives the map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapIds {
+    pub wwid: String,
+    pub alias: String,
+    /// The map's `path_selector` (`"round-robin 0"`); `None`: multipathd's default.
+    pub path_selector: Option<String>,
+}
+
+/// The conf for the real multipathd (`kind = "multipathd"`): [`Dialect::Multipathd`], each map
+/// an entry with its paths' real WWID and its dm name as alias (`ids`, in map order), every
+/// other device blacklisted (multipathd touches pathrig's paths only), `user_friendly_names
+/// no` and `find_multipaths no` (each entry is a map to build, even before its second path
+/// shows), and `passthrough` verbatim in `defaults` after pathrig's own keywords (it may set
+/// `find_multipaths` or `user_friendly_names` itself).
+pub fn write_multipathd_conf(
+    maps: &[(String, ManagerSettings)],
+    ids: &[MapIds],
+    passthrough: &[(String, String)],
+) -> Written {
+    write(maps, ids, Dialect::Multipathd, Some(passthrough))
+}
+
+fn conf_value(v: &str) -> String {
+    if v.contains(char::is_whitespace) {
+        format!("\"{v}\"")
+    } else {
+        v.to_string()
+    }
+}
+
+fn write(
+    maps: &[(String, ManagerSettings)],
+    ids: &[MapIds],
+    dialect: Dialect,
+    passthrough: Option<&[(String, String)]>,
+) -> Written {
     let mut out = Out {
         dialect,
         text: format!(
@@ -127,12 +175,36 @@ pub fn write_conf(maps: &[(String, ManagerSettings)], dialect: Dialect) -> Writt
         };
         out.line(1, "marginal_pathgroups", groups);
     }
+    if let Some(passthrough) = passthrough {
+        for (keyword, builtin) in [("user_friendly_names", "no"), ("find_multipaths", "no")] {
+            if !passthrough.iter().any(|(k, _)| k == keyword) {
+                out.line(1, keyword, builtin);
+            }
+        }
+        if !passthrough.is_empty() {
+            out.text.push_str("\t# [manager.passthrough], verbatim\n");
+        }
+        for (keyword, value) in passthrough {
+            out.line(1, keyword, &conf_value(value));
+        }
+    }
     out.text.push_str("}\n");
+    if passthrough.is_some() {
+        out.text.push_str("blacklist {\n\twwid \".*\"\n}\n");
+        out.text.push_str("blacklist_exceptions {\n");
+        for id in ids {
+            out.line(1, "wwid", &format!("\"^{}$\"", regex_escape(&id.wwid)));
+        }
+        out.text.push_str("}\n");
+    }
     out.text.push_str("multipaths {\n");
-    for (name, s) in maps {
+    for ((name, s), id) in maps.iter().zip(ids) {
         out.text.push_str("\tmultipath {\n");
-        out.line(2, "wwid", &wwid_of(name));
-        out.line(2, "alias", name);
+        out.line(2, "wwid", &id.wwid);
+        out.line(2, "alias", &id.alias);
+        if let Some(selector) = &id.path_selector {
+            out.line(2, "path_selector", &conf_value(selector));
+        }
         map_keywords(&mut out, name, s);
         out.text.push_str("\t}\n");
     }
@@ -142,6 +214,18 @@ pub fn write_conf(maps: &[(String, ManagerSettings)], dialect: Dialect) -> Writt
         omitted: out.omitted,
         rounded: out.rounded,
     }
+}
+
+/// A WWID as a literal in multipathd's (POSIX extended) regular expressions.
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.^$|?*+()[]{}".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn map_keywords(out: &mut Out, name: &str, s: &ManagerSettings) {

@@ -199,3 +199,65 @@ multipaths {
 "
     );
 }
+
+#[test]
+fn the_real_multipathd_gets_real_wwids_a_blacklist_and_the_passthrough() {
+    let maps = vec![
+        ("a".to_string(), ManagerSettings::default()),
+        ("b".to_string(), ManagerSettings::default()),
+    ];
+    let ids = [
+        MapIds {
+            wwid: "333333330000007d0".into(),
+            alias: "pathrig-a".into(),
+            path_selector: Some("queue-length 0".into()),
+        },
+        MapIds {
+            wwid: "36001405.x".into(),
+            alias: "pathrig-b".into(),
+            path_selector: None,
+        },
+    ];
+    let passthrough = [
+        ("detect_checker".to_string(), "no".to_string()),
+        ("path_selector".to_string(), "round-robin 0".to_string()),
+    ];
+    let written = write_multipathd_conf(&maps, &ids, &passthrough);
+    let text = &written.text;
+    for want in [
+        "\tuser_friendly_names no\n",
+        "\tfind_multipaths no\n",
+        "\tdetect_checker no\n",
+        // A value with a space is quoted.
+        "\tpath_selector \"round-robin 0\"\n",
+        "blacklist {\n\twwid \".*\"\n}\n",
+        // Each map's WWID, anchored and with regex characters escaped.
+        "blacklist_exceptions {\n\twwid \"^333333330000007d0$\"\n\twwid \"^36001405\\.x$\"\n}\n",
+        "\t\twwid 333333330000007d0\n\t\talias pathrig-a\n\t\tpath_selector \"queue-length 0\"\n",
+        "\t\twwid 36001405.x\n\t\talias pathrig-b\n",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    // The passthrough comes after pathrig's keywords, inside defaults.
+    let defaults_end = text.find("}\n").unwrap();
+    assert!(text.find("detect_checker").unwrap() < defaults_end);
+    assert!(text.find("marginal_pathgroups").unwrap() < text.find("detect_checker").unwrap());
+}
+
+#[test]
+fn a_passthrough_of_find_multipaths_replaces_pathrigs_value() {
+    let maps = vec![("a".to_string(), ManagerSettings::default())];
+    let ids = [MapIds {
+        wwid: "w".into(),
+        alias: "pathrig-a".into(),
+        path_selector: None,
+    }];
+    let written = write_multipathd_conf(
+        &maps,
+        &ids,
+        &[("find_multipaths".to_string(), "greedy".to_string())],
+    );
+    assert!(written.text.contains("\tfind_multipaths greedy\n"));
+    assert!(!written.text.contains("find_multipaths no"));
+    assert!(written.text.contains("\tuser_friendly_names no\n"));
+}
