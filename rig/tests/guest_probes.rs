@@ -7,6 +7,8 @@ use std::time::Duration;
 use rig::guest::init::GuestEnv;
 use rig::guest::probe::{self, ProbeFn};
 
+#[path = "probes/multipathd.rs"]
+mod multipathd;
 #[path = "probes/scsi_debug.rs"]
 mod scsi_debug;
 #[path = "probes/scsi_watch.rs"]
@@ -15,8 +17,6 @@ mod scsi_watch;
 mod tur;
 #[path = "probes/tur_alua.rs"]
 mod tur_alua;
-#[path = "probes/multipathd.rs"]
-mod multipathd;
 
 /// Every probe: (name, what runs in the guest, what the host then checks).
 type HostCheck = fn(&serde_json::Value) -> Result<(), String>;

@@ -34,10 +34,20 @@ pub(super) struct ScsiLeg {
     pub online: bool,
 }
 
-/// The WWID every path of `map`'s LUN reports: unique per scenario and map, so a guest never
-/// sees two LUNs with one identity.
+/// The WWID every path of `map`'s LUN reports: an NAA IEEE Registered Extended identifier
+/// (`naa.6…`, 32 hex digits, as real arrays give), unique per scenario and map, so a guest
+/// never sees two LUNs with one identity and udev's `ID_SERIAL` is `36…` without spaces.
 fn wwid(scenario: &Scenario, map: &str) -> String {
-    format!("{}-{}", scenario.name, map)
+    // FNV-1a over the names, twice with different offsets: 128 bits, of which 124 are used.
+    let hash = |offset: u64| {
+        format!("{}\0{map}", scenario.name)
+            .bytes()
+            .fold(offset, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            })
+    };
+    let (high, low) = (hash(0xcbf2_9ce4_8422_2325), hash(0x6c62_272e_07bb_0142));
+    format!("naa.6{:015x}{:016x}", high >> 4, low)
 }
 
 /// Builds the array behind the scenario's SCSI legs (nothing when it has none), keeps it in
@@ -163,6 +173,30 @@ pub(super) fn build_array(
     }
     built.scsi_hosts = deadlines;
     Ok(handles)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wwids_are_naa_6_and_differ_by_map() {
+        let scenario = faults::parse(
+            std::path::Path::new("t.toml"),
+            "name = \"t\"\n[[map]]\nname = \"m\"\n[[leg]]\nname = \"a\"\n[workload]\nduration = \"1s\"\n",
+        )
+        .unwrap();
+        let a = super::wwid(&scenario, "m1");
+        let b = super::wwid(&scenario, "m2");
+        assert_ne!(a, b);
+        for w in [&a, &b] {
+            assert!(w.starts_with("naa.6") && w.len() == 36, "{w}");
+            assert!(w[4..].chars().all(|c| c.is_ascii_hexdigit()), "{w}");
+        }
+        assert_eq!(
+            a,
+            super::wwid(&scenario, "m1"),
+            "the same names give the same WWID"
+        );
+    }
 }
 
 /// The SCSI layer's watcher for a run, with the instant its clock counts from.
