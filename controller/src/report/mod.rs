@@ -610,7 +610,10 @@ impl Report {
             });
         }
         for check in &scenario.expect.figures {
-            let actual = self.figures.value(check.figure, check.key_name(scenario));
+            let actual = match (check.window, check.key_name(scenario)) {
+                (Some(window), Some(leg)) => Figures::io_share_within(self, leg, window),
+                _ => self.figures.value(check.figure, check.key_name(scenario)),
+            };
             results.push(ExpectationResult {
                 what: check.display(scenario).to_string(),
                 held: check.holds(actual),

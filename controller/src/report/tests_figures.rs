@@ -260,3 +260,57 @@ fn steps_close_together_begin_one_phase_settled_after_the_last() {
     assert_eq!(phases.len(), 3);
     assert_eq!(phases[1].began_with.len(), 2);
 }
+
+/// Groups [a], [b]: the kernel switches to b when a fails, and back `back_after_ms` after a is
+/// reinstated (at 3050 ms).
+fn failback_run(back_after_ms: Option<f64>) -> Report {
+    let mut r = faulted_run();
+    r.maps[0].groups = vec![vec!["a".into()], vec!["b".into()]];
+    if let Some(after) = back_after_ms {
+        r.events.push(at(
+            3050.0 + after,
+            EventKind::GroupSwitched {
+                map: "m".into(),
+                group: 1,
+            },
+        ));
+    }
+    r
+}
+
+#[test]
+fn failback_ms_is_the_time_off_the_first_group_while_it_was_usable() {
+    let scenario = super::tests_scenario("");
+    let mut immediate = failback_run(Some(0.5));
+    immediate.evaluate(&scenario);
+    assert_eq!(immediate.figures.failback_ms, 0.5);
+    let mut deferred = failback_run(Some(2000.0));
+    deferred.evaluate(&scenario);
+    assert_eq!(deferred.figures.failback_ms_by_map[0].value, Some(2000.0));
+    // Never failed back: the wait lasts to the run's end (4000 ms).
+    let mut manual = failback_run(None);
+    manual.evaluate(&scenario);
+    assert_eq!(manual.figures.failback_ms, 950.0);
+    // While group 1 had no usable path (1150..3050 ms) nothing counts.
+    manual.evaluate(&super::tests_scenario(
+        "[expect]\nfailback_ms.m = \"> 900\"\n",
+    ));
+    assert!(manual.expectations[0].held);
+    manual.evaluate(&super::tests_scenario(
+        "[expect]\nfailback_ms = \"< 1000\"\n",
+    ));
+    assert!(manual.expectations[0].held);
+}
+
+#[test]
+fn io_share_over_a_window_counts_only_its_samples() {
+    let mut r = faulted_run();
+    r.evaluate(&super::tests_scenario(
+        "[expect]\nio_share.b.\"1.5s..3s\" = \"== 1\"\nio_share.a.\"3.2s..\" = \"== 0.5\"\n\
+         io_share.a.\"0s..1s\" = \"> 0.6\"\n",
+    ));
+    let held: Vec<bool> = r.expectations.iter().map(|e| e.held).collect();
+    assert_eq!(held, vec![true, true, false], "{:?}", r.expectations);
+    assert_eq!(r.expectations[0].what, "io_share.b in 1.5s..3s == 1");
+    assert_eq!(r.expectations[2].actual, "0.5");
+}
