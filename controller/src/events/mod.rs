@@ -15,12 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use faults::FaultKind;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use path_manager::Action;
 
 /// Who caused or observed an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     Fault,
@@ -103,15 +103,46 @@ impl Serialize for Event {
     }
 }
 
+/// Back from report.json (`pathrig report`): the kind from its typed fields; a manager action's
+/// words, which only report.json's `what` and `timeline_text` carry, from those.
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Json {
+            t_ms: f64,
+            what: String,
+            #[serde(default)]
+            timeline_text: Option<String>,
+            #[serde(flatten)]
+            kind: EventKind,
+        }
+        let json = Json::deserialize(deserializer)?;
+        let mut kind = json.kind;
+        if let EventKind::Manager {
+            words,
+            stable_words,
+            ..
+        } = &mut kind
+        {
+            *stable_words = json.timeline_text.unwrap_or_else(|| json.what.clone());
+            *words = json.what;
+        }
+        Ok(Event {
+            t_ms: json.t_ms,
+            kind,
+        })
+    }
+}
+
 /// A repeating fault's window: `n` of `of` (1-based).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
     pub n: u32,
     pub of: u32,
 }
 
 /// What a fault step did to a leg.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum FaultChange {
     /// A fault kind took effect (a table swap, a message, or a FUSE rule); `restore` and
@@ -127,7 +158,7 @@ pub enum FaultChange {
     },
     /// The end of a dm fault's window: the healthy table is back.
     WindowEnded {
-        #[serde(serialize_with = "serialize_ms")]
+        #[serde(serialize_with = "serialize_ms", deserialize_with = "deserialize_ms")]
         length: Duration,
         window: Option<Window>,
     },
@@ -138,7 +169,7 @@ pub enum FaultChange {
 }
 
 /// Why the rig let queued or held IO go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FlushCause {
     Interrupted,
@@ -146,7 +177,7 @@ pub enum FlushCause {
 }
 
 /// A device the rig took down at the end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Removed {
     Map,
@@ -156,7 +187,7 @@ pub enum Removed {
 }
 
 /// The workload's IO direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IoDirection {
     Read,
@@ -164,7 +195,7 @@ pub enum IoDirection {
 }
 
 /// What a checker said about one path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum CheckerVerdict {
     Up,
@@ -174,7 +205,7 @@ pub enum CheckerVerdict {
 
 /// What happened. Each variant names its subject (map, leg or device) and carries its details
 /// as data; its source and whether report.txt's timeline shows it follow from the variant.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
     // The rig building and taking down devices (report.json only).
@@ -324,6 +355,11 @@ pub enum EventKind {
 
 fn serialize_ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1000.0)
+}
+
+fn deserialize_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let ms = f64::deserialize(d)?;
+    Duration::try_from_secs_f64(ms / 1000.0).map_err(serde::de::Error::custom)
 }
 
 impl EventKind {

@@ -20,13 +20,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Report;
 use crate::events::{Event, EventKind, FaultChange};
 
 /// One path's block-layer IO over the run (report.json `path_io`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PathIo {
     pub map: String,
     pub leg: String,
@@ -55,14 +55,15 @@ impl PathIo {
 }
 
 /// A figure for one leg or map.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Keyed {
     pub key: String,
     pub value: Option<f64>,
 }
 
 /// The QA figures of a run (see the module documentation for each definition).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Figures {
     /// Per leg with a fault step, in leg order.
     pub detection_ms: Vec<Keyed>,

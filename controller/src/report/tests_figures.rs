@@ -96,6 +96,150 @@ fn a_minute_of_a_hundred_thousand_errors_stays_under_two_megabytes() {
     );
     // The last error is kept.
     assert_eq!(r.events.last().unwrap().t_ms, 99_999.0 * 0.6);
+    // report.html of the same run stays readable: a bounded DOM (series as one polyline each).
+    let html = html::render(&r);
+    let elements = html.matches('<').count();
+    eprintln!("report.html: {} bytes, {elements} tags", html.len());
+    assert!(html.len() < 1 << 20, "{} bytes", html.len());
+    assert!(elements < 5_000, "{elements} tags");
+    assert!(html.contains("data-series=\"errors\""));
+}
+
+#[test]
+fn the_report_reads_back_from_its_json() {
+    let mut r = faulted_run();
+    r.evaluate(&super::tests_scenario(
+        "[expect]\nio_share.b.\"1s..2s\" = \"> 0.5\"\n",
+    ));
+    r.workloads[0].mismatch_details =
+        bounded::mismatch_reports([(10.0, 3, "stale data"), (30.0, 3, "stale data")], 4096);
+    r.workloads[0].series = vec![rig::workload::series::SeriesPoint {
+        t_ms: 100,
+        reads: 1,
+        writes: 2,
+        errors: vec![("EIO", 3), ("other", 1)],
+        in_flight: 4,
+        p50_us: 5,
+        p99_us: 6,
+        max_us: 7,
+    }];
+    let json = json::render(&r).unwrap();
+    let back: Report = serde_json::from_str(&json).unwrap();
+    assert_eq!(json::render(&back).unwrap(), json);
+    assert_eq!(text::render(&back), text::render(&r));
+    assert_eq!(html::render(&back), html::render(&r));
+    assert_eq!(back.causes, r.causes);
+}
+
+#[test]
+fn causes_name_the_fault_in_force_and_errors_without_a_path() {
+    let mut r = faulted_run();
+    r.workloads[0].app_errors = 7;
+    r.workloads[0].series = (1..=40)
+        .map(|n| rig::workload::series::SeriesPoint {
+            t_ms: n * 100,
+            reads: 10,
+            writes: 0,
+            // 1150..1400 ms had no usable path: the intervals ending at 1200, 1300, 1400.
+            errors: if (12..=14).contains(&n) {
+                vec![("EIO", 2)]
+            } else if n == 30 {
+                vec![("EIO", 1)]
+            } else {
+                vec![]
+            },
+            in_flight: 1,
+            p50_us: 1,
+            p99_us: 1,
+            max_us: 1,
+        })
+        .collect();
+    r.evaluate(&super::tests_scenario(""));
+    assert_eq!(
+        r.causes[0],
+        causes::Cause::KernelFailedUnderFault {
+            map: "m".into(),
+            leg: "a".into(),
+            t_ms: 1150.0,
+            fault: Some(faults::FaultKind::Fail),
+            layer: Some(faults::Layer::Dm),
+            fault_ms: Some(1000.0),
+        }
+    );
+    assert_eq!(
+        r.causes[1],
+        causes::Cause::ErrorsWithoutPath {
+            map: "m".into(),
+            errors: 6,
+            errors_total: 7,
+            no_path_ms: 250.0,
+            episodes: 1,
+        }
+    );
+    let txt = text::render(&r);
+    assert!(
+        txt.contains("causes (exact values in report.json)\n  m: some of its application errors came while m had no usable path\n"),
+        "{txt}"
+    );
+    assert!(!txt.contains("dm table"), "{txt}");
+    let page = html::render(&r);
+    assert!(page.contains(
+        "m: the kernel failed path a at 1150 ms while the leg&#39;s dm table had fail (every IO errors) in force, 150 ms after it was applied"
+    ), "{}", &page[page.find("causes").unwrap_or(0)..][..600]);
+}
+
+#[test]
+fn a_path_failed_again_and_again_while_the_checker_says_up_is_called_out() {
+    let mut r = faulted_run();
+    r.maps[0].dm_name = "pathrig-m".into();
+    r.maps[0].paths[0].device = "254:0".into();
+    r.events.clear();
+    for (i, t) in [1000.0, 2000.0, 3000.0].into_iter().enumerate() {
+        r.events.push(at(
+            t,
+            EventKind::PathFailed {
+                map: "m".into(),
+                leg: "a".into(),
+            },
+        ));
+        r.events.push(at(
+            t + 300.0,
+            EventKind::CheckerResult {
+                dm_name: "pathrig-m".into(),
+                node: "/dev/dm-0".into(),
+                verdict: crate::events::CheckerVerdict::Up,
+                latency_ms: 1.0,
+            },
+        ));
+        let _ = i;
+    }
+    r.evaluate(&super::tests_scenario(""));
+    let called_out: Vec<_> = r
+        .causes
+        .iter()
+        .filter(|c| matches!(c, causes::Cause::CheckerUpKernelFailing { .. }))
+        .collect();
+    assert_eq!(
+        called_out,
+        vec![&causes::Cause::CheckerUpKernelFailing {
+            map: "m".into(),
+            leg: "a".into(),
+            kernel_failures: 3,
+            from_ms: 1000.0,
+            to_ms: 3000.0,
+        }]
+    );
+    // No fault of the rig was in force.
+    assert!(matches!(
+        r.causes[0],
+        causes::Cause::KernelFailedUnderFault { fault: None, .. }
+    ));
+    let txt = text::render(&r);
+    assert!(
+        txt.contains("the kernel failed path a again and again while the checker found it up"),
+        "{txt} {:?}",
+        r.causes
+    );
 }
 
 #[test]

@@ -324,6 +324,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
         events: log.sorted(),
         path_io: driven.path_io,
         figures: Figures::default(),
+        causes: Vec::new(),
         expectations: Vec::new(),
         verdict: Verdict::Pass,
         timing: Timing {
