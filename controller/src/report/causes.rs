@@ -6,8 +6,9 @@
 //!   was in force on its leg (the layer and the fault: a dm table, a FUSE rule, a trespass), or
 //!   with none in force (`fault: None`, the path failed for a reason the rig did not inject).
 //! - [`Cause::CheckerUpKernelFailing`]: the kernel failed a path again and again while the
-//!   checker's next answer about it was "up" each time (multipath-tools issue #54's pattern:
-//!   the checker's read works, the application's IO does not).
+//!   checker's next answer about it was "up" each time, with the same fault still in force
+//!   (multipath-tools issue #54's pattern: the checker's read works, the application's IO does
+//!   not).
 //! - [`Cause::ErrorsWithoutPath`]: application errors that arrived while the map had no usable
 //!   path.
 
@@ -112,10 +113,16 @@ pub fn find(report: &Report) -> Vec<Cause> {
                 });
             }
             let node = checker_node(&path.device);
+            // A failure counts when the checker's next answer was "up" while the fault in force
+            // at the failure still was: the checker's IO worked through the same fault. (A
+            // fault window that ended before the check, as a flapping link's, does not count.)
             let up_after: Vec<f64> = failures
                 .iter()
                 .copied()
                 .filter(|&t| {
+                    let Some((applied, _)) = fault_in_force(&report.events, &path.leg, t) else {
+                        return false;
+                    };
                     events
                         .iter()
                         .find_map(|e| match &e.kind {
@@ -128,11 +135,14 @@ pub fn find(report: &Report) -> Vec<Cause> {
                                 && *dm_name == map.dm_name
                                 && Some(n) == node.as_ref() =>
                             {
-                                Some(*verdict == CheckerVerdict::Up)
+                                Some((e.t_ms, *verdict == CheckerVerdict::Up))
                             }
                             _ => None,
                         })
-                        .unwrap_or(false)
+                        .is_some_and(|(checked, up)| {
+                            up && fault_in_force(&report.events, &path.leg, checked)
+                                .is_some_and(|(at, _)| at == applied)
+                        })
                 })
                 .collect();
             if up_after.len() as u32 >= REPEATED {

@@ -178,7 +178,7 @@ fn causes_name_the_fault_in_force_and_errors_without_a_path() {
     );
     let txt = text::render(&r);
     assert!(
-        txt.contains("causes (exact values in report.json)\n  m: some of its application errors came while m had no usable path\n"),
+        txt.contains("causes (exact values in report.json)\n  m: application errors came while m had no usable path\n"),
         "{txt}"
     );
     assert!(!txt.contains("dm table"), "{txt}");
@@ -188,13 +188,29 @@ fn causes_name_the_fault_in_force_and_errors_without_a_path() {
     ), "{}", &page[page.find("causes").unwrap_or(0)..][..600]);
 }
 
-#[test]
-fn a_path_failed_again_and_again_while_the_checker_says_up_is_called_out() {
+/// Path a of map m fails at 1, 2 and 3 s, and the checker finds it up 300 ms after each;
+/// `fault` (if any) is applied to leg a at 500 ms, and its window ends at `ends_ms`.
+fn failing_while_checked_up(applied: Option<faults::FaultKind>, ends_ms: Option<f64>) -> Report {
     let mut r = faulted_run();
     r.maps[0].dm_name = "pathrig-m".into();
     r.maps[0].paths[0].device = "254:0".into();
     r.events.clear();
-    for (i, t) in [1000.0, 2000.0, 3000.0].into_iter().enumerate() {
+    if let Some(f) = applied {
+        r.events.push(fault(500.0, "a", f));
+    }
+    if let Some(end) = ends_ms {
+        r.events.push(at(
+            end,
+            EventKind::Fault {
+                leg: "a".into(),
+                change: FaultChange::WindowEnded {
+                    length: std::time::Duration::from_millis(100),
+                    window: None,
+                },
+            },
+        ));
+    }
+    for t in [1000.0, 2000.0, 3000.0] {
         r.events.push(at(
             t,
             EventKind::PathFailed {
@@ -211,16 +227,25 @@ fn a_path_failed_again_and_again_while_the_checker_says_up_is_called_out() {
                 latency_ms: 1.0,
             },
         ));
-        let _ = i;
     }
+    r.events.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
     r.evaluate(&super::tests_scenario(""));
-    let called_out: Vec<_> = r
-        .causes
+    r
+}
+
+fn called_out(r: &Report) -> Vec<&causes::Cause> {
+    r.causes
         .iter()
         .filter(|c| matches!(c, causes::Cause::CheckerUpKernelFailing { .. }))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn a_path_failed_again_and_again_while_the_checker_says_up_is_called_out() {
+    let bad_range = faults::FaultKind::ErrorRange { ranges: vec![] };
+    let r = failing_while_checked_up(Some(bad_range.clone()), None);
     assert_eq!(
-        called_out,
+        called_out(&r),
         vec![&causes::Cause::CheckerUpKernelFailing {
             map: "m".into(),
             leg: "a".into(),
@@ -229,17 +254,22 @@ fn a_path_failed_again_and_again_while_the_checker_says_up_is_called_out() {
             to_ms: 3000.0,
         }]
     );
-    // No fault of the rig was in force.
+    let txt = text::render(&r);
+    assert!(
+        txt.contains("the kernel failed path a again and again while the checker found it up"),
+        "{txt}"
+    );
+    // The fault's window ended at 1.1 s, before the check after the first failure; the later
+    // failures had no fault of the rig in force: none counts.
+    let r = failing_while_checked_up(Some(bad_range), Some(1100.0));
+    assert!(called_out(&r).is_empty(), "{:?}", r.causes);
+    // Without a fault of the rig in force nothing is known about the checker's view of it.
+    let r = failing_while_checked_up(None, None);
+    assert!(called_out(&r).is_empty());
     assert!(matches!(
         r.causes[0],
         causes::Cause::KernelFailedUnderFault { fault: None, .. }
     ));
-    let txt = text::render(&r);
-    assert!(
-        txt.contains("the kernel failed path a again and again while the checker found it up"),
-        "{txt} {:?}",
-        r.causes
-    );
 }
 
 #[test]

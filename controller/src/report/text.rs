@@ -389,14 +389,9 @@ pub(super) fn cause_words(c: &Cause, exact: bool) -> String {
                     no_path_ms / 1000.0
                 )
             } else {
-                format!(
-                    "{map}: {} application errors came while {map} had no usable path",
-                    if errors >= errors_total {
-                        "all its"
-                    } else {
-                        "some of its"
-                    }
-                )
+                // How many of them is timing: the errors of the last path's failure fall just
+                // before or after the kernel's "no usable path" is seen.
+                format!("{map}: application errors came while {map} had no usable path")
             }
         }
     }
