@@ -513,6 +513,9 @@ fn path_io_section(out: &mut String, report: &Report, map: &super::MapReport, ax
     out.push_str("</svg>");
 }
 
+/// One chart of a workload: its class, its title and its `(t_ms, value)` points.
+type Chart<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
+
 fn workload_section(out: &mut String, w: &WorkloadSummary, axis: Axis) {
     let _ = writeln!(
         out,
@@ -532,7 +535,7 @@ fn workload_section(out: &mut String, w: &WorkloadSummary, axis: Axis) {
         w.latency_us.p99,
         w.latency_us.max
     );
-    let charts: [(&str, &str, Vec<(f64, f64)>); 3] = [
+    let charts: [Chart; 3] = [
         (
             "io",
             "IOs completed per 100 ms",
