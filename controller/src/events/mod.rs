@@ -494,6 +494,16 @@ impl EventLog {
             .push(Event { t_ms, kind });
     }
 
+    /// How many events so far are of a kind `which` accepts (without copying the log).
+    pub fn count(&self, which: impl Fn(&EventKind) -> bool) -> usize {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|e| which(&e.kind))
+            .count()
+    }
+
     /// All events by time; events with equal times keep the order they were recorded in.
     pub fn sorted(&self) -> Vec<Event> {
         let mut events = self

@@ -33,6 +33,7 @@ mod apply;
 // Mirror maps: building them and driving the mirror monitor.
 mod mirror;
 mod path_io;
+mod progress;
 
 pub use crate::guest::GuestKind;
 
@@ -749,6 +750,7 @@ fn drive(
     let mut results: Vec<Option<WorkloadResult>> = threads.iter().map(|_| None).collect();
     let mut flushed = false;
     let mut failure: Option<RunError> = None;
+    let mut progress = progress::Progress::new(built, origin.elapsed());
     loop {
         if env.interrupted.load(Ordering::SeqCst) {
             stop.store(true, Ordering::SeqCst);
@@ -784,6 +786,9 @@ fn drive(
             flush_queued_io(built, log, FlushCause::WorkloadEnded);
             flushed = true;
         }
+        if failure.is_none() && !flushed {
+            progress.tick(now, scenario.run_length(), built, &watch, log);
+        }
         if failure.is_none() {
             manager.poll(&built.dm, log);
             if let Err(err) = mirrors.poll(built, log) {
@@ -806,6 +811,9 @@ fn drive(
         }
         if !flushed {
             wake_at.push(drain_deadline);
+            if failure.is_none() {
+                wake_at.push(progress.next_due());
+            }
         }
         let wake_at = wake_at
             .into_iter()
