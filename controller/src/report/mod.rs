@@ -451,20 +451,25 @@ impl Serialize for Workloads {
     }
 }
 
-/// Read back from `workloads` (`workload` is its first again).
+/// Read back from `workloads` (`workload` is its first again), or from `workload` alone.
 impl<'de> Deserialize<'de> for Workloads {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Reports from before several workloads could run have only `workload`.
         #[derive(Deserialize)]
         struct Json {
+            #[serde(default)]
+            workload: Option<WorkloadSummary>,
+            #[serde(default)]
             workloads: Vec<WorkloadSummary>,
         }
         let json = Json::deserialize(deserializer)?;
-        if json.workloads.is_empty() {
-            return Err(serde::de::Error::custom(
-                "a report has at least one workload",
-            ));
+        match (json.workloads.is_empty(), json.workload) {
+            (false, _) => Ok(Workloads(json.workloads)),
+            (true, Some(only)) => Ok(Workloads(vec![only])),
+            (true, None) => Err(serde::de::Error::custom(
+                "a report has at least one workload (`workloads`)",
+            )),
         }
-        Ok(Workloads(json.workloads))
     }
 }
 

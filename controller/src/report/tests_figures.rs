@@ -129,6 +129,19 @@ fn the_report_reads_back_from_its_json() {
     assert_eq!(text::render(&back), text::render(&r));
     assert_eq!(html::render(&back), html::render(&r));
     assert_eq!(back.causes, r.causes);
+    // A report from before several workloads (only `workload`), and before causes and
+    // failback_ms, still reads.
+    let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let top = old.as_object_mut().unwrap();
+    top.remove("workloads");
+    top.remove("causes");
+    top["figures"]
+        .as_object_mut()
+        .unwrap()
+        .remove("failback_ms");
+    let back: Report = serde_json::from_value(old).unwrap();
+    assert_eq!(back.workloads.len(), 1);
+    assert!(back.causes.is_empty());
 }
 
 #[test]
