@@ -94,6 +94,45 @@ pub fn run(file: &Path, out: Option<PathBuf>, kind: GuestKind) -> i32 {
     code
 }
 
+/// `pathrig report RUN_DIR`: renders report.txt and report.html again from the run directory's
+/// report.json (after an upgrade of the renderers, or for a report.json copied from elsewhere).
+/// The report's values are used as recorded; nothing is recomputed.
+pub fn report(run_dir: &Path) -> i32 {
+    let file = run_dir.join(host::REPORT_JSON);
+    let report = match read_report(&file) {
+        Ok(r) => r,
+        Err(err) => {
+            eprintln!("pathrig: {err}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    if let Err(err) = host::write_rendered(run_dir, &report) {
+        eprintln!("pathrig: {err}");
+        return EXIT_RIG_FAILURE;
+    }
+    println!(
+        "wrote {} and {} in {}",
+        host::REPORT_TXT,
+        host::REPORT_HTML,
+        run_dir.display()
+    );
+    EXIT_PASS
+}
+
+/// Reads a report.json back into the report model.
+pub fn read_report(file: &Path) -> Result<crate::report::Report, String> {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| format!("read {}: {e}", file.display()))?;
+    serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{}:{}:{}: not a pathrig report.json: {e}",
+            file.display(),
+            e.line(),
+            e.column()
+        )
+    })
+}
+
 /// Puts "interrupted at t = … s" at the top of the run directory's error.txt (below it, what the
 /// run itself said, if anything).
 fn record_interrupt(run_dir: &Path, secs: f64) {

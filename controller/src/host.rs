@@ -25,6 +25,7 @@ pub const EXIT_RIG_FAILURE: i32 = 3;
 pub const SCENARIO_COPY: &str = "scenario.toml";
 pub const REPORT_JSON: &str = "report.json";
 pub const REPORT_TXT: &str = "report.txt";
+pub const REPORT_HTML: &str = "report.html";
 /// Where the guest writes a rig failure for the host to show.
 pub const ERROR_FILE: &str = "error.txt";
 
@@ -63,6 +64,7 @@ pub fn prepare_run_dir(dir: &Path) -> Result<(PathBuf, rig::ownership::Claim), S
 pub const RUN_FILES: &[&str] = &[
     REPORT_JSON,
     REPORT_TXT,
+    REPORT_HTML,
     ERROR_FILE,
     SCENARIO_COPY,
     plan::PLAN_FILE,
@@ -71,13 +73,20 @@ pub const RUN_FILES: &[&str] = &[
     rig::guest::EXIT_FILE,
 ];
 
-/// Writes report.json and report.txt into `dir`.
+/// Writes report.json, report.txt and report.html into `dir`.
 pub fn write_report(dir: &Path, report: &Report) -> Result<(), String> {
     let json = crate::report::json::render(report).map_err(|e| e.to_string())?;
     fs::write(dir.join(REPORT_JSON), json)
         .map_err(|e| format!("write {}: {e}", dir.join(REPORT_JSON).display()))?;
+    write_rendered(dir, report)
+}
+
+/// Writes report.txt and report.html (the renderings of the report) into `dir`.
+pub fn write_rendered(dir: &Path, report: &Report) -> Result<(), String> {
     fs::write(dir.join(REPORT_TXT), crate::report::text::render(report))
         .map_err(|e| format!("write {}: {e}", dir.join(REPORT_TXT).display()))?;
+    fs::write(dir.join(REPORT_HTML), crate::report::html::render(report))
+        .map_err(|e| format!("write {}: {e}", dir.join(REPORT_HTML).display()))?;
     Ok(())
 }
 

@@ -37,6 +37,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = GuestArg::Uml)]
         guest: GuestArg,
     },
+    /// Render report.txt and report.html again from a run directory's report.json.
+    Report {
+        /// The run directory (the one `run --out` wrote).
+        run_dir: PathBuf,
+    },
     /// Validate scenario files without running anything.
     Check {
         #[arg(required = true)]
@@ -92,6 +97,7 @@ fn main() -> ExitCode {
             },
         ),
         Command::Check { files } => commands::check(&files),
+        Command::Report { run_dir } => commands::report(&run_dir),
         Command::Guest {
             action: GuestAction::Prepare,
         } => commands::prepare(),

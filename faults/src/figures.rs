@@ -1,7 +1,8 @@
 //! The QA figures `[expect]` can state besides the flat metrics: keyed by a leg or a map
 //! (`detection_ms.a = "< 2000"`, `group_switches.mpatha = 2`), or for the whole run
 //! (`group_switches = 2`, `no_path_ms = "== 0"`, `first_error_ms = "> 4000"`), with values
-//! that may be fractions (`io_share.b = "> 0.9"`). Owns their names, which of them take a
+//! that may be fractions (`io_share.b = "> 0.9"`), and for `io_share` over a window of the run
+//! (`io_share.b."3s..5s" = "> 0.9"`). Owns their names, which of them take a
 //! key, the decoding of their comparisons, and the check that keys name existing legs or maps.
 //! The values are computed by the controller's report (see its `figures` module).
 
@@ -29,8 +30,12 @@ pub enum Figure {
     NoPathMs,
     /// The first application error after the first fault step, from that step, ms.
     FirstErrorMs,
-    /// Per leg: its share (0 to 1) of the IO completed on its map's paths over the run.
+    /// Per leg: its share (0 to 1) of the IO completed on its map's paths over the run (or
+    /// over a window of it).
     IoShare,
+    /// Time the kernel used a group other than the map's first while a path of the first group
+    /// was usable: how long failback waited (in the run or, keyed, in one map), ms.
+    FailbackMs,
 }
 
 /// Whether a figure is stated per leg, optionally per map, or for the run only.
@@ -42,12 +47,13 @@ pub enum FigureKey {
 }
 
 impl Figure {
-    pub const ALL: [Figure; 5] = [
+    pub const ALL: [Figure; 6] = [
         Figure::DetectionMs,
         Figure::GroupSwitches,
         Figure::NoPathMs,
         Figure::FirstErrorMs,
         Figure::IoShare,
+        Figure::FailbackMs,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +63,7 @@ impl Figure {
             Figure::NoPathMs => "no_path_ms",
             Figure::FirstErrorMs => "first_error_ms",
             Figure::IoShare => "io_share",
+            Figure::FailbackMs => "failback_ms",
         }
     }
 
@@ -67,7 +74,7 @@ impl Figure {
     pub fn key(self) -> FigureKey {
         match self {
             Figure::DetectionMs | Figure::IoShare => FigureKey::Leg,
-            Figure::GroupSwitches | Figure::NoPathMs => FigureKey::OptionalMap,
+            Figure::GroupSwitches | Figure::NoPathMs | Figure::FailbackMs => FigureKey::OptionalMap,
             Figure::FirstErrorMs => FigureKey::None,
         }
     }
@@ -97,12 +104,32 @@ impl FigureTarget {
     }
 }
 
-/// One figure expectation: `figure[.key] cmp value`.
+/// A part of the run's clock a figure is computed over: `from_ms` to `to_ms` (or the run's end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FigureWindow {
+    pub from_ms: u64,
+    pub to_ms: Option<u64>,
+}
+
+impl fmt::Display for FigureWindow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = |ms: u64| crate::format_duration(std::time::Duration::from_millis(ms));
+        match self.to_ms {
+            Some(to) => write!(f, "{}..{}", d(self.from_ms), d(to)),
+            None => write!(f, "{}..", d(self.from_ms)),
+        }
+    }
+}
+
+/// One figure expectation: `figure[.key][."window"] cmp value`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FigureCheck {
     pub figure: Figure,
     /// The leg or map; `None`: the whole run.
     pub key: Option<FigureTarget>,
+    /// Only `io_share`: the part of the run it is computed over; `None`: the whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<FigureWindow>,
     pub cmp: Cmp,
     pub value: f64,
 }
@@ -148,9 +175,10 @@ struct DisplayCheck<'a> {
 impl fmt::Display for DisplayCheck<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = self.check;
-        match self.key {
-            Some(key) => write!(f, "{}.{key} {} {}", c.figure, c.cmp, c.value),
-            None => write!(f, "{} {} {}", c.figure, c.cmp, c.value),
+        match (self.key, c.window) {
+            (Some(key), Some(w)) => write!(f, "{}.{key} in {w} {} {}", c.figure, c.cmp, c.value),
+            (Some(key), None) => write!(f, "{}.{key} {} {}", c.figure, c.cmp, c.value),
+            (None, _) => write!(f, "{} {} {}", c.figure, c.cmp, c.value),
         }
     }
 }
@@ -161,6 +189,7 @@ impl fmt::Display for DisplayCheck<'_> {
 pub(crate) struct DraftFigureCheck {
     pub figure: Figure,
     pub key: Option<String>,
+    pub window: Option<FigureWindow>,
     pub cmp: Cmp,
     pub value: f64,
     pub key_pos: usize,
@@ -188,10 +217,40 @@ pub(crate) fn decode(
         let t = Table::new("[expect]", v.span().start, t);
         for (sub, value) in t.entries() {
             let name = format!("{figure}.{}", sub.val);
+            if let DeValue::Table(windows) = value.get_ref() {
+                if figure != Figure::IoShare {
+                    r.error(
+                        sub.pos,
+                        format!("`{name}` takes no window; only `io_share` does"),
+                        format!("write e.g. `{name} = \"< 2000\"`"),
+                    );
+                    continue;
+                }
+                let windows = Table::new("[expect]", value.span().start, windows);
+                for (w, value) in windows.entries() {
+                    let Some(window) = parse_window(r, &name, &w) else {
+                        continue;
+                    };
+                    if let Some((cmp, value)) =
+                        comparison(r, &format!("{name}.\"{}\"", w.val), value)
+                    {
+                        out.push(DraftFigureCheck {
+                            figure,
+                            key: Some(sub.val.to_string()),
+                            window: Some(window),
+                            cmp,
+                            value,
+                            key_pos: sub.pos,
+                        });
+                    }
+                }
+                continue;
+            }
             if let Some((cmp, value)) = comparison(r, &name, value) {
                 out.push(DraftFigureCheck {
                     figure,
                     key: Some(sub.val.to_string()),
+                    window: None,
                     cmp,
                     value,
                     key_pos: sub.pos,
@@ -212,12 +271,49 @@ pub(crate) fn decode(
         out.push(DraftFigureCheck {
             figure,
             key: None,
+            window: None,
             cmp,
             value,
             key_pos: key.pos,
         });
     }
     out
+}
+
+const WINDOW_HELP: &str = "write the window as a quoted key \"FROM..TO\" (or \"FROM..\" to the run's end) with durations on the run's clock, e.g. `io_share.b.\"3s..5s\" = \"> 0.9\"`";
+
+/// `"3s..5s"` or `"3s.."`: a window of the run's clock, from before to.
+fn parse_window(r: &mut Report, name: &str, w: &Sp<&str>) -> Option<FigureWindow> {
+    let Some((from, to)) = w.val.split_once("..") else {
+        r.error(
+            w.pos,
+            format!("`{name}.\"{}\"` is not a window", w.val),
+            WINDOW_HELP,
+        );
+        return None;
+    };
+    let ms = |r: &mut Report, text: &str| match crate::units::parse_duration(text) {
+        Ok(d) => Some(d.as_millis() as u64),
+        Err(e) => {
+            r.error(w.pos, format!("`{name}`: {}", e.message), WINDOW_HELP);
+            None
+        }
+    };
+    let from_ms = ms(r, from)?;
+    let to_ms = if to.trim().is_empty() {
+        None
+    } else {
+        Some(ms(r, to)?)
+    };
+    if to_ms.is_some_and(|to| to <= from_ms) {
+        r.error(
+            w.pos,
+            format!("`{name}.\"{}\"` ends before it begins", w.val),
+            WINDOW_HELP,
+        );
+        return None;
+    }
+    Some(FigureWindow { from_ms, to_ms })
 }
 
 fn comparison(r: &mut Report, name: &str, v: &Value) -> Option<(Cmp, f64)> {
@@ -326,6 +422,7 @@ pub(crate) fn resolve_keys(
         out.push(FigureCheck {
             figure: d.figure,
             key,
+            window: d.window,
             cmp: d.cmp,
             value: d.value,
         });

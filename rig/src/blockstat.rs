@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The counters of one block device that pathrig uses (the first nine fields of `stat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -81,7 +81,7 @@ pub fn read(major: u32, minor: u32) -> io::Result<BlockStat> {
 }
 
 /// One interval of one path: what completed in it, and what was outstanding at its end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PathSample {
     /// End of the interval, since the run's origin.
     pub t_ms: u64,
@@ -91,7 +91,7 @@ pub struct PathSample {
 }
 
 /// The series of one path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PathSeries {
     /// The path's label in the report (the leg's name).
     pub label: String,

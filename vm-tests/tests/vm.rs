@@ -46,6 +46,13 @@ fn check_json_shape(run: &GuestRun) {
         .as_str()
         .is_some_and(|r| !r.is_empty()));
     assert!(run.json("scenario.seed").is_u64());
+    // report.html next to report.txt (its content is checked in a browser by report_html.rs).
+    let html = std::fs::read_to_string(run.run_dir.join("report.html")).unwrap_or_default();
+    assert!(
+        html.starts_with("<!DOCTYPE html>"),
+        "no report.html:\n{}",
+        explain()
+    );
     assert!(run
         .json("maps.0.table")
         .as_str()

@@ -106,7 +106,7 @@ mod timeline_text;
 use std::time::Duration;
 
 use crate::settings::ManagerSettings;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use engine::Core;
 pub use reason::{Decision, FailedBy, Reason};
@@ -131,7 +131,7 @@ pub struct PathSetup {
 }
 
 /// A path of a map: indices into [`Core::new`]'s maps and that map's `paths`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PathRef {
     pub map: usize,
     pub path: usize,
@@ -214,7 +214,7 @@ pub const PENDING_RECHECK: Duration = Duration::from_secs(1);
 
 /// What the core asks the driver to do. Every action that is not a checker run carries the
 /// [`Reason`] for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Start the map's path checker on this path and send its [`Input::CheckerResult`].
@@ -364,7 +364,7 @@ pub struct HeldCheck {
 }
 
 /// What a marginal-path sample has counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SampleEvidence {
     /// Reads sent.
     pub sent: u32,

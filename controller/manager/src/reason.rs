@@ -7,12 +7,12 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::settings::{MarginalDetector, PathChecker, Ppm};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::SampleEvidence;
 
 /// Who failed a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FailedBy {
     /// The path checker found it down.
     Checker,
@@ -23,7 +23,7 @@ pub enum FailedBy {
 }
 
 /// How a marginal-path verdict was reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Decision {
     /// The window rule at the end of the sample time.
     Window,
@@ -36,7 +36,7 @@ pub enum Decision {
 }
 
 /// The sequential test's state at a verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SprtEvidence {
     /// Log-likelihood ratio (marginal vs acceptable) × 1000, saturated for ±infinity.
     pub llr_milli: i64,
@@ -50,7 +50,7 @@ pub struct SprtEvidence {
 }
 
 /// The rule behind an [`super::Action`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reason {
     /// The real multipathd decided it (`kind = "multipathd"`); `said` is its log line.
     Multipathd { said: String },

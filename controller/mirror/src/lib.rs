@@ -89,7 +89,7 @@ mod tests;
 use std::ops::Range;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use engine::{Monitor, Timer};
 pub use reason::{describe, secs, Reason};
@@ -113,7 +113,7 @@ pub struct MapSetup {
 }
 
 /// A leg's health character, as the kernel's mirror status shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Health {
     /// `A`
     Alive,
@@ -183,7 +183,7 @@ impl StatusView {
 }
 
 /// What a scan of one slice of one leg found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ScanOutcome {
     /// Every block read, and equal to the compared leg's.
     Ok,
@@ -194,7 +194,7 @@ pub enum ScanOutcome {
 }
 
 /// The kind of an action, for completions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionKind {
     RemoveLeg,
@@ -246,7 +246,7 @@ pub enum Input {
 }
 
 /// What the monitor asks the driver to do. Each carries its [`Reason`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Reload the map without the leg (load the table without it, suspend, resume).
@@ -361,7 +361,7 @@ impl Action {
 }
 
 /// What the monitor thinks of one leg.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LegState {
     /// Healthy as far as the monitor knows (its character may still show an error that was
@@ -394,7 +394,7 @@ pub enum LegState {
 }
 
 /// The map's resync retries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResyncState {
     Idle,

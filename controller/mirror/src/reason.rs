@@ -6,18 +6,33 @@ use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Action, ActionKind, Health};
 
+/// A policy keyword (`on_dead`, ...). An alias so that serde's derive does not take the field
+/// for a string borrowed from its input (which would tie a report's reading to `'static`).
+pub type PolicySetting = &'static str;
+
+/// A `FailedRemove` setting read back (from a report): one of the policy keywords.
+fn policy_setting<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    const SETTINGS: [&str; 3] = ["on_dead", "on_sync_failure", "on_read_failure"];
+    let name = String::deserialize(d)?;
+    SETTINGS
+        .into_iter()
+        .find(|s| *s == name)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown policy setting {name:?}")))
+}
+
 /// The rule behind an [`Action`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// The leg shows `health` and the policy `setting` (e.g. `on_dead`) says remove at once.
     FailedRemove {
         health: Health,
-        setting: &'static str,
+        #[serde(deserialize_with = "policy_setting")]
+        setting: PolicySetting,
     },
     /// A dead leg: waiting up to `window` for it to come back (note).
     WaitingForLeg {

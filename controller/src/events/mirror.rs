@@ -3,10 +3,10 @@
 //! with its reason, carried as data.
 
 use mirror_monitor::{Action, Health};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One mirror event (inside [`super::EventKind::Mirror`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "mirror_event", rename_all = "snake_case")]
 pub enum MirrorEvent {
     /// A leg's health character changed; `None`: the leg is not in the live table.

@@ -15,12 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use faults::FaultKind;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use path_manager::Action;
 
 /// Who caused or observed an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     Fault,
@@ -103,15 +103,46 @@ impl Serialize for Event {
     }
 }
 
+/// Back from report.json (`pathrig report`): the kind from its typed fields; a manager action's
+/// words, which only report.json's `what` and `timeline_text` carry, from those.
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Json {
+            t_ms: f64,
+            what: String,
+            #[serde(default)]
+            timeline_text: Option<String>,
+            #[serde(flatten)]
+            kind: EventKind,
+        }
+        let json = Json::deserialize(deserializer)?;
+        let mut kind = json.kind;
+        if let EventKind::Manager {
+            words,
+            stable_words,
+            ..
+        } = &mut kind
+        {
+            *stable_words = json.timeline_text.unwrap_or_else(|| json.what.clone());
+            *words = json.what;
+        }
+        Ok(Event {
+            t_ms: json.t_ms,
+            kind,
+        })
+    }
+}
+
 /// A repeating fault's window: `n` of `of` (1-based).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
     pub n: u32,
     pub of: u32,
 }
 
 /// What a fault step did to a leg.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum FaultChange {
     /// A fault kind took effect (a table swap, a message, or a FUSE rule); `restore` and
@@ -127,7 +158,7 @@ pub enum FaultChange {
     },
     /// The end of a dm fault's window: the healthy table is back.
     WindowEnded {
-        #[serde(serialize_with = "serialize_ms")]
+        #[serde(serialize_with = "serialize_ms", deserialize_with = "deserialize_ms")]
         length: Duration,
         window: Option<Window>,
     },
@@ -143,7 +174,7 @@ pub enum FaultChange {
 }
 
 /// Why the rig let queued or held IO go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FlushCause {
     Interrupted,
@@ -151,7 +182,7 @@ pub enum FlushCause {
 }
 
 /// A device the rig took down at the end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Removed {
     Map,
@@ -163,7 +194,7 @@ pub enum Removed {
 }
 
 /// A host adapter's `eh_deadline` as the run found it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum HostDeadline {
     /// The scenario leaves it alone.
@@ -176,7 +207,7 @@ pub enum HostDeadline {
 }
 
 /// The workload's IO direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IoDirection {
     Read,
@@ -184,7 +215,7 @@ pub enum IoDirection {
 }
 
 /// What a checker said about one path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum CheckerVerdict {
     Up,
@@ -203,7 +234,7 @@ pub enum CheckerVerdict {
 }
 
 /// What the real multipathd said, in [`EventKind::Multipathd`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "what", rename_all = "snake_case")]
 pub enum MultipathdSaid {
     /// One line of its log, read into a typed value; `line` is the line as written (without
@@ -243,7 +274,7 @@ impl MultipathdSaid {
 
 /// What happened. Each variant names its subject (map, leg or device) and carries its details
 /// as data; its source and whether report.txt's timeline shows it follow from the variant.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
     // The rig building and taking down devices (report.json only).
@@ -450,6 +481,11 @@ fn serialize_ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
+fn deserialize_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let ms = f64::deserialize(d)?;
+    Duration::try_from_secs_f64(ms / 1000.0).map_err(serde::de::Error::custom)
+}
+
 impl EventKind {
     pub fn source(&self) -> Source {
         use EventKind::*;
@@ -598,6 +634,16 @@ impl EventLog {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Event { t_ms, kind });
+    }
+
+    /// How many events so far are of a kind `which` accepts (without copying the log).
+    pub fn count(&self, which: impl Fn(&EventKind) -> bool) -> usize {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|e| which(&e.kind))
+            .count()
     }
 
     /// All events by time; events with equal times keep the order they were recorded in.

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::MismatchReport;
 use crate::events::{Event, EventKind};
@@ -16,7 +16,7 @@ use crate::events::{Event, EventKind};
 pub const KEPT_PER_KIND: usize = 100;
 
 /// What [`bound_events`] left out of the event log.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorsOmitted {
     /// IO-error events not listed individually.
     pub io_errors: u64,

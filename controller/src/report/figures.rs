@@ -11,17 +11,22 @@
 //! - `first_error_ms`: the first application IO error (of any workload) after the run's first
 //!   fault step, measured from that step; absent without faults or without errors after them.
 //! - `io_share.<leg>`: the leg's share (0 to 1) of all IO the block layer completed on its
-//!   map's paths over the whole run; absent if the map's paths carried no IO.
+//!   map's paths over the whole run; absent if the map's paths carried no IO. Over a window
+//!   (`io_share.b."3s..5s"`): the same over the 100 ms samples lying wholly inside it.
+//! - `failback_ms` (per map, and the run's total): time the kernel used a group other than
+//!   the map's first while a path of the first group was usable (active in the kernel): how
+//!   long failback waited. About 0 with `failback = "immediate"`; the wait with `deferred`;
+//!   with `followover` the time a path of the first group came back without failback.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Report;
 use crate::events::{Event, EventKind, FaultChange};
 
 /// One path's block-layer IO over the run (report.json `path_io`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PathIo {
     pub map: String,
     pub leg: String,
@@ -50,14 +55,15 @@ impl PathIo {
 }
 
 /// A figure for one leg or map.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Keyed {
     pub key: String,
     pub value: Option<f64>,
 }
 
 /// The QA figures of a run (see the module documentation for each definition).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Figures {
     /// Per leg with a fault step, in leg order.
     pub detection_ms: Vec<Keyed>,
@@ -68,6 +74,8 @@ pub struct Figures {
     pub first_error_ms: Option<f64>,
     /// Per leg of every map, in path order.
     pub io_share: Vec<Keyed>,
+    pub failback_ms: f64,
+    pub failback_ms_by_map: Vec<Keyed>,
 }
 
 fn is_fault_start(change: &FaultChange) -> bool {
@@ -95,7 +103,28 @@ impl Figures {
             (Figure::NoPathMs, None) => Some(self.no_path_ms),
             (Figure::NoPathMs, Some(_)) => find(&self.no_path_ms_by_map),
             (Figure::FirstErrorMs, _) => self.first_error_ms,
+            (Figure::FailbackMs, None) => Some(self.failback_ms),
+            (Figure::FailbackMs, Some(_)) => find(&self.failback_ms_by_map),
         }
+    }
+
+    /// `io_share` of `leg` over the samples lying wholly inside `window`: its share of the IO
+    /// its map's paths completed then; `None` if they completed none (or `leg` is unknown).
+    pub fn io_share_within(
+        report: &Report,
+        leg: &str,
+        window: faults::figures::FigureWindow,
+    ) -> Option<f64> {
+        let mine = report.path_io.iter().find(|p| p.leg == leg)?;
+        let from = window.from_ms as f64;
+        let to = window.to_ms.map_or(f64::INFINITY, |t| t as f64);
+        let total: u64 = report
+            .path_io
+            .iter()
+            .filter(|p| p.map == mine.map)
+            .map(|p| p.ios_within(from, to))
+            .sum();
+        (total > 0).then(|| mine.ios_within(from, to) as f64 / total as f64)
     }
 
     /// Computes the figures of `report` from its events, workload and path IO.
@@ -200,7 +229,18 @@ impl Figures {
             })
             .collect();
 
+        let failback_ms_by_map: Vec<Keyed> = report
+            .maps
+            .iter()
+            .map(|m| Keyed {
+                key: m.name.clone(),
+                value: Some(failback_wait_ms(&report.events, m, end_ms)),
+            })
+            .collect();
+
         Figures {
+            failback_ms: failback_ms_by_map.iter().filter_map(|k| k.value).sum(),
+            failback_ms_by_map,
             detection_ms,
             group_switches: group_switches_by_map
                 .iter()
@@ -213,6 +253,47 @@ impl Figures {
             io_share,
         }
     }
+}
+
+/// [`Figure::FailbackMs`](faults::figures::Figure) of one map: replays the kernel's view
+/// (group in use from `GroupSwitched`, path states from failed/reinstated) after clock zero and
+/// adds up the time spent in a group other than the first while a first-group path was active.
+fn failback_wait_ms(events: &[Event], map: &super::MapReport, end_ms: f64) -> f64 {
+    let Some(first_group) = map.groups.first() else {
+        return 0.0;
+    };
+    let mut group = 1u32;
+    let mut failed: std::collections::BTreeSet<&str> = Default::default();
+    let mut waiting_since: Option<f64> = None;
+    let mut total = 0.0;
+    for e in events {
+        match &e.kind {
+            EventKind::GroupSwitched { map: m, group: g } if *m == map.name => group = *g,
+            EventKind::PathFailed { map: m, leg } if *m == map.name => {
+                failed.insert(leg);
+            }
+            EventKind::PathReinstated { map: m, leg } if *m == map.name => {
+                failed.remove(leg.as_str());
+            }
+            _ => continue,
+        }
+        if e.t_ms < 0.0 {
+            continue;
+        }
+        let waiting = group != 1 && first_group.iter().any(|l| !failed.contains(l.as_str()));
+        match (waiting, waiting_since) {
+            (true, None) => waiting_since = Some(e.t_ms),
+            (false, Some(since)) => {
+                total += e.t_ms - since;
+                waiting_since = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(since) = waiting_since {
+        total += (end_ms - since).max(0.0);
+    }
+    total
 }
 
 /// How long after a fault step its phase's IO is left out of the shares: the kernel's

@@ -4,9 +4,9 @@
 //! times left to the JSON.
 
 use mirror_monitor::{Action, Health, MirrorSettings};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MirrorMapReport {
     pub name: String,
     pub dm_name: String,
@@ -29,7 +29,7 @@ pub struct MirrorMapReport {
     pub actions: Vec<MirrorActionReport>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MirrorLegReport {
     pub leg: String,
     pub device: String,
@@ -38,13 +38,13 @@ pub struct MirrorLegReport {
     pub final_health: Option<Health>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HealthSpan {
     pub t_ms: f64,
     pub health: Option<Health>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MirrorActionReport {
     pub t_ms: f64,
     pub leg: Option<String>,

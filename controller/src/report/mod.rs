@@ -6,7 +6,9 @@
 //! behaviour, verdicts, and latencies and stalls only as coarse buckets).
 
 pub mod bounded;
+pub mod causes;
 pub mod figures;
+pub mod html;
 pub mod json;
 pub mod mirror;
 pub mod scsi;
@@ -23,18 +25,18 @@ use path_manager::settings::{
     Failback, GroupingPolicy, ManagerKind, ManagerSettings, MarginalPathgroups, NoPathRetry,
     Origin, PathChecker,
 };
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::events::Event;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub scenario: ScenarioInfo,
     pub guest: GuestInfo,
     pub manager: ManagerInfo,
     pub maps: Vec<MapReport>,
     /// Mirror maps (`kind = "mirror"`), which `maps` does not list.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<mirror::MirrorMapReport>,
     /// The SCSI layer under SCSI legs (host adapters, error handling, paths).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -50,7 +52,11 @@ pub struct Report {
     /// Per path of every map: IOs the block layer completed per 100 ms (`/sys/dev/block/.../stat`).
     pub path_io: Vec<PathIo>,
     /// The QA figures computed from the events and series (report.txt's "figures" section).
+    #[serde(default)]
     pub figures: Figures,
+    /// Why paths failed and errors came ([`causes`]).
+    #[serde(default)]
+    pub causes: Vec<causes::Cause>,
     pub expectations: Vec<ExpectationResult>,
     pub verdict: Verdict,
     pub timing: Timing,
@@ -59,14 +65,14 @@ pub struct Report {
     pub timeline_lag: Option<TimelineLag>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioInfo {
     pub name: String,
     pub description: Option<String>,
     pub seed: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GuestInfo {
     /// `uml`, `qemu` or `none`.
     pub kind: String,
@@ -83,7 +89,7 @@ pub struct GuestInfo {
 }
 
 /// The backing files' file system ran out of space.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScratchFull {
     /// Its mount point (the guest's tmpfs, or the host's temporary directory with `--guest none`).
     pub path: String,
@@ -110,13 +116,13 @@ impl ScratchFull {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ManagerInfo {
     pub kind: ManagerKind,
     pub note: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MapReport {
     pub name: String,
     pub dm_name: String,
@@ -136,7 +142,7 @@ pub struct MapReport {
     pub manager: Option<ManagerMapReport>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PathReport {
     pub leg: String,
     /// The leg's dm device, `major:minor`, as it appears in the table.
@@ -154,7 +160,7 @@ pub struct PathReport {
 }
 
 /// The kernel's view of a path at the end of the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FinalPathState {
     Active,
@@ -213,8 +219,36 @@ impl Serialize for CheckerView {
     }
 }
 
+/// Read back from the words [`CheckerView`]'s `Display` writes.
+impl<'de> Deserialize<'de> for CheckerView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(match text.as_str() {
+            "unchecked" => CheckerView::Unchecked,
+            "up" => CheckerView::Up,
+            "up, held back" => CheckerView::HeldBack,
+            "held, to be sampled (marginal_path)" => CheckerView::ToBeSampled,
+            "sampled (marginal_path)" => CheckerView::Sampled,
+            "marginal" => CheckerView::Marginal,
+            other => match other
+                .strip_prefix("down (")
+                .and_then(|rest| rest.strip_suffix(')'))
+            {
+                Some(detail) => CheckerView::Down {
+                    detail: detail.to_string(),
+                },
+                None => {
+                    return Err(serde::de::Error::custom(format!(
+                        "unknown checker view {other:?}"
+                    )))
+                }
+            },
+        })
+    }
+}
+
 /// The path manager's side of a map.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ManagerMapReport {
     /// Every effective setting and where it came from.
     pub settings: Vec<SettingReport>,
@@ -222,7 +256,7 @@ pub struct ManagerMapReport {
     pub best_group: Option<usize>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SettingReport {
     pub keyword: String,
     pub value: String,
@@ -351,7 +385,7 @@ pub fn settings_rows(s: &ManagerSettings) -> Vec<SettingReport> {
     rows
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LatencyUs {
     pub p50: u64,
     pub p99: u64,
@@ -359,7 +393,7 @@ pub struct LatencyUs {
     pub mean: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MismatchReport {
     /// When the block first mismatched.
     pub t_ms: f64,
@@ -376,7 +410,7 @@ pub struct MismatchReport {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StallReport {
     pub began_ms: f64,
     pub length_ms: f64,
@@ -422,7 +456,29 @@ impl Serialize for Workloads {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Read back from `workloads` (`workload` is its first again), or from `workload` alone.
+impl<'de> Deserialize<'de> for Workloads {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Reports from before several workloads could run have only `workload`.
+        #[derive(Deserialize)]
+        struct Json {
+            #[serde(default)]
+            workload: Option<WorkloadSummary>,
+            #[serde(default)]
+            workloads: Vec<WorkloadSummary>,
+        }
+        let json = Json::deserialize(deserializer)?;
+        match (json.workloads.is_empty(), json.workload) {
+            (false, _) => Ok(Workloads(json.workloads)),
+            (true, Some(only)) => Ok(Workloads(vec![only])),
+            (true, None) => Err(serde::de::Error::custom(
+                "a report has at least one workload (`workloads`)",
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkloadSummary {
     /// The map the workload ran on.
     pub map: String,
@@ -460,21 +516,21 @@ pub struct WorkloadSummary {
     pub series: Vec<rig::workload::series::SeriesPoint>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExpectationResult {
     pub what: String,
     pub held: bool,
     pub actual: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Pass,
     Fail,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Timing {
     /// Building backing files, loops, legs and maps.
     pub setup_ms: f64,
@@ -489,7 +545,7 @@ pub struct Timing {
 /// The fault timeline fell behind: a step began more than [`TimelineLag::TOLERANCE`] after its
 /// planned time, or never ran before the workload ended. Such a run tested something other than
 /// its scenario, so it fails as a rig failure (exit 3) whatever its expectations say.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TimelineLag {
     /// The most late step: its fault's line in the scenario, leg, window (1-based), planned
     /// time, and how late it began (`None`: every step that ran was on time).
@@ -500,7 +556,7 @@ pub struct TimelineLag {
     pub first_not_run: Option<LateStep>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LateStep {
     pub line: usize,
     pub leg: String,
@@ -604,6 +660,7 @@ impl Report {
     /// Checks the scenario's expectations against this report and sets the verdict.
     pub fn evaluate(&mut self, scenario: &Scenario) {
         self.figures = Figures::compute(self);
+        self.causes = causes::find(self);
         let mut results = Vec::new();
         for check in &scenario.expect.checks {
             let map = check.map.map(|m| scenario.map(m).name.as_str());
@@ -615,7 +672,10 @@ impl Report {
             });
         }
         for check in &scenario.expect.figures {
-            let actual = self.figures.value(check.figure, check.key_name(scenario));
+            let actual = match (check.window, check.key_name(scenario)) {
+                (Some(window), Some(leg)) => Figures::io_share_within(self, leg, window),
+                _ => self.figures.value(check.figure, check.key_name(scenario)),
+            };
             results.push(ExpectationResult {
                 what: check.display(scenario).to_string(),
                 held: check.holds(actual),

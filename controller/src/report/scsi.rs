@@ -9,13 +9,13 @@ use serde::Serialize;
 
 use crate::events::HostDeadline;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ScsiReport {
     pub hosts: Vec<HostReport>,
     pub paths: Vec<ScsiPathReport>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct HostReport {
     pub hba: String,
     /// `hostN`.
@@ -26,7 +26,7 @@ pub struct HostReport {
     pub eh_total_ms: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct EhEpisodeReport {
     pub start_ms: f64,
     /// `None`: not over when the run ended.
@@ -37,7 +37,7 @@ pub struct EhEpisodeReport {
     pub ended_by: EpisodeEnd,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum EpisodeEnd {
     /// The host went back to `running`.
@@ -48,7 +48,7 @@ pub enum EpisodeEnd {
     Open,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ScsiPathReport {
     pub leg: String,
     pub hba: String,

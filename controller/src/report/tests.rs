@@ -104,6 +104,7 @@ fn sample() -> Report {
         events: vec![],
         path_io: vec![],
         figures: Figures::default(),
+        causes: Vec::new(),
         expectations: vec![],
         verdict: Verdict::Pass,
         timing: Timing {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use path_manager::settings::ManagerKind;
 
-use super::{bucket, figures, Report, Verdict};
+use super::{bucket, causes::Cause, figures, Report, Verdict};
 use crate::events::Event;
 
 /// report.txt: deterministic for a given scenario.
@@ -130,6 +130,7 @@ pub fn render(report: &Report) -> String {
         workload_section(&mut out, w, named);
     }
     figures_section(&mut out, report);
+    causes_section(&mut out, report);
     let _ = writeln!(out);
     let _ = writeln!(out, "expectations");
     if report.expectations.is_empty() {
@@ -303,6 +304,102 @@ fn figures_section(out: &mut String, report: &Report) {
         .collect();
     if !shares.is_empty() {
         let _ = writeln!(out, "  io share over the run: {}", shares.join(", "));
+    }
+}
+
+/// The causes report.txt shows: errors while a map had no usable path, and a path the kernel
+/// kept failing while its checker found it up. (Which fault was in force when the kernel failed
+/// a path is in report.json and report.html: the timeline above already shows the order.)
+fn causes_section(out: &mut String, report: &Report) {
+    let shown: Vec<&Cause> = report
+        .causes
+        .iter()
+        .filter(|c| !matches!(c, Cause::KernelFailedUnderFault { .. }))
+        .collect();
+    if shown.is_empty() {
+        return;
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "causes (exact values in report.json)");
+    for c in shown {
+        let _ = writeln!(out, "  {}", cause_words(c, false));
+    }
+}
+
+/// A cause in words: `exact` with its measured values (report.html), or without them
+/// (report.txt, where they are timing).
+pub(super) fn cause_words(c: &Cause, exact: bool) -> String {
+    match c {
+        Cause::KernelFailedUnderFault {
+            map,
+            leg,
+            t_ms,
+            fault,
+            layer,
+            fault_ms,
+        } => {
+            let when = if exact {
+                format!(" at {t_ms:.0} ms")
+            } else {
+                String::new()
+            };
+            match (fault, layer) {
+                (Some(fault), Some(layer)) => {
+                    let layer = match layer {
+                        faults::Layer::Dm => "the leg's dm table",
+                        faults::Layer::Fuse => "the leg's FUSE file server",
+                        faults::Layer::Leg => "the map (a fail_path message)",
+                        faults::Layer::Scsi => "the leg's path in the SCSI array",
+                    };
+                    let since = match (exact, fault_ms) {
+                        (true, Some(at)) => format!(", {:.0} ms after it was applied", t_ms - at),
+                        _ => String::new(),
+                    };
+                    format!(
+                        "{map}: the kernel failed path {leg}{when} while {layer} had {} in force{since}",
+                        crate::events::describe_fault(fault)
+                    )
+                }
+                _ => format!(
+                    "{map}: the kernel failed path {leg}{when} with no fault of the rig in force on its leg"
+                ),
+            }
+        }
+        Cause::CheckerUpKernelFailing {
+            map,
+            leg,
+            kernel_failures,
+            from_ms,
+            to_ms,
+        } => {
+            if exact {
+                format!(
+                    "{map}: the kernel failed path {leg} {kernel_failures} times between {from_ms:.0} ms and {to_ms:.0} ms while the checker found it up after each (the checker's IO works, the application's does not)"
+                )
+            } else {
+                format!(
+                    "{map}: the kernel failed path {leg} again and again while the checker found it up after each (the checker's IO works, the application's does not)"
+                )
+            }
+        }
+        Cause::ErrorsWithoutPath {
+            map,
+            errors,
+            errors_total,
+            no_path_ms,
+            episodes,
+        } => {
+            if exact {
+                format!(
+                    "{map}: {errors} of {errors_total} application errors came while {map} had no usable path ({:.1} s in {episodes} episode(s))",
+                    no_path_ms / 1000.0
+                )
+            } else {
+                // How many of them is timing: the errors of the last path's failure fall just
+                // before or after the kernel's "no usable path" is seen.
+                format!("{map}: application errors came while {map} had no usable path")
+            }
+        }
     }
 }
 

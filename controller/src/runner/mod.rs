@@ -36,6 +36,7 @@ mod multipathd;
 mod path_io;
 // SCSI legs: the array behind them, their knobs.
 mod scsi;
+mod progress;
 
 pub use crate::guest::GuestKind;
 
@@ -361,6 +362,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
         events: log.sorted(),
         path_io: driven.path_io,
         figures: Figures::default(),
+        causes: Vec::new(),
         expectations: Vec::new(),
         verdict: Verdict::Pass,
         timing: Timing {
@@ -828,6 +830,7 @@ fn drive(
     let mut results: Vec<Option<WorkloadResult>> = threads.iter().map(|_| None).collect();
     let mut flushed = false;
     let mut failure: Option<RunError> = None;
+    let mut progress = progress::Progress::new(built, origin.elapsed());
     loop {
         if env.interrupted.load(Ordering::SeqCst) {
             stop.store(true, Ordering::SeqCst);
@@ -863,6 +866,9 @@ fn drive(
             flush_queued_io(built, log, FlushCause::WorkloadEnded);
             flushed = true;
         }
+        if failure.is_none() && !flushed {
+            progress.tick(now, scenario.run_length(), built, &watch, log);
+        }
         if failure.is_none() {
             manager.poll(&built.dm, log);
             if let Err(err) = mirrors.poll(built, log) {
@@ -885,6 +891,9 @@ fn drive(
         }
         if !flushed {
             wake_at.push(drain_deadline);
+            if failure.is_none() {
+                wake_at.push(progress.next_due());
+            }
         }
         let wake_at = wake_at
             .into_iter()

@@ -52,3 +52,31 @@ fn figure_errors_point_at_the_key_or_value() {
     let e = at(&d, 11, 1, "unknown metric `group_switch`");
     assert!(help(e).contains("group_switches"), "{e}");
 }
+
+#[test]
+fn io_share_takes_windows_and_failback_ms_a_map() {
+    let s = ok(&format!(
+        "{BASE}io_share.b.\"3s..5s\" = \"> 0.9\"\nio_share.a.\"1.5s..\" = 0\nfailback_ms.m = \"< 500\"\n"
+    ));
+    let f = &s.expect.figures;
+    assert_eq!(f.len(), 3);
+    let w = f[0].window.unwrap();
+    assert_eq!((w.from_ms, w.to_ms), (3000, Some(5000)));
+    assert_eq!(f[0].display(&s).to_string(), "io_share.b in 3s..5s > 0.9");
+    assert_eq!(f[1].window.unwrap().to_ms, None);
+    assert_eq!((f[2].figure, f[2].window), (Figure::FailbackMs, None));
+    assert_eq!(f[2].key, Some(FigureTarget::Map(s.map_id("m").unwrap())));
+}
+
+#[test]
+fn bad_windows_point_at_the_window() {
+    let d = errors(&format!("{BASE}io_share.b.\"5s..3s\" = \"> 0.9\"\n"));
+    at(&d, 11, 12, "ends before it begins");
+    let d = errors(&format!("{BASE}io_share.b.\"3s\" = \"> 0.9\"\n"));
+    let e = at(&d, 11, 12, "is not a window");
+    assert!(help(e).contains("FROM..TO"), "{e}");
+    let d = errors(&format!("{BASE}io_share.b.\"3x..5s\" = 1\n"));
+    at(&d, 11, 12, "invalid duration");
+    let d = errors(&format!("{BASE}detection_ms.a.\"1s..2s\" = 1\n"));
+    at(&d, 11, 14, "takes no window");
+}

@@ -37,10 +37,10 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The kinds of request a fault rule can select.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum OpKind {
     Read,
     Write,
@@ -249,7 +249,7 @@ pub(crate) fn normal_quantile(p: f64) -> f64 {
 
 /// Everything injected on one leg so far. `reads`, `writes` and `flushes` count the requests
 /// that arrived; the others count the requests a fault was decided for (at arrival).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultCounts {
     pub reads: u64,
     pub writes: u64,

@@ -166,9 +166,11 @@ pub fn boot_uml(spec: &BootSpec<'_>) -> Result<GuestOutcome, RigError> {
             )(err));
         }
     };
+    let mut relay = super::status::Relay::new(console_path.clone());
     let status = loop {
         // The guest is a child process; checking on it every 20 ms costs nothing measurable.
         if spec.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+            relay.finish();
             kill_group(pgid);
             let _ = child.wait();
             let _ = fs::remove_dir_all(&uml_dir);
@@ -177,13 +179,17 @@ pub fn boot_uml(spec: &BootSpec<'_>) -> Result<GuestOutcome, RigError> {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) if started.elapsed() > spec.time_limit => break None,
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                relay.poll();
+                std::thread::sleep(Duration::from_millis(20))
+            }
             Err(err) => {
                 kill_group(pgid);
                 return Err(RigError::io("wait for the guest", &spec.kernel.binary)(err));
             }
         }
     };
+    relay.finish();
     let wall = started.elapsed();
     // UML leaves helper processes in its group; make sure none outlives the run.
     kill_group(pgid);

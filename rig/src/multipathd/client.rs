@@ -61,7 +61,7 @@ pub const PATHS_FORMAT: &str = "%d|%D|%m|%w|%t|%o|%T|%c|%0|%M";
 pub const MAPS_FORMAT: &str = "%n|%w|%d|%N|%t|%Q|%x|%0|%1|%2";
 
 /// One row of `show paths`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct PathRow {
     pub dev: String,
     pub dev_t: String,
@@ -80,7 +80,7 @@ pub struct PathRow {
 }
 
 /// One row of `show maps`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct MapRow {
     pub name: String,
     pub wwid: String,

@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 /// One line of multipathd's output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct LogLine {
     /// The `Mon DD HH:MM:SS` stamp multipathd put in front, if any.
     pub stamp: Option<String>,
@@ -18,7 +18,7 @@ pub struct LogLine {
 
 /// What a line says. Paths are named the way multipathd named them in that line: a kernel name
 /// (`sdb`) or a device number (`8:16`), see [`PathRef`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LogEvent {
     /// `MAP: sdb - tur checker reports path is up` (and `... is down`, or another checker
@@ -82,7 +82,7 @@ pub enum LogEvent {
 }
 
 /// What io_err_stat decided about a path it sampled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum IoErrVerdict {
     /// `enqueue path sdb to check`.
@@ -100,7 +100,7 @@ pub enum IoErrVerdict {
 }
 
 /// A path as a log line names it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum PathRef {
     /// `major:minor`.

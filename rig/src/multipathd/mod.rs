@@ -36,7 +36,7 @@ pub use log::{LogEvent, LogLine};
 const STATE_DIR: &str = "/run/pathrig-multipathd";
 
 /// Which of the daemons a captured line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     Multipathd,
@@ -44,7 +44,7 @@ pub enum Source {
 }
 
 /// One line a daemon wrote, with when pathrig read it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Captured {
     pub source: Source,
     /// When pathrig read it, since the stack's origin.
@@ -153,7 +153,7 @@ impl FeedSender {
 }
 
 /// What [`Stack::stop`] did, and what it could not.
-#[derive(Debug, Default, Clone, serde::Serialize)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StopReport {
     pub multipathd_exit: Option<String>,
     pub udevd_exit: Option<String>,

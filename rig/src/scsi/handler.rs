@@ -26,7 +26,7 @@ use super::rules::{self, AbortPolicy, Failure, ScsiOp, ScsiRule};
 pub const LOG_CAPACITY: usize = 512;
 
 /// What the array did on one path, counted since it was built.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct PathCounts {
     /// Commands that arrived, by class.
     pub reads: u64,
@@ -75,7 +75,7 @@ fn bump(c: &AtomicU64) {
 }
 
 /// A notable thing the array did on a path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum EventKind {
     /// A NoResponse rule started holding a command.
     Held,

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The errno values counted in their own column; any other errno counts as `other`.
 const NAMED_ERRNOS: [(i32, &str); 5] = [
@@ -20,14 +20,19 @@ const NAMED_ERRNOS: [(i32, &str); 5] = [
 ];
 
 /// One interval of the series.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeriesPoint {
     /// Start of the interval, since the run's origin.
     pub t_ms: u64,
     pub reads: u32,
     pub writes: u32,
     /// Completions with an error, by errno name (`EIO`, …, `other`); absent when none.
-    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "as_map")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "as_map",
+        deserialize_with = "from_map"
+    )]
     pub errors: Vec<(&'static str, u32)>,
     /// IOs outstanding at the end of the interval.
     pub in_flight: u32,
@@ -40,6 +45,32 @@ pub struct SeriesPoint {
 /// `[("EIO", 3)]` as `{"EIO": 3}`.
 fn as_map<S: serde::Serializer>(errors: &[(&'static str, u32)], s: S) -> Result<S::Ok, S::Error> {
     s.collect_map(errors.iter().map(|(name, count)| (*name, *count)))
+}
+
+/// `{"EIO": 3}` back as `[("EIO", 3)]` (a name outside [`NAMED_ERRNOS`] reads as `other`).
+fn from_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(&'static str, u32)>, D::Error> {
+    let map: std::collections::BTreeMap<String, u32> = Deserialize::deserialize(d)?;
+    let mut out: Vec<(&'static str, u32)> = Vec::new();
+    for (name, count) in map {
+        let name = NAMED_ERRNOS
+            .iter()
+            .map(|(_, n)| *n)
+            .find(|n| *n == name)
+            .unwrap_or("other");
+        match out.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, c)) => *c += count,
+            None => out.push((name, count)),
+        }
+    }
+    // The order the series keeps: named errnos in table order, then `other`.
+    let rank = |n: &str| {
+        NAMED_ERRNOS
+            .iter()
+            .position(|(_, m)| *m == n)
+            .unwrap_or(usize::MAX)
+    };
+    out.sort_by_key(|(n, _)| rank(n));
+    Ok(out)
 }
 
 impl SeriesPoint {
