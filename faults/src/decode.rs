@@ -31,6 +31,7 @@ const TOP_KEYS: &[&str] = &[
     "expect",
     "manager",
     "mirror",
+    "critical",
 ];
 const GUEST_KEYS: &[&str] = &["memory_mib", "timeout"];
 const MAP_KEYS: &[&str] = &[
@@ -78,6 +79,8 @@ pub(crate) struct Draft {
     pub expect: DraftExpect,
     pub manager: DraftManager,
     pub mirror: crate::mirror::DraftMirror,
+    /// `[[critical]]`, in file order.
+    pub critical: Vec<crate::critical::DraftCritical>,
 }
 
 pub(crate) struct DraftGuest {
@@ -155,6 +158,8 @@ pub(crate) struct DraftExpect {
     pub checks: Vec<(Check, Option<Sp<String>>)>,
     pub figures: Vec<crate::figures::DraftFigureCheck>,
     pub final_path_state: Vec<(Sp<String>, PathStateExpect)>,
+    /// The `critical_*` checks, their keys still names.
+    pub critical: Vec<crate::critical::DraftCheck>,
 }
 
 /// Decodes the whole document; every problem found is reported. `read`
@@ -219,6 +224,7 @@ pub(crate) fn decode(r: &mut Report, doc: &DeTable, read: Option<ReadFile>) -> D
         .unwrap_or_default();
     let manager = manager_decode::decode_manager(r, &top, read);
     let mirror = crate::mirror::decode_section(r, &top);
+    let critical = crate::critical::decode(r, &top);
 
     Draft {
         name,
@@ -232,6 +238,7 @@ pub(crate) fn decode(r: &mut Report, doc: &DeTable, read: Option<ReadFile>) -> D
         expect,
         manager,
         mirror,
+        critical,
     }
 }
 
@@ -619,6 +626,11 @@ fn decode_expect(r: &mut Report, t: &Table) -> DraftExpect {
         .iter()
         .map(|m| m.name())
         .chain(crate::figures::Figure::ALL.iter().map(|f| f.name()))
+        .chain(
+            crate::critical::CriticalMetric::ALL
+                .iter()
+                .map(|m| m.name()),
+        )
         .collect();
     for (key, value) in t.entries() {
         if key.val == FINAL_STATE_KEY {
@@ -628,6 +640,11 @@ fn decode_expect(r: &mut Report, t: &Table) -> DraftExpect {
         if let Some(figure) = crate::figures::Figure::from_name(key.val) {
             out.figures
                 .extend(crate::figures::decode(r, figure, &key, value));
+            continue;
+        }
+        if let Some(metric) = crate::critical::CriticalMetric::from_name(key.val) {
+            out.critical
+                .extend(crate::critical::decode_check(r, metric, key.pos, value));
             continue;
         }
         let Some(metric) = Metric::from_name(key.val) else {

@@ -221,6 +221,7 @@
 //! assert_eq!(s.guest.timeout.as_secs(), 70);
 //! ```
 
+pub mod critical;
 mod decode;
 pub mod figures;
 mod ids;
