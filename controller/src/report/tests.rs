@@ -102,6 +102,7 @@ fn sample() -> Report {
         }]),
         events: vec![],
         path_io: vec![],
+        critical: vec![],
         figures: Figures::default(),
         expectations: vec![],
         verdict: Verdict::Pass,
