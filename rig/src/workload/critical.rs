@@ -11,8 +11,10 @@
 //!   disagreement.
 //!
 //! This module owns the writer's loop, its buffers and its report. Every IO is verified like the
-//! bulk workload's ([`super::tracker`]): a write stores a stamped block and is read back (through
-//! the same mode, not timed); a read is judged against what the area should hold. A block is only
+//! bulk workload's ([`super::tracker`]): a write stores a stamped block and is read back through
+//! the same mode as soon as it succeeded — the read-back is a critical IO too, with its own
+//! deadline (a cluster reads its peers' slots under the same deadline); a timed read is judged
+//! against what the area should hold. A block is only
 //! reused once every copy of every IO on it has answered, so a copy held on a hung path can never
 //! land over newer data (the kernel version of the idea would need the same rule).
 
@@ -76,7 +78,7 @@ pub struct CriticalPath {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CriticalConfig {
     pub mode: CriticalMode,
-    /// The timed IO: a write (then read back, untimed) or a read.
+    /// The timed IO: a write (then read back, also timed) or a read.
     pub op: Op,
     pub interval: Duration,
     pub deadline: Duration,
@@ -161,7 +163,8 @@ pub struct Disagreement {
 /// What a critical writer saw.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CriticalReport {
-    /// Timed IOs due (one per interval), each issued or counted as `blocked`.
+    /// Critical IOs: one due per interval (each issued or counted as `blocked`), and for writes
+    /// the read-back of each successful one.
     pub ios: u64,
     pub succeeded: u64,
     pub failed: u64,
@@ -237,7 +240,10 @@ struct Copy {
 }
 
 struct Pending {
+    /// Every critical IO has a deadline; kept apart from verification IO that might have none.
     timed: bool,
+    /// The read-back of a write.
+    readback: bool,
     op: Op,
     block: u64,
     generation: u64,
@@ -478,12 +484,18 @@ impl Writer<'_> {
     }
 
     fn issue_timed(&mut self, now: Instant) -> io::Result<()> {
-        self.report.ios += 1;
         let Some(block) = self.free_block() else {
+            self.report.ios += 1;
             self.report.blocked += 1;
             self.report.deadline_misses += 1;
             return Ok(());
         };
+        self.issue(self.cfg.op, block, false, now)
+    }
+
+    /// A critical IO on `block`, down every usable path or through the map.
+    fn issue(&mut self, op: Op, block: u64, readback: bool, now: Instant) -> io::Result<()> {
+        self.report.ios += 1;
         let targets: Vec<usize> = match self.cfg.mode {
             CriticalMode::ThroughMap => vec![0],
             CriticalMode::Multiplex => self.usable.clone(),
@@ -501,14 +513,18 @@ impl Writer<'_> {
                 copies: 0,
             };
             self.note_failure(failure);
+            if readback {
+                self.report.readback_errors += 1;
+            }
             return Ok(());
         }
-        self.submit(true, self.cfg.op, block, &targets, now)
+        self.submit(true, readback, op, block, &targets, now)
     }
 
     fn submit(
         &mut self,
         timed: bool,
+        readback: bool,
         op: Op,
         block: u64,
         targets: &[usize],
@@ -554,6 +570,7 @@ impl Writer<'_> {
             id,
             Pending {
                 timed,
+                readback,
                 op,
                 block,
                 generation,
@@ -686,11 +703,7 @@ impl Writer<'_> {
                     }
                     *self.first_answer.entry(label).or_insert(0) += 1;
                     if p.op == Op::Write {
-                        let targets: Vec<usize> = match self.cfg.mode {
-                            CriticalMode::ThroughMap => vec![0],
-                            CriticalMode::Multiplex => self.usable.clone(),
-                        };
-                        readback = Some((p.block, targets));
+                        readback = Some(p.block);
                     }
                     let us = took.as_micros().clamp(1, u128::from(u64::MAX)) as u64;
                     self.histogram.saturating_record(us);
@@ -700,6 +713,9 @@ impl Writer<'_> {
                 let took = now.saturating_duration_since(p.submitted);
                 let errno = if res < 0 { -res } else { libc::EIO };
                 let (timed, op, block, generation) = (p.timed, p.op, p.block, p.generation);
+                if p.readback {
+                    self.report.readback_errors += 1;
+                }
                 let copies = p.copies.len() as u32;
                 if op == Op::Write {
                     self.tracker.write_failed(block, generation);
@@ -719,8 +735,6 @@ impl Writer<'_> {
                         errno: Some(errno),
                         copies,
                     });
-                } else {
-                    self.report.readback_errors += 1;
                 }
             }
         }
@@ -742,12 +756,8 @@ impl Writer<'_> {
                 }
             }
         }
-        if let Some((block, targets)) = readback {
-            if targets.is_empty() {
-                self.report.readback_errors += 1;
-            } else {
-                self.submit(false, Op::Read, block, &targets, now)?;
-            }
+        if let Some(block) = readback {
+            self.issue(Op::Read, block, true, now)?;
         }
         Ok(())
     }
