@@ -151,7 +151,11 @@ impl CriticalSummary {
 /// The value a `critical_*` check compares: over its writers, counts add up and latencies take
 /// the largest; whole milliseconds, rounded up (so `< 1000` fails at 999.5 ms). `None` without
 /// a writer.
-pub fn check_value(check: &CriticalCheck, scenario: &Scenario, all: &[CriticalSummary]) -> Option<u64> {
+pub fn check_value(
+    check: &CriticalCheck,
+    scenario: &Scenario,
+    all: &[CriticalSummary],
+) -> Option<u64> {
     let values: Vec<f64> = check
         .writers(scenario)
         .into_iter()
@@ -195,10 +199,16 @@ pub fn text(all: &[CriticalSummary]) -> String {
             c.interval_ms,
             c.deadline_ms
         );
-        let _ = writeln!(out, "  deadline misses: {}", none_or_some(c.deadline_misses));
+        let _ = writeln!(
+            out,
+            "  deadline misses: {}",
+            none_or_some(c.deadline_misses)
+        );
         let _ = writeln!(out, "  failures: {}", none_or_some(c.failed));
         if c.last_failure.is_some() {
-            let how = if c.no_usable_path == c.failed {
+            let how = if c.mode == "through_map" {
+                "the map failed the IO"
+            } else if c.no_usable_path == c.failed {
                 "no usable path"
             } else if c.no_usable_path > 0 {
                 "every path failed, then no usable path"

@@ -791,8 +791,9 @@ fn drive(
     let drain_deadline = scenario.run_length() + DRAIN_GRACE;
     // Each workload's result once its thread has ended, in the scenario's order.
     let mut results: Vec<Option<WorkloadResult>> = threads.iter().map(|_| None).collect();
-    let mut critical_results: Vec<Option<std::io::Result<rig::workload::critical::CriticalReport>>> =
-        critical_threads.iter().map(|_| None).collect();
+    let mut critical_results: Vec<
+        Option<std::io::Result<rig::workload::critical::CriticalReport>>,
+    > = critical_threads.iter().map(|_| None).collect();
     let mut flushed = false;
     let mut failure: Option<RunError> = None;
     loop {
