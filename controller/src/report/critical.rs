@@ -37,6 +37,8 @@ pub struct CriticalSummary {
     pub blocked: u64,
     /// Failed at once because the kernel listed no usable path (multiplex).
     pub no_usable_path: u64,
+    /// Ticks the writer itself could not keep (the guest or its thread not scheduled).
+    pub late: u64,
     /// Issue to success or final failure of the timed IOs, ms.
     pub latency_ms: CriticalLatency,
     /// Multiplex: how often each path's copy was the first success (empty through the map).
@@ -91,6 +93,7 @@ impl CriticalSummary {
             deadline_misses: r.deadline_misses,
             blocked: r.blocked,
             no_usable_path: r.no_usable_path,
+            late: r.late,
             latency_ms: CriticalLatency {
                 p50: ms(r.latency.p50_us),
                 p99: ms(r.latency.p99_us),
@@ -190,12 +193,13 @@ pub fn text(all: &[CriticalSummary]) -> String {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "critical IO {} on map {} ({}: one {} B {} every {} ms, deadline {} ms)",
+            "critical IO {} on map {} ({}: one {} B {}{} every {} ms, deadline {} ms)",
             c.name,
             c.map,
             c.mode.replace('_', " "),
             c.block_size,
             c.op,
+            if c.op == "write" { " (read back)" } else { "" },
             c.interval_ms,
             c.deadline_ms
         );
@@ -254,4 +258,90 @@ pub fn text(all: &[CriticalSummary]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario() -> Scenario {
+        let text =
+            "name = \"t\"\n[[map]]\nname = \"m\"\n[[leg]]\nname = \"a\"\n[[leg]]\nname = \"b\"\n\
+             [workload]\nduration = \"5s\"\n\
+             [[critical]]\nname = \"tm\"\nmode = \"through_map\"\noffset = \"60MiB\"\n\
+             [[critical]]\nname = \"mx\"\nmode = \"multiplex\"\noffset = \"62MiB\"\n\
+             [expect]\ncritical_ios = 200\ncritical_deadline_misses.mx = 0\n\
+             critical_max_ms.m = \"<= 1500\"\ncritical_p99_ms.tm = \"> 1200\"\n";
+        faults::parse(std::path::Path::new("t.toml"), text).unwrap()
+    }
+
+    fn summaries(s: &Scenario) -> Vec<CriticalSummary> {
+        let tm = CriticalReport {
+            ios: 100,
+            succeeded: 100,
+            deadline_misses: 3,
+            latency: rig::workload::LatencySummary {
+                p50_us: 400,
+                p99_us: 1_200_400,
+                max_us: 1_500_000,
+                mean_us: 0.0,
+                count: 100,
+            },
+            ..CriticalReport::default()
+        };
+        let mx = CriticalReport {
+            ios: 100,
+            succeeded: 98,
+            failed: 2,
+            no_usable_path: 2,
+            first_answer: vec![("a".into(), 0), ("b".into(), 98)],
+            last_failure: Some(CriticalFailure {
+                t_ms: 3000.0,
+                took_ms: 0.0,
+                errno: None,
+                copies: 0,
+            }),
+            ..CriticalReport::default()
+        };
+        vec![
+            CriticalSummary::new(s, &s.critical[0], &tm),
+            CriticalSummary::new(s, &s.critical[1], &mx),
+        ]
+    }
+
+    #[test]
+    fn checks_add_counts_and_take_the_largest_latency_rounded_up() {
+        let s = scenario();
+        let all = summaries(&s);
+        let values: Vec<Option<u64>> = s
+            .expect
+            .critical
+            .iter()
+            .map(|c| check_value(c, &s, &all))
+            .collect();
+        // Unkeyed: both writers; `.mx`: its own; `.m`: the larger max of the map's
+        // writers; 1200.4 ms rounds up to 1201, so `> 1200` holds.
+        assert_eq!(values, vec![Some(200), Some(0), Some(1500), Some(1201)]);
+        assert!(check_value(&s.expect.critical[3], &s, &[]).is_none());
+    }
+
+    #[test]
+    fn text_words_say_what_happened_not_how_long() {
+        let s = scenario();
+        let text = text(&summaries(&s));
+        assert!(text.contains("critical IO tm on map m (through map: one 4096 B write (read back) every 100 ms, deadline 1000 ms)\n  deadline misses: some\n  failures: none\n  slowest critical IO: past the deadline\n"), "{text}");
+        assert!(
+            text.contains("critical IO mx on map m (multiplex: "),
+            "{text}"
+        );
+        assert!(
+            text.contains("  failures: some\n  failed because: no usable path\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  first answers: a none, b all\n  copies disagreed: none\n"),
+            "{text}"
+        );
+        assert!(!text.contains("1500"), "no timings in the words: {text}");
+    }
 }

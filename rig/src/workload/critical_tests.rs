@@ -161,3 +161,21 @@ fn the_usable_set_is_seen_only_when_it_changed() {
     usable.publish(vec![(3, 4), (1, 2)]);
     assert_eq!(usable.changed_since(&mut seen), Some(vec![(1, 2), (3, 4)]));
 }
+
+#[test]
+fn ticks_the_writer_could_not_keep_are_misses() {
+    let dir = Dir::new("late");
+    let lun = dir.file("lun", 2 * MIB);
+    // A 50 µs interval no writer keeps (each IO is a system call or more).
+    let cfg = CriticalConfig {
+        interval: Duration::from_micros(50),
+        duration: Duration::from_millis(100),
+        op: Op::Read,
+        ..config(CriticalMode::ThroughMap, Op::Read, lun, Vec::new())
+    };
+    let usable = UsablePaths::default();
+    let r = critical::run(&cfg, &usable, Instant::now(), &AtomicBool::new(false)).unwrap();
+    assert!(r.late > 0, "{r:?}");
+    assert!(r.deadline_misses >= r.late, "{r:?}");
+    assert_eq!(r.ios, r.succeeded + r.late, "{r:?}");
+}
