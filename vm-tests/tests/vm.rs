@@ -1491,8 +1491,10 @@ fn multiplex_hung_path() {
     // The same IO count in both modes: one write per 100 ms over 14 s, each read back.
     for c in [tm, mx] {
         assert!((250.0..=290.0).contains(&num(c, "/ios")), "{c}");
-        assert_eq!(num(c, "/succeeded"), num(c, "/ios"), "{}", explain());
-        assert_eq!(num(c, "/verified_blocks") * 2.0, num(c, "/ios"));
+        // Ticks a loaded host kept the writer from are `late`: never issued, a miss each.
+        let issued = num(c, "/ios") - num(c, "/late");
+        assert_eq!(num(c, "/succeeded"), issued, "{}", explain());
+        assert_eq!(num(c, "/verified_blocks") * 2.0, issued);
         assert_eq!(num(c, "/mismatches"), 0.0);
     }
     // Through the map: misses, and the slowest waited out most of the hang.

@@ -87,16 +87,18 @@ fn through_the_map_every_write_is_read_back_and_verified() {
     let cfg = config(CriticalMode::ThroughMap, Op::Write, lun, Vec::new());
     let usable = UsablePaths::default();
     let r = critical::run(&cfg, &usable, Instant::now(), &AtomicBool::new(false)).unwrap();
-    // 30 ticks in 600 ms, each a write and its read-back.
-    assert!((50..=62).contains(&r.ios) && r.ios % 2 == 0, "{r:?}");
-    assert_eq!(r.succeeded, r.ios, "{r:?}");
-    assert_eq!(r.deadline_misses, 0, "{r:?}");
+    // 30 ticks in 600 ms, each a write and its read-back (a tick a loaded host did not let
+    // the writer keep is `late`, a miss).
+    let issued = r.ios - r.late;
+    assert!((40..=62).contains(&issued) && issued % 2 == 0, "{r:?}");
+    assert_eq!(r.succeeded, issued, "{r:?}");
+    assert_eq!(r.deadline_misses, r.late, "{r:?}");
     assert_eq!(r.verified * 2, r.succeeded, "every write read back: {r:?}");
     assert!(
         r.mismatches.is_empty() && r.first_answer.is_empty(),
         "{r:?}"
     );
-    assert_eq!(r.latency.count, r.ios);
+    assert_eq!(r.latency.count, issued);
 }
 
 #[test]
@@ -107,8 +109,12 @@ fn multiplexed_copies_of_one_lun_agree_and_one_path_answers_first() {
     let cfg = config(CriticalMode::Multiplex, Op::Write, lun.clone(), paths);
     let usable = UsablePaths::new(vec![(7, 0), (7, 1)]);
     let r = critical::run(&cfg, &usable, Instant::now(), &AtomicBool::new(false)).unwrap();
-    assert_eq!(r.succeeded, r.ios, "{r:?}");
-    assert_eq!(r.deadline_misses + r.disagreements + r.failed, 0, "{r:?}");
+    assert_eq!(r.succeeded, r.ios - r.late, "{r:?}");
+    assert_eq!(
+        r.deadline_misses - r.late + r.disagreements + r.failed,
+        0,
+        "{r:?}"
+    );
     let firsts: u64 = r.first_answer.iter().map(|(_, n)| n).sum();
     assert_eq!(firsts, r.succeeded, "{r:?}");
     assert_eq!(r.verified * 2, r.succeeded, "{r:?}");
@@ -124,10 +130,11 @@ fn a_path_that_answers_short_is_a_disagreement_but_the_read_succeeds() {
     let cfg = config(CriticalMode::Multiplex, Op::Read, lun.clone(), paths);
     let usable = UsablePaths::new(vec![(7, 0), (7, 1)]);
     let r = critical::run(&cfg, &usable, Instant::now(), &AtomicBool::new(false)).unwrap();
-    assert_eq!(r.succeeded, r.ios, "{r:?}");
-    assert_eq!(r.deadline_misses, 0, "{r:?}");
-    assert_eq!(r.disagreements, r.ios, "{r:?}");
-    assert_eq!(r.first_answer, vec![("a".into(), r.ios), ("b".into(), 0)]);
+    let issued = r.ios - r.late;
+    assert_eq!(r.succeeded, issued, "{r:?}");
+    assert_eq!(r.deadline_misses, r.late, "{r:?}");
+    assert_eq!(r.disagreements, issued, "{r:?}");
+    assert_eq!(r.first_answer, vec![("a".into(), issued), ("b".into(), 0)]);
     assert!(r.disagreement_details[0]
         .detail
         .contains("succeeded on a and failed on b"));
@@ -143,8 +150,8 @@ fn with_no_usable_path_every_io_fails_at_once_and_misses() {
     usable.publish(Vec::new());
     let r = critical::run(&cfg, &usable, Instant::now(), &AtomicBool::new(false)).unwrap();
     assert!(r.ios > 0);
-    assert_eq!(r.failed, r.ios, "{r:?}");
-    assert_eq!(r.no_usable_path, r.ios, "{r:?}");
+    assert_eq!(r.failed + r.late, r.ios, "{r:?}");
+    assert_eq!(r.no_usable_path, r.failed, "{r:?}");
     assert_eq!(r.deadline_misses, r.ios, "{r:?}");
     let last = r.last_failure.unwrap();
     assert_eq!((last.copies, last.errno), (0, None));
