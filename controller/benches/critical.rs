@@ -5,7 +5,8 @@
 //! error 1 s in every 2 s, four times). Each scenario runs both writers on one map (areas of
 //! their own, one 4 KiB write every 100 ms, read back, deadline 1 s) beside a 500 IOPS bulk
 //! workload. Prints per fault and mode the medians over `PATHRIG_BENCH_RUNS` guest runs (default
-//! 3, one guest at a time) of deadline misses, critical IO p99 and max, failures, disagreeing copies and the IO count.
+//! 3, one guest at a time) of deadline misses (and how many of them are ticks the writer itself could not keep,
+//! `late`), critical IO p99 and max, failures, disagreeing copies and the IO count.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -108,8 +109,16 @@ fn main() {
         "critical IO (4 KiB write + read-back every 100 ms, deadline 1 s), medians of {runs} runs"
     );
     println!(
-        "{:<18} {:<12} {:>8} {:>15} {:>10} {:>10} {:>8} {:>13}",
-        "fault", "mode", "IOs", "deadline misses", "p99 ms", "max ms", "failed", "disagreements"
+        "{:<18} {:<12} {:>8} {:>15} {:>6} {:>10} {:>10} {:>8} {:>13}",
+        "fault",
+        "mode",
+        "IOs",
+        "deadline misses",
+        "late",
+        "p99 ms",
+        "max ms",
+        "failed",
+        "disagreements"
     );
     for (label, file) in &cases {
         let reports: Vec<serde_json::Value> = (0..runs)
@@ -132,11 +141,12 @@ fn main() {
                 median(&mut v)
             };
             println!(
-                "{:<18} {:<12} {:>8} {:>15} {:>10.1} {:>10.1} {:>8} {:>13}",
+                "{:<18} {:<12} {:>8} {:>15} {:>6} {:>10.1} {:>10.1} {:>8} {:>13}",
                 label,
                 mode,
                 field("/ios"),
                 field("/deadline_misses"),
+                field("/late"),
                 field("/latency_ms/p99"),
                 field("/latency_ms/max"),
                 field("/failed"),

@@ -4,7 +4,7 @@
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
@@ -72,11 +72,11 @@ fn config(mode: CriticalMode, op: Op, map: PathBuf, paths: Vec<CriticalPath>) ->
     }
 }
 
-fn path(label: &str, dev: (u32, u32), node: &PathBuf) -> CriticalPath {
+fn path(label: &str, dev: (u32, u32), node: &Path) -> CriticalPath {
     CriticalPath {
         label: label.into(),
         dev,
-        node: node.clone(),
+        node: node.to_path_buf(),
     }
 }
 
