@@ -1,12 +1,14 @@
 //! `cargo bench -p controller --bench critical` (or `just bench-critical`): time-critical IO
-//! through the multipath map against the same IO multiplexed down every usable path, under four
-//! faults of one leg — a hard failure (dm error target for 5 s), a hang (FUSE `hang` for 10 s),
+//! through the multipath map against the same IO multiplexed down every usable path, under five
+//! faults of one leg — a hard failure (dm error target for 5 s), a slow failure (every IO
+//! fails with EIO after 500 ms, FUSE, for 5 s), a hang (FUSE `hang` for 10 s),
 //! a slow path (FUSE `latency`, median 20 ms, p99 400 ms, for 10 s) and a flapping link (dm
 //! error 1 s in every 2 s, four times). Each scenario runs both writers on one map (areas of
 //! their own, one 4 KiB write every 100 ms, read back, deadline 1 s) beside a 500 IOPS bulk
 //! workload. Prints per fault and mode the medians over `PATHRIG_BENCH_RUNS` guest runs (default
-//! 3, one guest at a time) of deadline misses (and how many of them are ticks the writer itself could not keep,
-//! `late`), critical IO p99 and max, failures, disagreeing copies and the IO count.
+//! 3, one guest at a time; a void run is repeated) of deadline misses, the ticks the writer
+//! itself could not keep (`late`: the guest was not scheduled; not issued, not misses), critical
+//! IO p99 and max, failures, disagreeing copies and the IO count.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,12 +27,13 @@ fn median(values: &mut [f64]) -> f64 {
 const WRITERS: &str = "[[critical]]\nname = \"tm\"\nmode = \"through_map\"\noffset = \"60MiB\"\n\
     [[critical]]\nname = \"mx\"\nmode = \"multiplex\"\noffset = \"62MiB\"\n";
 
-/// Manager, map and two loop legs with a dm layer, then the fault tables given.
-fn loop_scenario(name: &str, faults: &str) -> String {
+/// Manager, map and two legs (a on `a_backend`, b a loop leg; both with a dm layer), then the
+/// fault tables given.
+fn two_leg_scenario(name: &str, a_backend: &str, faults: &str) -> String {
     format!(
         "name = \"{name}\"\nseed = 70\n[manager]\npath_grouping_policy = \"multibus\"\npolling_interval = 1\n\
          max_polling_interval = 1\nchecker_timeout = 1\n[[map]]\nname = \"m\"\n[[leg]]\nname = \"a\"\n\
-         [[leg]]\nname = \"b\"\n{faults}[workload]\nduration = \"12s\"\nrate_iops = 500\n{WRITERS}"
+         backend = \"{a_backend}\"\n[[leg]]\nname = \"b\"\n{faults}[workload]\nduration = \"12s\"\nrate_iops = 500\n{WRITERS}"
     )
 }
 
@@ -86,9 +89,22 @@ fn main() {
             "hard fail",
             write(
                 "mx-bench-fail",
-                loop_scenario(
+                two_leg_scenario(
                     "mx-bench-fail",
+                    "loop",
                     "[[fault]]\nat = \"2.5s\"\nfor = \"5s\"\nleg = \"a\"\nkind = \"fail\"\n",
+                ),
+            ),
+        ),
+        (
+            "failing slowly",
+            write(
+                "mx-bench-slowfail",
+                two_leg_scenario(
+                    "mx-bench-slowfail",
+                    "fuse",
+                    "[[fault]]\nat = \"2.5s\"\nfor = \"5s\"\nleg = \"a\"\nkind = \"errno\"\nerrno = \"EIO\"\n\
+                     [[fault]]\nat = \"2.5s\"\nfor = \"5s\"\nleg = \"a\"\nkind = \"latency\"\nms = 500\n",
                 ),
             ),
         ),
@@ -98,8 +114,9 @@ fn main() {
             "flapping",
             write(
                 "mx-bench-flap",
-                loop_scenario(
+                two_leg_scenario(
                     "mx-bench-flap",
+                    "loop",
                     "[[fault]]\nat = \"2.5s\"\nfor = \"1s\"\nevery = \"2s\"\ntimes = 4\nleg = \"a\"\nkind = \"fail\"\n",
                 ),
             ),

@@ -37,7 +37,8 @@ pub struct CriticalSummary {
     pub blocked: u64,
     /// Failed at once because the kernel listed no usable path (multiplex).
     pub no_usable_path: u64,
-    /// Ticks the writer itself could not keep (the guest or its thread not scheduled).
+    /// Ticks the writer itself could not keep (the guest or its thread not scheduled): not
+    /// issued, and neither IOs nor misses — the rig's lag, not the storage's.
     pub late: u64,
     /// Issue to success or final failure of the timed IOs, ms.
     pub latency_ms: CriticalLatency,

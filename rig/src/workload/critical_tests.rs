@@ -59,7 +59,8 @@ fn config(mode: CriticalMode, op: Op, map: PathBuf, paths: Vec<CriticalPath>) ->
         mode,
         op,
         interval: Duration::from_millis(20),
-        deadline: Duration::from_millis(500),
+        // Generous: the host's own disk is shared, and these tests are about the mechanics.
+        deadline: Duration::from_secs(30),
         offset: MIB,
         size: 64 * 4096,
         block_size: 4096,
@@ -88,11 +89,14 @@ fn through_the_map_every_write_is_read_back_and_verified() {
     let usable = UsablePaths::default();
     let r = critical::run(&cfg, &usable, Instant::now(), &AtomicBool::new(false)).unwrap();
     // 30 ticks in 600 ms, each a write and its read-back (a tick a loaded host did not let
-    // the writer keep is `late`, a miss).
-    let issued = r.ios - r.late;
-    assert!((40..=62).contains(&issued) && issued % 2 == 0, "{r:?}");
+    // the writer keep is `late`, not issued).
+    let issued = r.ios;
+    assert!(
+        (40..=62).contains(&(issued + 2 * r.late)) && issued % 2 == 0,
+        "{r:?}"
+    );
     assert_eq!(r.succeeded, issued, "{r:?}");
-    assert_eq!(r.deadline_misses, r.late, "{r:?}");
+    assert_eq!(r.deadline_misses, 0, "{r:?}");
     assert_eq!(r.verified * 2, r.succeeded, "every write read back: {r:?}");
     assert!(
         r.mismatches.is_empty() && r.first_answer.is_empty(),
@@ -109,12 +113,8 @@ fn multiplexed_copies_of_one_lun_agree_and_one_path_answers_first() {
     let cfg = config(CriticalMode::Multiplex, Op::Write, lun.clone(), paths);
     let usable = UsablePaths::new(vec![(7, 0), (7, 1)]);
     let r = critical::run(&cfg, &usable, Instant::now(), &AtomicBool::new(false)).unwrap();
-    assert_eq!(r.succeeded, r.ios - r.late, "{r:?}");
-    assert_eq!(
-        r.deadline_misses - r.late + r.disagreements + r.failed,
-        0,
-        "{r:?}"
-    );
+    assert_eq!(r.succeeded, r.ios, "{r:?}");
+    assert_eq!(r.deadline_misses + r.disagreements + r.failed, 0, "{r:?}");
     let firsts: u64 = r.first_answer.iter().map(|(_, n)| n).sum();
     assert_eq!(firsts, r.succeeded, "{r:?}");
     assert_eq!(r.verified * 2, r.succeeded, "{r:?}");
@@ -130,9 +130,9 @@ fn a_path_that_answers_short_is_a_disagreement_but_the_read_succeeds() {
     let cfg = config(CriticalMode::Multiplex, Op::Read, lun.clone(), paths);
     let usable = UsablePaths::new(vec![(7, 0), (7, 1)]);
     let r = critical::run(&cfg, &usable, Instant::now(), &AtomicBool::new(false)).unwrap();
-    let issued = r.ios - r.late;
+    let issued = r.ios;
     assert_eq!(r.succeeded, issued, "{r:?}");
-    assert_eq!(r.deadline_misses, r.late, "{r:?}");
+    assert_eq!(r.deadline_misses, 0, "{r:?}");
     assert_eq!(r.disagreements, issued, "{r:?}");
     assert_eq!(r.first_answer, vec![("a".into(), issued), ("b".into(), 0)]);
     assert!(r.disagreement_details[0]
@@ -150,7 +150,7 @@ fn with_no_usable_path_every_io_fails_at_once_and_misses() {
     usable.publish(Vec::new());
     let r = critical::run(&cfg, &usable, Instant::now(), &AtomicBool::new(false)).unwrap();
     assert!(r.ios > 0);
-    assert_eq!(r.failed + r.late, r.ios, "{r:?}");
+    assert_eq!(r.failed, r.ios, "{r:?}");
     assert_eq!(r.no_usable_path, r.failed, "{r:?}");
     assert_eq!(r.deadline_misses, r.ios, "{r:?}");
     let last = r.last_failure.unwrap();
@@ -170,7 +170,7 @@ fn the_usable_set_is_seen_only_when_it_changed() {
 }
 
 #[test]
-fn ticks_the_writer_could_not_keep_are_misses() {
+fn ticks_the_writer_could_not_keep_are_counted_apart() {
     let dir = Dir::new("late");
     let lun = dir.file("lun", 2 * MIB);
     // A 50 µs interval no writer keeps (each IO is a system call or more).
@@ -183,6 +183,7 @@ fn ticks_the_writer_could_not_keep_are_misses() {
     let usable = UsablePaths::default();
     let r = critical::run(&cfg, &usable, Instant::now(), &AtomicBool::new(false)).unwrap();
     assert!(r.late > 0, "{r:?}");
-    assert!(r.deadline_misses >= r.late, "{r:?}");
-    assert_eq!(r.ios, r.succeeded + r.late, "{r:?}");
+    // Not issued, so neither IOs nor misses: 100 ms of 50 µs ticks would be 2,000.
+    assert!(r.ios + r.late >= 1000 && r.ios < 1000, "{r:?}");
+    assert_eq!((r.succeeded, r.deadline_misses), (r.ios, 0), "{r:?}");
 }
