@@ -38,7 +38,8 @@ fn two_leg_scenario(name: &str, a_backend: &str, faults: &str) -> String {
 }
 
 /// A run's report.json; a run the rig voided (exit 3: on a loaded machine the fault timeline
-/// can lag) is repeated, up to three times.
+/// can lag, and a UML guest starved by a loaded host can stall for seconds) is repeated, up to
+/// five times.
 fn run(pathrig: &Path, file: &Path, out: &Path) -> serde_json::Value {
     let mut attempts = 0;
     let status = loop {
@@ -53,7 +54,7 @@ fn run(pathrig: &Path, file: &Path, out: &Path) -> serde_json::Value {
             .stdout(std::process::Stdio::null())
             .status()
             .expect("run pathrig");
-        if status.code() != Some(3) || attempts == 3 {
+        if status.code() != Some(3) || attempts == 5 {
             break status;
         }
         eprintln!("{}: void run (exit 3), again", file.display());

@@ -166,13 +166,7 @@ pub struct CriticalCheck {
 impl CriticalCheck {
     /// The writers the check is about (indices into `Scenario::critical`).
     pub fn writers(&self, scenario: &Scenario) -> Vec<usize> {
-        (0..scenario.critical.len())
-            .filter(|&i| match self.key {
-                None => true,
-                Some(CriticalTarget::Writer(w)) => w == i,
-                Some(CriticalTarget::Map(m)) => scenario.critical[i].map == m,
-            })
-            .collect()
+        self.writers_in(&scenario.critical)
     }
 
     /// `critical_deadline_misses.mx == 0`.

@@ -809,7 +809,7 @@ impl Writer<'_> {
             ));
         } else if p.op == Op::Read && ok.len() > 1 {
             let first = ok[0];
-            // SAFETY-free comparison of buffers no IO uses any more (every copy answered).
+            // SAFETY: every copy has answered, so no IO uses these buffers any more.
             let a = unsafe { std::slice::from_raw_parts(p.bufs[first].ptr, p.bufs[first].len) };
             if let Some(&other) = ok[1..].iter().find(|&&i| {
                 // SAFETY: as above.
