@@ -26,6 +26,11 @@ bench:
 prepare:
     cargo run --release -- guest prepare
 
+# Time-critical IO through the map against multiplexed down every path, under a hard fail, a
+# hang, a slow and a flapping path: medians of 3 guest runs each (PATHRIG_BENCH_RUNS=N).
+bench-critical:
+    cargo bench -p controller --bench critical
+
 # The workload engine against fio in the guest (needs `apt-get install fio`).
 bench-engine:
     cargo bench -p controller --bench engine

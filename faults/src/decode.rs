@@ -32,6 +32,7 @@ const TOP_KEYS: &[&str] = &[
     "manager",
     "mirror",
     "hba",
+    "critical",
 ];
 const GUEST_KEYS: &[&str] = &["memory_mib", "timeout"];
 const MAP_KEYS: &[&str] = &[
@@ -90,6 +91,8 @@ pub(crate) struct Draft {
     pub manager: DraftManager,
     pub mirror: crate::mirror::DraftMirror,
     pub hbas: Vec<crate::scsi::DraftHba>,
+    /// `[[critical]]`, in file order.
+    pub critical: Vec<crate::critical::DraftCritical>,
 }
 
 pub(crate) struct DraftGuest {
@@ -169,6 +172,8 @@ pub(crate) struct DraftExpect {
     pub checks: Vec<(Check, Option<Sp<String>>)>,
     pub figures: Vec<crate::figures::DraftFigureCheck>,
     pub final_path_state: Vec<(Sp<String>, PathStateExpect)>,
+    /// The `critical_*` checks, their keys still names.
+    pub critical: Vec<crate::critical::DraftCheck>,
 }
 
 /// Decodes the whole document; every problem found is reported. `read`
@@ -238,6 +243,7 @@ pub(crate) fn decode(r: &mut Report, doc: &DeTable, read: Option<ReadFile>) -> D
         .iter()
         .map(|t| crate::scsi::decode_hba(r, t))
         .collect();
+    let critical = crate::critical::decode(r, &top);
 
     Draft {
         name,
@@ -252,6 +258,7 @@ pub(crate) fn decode(r: &mut Report, doc: &DeTable, read: Option<ReadFile>) -> D
         manager,
         mirror,
         hbas,
+        critical,
     }
 }
 
@@ -649,6 +656,11 @@ fn decode_expect(r: &mut Report, t: &Table) -> DraftExpect {
         .iter()
         .map(|m| m.name())
         .chain(crate::figures::Figure::ALL.iter().map(|f| f.name()))
+        .chain(
+            crate::critical::CriticalMetric::ALL
+                .iter()
+                .map(|m| m.name()),
+        )
         .collect();
     for (key, value) in t.entries() {
         if key.val == FINAL_STATE_KEY {
@@ -658,6 +670,11 @@ fn decode_expect(r: &mut Report, t: &Table) -> DraftExpect {
         if let Some(figure) = crate::figures::Figure::from_name(key.val) {
             out.figures
                 .extend(crate::figures::decode(r, figure, &key, value));
+            continue;
+        }
+        if let Some(metric) = crate::critical::CriticalMetric::from_name(key.val) {
+            out.critical
+                .extend(crate::critical::decode_check(r, metric, key.pos, value));
             continue;
         }
         let Some(metric) = Metric::from_name(key.val) else {

@@ -68,12 +68,27 @@
 //! # map = "m2"
 //! # queue_depth = 4
 //!
+//! # Time-critical IO beside the workload (module `critical`): one aligned block per interval
+//! # with a deadline, through the map or multiplexed down every usable path; an area of its
+//! # own above the bulk workload's blocks (which end at the lowest critical area).
+//! # [[critical]]
+//! # name = "mx"                           # default the map's name
+//! # mode = "multiplex"                    # required; or "through_map"
+//! # op = "write"                          # or "read"
+//! # interval = "100ms"
+//! # deadline = "1s"
+//! # offset = "62MiB"                      # required
+//! # size = "1MiB"
+//! # block_size = "4KiB"
+//!
 //! [expect]                                # optional; integer means ==
 //! app_errors = 0                          # unkeyed: the first workload
 //! max_latency_ms = "< 500"
 //! longest_stall_ms = "< 500"              # longest time with IO outstanding, no completion
 //! # per map (that map's workload; one form per metric in a file):
 //! # max_latency_ms.m2 = "< 500"
+//! # critical IO, per writer or map (or unkeyed: every writer):
+//! # critical_deadline_misses.mx = 0
 //!
 //! [expect.final_path_state]
 //! a = "active"
@@ -221,6 +236,7 @@
 //! assert_eq!(s.guest.timeout.as_secs(), 70);
 //! ```
 
+pub mod critical;
 mod decode;
 pub mod figures;
 mod ids;

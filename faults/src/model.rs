@@ -48,6 +48,9 @@ pub struct Scenario {
     pub manager: ManagerSpec,
     /// The mirror monitor's settings (`[mirror]`; defaults when absent).
     pub mirror: mirror_monitor::MirrorSection,
+    /// Time-critical IO writers (`[[critical]]`), in file order; may be empty.
+    #[serde(default)]
+    pub critical: Vec<crate::critical::CriticalSpec>,
 }
 
 /// The VM the scenario runs in.
@@ -261,6 +264,9 @@ pub struct Expectations {
     pub figures: Vec<crate::figures::FigureCheck>,
     /// `[expect.final_path_state]`, in file order: leg and its state.
     pub final_path_state: Vec<(LegId, PathStateExpect)>,
+    /// The `critical_*` checks, in file order.
+    #[serde(default)]
+    pub critical: Vec<crate::critical::CriticalCheck>,
 }
 
 /// One expectation: `metric[.map] cmp value`, e.g. `max_latency_ms < 500` or
@@ -613,6 +619,15 @@ impl Scenario {
                 .iter()
                 .all(|c| c.map.is_none_or(|m| m.index() < self.maps.len()))
             && self.expect.final_path_state.iter().all(|(l, _)| leg(l))
+            && self
+                .critical
+                .iter()
+                .all(|c| c.map.index() < self.maps.len())
+            && self.expect.critical.iter().all(|c| match c.key {
+                Some(crate::critical::CriticalTarget::Writer(w)) => w < self.critical.len(),
+                Some(crate::critical::CriticalTarget::Map(m)) => m.index() < self.maps.len(),
+                None => true,
+            })
             && self.expect.figures.iter().all(|c| match c.key {
                 Some(crate::figures::FigureTarget::Leg(l)) => leg(&l),
                 Some(crate::figures::FigureTarget::Map(m)) => m.index() < self.maps.len(),

@@ -301,6 +301,39 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
 
     let checks = resolve_checks(r, &d, &map_names, &workloads);
 
+    // Critical IO writers, beside the bulk workloads.
+    let facts: Vec<crate::critical::MapFacts<'_>> = d
+        .maps
+        .iter()
+        .filter_map(|m| m.name.as_ref().map(|n| (m, n)))
+        .map(|(m, n)| {
+            let id = map_names.iter().position(|&x| x == n.val);
+            crate::critical::MapFacts {
+                name: &n.val,
+                size: m.size,
+                mirror: matches!(m.kind.kind, crate::mirror::MapKind::Mirror(_)),
+                bulk_block_size: workloads
+                    .iter()
+                    .flatten()
+                    .find(|w| Some(w.map.index()) == id)
+                    .map(|w| w.block_size),
+            }
+        })
+        .collect();
+    let facts_ok = facts.len() == map_names.len();
+    let critical = if facts_ok {
+        crate::critical::resolve(r, &d.critical, &facts)
+    } else {
+        Vec::new()
+    };
+    let critical_checks = crate::critical::resolve_checks(
+        r,
+        &d.expect.critical,
+        &critical,
+        &map_names,
+        facts_ok && critical.len() == d.critical.len(),
+    );
+
     if r.has_errors() {
         return None;
     }
@@ -336,10 +369,12 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
         workloads,
         manager,
         mirror: d.mirror.section,
+        critical,
         expect: Expectations {
             checks,
             figures,
             final_path_state,
+            critical: critical_checks,
         },
     })
 }

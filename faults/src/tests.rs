@@ -205,7 +205,9 @@ fn full_scenario_parses_into_exactly_the_model() {
             stall_threshold: secs(1),
             engine: WorkloadEngine::Pathrig,
         }],
+        critical: vec![],
         expect: Expectations {
+            critical: vec![],
             figures: vec![],
             checks: vec![
                 Check {
@@ -434,7 +436,7 @@ fn unknown_top_level_key_lists_valid_keys() {
     assert_eq!(e.message, "unknown key `nmae` in the top-level table");
     assert_eq!(
         help(e),
-        "did you mean `name`? valid keys in the top-level table are: name, description, seed, guest, map, leg, fault, workload, expect, manager, mirror, hba"
+        "did you mean `name`? valid keys in the top-level table are: name, description, seed, guest, map, leg, fault, workload, expect, manager, mirror, hba, critical"
     );
 }
 
@@ -1239,6 +1241,8 @@ fn model_serializes_for_reports() {
     assert_eq!(steps[1]["action"], "restore");
 }
 
+#[path = "tests/critical.rs"]
+mod critical_tests;
 mod figures;
 mod manager;
 #[path = "tests/mirror.rs"]

@@ -845,6 +845,9 @@ fn every_scenario_file_has_a_test() {
         "mirror-transient-dropout",
         "mirror-transient-dropout-wait",
         "multipathd-leg-fails-and-returns",
+        "multiplex-all-paths-fail",
+        "multiplex-hung-path",
+        "multiplex-slow-path",
         "no-path-retry-count",
         "scsi-leg-fails-and-returns",
         "scsi-sense-and-status",
@@ -1903,4 +1906,174 @@ fn embedded_and_multipathd_agree_on_a_leg_that_fails_and_returns() {
             ("path_reinstated".to_string(), "a".to_string())
         ]
     );
+}
+
+/// report.txt's critical IO sections and its expectations: the rest of a multiplex scenario's
+/// report (the order of two legs' failures, the bulk workload's latency buckets around a 10 s
+/// hang) is timing, asserted from report.json where it matters.
+fn critical_sections(report_txt: &str) -> String {
+    let mut out = String::new();
+    let mut keep = false;
+    for line in report_txt.lines() {
+        if line.starts_with("critical IO ") || line == "expectations" {
+            keep = true;
+        } else if line.starts_with("figures") {
+            keep = false;
+        }
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A critical writer's summary in report.json (`critical[]`), by name.
+fn critical<'r>(run: &'r GuestRun, name: &str) -> &'r serde_json::Value {
+    run.json("critical")
+        .as_array()
+        .expect("critical[]")
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no critical writer {name}:\n{}", run.explain()))
+}
+
+fn num(v: &serde_json::Value, key: &str) -> f64 {
+    v.pointer(key)
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or_else(|| panic!("no number at {key} in {v}"))
+}
+
+/// One path holds every IO for 10 s. Through the map, the critical IOs dm sent to it before
+/// the checker failed it wait out the whole hang; multiplexed, every IO completes at b's answer.
+#[test]
+fn multiplex_hung_path() {
+    let Some(run) = scenario_without_snapshot("multiplex-hung-path") else {
+        return;
+    };
+    insta::assert_snapshot!(
+        "multiplex-hung-path",
+        left_to_json(&critical_sections(&run.report_txt), &["  first answers: "])
+    );
+    let explain = || run.explain();
+    let (tm, mx) = (critical(&run, "tm"), critical(&run, "mx"));
+    assert_eq!(
+        (tm["mode"].as_str(), mx["mode"].as_str()),
+        (Some("through_map"), Some("multiplex"))
+    );
+    // The same IO count in both modes: one write per 100 ms over 14 s, each read back.
+    for c in [tm, mx] {
+        assert!(num(c, "/ios") <= 290.0, "{c}");
+        // Ticks a loaded host kept the writer from are `late`: never issued, counted apart.
+        let issued = num(c, "/ios");
+        assert!(issued + 2.0 * num(c, "/late") >= 250.0, "{c}");
+        assert_eq!(num(c, "/succeeded"), issued, "{}", explain());
+        assert_eq!(num(c, "/verified_blocks") * 2.0, issued);
+        assert_eq!(num(c, "/mismatches"), 0.0);
+    }
+    // Through the map: misses, and the slowest waited out most of the hang.
+    assert!(num(tm, "/deadline_misses") >= 2.0, "{tm}");
+    assert!(num(tm, "/latency_ms/max") > 5000.0, "{tm}");
+    // Multiplexed: none, and nothing slow.
+    assert_eq!(num(mx, "/deadline_misses"), 0.0, "{mx}");
+    assert!(num(mx, "/latency_ms/max") < 1000.0, "{mx}");
+    // b answered first at least for every IO of the hang; every first answer counted once.
+    let firsts = mx["first_answer"].as_array().unwrap();
+    let first_of = |path: &str| {
+        firsts
+            .iter()
+            .find(|f| f["path"] == path)
+            .map(|f| num(f, "/count"))
+            .unwrap()
+    };
+    assert_eq!(first_of("a") + first_of("b"), num(mx, "/succeeded"));
+    assert!(first_of("b") >= 100.0, "{mx}");
+    // The copies left on the hung path were cancelled or ignored, and all answered by the end.
+    assert!(num(mx, "/cancels_sent") > 0.0);
+    assert_eq!(num(mx, "/unanswered_at_end"), 0.0);
+    assert_eq!(num(mx, "/disagreements"), 0.0, "{mx}");
+    assert!(fuse_count(&run, 0, "hung") > 0);
+}
+
+/// One path with a long latency tail: through the map about half the critical IOs pay it;
+/// multiplexed, the fast path answers first and the p99 follows it.
+#[test]
+fn multiplex_slow_path() {
+    let Some(run) = scenario_without_snapshot("multiplex-slow-path") else {
+        return;
+    };
+    insta::assert_snapshot!(
+        "multiplex-slow-path",
+        left_to_json(
+            &critical_sections(&run.report_txt),
+            // Through the map, about 1 IO in 800 on a is past the 1 s deadline.
+            &[
+                "  first answers: ",
+                "  slowest critical IO: ",
+                "  deadline misses: "
+            ]
+        )
+    );
+    let (tm, mx) = (critical(&run, "tm"), critical(&run, "mx"));
+    let (tm_p99, mx_p99) = (num(tm, "/latency_ms/p99"), num(mx, "/latency_ms/p99"));
+    assert!(
+        mx_p99 * 2.0 < tm_p99,
+        "multiplexed p99 {mx_p99} ms, through the map {tm_p99} ms:\n{}",
+        run.explain()
+    );
+    // b, the fast path, answered first for most IOs.
+    let firsts = mx["first_answer"].as_array().unwrap();
+    let b = firsts.iter().find(|f| f["path"] == "b").unwrap();
+    assert!(num(b, "/count") > num(mx, "/succeeded") * 0.8, "{mx}");
+    assert_eq!(num(mx, "/disagreements"), 0.0, "{mx}");
+    assert!(fuse_count(&run, 0, "delayed") > 0);
+}
+
+/// Every path fails (EIO after 200 ms). Multiplexed, the first IOs fail at the last of their two
+/// copies' failures, about 200 ms after the issue; once the kernel has failed both paths, the
+/// IOs fail at once with no usable path. After the paths come back, writes succeed again.
+#[test]
+fn multiplex_all_paths_fail() {
+    let Some(run) = scenario_without_snapshot("multiplex-all-paths-fail") else {
+        return;
+    };
+    insta::assert_snapshot!(
+        "multiplex-all-paths-fail",
+        left_to_json(
+            &critical_sections(&run.report_txt),
+            &["  first answers: ", "  copies disagreed: "]
+        )
+    );
+    let explain = || run.explain();
+    let mx = critical(&run, "mx");
+    let failures = mx["failures"].as_array().unwrap();
+    let with_copies: Vec<&serde_json::Value> =
+        failures.iter().filter(|f| f["copies"] == 2).collect();
+    assert!(
+        !with_copies.is_empty(),
+        "no failure down both paths:\n{}",
+        explain()
+    );
+    for f in &with_copies {
+        assert_eq!(f["errno"], 5, "EIO: {f}");
+        let took = num(f, "/took_ms");
+        assert!(
+            (190.0..1000.0).contains(&took),
+            "the last copy failed after {took} ms: {f}"
+        );
+    }
+    assert!(num(mx, "/no_usable_path") > 0.0, "{mx}");
+    assert!(
+        (190.0..1000.0).contains(&num(mx, "/max_failure_ms")),
+        "{mx}"
+    );
+    // Failures only in the fault window (3 s to 7 s, plus the checker's reinstatement).
+    for f in failures {
+        assert!((3000.0..9000.0).contains(&num(f, "/t_ms")), "{f}");
+    }
+    assert!(num(mx, "/succeeded") > 0.0);
+    let last = &mx["last_failure"];
+    assert!(num(last, "/t_ms") > 6000.0, "{last}");
+    // Through the map the same IOs failed too.
+    assert!(num(critical(&run, "tm"), "/failed") > 0.0);
 }

@@ -7,6 +7,7 @@
 
 pub mod bounded;
 pub mod causes;
+pub mod critical;
 pub mod figures;
 pub mod html;
 pub mod json;
@@ -51,6 +52,9 @@ pub struct Report {
     pub events: Vec<Event>,
     /// Per path of every map: IOs the block layer completed per 100 ms (`/sys/dev/block/.../stat`).
     pub path_io: Vec<PathIo>,
+    /// Every `[[critical]]` writer, in the scenario's order (absent when there is none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub critical: Vec<critical::CriticalSummary>,
     /// The QA figures computed from the events and series (report.txt's "figures" section).
     #[serde(default)]
     pub figures: Figures,
@@ -680,6 +684,14 @@ impl Report {
                 what: check.display(scenario).to_string(),
                 held: check.holds(actual),
                 actual: actual.map_or("none".into(), |v| v.to_string()),
+            });
+        }
+        for check in &scenario.expect.critical {
+            let actual = critical::check_value(check, scenario, &self.critical);
+            results.push(ExpectationResult {
+                what: check.display(scenario),
+                held: actual.is_some_and(|a| check.cmp.holds(a, check.value)),
+                actual: actual.map_or("none".into(), |a| a.to_string()),
             });
         }
         for &(id, expected) in &scenario.expect.final_path_state {

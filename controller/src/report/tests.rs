@@ -103,6 +103,7 @@ fn sample() -> Report {
         }]),
         events: vec![],
         path_io: vec![],
+        critical: vec![],
         figures: Figures::default(),
         causes: Vec::new(),
         expectations: vec![],

@@ -129,6 +129,7 @@ pub fn render(report: &Report) -> String {
     for w in report.workloads.iter() {
         workload_section(&mut out, w, named);
     }
+    out.push_str(&super::critical::text(&report.critical));
     figures_section(&mut out, report);
     causes_section(&mut out, report);
     let _ = writeln!(out);

@@ -30,13 +30,15 @@ use path_manager::MapView;
 
 // Fault application is a child of the runner so it can act on what the runner built.
 mod apply;
+// Time-critical IO writers and the usable-path sets they multiplex over.
+mod critical;
 // Mirror maps: building them and driving the mirror monitor.
 mod mirror;
 mod multipathd;
 mod path_io;
 // SCSI legs: the array behind them, their knobs.
-mod scsi;
 mod progress;
+mod scsi;
 
 pub use crate::guest::GuestKind;
 
@@ -361,6 +363,12 @@ pub fn run(scenario: &Scenario, env: &RunEnv<'_>) -> Result<Report, RunError> {
         ),
         events: log.sorted(),
         path_io: driven.path_io,
+        critical: scenario
+            .critical
+            .iter()
+            .zip(&driven.critical)
+            .map(|(spec, r)| crate::report::critical::CriticalSummary::new(scenario, spec, r))
+            .collect(),
         figures: Figures::default(),
         causes: Vec::new(),
         expectations: Vec::new(),
@@ -393,7 +401,8 @@ fn workload_config(
     let map = built.map(spec.map);
     WorkloadConfig {
         path: PathBuf::from(format!("/dev/dm-{}", map.dev.minor)),
-        size_bytes: scenario.map(spec.map).size_bytes,
+        // Below the lowest critical area, if the map has critical writers.
+        size_bytes: critical::bulk_size(scenario, spec.map),
         block_size: spec.block_size,
         queue_depth: spec.queue_depth,
         read_percent: spec.read_percent,
@@ -619,12 +628,17 @@ fn build(scenario: &Scenario, env: &RunEnv<'_>, log: &EventLog) -> Result<Built,
 /// Watches the kernel's view of every path: the last parsed status of each map.
 struct KernelWatch {
     last: HashMap<String, MultipathStatus>,
+    /// By map: the paths multiplexing critical writers may use, published at every read.
+    usable: HashMap<String, Arc<rig::workload::critical::UsablePaths>>,
 }
 
 impl KernelWatch {
     fn observe(&mut self, built: &Built, log: &EventLog) -> Result<(), RunError> {
         for map in built.maps.iter().filter(|m| m.mirror.is_none()) {
             let status = built.dm.multipath_status(&map.dm_name)?.status;
+            if let Some(usable) = self.usable.get(&map.name) {
+                critical::publish(usable, &status);
+            }
             if let Some(before) = self.last.get(&map.name) {
                 diff_status(&map.name, before, &status, built, log);
             }
@@ -785,6 +799,36 @@ fn drive(
             }
         }
     }
+    // The critical writers see the usable paths from their first IO on.
+    let usable = critical::usable_sets(scenario);
+    let mut critical_threads: Vec<critical::CriticalThread> = Vec::new();
+    let mut started: Result<(), RunError> = Ok(());
+    for map in built.maps.iter().filter(|m| usable.contains_key(&m.name)) {
+        match built.dm.multipath_status(&map.dm_name) {
+            Ok(s) => critical::publish(&usable[&map.name], &s.status),
+            Err(e) => started = Err(e.into()),
+        }
+    }
+    for index in 0..scenario.critical.len() {
+        if started.is_err() {
+            break;
+        }
+        match critical::spawn(scenario, built, index, &usable, origin, &stop, &gate) {
+            Ok(t) => critical_threads.push(t),
+            Err(e) => started = Err(e),
+        }
+    }
+    if let Err(err) = started {
+        gate.open(false);
+        for mut t in threads {
+            let _ = t.join();
+        }
+        for mut t in critical_threads {
+            let _ = t.join();
+        }
+        let _ = sampler.stop();
+        return Err(err);
+    }
     gate.open(true);
 
     // multipathd's lines go to its path manager.
@@ -813,6 +857,7 @@ fn drive(
     };
     let mut watch = KernelWatch {
         last: HashMap::new(),
+        usable,
     };
     built.dm.arm_events()?;
     watch.observe(built, log)?;
@@ -828,6 +873,9 @@ fn drive(
     let drain_deadline = scenario.run_length() + DRAIN_GRACE;
     // Each workload's result once its thread has ended, in the scenario's order.
     let mut results: Vec<Option<WorkloadResult>> = threads.iter().map(|_| None).collect();
+    let mut critical_results: Vec<
+        Option<std::io::Result<rig::workload::critical::CriticalReport>>,
+    > = critical_threads.iter().map(|_| None).collect();
     let mut flushed = false;
     let mut failure: Option<RunError> = None;
     let mut progress = progress::Progress::new(built, origin.elapsed());
@@ -901,12 +949,20 @@ fn drive(
             .unwrap_or(now + Duration::from_secs(3600));
         let timeout = wake_at.saturating_sub(origin.elapsed());
         let checker_fd = manager.wake_fd();
-        let running: Vec<(usize, &OwnedFd)> = threads
+        let mut running: Vec<(usize, &OwnedFd)> = threads
             .iter()
             .enumerate()
             .filter(|(i, _)| results[*i].is_none())
             .map(|(i, t)| (i, &t.done))
             .collect();
+        // Critical writers count after the workloads.
+        running.extend(
+            critical_threads
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| critical_results[*i].is_none())
+                .map(|(i, t)| (threads.len() + i, &t.done)),
+        );
         let (dm_ready, done) = wait(built, &running, checker_fd, timeout);
         if dm_ready {
             built.dm.arm_events()?;
@@ -920,6 +976,20 @@ fn drive(
             }
         }
         for index in done {
+            if let Some(c) = index.checked_sub(threads.len()) {
+                let result = critical_threads[c].join();
+                if let Err(err) = &result {
+                    stop.store(true, Ordering::SeqCst);
+                    if failure.is_none() {
+                        failure = Some(RunError::Workload(std::io::Error::new(
+                            err.kind(),
+                            format!("critical IO {}: {err}", critical_threads[c].name),
+                        )));
+                    }
+                }
+                critical_results[c] = Some(result);
+                continue;
+            }
             let result = threads[index].join();
             if let Err(err) = &result {
                 // One workload failing ends the run: the others stop submitting and drain.
@@ -938,7 +1008,7 @@ fn drive(
             }
             results[index] = Some(result);
         }
-        if results.iter().all(Option::is_some) {
+        if results.iter().all(Option::is_some) && critical_results.iter().all(Option::is_some) {
             break;
         }
     }
@@ -952,6 +1022,13 @@ fn drive(
     let workloads = results
         .into_iter()
         .map(|r| r.expect("every workload ended").map_err(RunError::Workload))
+        .collect::<Result<Vec<_>, _>>()?;
+    let critical = critical_results
+        .into_iter()
+        .map(|r| {
+            r.expect("every critical writer ended")
+                .map_err(RunError::Workload)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let manager = manager.finish(Duration::from_secs(5));
     let step_of = |index: usize, late: Duration| {
@@ -975,6 +1052,7 @@ fn drive(
         first_not_run: (not_run > 0).then(|| step_of(next_step, Duration::ZERO)),
     });
     Ok(Driven {
+        critical,
         mirrors,
         path_io,
         workloads,
@@ -986,6 +1064,8 @@ fn drive(
 
 /// What [`drive`] hands back.
 struct Driven {
+    /// Each critical writer's report, in the scenario's order.
+    critical: Vec<rig::workload::critical::CriticalReport>,
     /// The mirror maps' reports.
     mirrors: Vec<mirror::MirrorMapReport>,
     /// Each workload's report and first error (ms), in the scenario's order.

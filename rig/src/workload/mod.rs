@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 mod codec;
+pub mod critical;
 mod engine;
 pub mod fio;
 mod generator;
@@ -29,6 +30,8 @@ pub mod series;
 mod timing;
 mod tracker;
 
+#[cfg(test)]
+mod critical_tests;
 #[cfg(test)]
 mod tests;
 
