@@ -40,7 +40,7 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<mirror::MirrorMapReport>,
     /// The SCSI layer under SCSI legs (host adapters, error handling, paths).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scsi: Option<scsi::ScsiReport>,
     /// Every workload, in the scenario's order (report.json: `workload`, the first, and
     /// `workloads`, all of them).
@@ -53,7 +53,7 @@ pub struct Report {
     /// Per path of every map: IOs the block layer completed per 100 ms (`/sys/dev/block/.../stat`).
     pub path_io: Vec<PathIo>,
     /// Every `[[critical]]` writer, in the scenario's order (absent when there is none).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub critical: Vec<critical::CriticalSummary>,
     /// The QA figures computed from the events and series (report.txt's "figures" section).
     #[serde(default)]
