@@ -175,30 +175,6 @@ pub(super) fn build_array(
     Ok(handles)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn wwids_are_naa_6_and_differ_by_map() {
-        let scenario = faults::parse(
-            std::path::Path::new("t.toml"),
-            "name = \"t\"\n[[map]]\nname = \"m\"\n[[leg]]\nname = \"a\"\n[workload]\nduration = \"1s\"\n",
-        )
-        .unwrap();
-        let a = super::wwid(&scenario, "m1");
-        let b = super::wwid(&scenario, "m2");
-        assert_ne!(a, b);
-        for w in [&a, &b] {
-            assert!(w.starts_with("naa.6") && w.len() == 36, "{w}");
-            assert!(w[4..].chars().all(|c| c.is_ascii_hexdigit()), "{w}");
-        }
-        assert_eq!(
-            a,
-            super::wwid(&scenario, "m1"),
-            "the same names give the same WWID"
-        );
-    }
-}
-
 /// The SCSI layer's watcher for a run, with the instant its clock counts from.
 pub(super) struct Watch {
     watch: ScsiWatch,
@@ -411,4 +387,28 @@ pub(super) fn finish(scenario: &Scenario, built: &mut Built, log: &EventLog) -> 
         })
         .collect();
     Some(ScsiReport { hosts, paths })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wwids_are_naa_6_and_differ_by_map() {
+        let scenario = faults::parse(
+            std::path::Path::new("t.toml"),
+            "name = \"t\"\n[[map]]\nname = \"m\"\n[[leg]]\nname = \"a\"\n[workload]\nduration = \"1s\"\n",
+        )
+        .unwrap();
+        let a = super::wwid(&scenario, "m1");
+        let b = super::wwid(&scenario, "m2");
+        assert_ne!(a, b);
+        for w in [&a, &b] {
+            assert!(w.starts_with("naa.6") && w.len() == 36, "{w}");
+            assert!(w[4..].chars().all(|c| c.is_ascii_hexdigit()), "{w}");
+        }
+        assert_eq!(
+            a,
+            super::wwid(&scenario, "m1"),
+            "the same names give the same WWID"
+        );
+    }
 }
