@@ -57,7 +57,25 @@ const PROBES: &[(&str, ProbeFn, HostCheck)] = &[
         scsi_array::cleanup,
         scsi_array::check_cleanup,
     ),
+    (
+        "scsi-array-alua-groups",
+        scsi_alua::groups,
+        scsi_alua::check_groups,
+    ),
+    (
+        "scsi-array-alua-explicit",
+        scsi_alua::explicit,
+        scsi_alua::check_explicit,
+    ),
+    (
+        "scsi-array-alua-trespass",
+        scsi_alua::trespass,
+        scsi_alua::check_trespass,
+    ),
 ];
+
+#[path = "probes/scsi_alua.rs"]
+mod scsi_alua;
 
 #[path = "probes/scsi_array.rs"]
 mod scsi_array;
