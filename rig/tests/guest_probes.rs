@@ -72,6 +72,11 @@ const PROBES: &[(&str, ProbeFn, HostCheck)] = &[
         scsi_alua::trespass,
         scsi_alua::check_trespass,
     ),
+    (
+        "scsi-array-alua-dm",
+        scsi_alua::dm_without_handler,
+        scsi_alua::check_dm_without_handler,
+    ),
 ];
 
 #[path = "probes/scsi_alua.rs"]

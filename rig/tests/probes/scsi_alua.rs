@@ -485,3 +485,104 @@ pub fn check_trespass(v: &Value) -> Result<(), String> {
         "the trespass event names the port whose IO caused it",
     )
 }
+
+/// Probe 4: what dm-multipath does with a standby port when no hardware handler reads the
+/// states: a map with the standby path in group 1 and the optimized one in group 2; reads
+/// through the map fail the standby path (an I/O error to dm) and are served by group 2.
+pub fn dm_without_handler(env: &GuestEnv) -> Result<Value, String> {
+    use rig::dm::{multipath::Selector, Dm, MultipathTable, Sectors, Table, Target};
+    setup(env)?;
+    env.modules
+        .load(&["dm-mod", "dm-multipath", "dm-round-robin"])
+        .map_err(err)?;
+    let array = two_group_array("alua4", Trespass::None)?;
+    let dm = Dm::open().map_err(err)?;
+    let name = rig::naming::map_name("alua-probe");
+    let table = Table::single(
+        Sectors::from_bytes(16 << 20),
+        Target::Multipath(MultipathTable::new(
+            false,
+            false,
+            Selector::RoundRobin,
+            [vec![array.path(1).devnum], vec![array.path(0).devnum]],
+        )),
+    );
+    let dev = dm.create(&name, &table).map_err(err)?;
+    let result = (|| -> Result<Value, String> {
+        let node = format!("/dev/mapper/{name}");
+        let node = if std::path::Path::new(&node).exists() {
+            node
+        } else {
+            format!("/dev/dm-{}", dev.minor)
+        };
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&node)
+            .map_err(|e| format!("open {node}: {e}"))?;
+        let mut buf = Aligned::new(4096);
+        let mut reads = Vec::new();
+        let started = Instant::now();
+        for i in 0..8u64 {
+            reads.push(match f.read_at(buf.bytes(), i * 4096) {
+                Ok(n) => format!("ok {n}"),
+                Err(e) => format!("errno {}", e.raw_os_error().unwrap_or(0)),
+            });
+        }
+        let status = dm.multipath_status(&name).map_err(err)?;
+        let paths: Vec<Value> = status
+            .status
+            .groups
+            .iter()
+            .flat_map(|g| g.paths.iter())
+            .map(|p| json!({"dev": p.dev.to_string(), "state": p.state.as_str(), "fail_count": p.fail_count}))
+            .collect();
+        Ok(json!({
+            "reads": reads,
+            "reads_ms": started.elapsed().as_millis() as u64,
+            "status_line": status.line.render(),
+            "paths": paths,
+            "stby_dev": array.path(1).devnum.to_string(),
+            "opt_dev": array.path(0).devnum.to_string(),
+            "alua": alua_report(&array)?,
+        }))
+    })();
+    let removed = dm.remove(&name).map_err(err);
+    array.teardown().map_err(err)?;
+    removed?;
+    let mut value = result?;
+    value["leftovers"] = json!(lio_leftovers());
+    Ok(value)
+}
+
+pub fn check_dm_without_handler(v: &Value) -> Result<(), String> {
+    let want = |cond: bool, what: &str| {
+        if cond {
+            Ok(())
+        } else {
+            Err(format!("{what}: {v}"))
+        }
+    };
+    want(
+        v["reads"]
+            .as_array()
+            .is_some_and(|r| r.iter().all(|x| x == "ok 4096")),
+        "every read through the map succeeds",
+    )?;
+    let state_of = |dev: &Value| {
+        v["paths"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| &p["dev"] == dev))
+            .map(|p| p["state"].clone())
+    };
+    want(
+        state_of(&v["stby_dev"]) == Some(json!("failed")),
+        "dm failed the standby path",
+    )?;
+    want(
+        state_of(&v["opt_dev"]) == Some(json!("active")),
+        "the optimized path stays active",
+    )?;
+    want(v["leftovers"] == json!([]), "nothing left")
+}
