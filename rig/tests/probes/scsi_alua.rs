@@ -292,7 +292,16 @@ pub fn explicit(env: &GuestEnv) -> Result<Value, String> {
         .map_err(err)?;
     let after_unavailable = json!([[tur(&opt)?], [tur(&stby)?, tur(&stby)?]]);
     let bad_stpg = stpg(&opt, 9, 0)?;
+    let state_of_2 = c.port_group_state(0, 2).map_err(err)?;
+    // multipathd's tur checker after a trespass: it retries the unit attention and gives
+    // the new state in one check.
+    c.move_ownership(0, 2).map_err(err)?;
+    let checker = [
+        tur::run_tur(&opt, SG_TIMEOUT),
+        tur::run_tur(&stby, SG_TIMEOUT),
+    ];
     let value = json!({
+        "checker_after_trespass": serde_json::to_value(&checker).map_err(err)?,
         "tpgs": inquiry_tpgs(&opt)?,
         "before": before,
         "after_move": after_move,
@@ -301,7 +310,7 @@ pub fn explicit(env: &GuestEnv) -> Result<Value, String> {
         "rtpg_after_stpg": report,
         "after_unavailable": after_unavailable,
         "stpg_unknown_group": bad_stpg,
-        "state_of_2": c.port_group_state(0, 2).map_err(err)?,
+        "state_of_2": state_of_2,
         "alua": alua_report(&array)?,
     });
     drop((opt, stby));
@@ -349,7 +358,15 @@ pub fn check_explicit(v: &Value) -> Result<(), String> {
         "STPG of an unknown group",
     )?;
     want(v["state_of_2"] == "unavailable", "state read back")?;
-    want(v["alua"]["counts"]["trespasses"] == 2, "two trespasses")?;
+    let checker = &v["checker_after_trespass"];
+    want(
+        checker[0]["verdict"] == "ghost"
+            && checker[0]["attempts"] == 2
+            && checker[1]["verdict"] == "up"
+            && checker[1]["attempts"] == 2,
+        "tur checker: the unit attention retried, then ghost on the old owner, up on the new",
+    )?;
+    want(v["alua"]["counts"]["trespasses"] == 3, "three trespasses")?;
     let causes: Vec<&str> = v["alua"]["events"]
         .as_array()
         .into_iter()
@@ -358,7 +375,7 @@ pub fn check_explicit(v: &Value) -> Result<(), String> {
         .filter_map(|e| e["cause"].as_str())
         .collect();
     want(
-        causes == ["control", "stpg on port 1"],
+        causes == ["control", "stpg on port 1", "control"],
         "trespass events with their causes",
     )
 }
