@@ -64,7 +64,30 @@ const PROBES: &[(&str, ProbeFn, HostCheck)] = &[
         multipathd::multipathd_offline_online,
         multipathd::check_multipathd_offline_online,
     ),
+    (
+        "scsi-array-alua-groups",
+        scsi_alua::groups,
+        scsi_alua::check_groups,
+    ),
+    (
+        "scsi-array-alua-explicit",
+        scsi_alua::explicit,
+        scsi_alua::check_explicit,
+    ),
+    (
+        "scsi-array-alua-trespass",
+        scsi_alua::trespass,
+        scsi_alua::check_trespass,
+    ),
+    (
+        "scsi-array-alua-dm",
+        scsi_alua::dm_without_handler,
+        scsi_alua::check_dm_without_handler,
+    ),
 ];
+
+#[path = "probes/scsi_alua.rs"]
+mod scsi_alua;
 
 #[path = "probes/scsi_array.rs"]
 mod scsi_array;

@@ -75,6 +75,7 @@ pub(super) fn build_array(
                 wwid: wwid(scenario, &map.name),
                 backing: files[&leg.map].clone(),
                 size_bytes: map.size_bytes,
+                alua: None,
             });
             luns.len() - 1
         });
@@ -97,6 +98,7 @@ pub(super) fn build_array(
                     lun: lun_of_map[&leg.map],
                     hba: scsi.hba.index(),
                     cmd_time_out: None,
+                    port_group: None,
                 }
             })
             .collect(),

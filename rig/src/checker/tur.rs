@@ -303,23 +303,62 @@ pub fn send_tur(file: &File, timeout: Duration) -> io::Result<ScsiReply> {
 /// One command without a data phase (TEST UNIT READY, START STOP UNIT, ...) through `SG_IO`
 /// on `file`, bounded in the kernel by `timeout`. `cdb` is 6 to 16 bytes.
 pub fn send_no_data(file: &File, cdb: &[u8], timeout: Duration) -> io::Result<ScsiReply> {
+    send_cdb(file, cdb, DataPhase::None, timeout).map(|(reply, _)| reply)
+}
+
+/// The data phase of a command sent with [`send_cdb`].
+pub enum DataPhase<'a> {
+    None,
+    /// Device to host (INQUIRY, REPORT TARGET PORT GROUPS, READ, ...) into this buffer.
+    In(&'a mut [u8]),
+    /// Host to device (SET TARGET PORT GROUPS' parameter list, WRITE, ...) from this buffer.
+    Out(&'a [u8]),
+}
+
+/// `SG_DXFER_TO_DEV` / `SG_DXFER_FROM_DEV`.
+const SG_DXFER_TO_DEV: libc::c_int = -2;
+const SG_DXFER_FROM_DEV: libc::c_int = -3;
+
+/// One command through `SG_IO` on `file`, bounded in the kernel by `timeout`; returns the
+/// reply and how many bytes of a data-in phase the device transferred. `cdb` is 6 to 16 bytes.
+pub fn send_cdb(
+    file: &File,
+    cdb: &[u8],
+    data: DataPhase<'_>,
+    timeout: Duration,
+) -> io::Result<(ScsiReply, usize)> {
     if !(6..=16).contains(&cdb.len()) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("a CDB is 6 to 16 bytes, not {}", cdb.len()),
         ));
     }
+    let (direction, ptr, len) = match data {
+        DataPhase::None => (SG_DXFER_NONE, std::ptr::null_mut(), 0usize),
+        DataPhase::In(buf) => (
+            SG_DXFER_FROM_DEV,
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+        ),
+        DataPhase::Out(buf) => (
+            SG_DXFER_TO_DEV,
+            buf.as_ptr() as *mut libc::c_void,
+            buf.len(),
+        ),
+    };
+    let dxfer_len = u32::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "data buffer over 4 GiB"))?;
     let mut sense = [0u8; SENSE_LEN];
     // The kernel wants milliseconds; 0 would mean its default (far longer): at least 1 ms.
     let timeout_ms = timeout.as_millis().clamp(1, u32::MAX as u128) as u32;
     let mut hdr = SgIoHdr {
         interface_id: b'S' as libc::c_int,
-        dxfer_direction: SG_DXFER_NONE,
+        dxfer_direction: direction,
         cmd_len: cdb.len() as u8,
         mx_sb_len: SENSE_LEN as u8,
         iovec_count: 0,
-        dxfer_len: 0,
-        dxferp: std::ptr::null_mut(),
+        dxfer_len,
+        dxferp: ptr,
         cmdp: cdb.as_ptr(),
         sbp: sense.as_mut_ptr(),
         timeout: timeout_ms,
@@ -336,21 +375,25 @@ pub fn send_no_data(file: &File, cdb: &[u8], timeout: Duration) -> io::Result<Sc
         duration: 0,
         info: 0,
     };
-    // SAFETY: hdr points at a CDB and a sense buffer that live across the (blocking) call, and
-    // no data buffer.
+    // SAFETY: hdr points at a CDB, a sense buffer and a data buffer (of dxfer_len bytes, or
+    // none) that all live across the (blocking) call.
     let rc = unsafe { libc::ioctl(file.as_raw_fd(), SG_IO as _, &mut hdr as *mut SgIoHdr) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
     let written = (hdr.sb_len_wr as usize).min(SENSE_LEN);
-    Ok(ScsiReply {
-        status: hdr.status,
-        host_status: hdr.host_status,
-        driver_status: hdr.driver_status,
-        not_ok: hdr.info & SG_INFO_OK_MASK != 0,
-        sense: parse_sense(&sense[..written]),
-        duration_ms: hdr.duration,
-    })
+    let transferred = len.saturating_sub(hdr.resid.max(0) as usize);
+    Ok((
+        ScsiReply {
+            status: hdr.status,
+            host_status: hdr.host_status,
+            driver_status: hdr.driver_status,
+            not_ok: hdr.info & SG_INFO_OK_MASK != 0,
+            sense: parse_sense(&sense[..written]),
+            duration_ms: hdr.duration,
+        },
+        transferred,
+    ))
 }
 
 /// A whole check: TURs until [`classify`] is done or [`TUR_ATTEMPTS`] are used up.

@@ -39,6 +39,10 @@ pub struct Identity {
     pub blocks: u64,
     /// Relative target port identifier of this path (1-based), VPD 0x83 designator type 4.
     pub relative_port: u16,
+    /// Standard INQUIRY's TPGS field (0 no ALUA, 1 implicit, 2 explicit, 3 both).
+    pub tpgs: u8,
+    /// The path's target port group (VPD 0x83 designator type 5), when the LUN has ALUA.
+    pub port_group: Option<u16>,
 }
 
 impl Identity {
@@ -239,7 +243,7 @@ fn inquiry(cdb: &[u8], id: &Identity) -> Action {
         if page != 0 {
             return Action::Check(Sense::INVALID_FIELD_IN_CDB);
         }
-        return truncate(standard_inquiry(), allocation);
+        return truncate(standard_inquiry(id.tpgs), allocation);
     }
     let body = match page {
         0x00 => vec![0x00, 0x80, 0x83],
@@ -253,12 +257,13 @@ fn inquiry(cdb: &[u8], id: &Identity) -> Action {
     truncate(data, allocation)
 }
 
-fn standard_inquiry() -> Vec<u8> {
+fn standard_inquiry(tpgs: u8) -> Vec<u8> {
     let mut d = vec![0u8; 36];
     d[0] = 0x00; // connected, direct-access block device
     d[2] = 0x06; // SPC-4
     d[3] = 0x02; // response data format 2
     d[4] = 36 - 5;
+    d[5] = (tpgs & 0x03) << 4; // TPGS: how ALUA states change
     d[7] = 0x02; // CMDQUE: the device queues commands
     d[8..16].copy_from_slice(&ascii_field(VENDOR, 8));
     d[16..32].copy_from_slice(&ascii_field(PRODUCT, 16));
@@ -267,7 +272,8 @@ fn standard_inquiry() -> Vec<u8> {
 }
 
 /// The designators of VPD page 0x83: NAA (when the wwid is one), T10 vendor id (always), both
-/// associated with the LU, then this path's relative target port.
+/// associated with the LU, then this path's relative target port and (with ALUA) its target
+/// port group, both associated with the target port.
 fn device_identification(id: &Identity) -> Vec<u8> {
     let mut out = Vec::new();
     let mut designator = |code_set: u8, assoc_type: u8, value: &[u8]| {
@@ -282,6 +288,10 @@ fn device_identification(id: &Identity) -> Vec<u8> {
     designator(0x02, 0x01, &t10); // ASCII, LU, T10 vendor id
     let port = id.relative_port.to_be_bytes();
     designator(0x01, 0x14, &[0, 0, port[0], port[1]]); // binary, target port, relative port
+    if let Some(group) = id.port_group {
+        let g = group.to_be_bytes();
+        designator(0x01, 0x15, &[0, 0, g[0], g[1]]); // binary, target port, port group
+    }
     out
 }
 
@@ -349,6 +359,8 @@ mod tests {
             wwid: "naa.6001405aabbccdd00112233445566778".into(),
             blocks: 2048,
             relative_port: 2,
+            tpgs: 0,
+            port_group: None,
         }
     }
 
@@ -406,10 +418,27 @@ mod tests {
             wwid: "lun-a".into(),
             blocks: 8,
             relative_port: 1,
+            tpgs: 0,
+            port_group: None,
         };
         let d = data(decode(&[0x12, 1, 0x83, 0, 255, 0], &id));
         assert_eq!(&d[4..8], &[0x02, 0x01, 0, 13]);
         assert_eq!(&d[8..21], b"PATHRIG lun-a");
+    }
+
+    #[test]
+    fn alua_shows_in_tpgs_and_the_port_group_designator() {
+        let mut id = lun();
+        assert_eq!(data(decode(&[0x12, 0, 0, 0, 96, 0], &id))[5], 0);
+        id.tpgs = 3;
+        id.port_group = Some(0x0102);
+        assert_eq!(data(decode(&[0x12, 0, 0, 0, 96, 0], &id))[5], 0x30);
+        let d = data(decode(&[0x12, 1, 0x83, 0, 255, 0], &id));
+        assert_eq!(usize::from(be16(&d[2..4])), d.len() - 4);
+        assert_eq!(
+            &d[d.len() - 16..],
+            &[0x01, 0x14, 0, 4, 0, 0, 0, 2, 0x01, 0x15, 0, 4, 0, 0, 1, 2]
+        );
     }
 
     #[test]

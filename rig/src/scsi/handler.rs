@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde::Serialize;
 
+use super::alua::{Admit, AluaLun};
 use super::commands::{self, status, Action, Identity, OpClass, Sense};
 use super::ring::{Command, Entry, Ring, TMR_ABORT_TASK, TMR_LUN_RESET};
 use super::rules::{self, AbortPolicy, Failure, ScsiOp, ScsiRule};
@@ -261,6 +262,8 @@ pub struct Handler {
     pub backing_map: Option<BackingMap>,
     pub identity: Identity,
     pub seed: u64,
+    /// The LUN's port groups (shared by its paths) and this path's port index in them.
+    pub alua: Option<(Arc<Mutex<AluaLun>>, usize)>,
     rules: Vec<ScsiRule>,
     generation: u64,
     seqs: [u64; 3],
@@ -294,6 +297,7 @@ impl Handler {
             backing_map: None,
             identity,
             seed,
+            alua: None,
             rules: Vec::new(),
             generation: 0,
             seqs: [0; 3],
@@ -394,7 +398,27 @@ impl Handler {
     }
 
     fn arrive(&mut self, cmd: Command) {
-        let action = commands::decode(&cmd.cdb, &self.identity);
+        let admitted = match &self.alua {
+            None => Admit::Proceed,
+            Some((lun, port)) => {
+                // SET TARGET PORT GROUPS carries its list in the data-out buffer.
+                let data_out = if cmd.cdb.first() == Some(&0xa4) {
+                    self.copy_out(&cmd)
+                } else {
+                    Vec::new()
+                };
+                lun.lock().unwrap_or_else(|e| e.into_inner()).admit(
+                    *port,
+                    &cmd.cdb,
+                    &data_out,
+                    Instant::now(),
+                )
+            }
+        };
+        let action = match admitted {
+            Admit::Proceed => commands::decode(&cmd.cdb, &self.identity),
+            Admit::Answer(action) => action,
+        };
         let op = op_of(action.class());
         let c = &self.shared.counters;
         bump(match op {
@@ -564,6 +588,15 @@ impl Handler {
         let id = p.cmd.cmd_id;
         match &p.action {
             Action::Read { lba, blocks } | Action::Write { lba, blocks } => {
+                // A read or write held or delayed while its port lost ownership gets the
+                // port's new refusal, as in-flight IO on a trespassed-away controller does.
+                if let Some(refusal) = self.alua.as_ref().and_then(|(lun, port)| {
+                    lun.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .still_serves(*port)
+                }) {
+                    return self.answer(id, status::CHECK_CONDITION, Some(refusal));
+                }
                 let write = matches!(p.action, Action::Write { .. });
                 let want = *blocks as usize * commands::BLOCK_SIZE as usize;
                 match self.transfer(&p.cmd, lba * u64::from(commands::BLOCK_SIZE), want, write) {
@@ -589,6 +622,22 @@ impl Handler {
             Action::Good => self.answer(id, status::GOOD, None),
             Action::Check(sense) => self.answer(id, status::CHECK_CONDITION, Some(*sense)),
         }
+    }
+
+    /// The command's data-out buffers, concatenated (parameter lists are small).
+    fn copy_out(&self, cmd: &Command) -> Vec<u8> {
+        let mut out = Vec::new();
+        for iov in &cmd.iovs {
+            let Some(ptr) = self.ring.data_ptr(*iov) else {
+                break;
+            };
+            // SAFETY: data_ptr checked the iov lies inside the shared map.
+            out.extend_from_slice(unsafe { std::slice::from_raw_parts(ptr, iov.len) });
+            if out.len() >= 1 << 16 {
+                break;
+            }
+        }
+        out
     }
 
     /// Copies `data` into the command's buffers, zero-filling the rest.
@@ -843,6 +892,8 @@ mod tests {
             wwid: "lun".into(),
             blocks: 2048,
             relative_port: 1,
+            tpgs: 0,
+            port_group: None,
         };
         let mut h = Handler::new(shared.clone(), ring, uio, backing, identity, 1);
         if name.ends_with("mapped") {

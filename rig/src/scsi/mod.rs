@@ -10,8 +10,30 @@
 //! same file.
 //!
 //! [`commands`] answers CDBs, [`rules`] decides faults, [`ring`] speaks the TCMU ring,
-//! [`handler`] runs one poll loop per path, [`lio`] builds and removes the configfs objects.
+//! [`handler`] runs one poll loop per path, [`lio`] builds and removes the configfs objects,
+//! [`alua`] keeps a LUN's target port groups.
+//!
+//! **ALUA.** A LUN with [`LunSpec::alua`] has target port groups (controllers), each with an
+//! access state ([`AluaState`]); each of its paths names its group ([`PathSpec::port_group`]).
+//! INQUIRY then shows TPGS (implicit; implicit and explicit with [`Trespass::Explicit`]), VPD
+//! 0x83 the path's relative target port and port group, and REPORT TARGET PORT GROUPS (and,
+//! explicit only, SET TARGET PORT GROUPS) work. A port refuses IO (and TEST UNIT READY) in
+//! standby with NOT READY 04/0B, unavailable 04/0C, transitioning 04/0A; after a state
+//! change each port of a changed group answers its next command (INQUIRY, REPORT LUNS and
+//! REQUEST SENSE excepted) with UNIT ATTENTION 2A/06, once. At run time:
+//!
+//! - [`ArrayControl::set_port_group_state`]`(lun, group, state)`: one group's state, no trespass;
+//! - [`ArrayControl::move_ownership`]`(lun, group)`: the group becomes active/optimized, the
+//!   other active/optimized groups standby; counted as a trespass;
+//! - [`ArrayControl::alua_log`]`(lun)` / [`ArrayControl::alua_counts`]`(lun)`: every change with
+//!   its cause (`control`, `stpg on port N`, `io on port N`), and `trespasses`, `refused`,
+//!   `unit_attentions`.
+//!
+//! With [`Trespass::OnIo`] reads and writes on a standby port move ownership to its group
+//! after `after_commands` of them or once the first is `after` old; reads and writes still
+//! held or delayed on the old owner are then answered 04/0B.
 
+pub mod alua;
 pub mod commands;
 pub mod handler;
 pub mod lio;
@@ -22,12 +44,15 @@ use std::fs::{self, File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+pub use alua::{
+    AluaCounts, AluaEvent, AluaEventKind, AluaSpec, AluaState, PortGroupSpec, Trespass,
+};
 pub use handler::{ArrayEvent, EventKind, PathCounts};
 pub use rules::{AbortPolicy, LatencyDist, ScsiAction, ScsiOp, ScsiRule, ScsiStatus};
 
@@ -80,6 +105,8 @@ pub struct LunSpec {
     /// The shared backing file (it must exist and hold `size_bytes`).
     pub backing: PathBuf,
     pub size_bytes: u64,
+    /// Target port groups and ownership; `None`: no ALUA (TPGS 0, every path active).
+    pub alua: Option<AluaSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +121,9 @@ pub struct PathSpec {
     pub hba: usize,
     /// TCMU `attrib/cmd_time_out` in seconds; `None` is [`DEFAULT_CMD_TIME_OUT`].
     pub cmd_time_out: Option<u32>,
+    /// The id of the LUN's port group this path's target port is in (required exactly when
+    /// the LUN has ALUA).
+    pub port_group: Option<u16>,
 }
 
 /// One path as the initiator sees it.
@@ -133,9 +163,60 @@ pub struct ArrayControl {
     paths: Arc<Vec<Arc<PathShared>>>,
     /// Each path's `tpgt_T` directory.
     tpgs: Arc<Vec<PathBuf>>,
+    /// Each LUN's port groups, when it has ALUA.
+    alua: Arc<Vec<Option<Arc<Mutex<alua::AluaLun>>>>>,
 }
 
 impl ArrayControl {
+    fn alua_lun(&self, lun: usize) -> Result<std::sync::MutexGuard<'_, alua::AluaLun>, RigError> {
+        let shared = self
+            .alua
+            .get(lun)
+            .ok_or_else(|| {
+                RigError::Guest(format!("no LUN {lun} (the array has {})", self.alua.len()))
+            })?
+            .as_ref()
+            .ok_or_else(|| RigError::Guest(format!("LUN {lun} has no ALUA port groups")))?;
+        Ok(shared.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Sets one port group's state (logged with cause `control`; the group's ports get the
+    /// unit attention on their next command). Not a trespass.
+    pub fn set_port_group_state(
+        &self,
+        lun: usize,
+        group: u16,
+        state: AluaState,
+    ) -> Result<(), RigError> {
+        self.alua_lun(lun)?
+            .set_state(group, state, "control", Instant::now())
+            .map_err(|e| RigError::Guest(format!("LUN {lun}: {e}")))
+    }
+
+    /// Makes `group` the LUN's owner (active/optimized; the previous owners standby): one
+    /// trespass, cause `control`.
+    pub fn move_ownership(&self, lun: usize, group: u16) -> Result<(), RigError> {
+        self.alua_lun(lun)?
+            .move_ownership(group, "control", None, Instant::now())
+            .map_err(|e| RigError::Guest(format!("LUN {lun}: {e}")))
+    }
+
+    /// A port group's current state.
+    pub fn port_group_state(&self, lun: usize, group: u16) -> Result<AluaState, RigError> {
+        self.alua_lun(lun)?
+            .state_of_group(group)
+            .ok_or_else(|| RigError::Guest(format!("LUN {lun} has no port group {group}")))
+    }
+
+    /// The LUN's port group events, oldest first (at most [`alua::ALUA_LOG_CAPACITY`]).
+    pub fn alua_log(&self, lun: usize) -> Result<Vec<AluaEvent>, RigError> {
+        Ok(self.alua_lun(lun)?.log().to_vec())
+    }
+
+    pub fn alua_counts(&self, lun: usize) -> Result<AluaCounts, RigError> {
+        Ok(self.alua_lun(lun)?.counts())
+    }
+
     fn shared(&self, path: usize) -> &PathShared {
         &self.paths[path]
     }
@@ -369,6 +450,33 @@ fn validate(spec: &ArraySpec) -> Result<(), RigError> {
             ));
         }
         per_hba[p.hba] += 1;
+        match (&spec.luns[p.lun].alua, p.port_group) {
+            (Some(_), None) => {
+                return bad(format!(
+                    "path {} has no port group, and its LUN {} has ALUA",
+                    p.name, spec.luns[p.lun].name
+                ))
+            }
+            (None, Some(g)) => {
+                return bad(format!(
+                    "path {} names port group {g}, and its LUN {} has no ALUA",
+                    p.name, spec.luns[p.lun].name
+                ))
+            }
+            _ => {}
+        }
+    }
+    for (i, lun) in spec.luns.iter().enumerate() {
+        if let Some(a) = &lun.alua {
+            let groups: Vec<u16> = spec
+                .paths
+                .iter()
+                .filter(|p| p.lun == i)
+                .filter_map(|p| p.port_group)
+                .collect();
+            alua::AluaLun::new(a, &groups)
+                .map_err(|e| RigError::Guest(format!("SCSI array spec: LUN {}: {e}", lun.name)))?;
+        }
     }
     // The host number is read from a path's TPG, and a WWN without one serves nothing.
     if let Some(i) = per_hba.iter().position(|&n| n == 0) {
@@ -394,6 +502,23 @@ fn build_into(spec: &ArraySpec, run_tag: &str, built: &mut Built) -> Result<Buil
     if !user_hba.is_dir() {
         lio::mkdir(&user_hba)?;
         built.user_hba_created = true;
+    }
+    let mut alua_luns = Vec::new();
+    for (i, lun) in spec.luns.iter().enumerate() {
+        alua_luns.push(match &lun.alua {
+            None => None,
+            Some(a) => {
+                let groups: Vec<u16> = spec
+                    .paths
+                    .iter()
+                    .filter(|p| p.lun == i)
+                    .filter_map(|p| p.port_group)
+                    .collect();
+                let l = alua::AluaLun::new(a, &groups)
+                    .map_err(|e| RigError::Guest(format!("LUN {}: {e}", lun.name)))?;
+                Some(Arc::new(Mutex::new(l)))
+            }
+        });
     }
     // Backstores and their handlers first: linking a LUN makes the kernel scan it at once.
     let mut shared_paths = Vec::new();
@@ -465,15 +590,23 @@ fn build_into(spec: &ArraySpec, run_tag: &str, built: &mut Built) -> Result<Buil
             PathShared::new(&p.name).map_err(|e| RigError::Guest(format!("eventfd: {e}")))?,
         );
         let relative_port = spec.paths[..i].iter().filter(|q| q.lun == p.lun).count() as u16 + 1;
+        let alua = alua_luns[p.lun]
+            .as_ref()
+            .map(|l| (l.clone(), usize::from(relative_port) - 1));
         let identity = commands::Identity {
             wwid: lun.wwid.clone(),
             blocks: lun.size_bytes / u64::from(commands::BLOCK_SIZE),
             relative_port,
+            tpgs: alua.as_ref().map_or(0, |(l, _)| {
+                l.lock().unwrap_or_else(|e| e.into_inner()).tpgs()
+            }),
+            port_group: p.port_group,
         };
         let seed = spec.seed ^ rules::name_hash(&p.name);
         let backing_map = handler::BackingMap::new(&backing, lun.size_bytes).ok();
         let mut h = handler::Handler::new(shared.clone(), ring, uio, backing, identity, seed);
         h.backing_map = backing_map;
+        h.alua = alua;
         let thread = handler::spawn(h).map_err(RigError::io("spawn handler for", &dir))?;
         built.handlers.push((shared.clone(), thread, mapping));
         shared_paths.push(shared);
@@ -536,6 +669,7 @@ fn build_into(spec: &ArraySpec, run_tag: &str, built: &mut Built) -> Result<Buil
     let control = ArrayControl {
         paths: Arc::new(shared_paths),
         tpgs: Arc::new(tpg_dirs),
+        alua: Arc::new(alua_luns),
     };
     Ok((paths, hba_hosts, control))
 }
@@ -695,6 +829,7 @@ mod tests {
                 wwid: "lun-a".into(),
                 backing: "/nonexistent".into(),
                 size_bytes: 1 << 20,
+                alua: None,
             }],
             hbas: vec![HbaSpec { name: "h0".into() }],
             paths: vec![PathSpec {
@@ -702,6 +837,7 @@ mod tests {
                 lun: 0,
                 hba: 0,
                 cmd_time_out: None,
+                port_group: None,
             }],
             seed: 0,
         }
@@ -734,6 +870,27 @@ mod tests {
         let mut s = spec();
         s.paths.clear();
         assert!(validate(&s).is_err());
+        let mut s = spec();
+        s.paths[0].port_group = Some(1);
+        assert!(validate(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("has no ALUA"));
+        s.luns[0].alua = Some(AluaSpec {
+            groups: vec![PortGroupSpec {
+                id: 2,
+                state: AluaState::ActiveOptimized,
+            }],
+            trespass: Trespass::None,
+        });
+        assert!(validate(&s).unwrap_err().to_string().contains("group 1"));
+        s.paths[0].port_group = None;
+        assert!(validate(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("no port group"));
+        s.paths[0].port_group = Some(2);
+        assert!(validate(&s).is_ok());
     }
 
     #[test]

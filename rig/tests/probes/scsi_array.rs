@@ -23,19 +23,19 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 /// A 4 KiB-aligned buffer for O_DIRECT.
-struct Aligned {
+pub struct Aligned {
     ptr: *mut u8,
     len: usize,
 }
 impl Aligned {
-    fn new(len: usize) -> Aligned {
+    pub fn new(len: usize) -> Aligned {
         let layout = std::alloc::Layout::from_size_align(len, 4096).unwrap();
         Aligned {
             ptr: unsafe { std::alloc::alloc_zeroed(layout) },
             len,
         }
     }
-    fn bytes(&mut self) -> &mut [u8] {
+    pub fn bytes(&mut self) -> &mut [u8] {
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
     }
 }
@@ -46,14 +46,14 @@ impl Drop for Aligned {
     }
 }
 
-fn setup(env: &GuestEnv) -> Result<PathBuf, String> {
+pub fn setup(env: &GuestEnv) -> Result<PathBuf, String> {
     env.modules.load(scsi::SCSI_MODULES).map_err(err)?;
     let dir = PathBuf::from("/run/pathrig-scsi-probe");
     fs::create_dir_all(&dir).map_err(err)?;
     Ok(dir)
 }
 
-fn lun(dir: &Path, name: &str, wwid: &str) -> Result<LunSpec, String> {
+pub fn lun(dir: &Path, name: &str, wwid: &str) -> Result<LunSpec, String> {
     let backing = dir.join(format!("{name}.img"));
     let f = fs::File::create(&backing).map_err(err)?;
     f.set_len(LUN_BYTES).map_err(err)?;
@@ -62,24 +62,26 @@ fn lun(dir: &Path, name: &str, wwid: &str) -> Result<LunSpec, String> {
         wwid: wwid.into(),
         backing,
         size_bytes: LUN_BYTES,
+        alua: None,
     })
 }
 
-fn path(name: &str, lun: usize, hba: usize, cmd_time_out: Option<u32>) -> PathSpec {
+pub fn path(name: &str, lun: usize, hba: usize, cmd_time_out: Option<u32>) -> PathSpec {
     PathSpec {
         name: name.into(),
         lun,
         hba,
         cmd_time_out,
+        port_group: None,
     }
 }
 
-fn hba(name: &str) -> HbaSpec {
+pub fn hba(name: &str) -> HbaSpec {
     HbaSpec { name: name.into() }
 }
 
 /// What of LIO and uio is left: `core/user_*` dirs, loopback WWNs, uio devices.
-fn lio_leftovers() -> Vec<String> {
+pub fn lio_leftovers() -> Vec<String> {
     let list = |dir: &str| -> Vec<String> {
         fs::read_dir(dir)
             .into_iter()
@@ -107,7 +109,7 @@ fn lio_leftovers() -> Vec<String> {
     out
 }
 
-fn read_hex(path: &Path) -> String {
+pub fn read_hex(path: &Path) -> String {
     fs::read(path)
         .map(|b| b.iter().map(|x| format!("{x:02x}")).collect())
         .unwrap_or_else(|e| format!("unreadable: {e}"))
