@@ -73,6 +73,9 @@ pub struct DaemonSpec {
     pub conf: String,
 }
 
+/// How long [`Stack::settle_paths`] waits for udev's record of a path before asking again.
+const RETRIGGER: Duration = Duration::from_secs(2);
+
 /// The overlays, udevd and (once started) multipathd. Dropping it stops everything.
 pub struct Stack {
     origin: Instant,
@@ -297,15 +300,21 @@ impl Stack {
         paths: &[DevNum],
         timeout: Duration,
     ) -> Result<Vec<String>, RigError> {
-        for dev in paths {
+        let trigger = |dev: &DevNum| -> Result<(), RigError> {
             let uevent =
                 PathBuf::from(format!("/sys/dev/block/{}:{}/uevent", dev.major, dev.minor));
-            fs::write(&uevent, "add").map_err(RigError::io("write add to", &uevent))?;
+            fs::write(&uevent, "add").map_err(RigError::io("write add to", &uevent))
+        };
+        for dev in paths {
+            trigger(dev)?;
         }
         let deadline = Instant::now() + timeout;
         let mut serials = Vec::with_capacity(paths.len());
         for dev in paths {
             let db = PathBuf::from(format!("/run/udev/data/b{}:{}", dev.major, dev.minor));
+            // An uevent sent before udevd listened on its netlink socket is lost (udevd only
+            // reads what arrives after it bound): ask again while the database has nothing.
+            let mut next_trigger = Instant::now() + RETRIGGER;
             loop {
                 if let Some(serial) = udev_property(&db, "ID_SERIAL") {
                     serials.push(serial);
@@ -322,6 +331,10 @@ impl Stack {
                             "does not exist"
                         }
                     )));
+                }
+                if !db.exists() && Instant::now() >= next_trigger {
+                    trigger(dev)?;
+                    next_trigger = Instant::now() + RETRIGGER;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
