@@ -394,8 +394,20 @@ pub fn trespass(env: &GuestEnv) -> Result<Value, String> {
     let (opt, stby) = (open(&array, 0)?, open(&array, 1)?);
     let c = array.control();
     // The kernel's own scan of the new disks (sd reads the partition table) is IO too: on the
-    // standby path it may already have moved ownership. Record that, then put group 1 back
-    // and let each path take its unit attention.
+    // standby path it may already have moved ownership, back and forth while both disks are
+    // scanned. Wait until the scan is over (no refusal or trespass for a second), record what
+    // it did, then put group 1 back and let each path take its unit attention.
+    let quiet_by = Instant::now() + Duration::from_secs(15);
+    let mut last = c.alua_counts(0).map_err(err)?;
+    let mut quiet_since = Instant::now();
+    while Instant::now() < quiet_by && quiet_since.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = c.alua_counts(0).map_err(err)?;
+        if (now.refused, now.trespasses) != (last.refused, last.trespasses) {
+            quiet_since = Instant::now();
+            last = now;
+        }
+    }
     let build_events = c.alua_log(0).map_err(err)?;
     let build_state_of_1 = c.port_group_state(0, 1).map_err(err)?;
     let build_refused = c.alua_counts(0).map_err(err)?.refused;
