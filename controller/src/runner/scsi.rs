@@ -32,6 +32,8 @@ pub(super) struct ScsiLeg {
     pub rules: Vec<(faults::FaultId, ScsiRule)>,
     /// Whether the path's port is online.
     pub online: bool,
+    /// The device's knobs as the kernel read them back once they were set.
+    pub knobs: rig::scsi::DeviceKnobs,
 }
 
 /// The WWID every path of `map`'s LUN reports: an NAA IEEE Registered Extended identifier
@@ -170,6 +172,7 @@ pub(super) fn build_array(
                 dev: path.devnum,
                 rules: Vec::new(),
                 online: true,
+                knobs: actual,
             },
         );
     }
@@ -371,7 +374,14 @@ pub(super) fn finish(scenario: &Scenario, built: &mut Built, log: &EventLog) -> 
         .zip(&scsi_legs)
         .enumerate()
         .map(|(i, (path, leg))| {
-            let knobs = rig::scsi::set_device_knobs(path, None, None, None).ok();
+            // The knobs as read back when they were set (nothing changes them during a run).
+            let knobs = built
+                .legs
+                .iter()
+                .filter_map(|l| l.scsi.as_ref())
+                .find(|s| s.path == i)
+                .map(|s| s.knobs)
+                .expect("every path of the array is a built SCSI leg");
             ScsiPathReport {
                 leg: leg.name.clone(),
                 hba: scenario.hbas[leg.scsi.expect("a SCSI leg").hba.index()]
@@ -379,9 +389,9 @@ pub(super) fn finish(scenario: &Scenario, built: &mut Built, log: &EventLog) -> 
                     .clone(),
                 node: path.dev_node.display().to_string(),
                 hctl: path.hctl(),
-                timeout_s: knobs.as_ref().map_or(0, |k| k.timeout_s),
-                eh_timeout_s: knobs.as_ref().map_or(0, |k| k.eh_timeout_s),
-                queue_depth: knobs.as_ref().map_or(0, |k| k.queue_depth),
+                timeout_s: knobs.timeout_s,
+                eh_timeout_s: knobs.eh_timeout_s,
+                queue_depth: knobs.queue_depth,
                 final_state: rig::scsi::device_state(path).unwrap_or_else(|e| e.to_string()),
                 command_timeouts: timeouts.get(&leg.name).copied().unwrap_or(0),
                 array: control.counts(i),
