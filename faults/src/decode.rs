@@ -34,7 +34,7 @@ const TOP_KEYS: &[&str] = &[
     "hba",
     "critical",
 ];
-const GUEST_KEYS: &[&str] = &["memory_mib", "timeout"];
+const GUEST_KEYS: &[&str] = &["memory_mib", "timeout", "scratch_mib"];
 const MAP_KEYS: &[&str] = &[
     "name",
     "size",
@@ -100,6 +100,8 @@ pub(crate) struct DraftGuest {
     /// Position of the `memory_mib` key, when written.
     pub memory_at: Option<usize>,
     pub timeout: Option<Sp<Duration>>,
+    /// `scratch_mib`, when written: a scratch tmpfs smaller than the maps need.
+    pub scratch_mib: Option<Sp<u64>>,
 }
 
 pub(crate) type Groups = Vec<Sp<Vec<Sp<String>>>>;
@@ -208,6 +210,7 @@ pub(crate) fn decode(r: &mut Report, doc: &DeTable, read: Option<ReadFile>) -> D
             memory_mib: 512,
             memory_at: None,
             timeout: None,
+            scratch_mib: None,
         },
     };
 
@@ -292,6 +295,7 @@ fn decode_guest(r: &mut Report, t: &Table) -> DraftGuest {
         memory_mib: t.int(r, "memory_mib", 128..=4096).or(512) as u32,
         memory_at: t.key_pos("memory_mib"),
         timeout: t.duration(r, "timeout").ok(),
+        scratch_mib: t.int(r, "scratch_mib", 16..=4096).ok(),
     }
 }
 

@@ -20,6 +20,7 @@
 //! [guest]                                 # optional
 //! memory_mib = 512                        # 128..=4096, default 512
 //! timeout = "90s"                         # default: workload duration + 60s
+//! scratch_mib = 24                        # optional, 16..=4096: less than the maps need
 //!
 //! [[map]]                                 # one or more
 //! name = "mpatha"                         # at most 16 characters

@@ -60,6 +60,11 @@ pub struct GuestSpec {
     pub memory_mib: u32,
     /// Whole-run limit; default workload duration + 60 s; longer than the workloads.
     pub timeout: Duration,
+    /// `scratch_mib`: the scratch tmpfs's size in MiB when it is to be smaller than the maps'
+    /// backing files (16..=4096, below what the maps need): a backing store that runs out of
+    /// space, so writes past it fail with ENOSPC. `None`: room for every backing file.
+    #[serde(default)]
+    pub scratch_mib: Option<u32>,
 }
 
 /// Room on the guest's scratch tmpfs besides the backing files (mount points, small files).
@@ -484,7 +489,10 @@ impl Scenario {
     /// The size the guest's scratch tmpfs gets: room for every map's backing file written in
     /// full, and a little more. Validation made sure the guest's memory holds it.
     pub fn scratch_bytes(&self) -> u64 {
-        scratch_bytes(&self.maps)
+        match self.guest.scratch_mib {
+            Some(mib) => u64::from(mib) * (1 << 20),
+            None => scratch_bytes(&self.maps),
+        }
     }
 
     /// Every fault as timed steps: an `Apply` at `at` and, for a fault with

@@ -361,6 +361,7 @@ pub(crate) fn resolve(r: &mut Report, d: Draft) -> Option<Scenario> {
         guest: GuestSpec {
             memory_mib: d.guest.memory_mib,
             timeout: d.guest.timeout.map_or(run_length + GUEST_GRACE, |t| t.val),
+            scratch_mib: d.guest.scratch_mib.map(|m| m.val as u32),
         },
         maps,
         legs,
@@ -555,6 +556,40 @@ fn check_scratch_fits(r: &mut Report, d: &Draft, maps: &[MapSpec]) {
     let scratch = crate::model::scratch_bytes(maps);
     let memory = u64::from(d.guest.memory_mib) * MIB;
     let room = memory.saturating_sub(GUEST_RESERVED_MIB * MIB + SCRATCH_SLACK);
+    if let Some(limit) = &d.guest.scratch_mib {
+        // A deliberately small scratch space: it must be smaller than the maps need (or it
+        // limits nothing) and fit the guest's memory.
+        let limit_bytes = limit.val * MIB;
+        if limit_bytes >= scratch {
+            r.error(
+                limit.pos,
+                format!(
+                    "`scratch_mib = {}` is no smaller than what the maps' backing files need \
+                     ({}), so it would limit nothing",
+                    limit.val,
+                    format_size(scratch)
+                ),
+                format!(
+                    "leave `scratch_mib` out, or set it below {}",
+                    scratch.div_ceil(MIB)
+                ),
+            );
+        } else if limit_bytes > memory.saturating_sub(GUEST_RESERVED_MIB * MIB) {
+            r.error(
+                limit.pos,
+                format!(
+                    "`scratch_mib = {}` does not fit a guest of {} MiB ({GUEST_RESERVED_MIB} MiB \
+                     go to the kernel and pathrig)",
+                    limit.val, d.guest.memory_mib
+                ),
+                format!(
+                    "set `memory_mib = {}` (or more) in [guest], or a smaller `scratch_mib`",
+                    (limit.val + GUEST_RESERVED_MIB).max(128)
+                ),
+            );
+        }
+        return;
+    }
     let total = scratch - SCRATCH_SLACK;
     if total <= room {
         return;

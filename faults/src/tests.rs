@@ -147,6 +147,7 @@ fn full_scenario_parses_into_exactly_the_model() {
         guest: GuestSpec {
             memory_mib: 512,
             timeout: secs(90),
+            scratch_mib: None,
         },
         maps: vec![MapSpec {
             name: "mpatha".into(),
@@ -254,7 +255,8 @@ fn defaults_fill_everything_optional() {
         s.guest,
         GuestSpec {
             memory_mib: 512,
-            timeout: secs(70)
+            timeout: secs(70),
+            scratch_mib: None,
         }
     );
     assert_eq!(
@@ -1298,4 +1300,35 @@ fn maps_that_cannot_fit_in_the_guest_scratch_space_are_refused() {
                [workload]\nmap = \"m\"\nduration = \"3s\"\n";
     // Two 64 MiB maps in 160 MiB: 128 MiB of backing files, room for 56 MiB.
     at(&errors(two), 3, 1, "take up to 128MiB");
+}
+
+#[test]
+fn a_small_scratch_space_sizes_the_tmpfs_below_the_maps() {
+    // The map is 64 MiB by default: 24 MiB of scratch space run out a third of the way in.
+    let s = ok(&mini("[guest]\nscratch_mib = 24\n"));
+    assert_eq!(s.guest.scratch_mib, Some(24));
+    assert_eq!(s.scratch_bytes(), 24 << 20);
+    // Without the key the tmpfs holds every backing file.
+    assert_eq!(ok(MINI).scratch_bytes(), (64 << 20) + model::SCRATCH_SLACK);
+}
+
+#[test]
+fn a_scratch_space_that_limits_nothing_or_does_not_fit_is_refused() {
+    let d = errors(&mini("[guest]\nscratch_mib = 100\n"));
+    let e = at(
+        &d,
+        11,
+        15,
+        "`scratch_mib = 100` is no smaller than what the maps' backing files need (72MiB), so it would limit nothing",
+    );
+    assert_eq!(help(e), "leave `scratch_mib` out, or set it below 72");
+    let big = MINI.replace("name = \"m\"", "name = \"m\"\nsize = \"1GiB\"");
+    let d = errors(&format!(
+        "{big}[guest]\nmemory_mib = 128\nscratch_mib = 1000\n"
+    ));
+    assert!(d.iter().any(|e| e
+        .message
+        .starts_with("`scratch_mib = 1000` does not fit a guest of 128 MiB")));
+    let d = errors(&mini("[guest]\nscratch_mib = 8\n"));
+    assert_eq!(only(&d).message, "`scratch_mib` is out of range: 8");
 }

@@ -40,7 +40,13 @@ fn check_json_shape(run: &GuestRun) {
     assert_eq!(run.json("guest.kind"), "uml", "{}", explain());
     // On time, and room for the backing files: neither shows.
     assert!(run.json("timeline_lag").is_null(), "{}", explain());
-    assert!(run.json("guest.scratch_full").is_null(), "{}", explain());
+    // (Except where the scenario fills it on purpose.)
+    let fills_scratch = run.json("scenario.name") == "scratch-space-full";
+    assert!(
+        fills_scratch || run.json("guest.scratch_full").is_null(),
+        "{}",
+        explain()
+    );
     assert!(run
         .json("guest.kernel_release")
         .as_str()
@@ -297,6 +303,45 @@ fn healthy() {
     };
     assert_eq!(run.json("workload.app_errors"), 0);
     assert!(run.json("workload.verified_blocks").as_u64().unwrap() > 0);
+}
+
+#[test]
+fn scratch_space_full() {
+    // The fail/reinstate cycles follow the checker's rhythm: timing, so no snapshot.
+    let Some(run) = scenario_without_snapshot("scratch-space-full") else {
+        return;
+    };
+    let explain = || run.explain();
+    assert_eq!(
+        run.json("guest.scratch_full.size_bytes"),
+        24 << 20,
+        "{}",
+        explain()
+    );
+    assert_eq!(run.json("guest.scratch_full.available_bytes"), 0);
+    assert!(run.json("workload.app_errors").as_u64() > Some(0));
+    assert_eq!(run.json("workload.mismatches"), 0, "{}", explain());
+    let causes = run.json("causes").as_array().cloned().unwrap_or_default();
+    // The loop device turns the tmpfs's ENOSPC into a plain IO error, which dm-multipath takes
+    // for a path error: the kernel fails both paths with no fault of the rig in force...
+    let failures: Vec<_> = causes
+        .iter()
+        .filter(|c| c["cause"] == "kernel_failed_under_fault")
+        .collect();
+    assert!(!failures.is_empty(), "{}", explain());
+    assert!(failures.iter().all(|c| c["fault"].is_null()), "{causes:?}");
+    assert!(failures.iter().any(|c| c["leg"] == "a") && failures.iter().any(|c| c["leg"] == "b"));
+    // ...and the report lays them, and the application's errors, at the full scratch space.
+    let full = causes
+        .iter()
+        .find(|c| c["cause"] == "scratch_space_full")
+        .unwrap_or_else(|| panic!("no scratch_space_full cause: {causes:?}"));
+    assert_eq!(full["path"], "/run");
+    assert_eq!(
+        full["kernel_failures_without_fault"].as_u64(),
+        Some(failures.len() as u64)
+    );
+    assert_eq!(full["app_errors"], run.json("workload.app_errors").clone());
 }
 
 #[test]
@@ -857,6 +902,7 @@ fn every_scenario_file_has_a_test() {
         "multiplex-hung-path",
         "multiplex-slow-path",
         "no-path-retry-count",
+        "scratch-space-full",
         "scsi-leg-fails-and-returns",
         "scsi-sense-and-status",
         "slow-leg",

@@ -11,6 +11,8 @@
 //!   not).
 //! - [`Cause::ErrorsWithoutPath`]: application errors that arrived while the map had no usable
 //!   path.
+//! - [`Cause::ScratchSpaceFull`]: the guest's scratch tmpfs, which holds the backing files, was
+//!   full at the end: the rig's own storage, not a path, refused writes.
 
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +53,16 @@ pub enum Cause {
         errors_total: u64,
         no_path_ms: f64,
         episodes: u32,
+    },
+    /// The scratch tmpfs at `path` (`size_bytes`) was full at the end of the run: writes the
+    /// backing files could not take failed there (ENOSPC), below every path. `app_errors` is
+    /// the workloads' total; `kernel_failures_without_fault` the path failures with no fault of
+    /// the rig in force, which the full tmpfs may explain.
+    ScratchSpaceFull {
+        path: String,
+        size_bytes: u64,
+        app_errors: u64,
+        kernel_failures_without_fault: u32,
     },
 }
 
@@ -96,6 +108,7 @@ fn checker_node(device: &str) -> Option<String> {
 pub fn find(report: &Report) -> Vec<Cause> {
     let events: Vec<&Event> = report.events.iter().filter(|e| e.t_ms >= 0.0).collect();
     let mut out = Vec::new();
+    let mut failures_without_fault = 0u32;
     for map in &report.maps {
         for path in &map.paths {
             let failures: Vec<f64> = events
@@ -105,6 +118,7 @@ pub fn find(report: &Report) -> Vec<Cause> {
                 .collect();
             for &t in &failures {
                 let found = fault_in_force(&report.events, &path.leg, t);
+                failures_without_fault += u32::from(found.is_none());
                 out.push(Cause::KernelFailedUnderFault {
                     map: map.name.clone(),
                     leg: path.leg.clone(),
@@ -201,6 +215,14 @@ pub fn find(report: &Report) -> Vec<Cause> {
                 episodes: episodes.len() as u32,
             });
         }
+    }
+    if let Some(full) = &report.guest.scratch_full {
+        out.push(Cause::ScratchSpaceFull {
+            path: full.path.clone(),
+            size_bytes: full.size_bytes,
+            app_errors: report.workloads.iter().map(|w| w.app_errors).sum(),
+            kernel_failures_without_fault: failures_without_fault,
+        });
     }
     out
 }

@@ -298,6 +298,40 @@ fn a_full_scratch_space_is_named_only_when_it_happens() {
         .contains("\"available_bytes\": 0"));
 }
 
+#[test]
+fn a_full_scratch_space_is_a_cause_that_takes_the_unexplained_path_failures() {
+    use super::causes::{find, Cause};
+    let mut r = sample();
+    assert!(!find(&r)
+        .iter()
+        .any(|c| matches!(c, Cause::ScratchSpaceFull { .. })));
+    r.guest.scratch_full = Some(ScratchFull {
+        path: "/run".into(),
+        size_bytes: 24 << 20,
+        available_bytes: 0,
+    });
+    let causes = find(&r);
+    let unexplained = causes
+        .iter()
+        .filter(|c| matches!(c, Cause::KernelFailedUnderFault { fault: None, .. }))
+        .count() as u32;
+    let Some(Cause::ScratchSpaceFull {
+        path,
+        size_bytes,
+        app_errors,
+        kernel_failures_without_fault,
+    }) = causes.last()
+    else {
+        panic!("no scratch cause last: {causes:?}");
+    };
+    assert_eq!((path.as_str(), *size_bytes), ("/run", 24 << 20));
+    assert_eq!(*kernel_failures_without_fault, unexplained);
+    assert_eq!(
+        *app_errors,
+        r.workloads.iter().map(|w| w.app_errors).sum::<u64>()
+    );
+}
+
 pub(super) fn tests_sample() -> Report {
     sample()
 }

@@ -401,6 +401,27 @@ pub(super) fn cause_words(c: &Cause, exact: bool) -> String {
                 format!("{map}: application errors came while {map} had no usable path")
             }
         }
+        Cause::ScratchSpaceFull {
+            path,
+            size_bytes,
+            app_errors,
+            kernel_failures_without_fault,
+        } => {
+            let errors = if exact {
+                format!("{app_errors} application errors")
+            } else {
+                "application errors".to_string()
+            };
+            let failures = match (exact, *kernel_failures_without_fault) {
+                (_, 0) => String::new(),
+                (true, n) => format!(" and {n} path failure(s) with no fault of the rig in force"),
+                (false, _) => " and path failures with no fault of the rig in force".to_string(),
+            };
+            format!(
+                "the rig's scratch space {path} ({} MiB) filled up and refused writes below every path: {errors}{failures} may come from it, not from the paths",
+                size_bytes >> 20
+            )
+        }
     }
 }
 
