@@ -167,7 +167,8 @@ pub fn check(files: &[PathBuf]) -> i32 {
 
 pub fn prepare() -> i32 {
     let cache = rig::guest::kernel::cache_dir();
-    match rig::guest::kernel::prepare_uml(&cache, &mut |line| eprintln!("pathrig: {line}")) {
+    let mut steps = rig::guest::status::Steps::new();
+    match rig::guest::kernel::prepare_uml(&cache, &mut |line| steps.step(line)) {
         Ok(kernel) => {
             println!(
                 "guest kernel {} (user-mode-linux {}) at {}",
@@ -177,7 +178,7 @@ pub fn prepare() -> i32 {
             );
             // The real multipathd for `[manager] kind = "multipathd"`.
             match rig::guest::multipath_tools::prepare_multipath_tools(&cache, &mut |line| {
-                eprintln!("pathrig: {line}")
+                steps.step(line)
             }) {
                 Ok(tools) => {
                     println!(

@@ -149,9 +149,8 @@ pub fn run_in_uml(
         eprintln!("pathrig: {err}");
         return EXIT_RIG_FAILURE;
     }
-    let kernel = match kernel::prepare_uml(&kernel::cache_dir(), &mut |line| {
-        eprintln!("pathrig: {line}")
-    }) {
+    let mut steps = rig::guest::status::Steps::new();
+    let kernel = match kernel::prepare_uml(&kernel::cache_dir(), &mut |line| steps.step(line)) {
         Ok(k) => k,
         Err(err) => {
             eprintln!("pathrig: cannot get a guest kernel: {err}");
@@ -162,12 +161,14 @@ pub fn run_in_uml(
     if scenario.manager.kind == path_manager::settings::ManagerKind::Multipathd {
         if let Err(err) = rig::guest::multipath_tools::prepare_multipath_tools(
             &kernel::cache_dir(),
-            &mut |line| eprintln!("pathrig: {line}"),
+            &mut |line| steps.step(line),
         ) {
             eprintln!("pathrig: cannot get multipathd: {err}");
             return EXIT_RIG_FAILURE;
         }
     }
+    // The preparation's spinner ends here, before the guest's own output.
+    drop(steps);
     let init = match std::env::current_exe().and_then(fs::canonicalize) {
         Ok(p) => p,
         Err(err) => {

@@ -1,9 +1,13 @@
 //! Relays the run's status lines (console lines starting with [`super::STATUS_PREFIX`], which
 //! the run in the guest prints once a second) from the console log to the host's stderr while
-//! the guest runs: on a terminal as one line rewritten in place, otherwise as a plain line every
-//! [`PLAIN_EVERY`]th status line, so logs stay short. The console log keeps every line.
+//! the guest runs: on a terminal as an `indicatif` progress bar (the run's seconds, with the rest
+//! of the line as its message), otherwise as a plain line every [`PLAIN_EVERY`]th status line, so
+//! logs stay short. The console log keeps every line. [`Steps`] shows the steps of a long
+//! preparation (the guest kernel's fetch) the same way: a spinner on a terminal, lines otherwise.
 
 use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -19,8 +23,8 @@ pub struct Relay {
     /// The end of the log that is not a whole line yet.
     partial: Vec<u8>,
     terminal: bool,
-    /// A live line is on the terminal (to be ended before anything else is printed).
-    live: bool,
+    /// The bar on the terminal, once the first status line came.
+    bar: Option<ProgressBar>,
     seen: u32,
     polled: Option<Instant>,
 }
@@ -32,7 +36,7 @@ impl Relay {
             offset: 0,
             partial: Vec::new(),
             terminal: std::io::stderr().is_terminal(),
-            live: false,
+            bar: None,
             seen: 0,
             polled: None,
         }
@@ -74,22 +78,104 @@ impl Relay {
     }
 
     fn show(&mut self, seen: u32, line: &str) {
-        let mut err = std::io::stderr().lock();
         if self.terminal {
-            // Carriage return, erase the line, the new status.
-            let _ = write!(err, "\r\x1b[2Kpathrig: {line}");
-            let _ = err.flush();
-            self.live = true;
+            let bar = self
+                .bar
+                .get_or_insert_with(|| run_bar(ProgressDrawTarget::stderr()));
+            show_on_bar(bar, line);
         } else if seen % PLAIN_EVERY == 0 {
-            let _ = writeln!(err, "pathrig: {line}");
+            let _ = writeln!(std::io::stderr().lock(), "pathrig: {line}");
         }
     }
 
-    /// Ends a live line, so what is printed next starts on a line of its own.
+    /// Ends the bar, leaving its last state on screen, so what is printed next starts on a line
+    /// of its own.
     pub fn finish(&mut self) {
-        if self.live {
-            let _ = writeln!(std::io::stderr());
-            self.live = false;
+        if let Some(bar) = self.bar.take() {
+            bar.abandon();
+            // The bar leaves the cursor on its own line.
+            eprintln!();
+        }
+    }
+}
+
+/// The bar of a run: seconds of the run's length, the rest of the status line as its message.
+fn run_bar(target: ProgressDrawTarget) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, target);
+    bar.set_style(
+        ProgressStyle::with_template("pathrig: [{bar:12}] {pos}/{len} s {wide_msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Splits a status line (without its prefix) into the seconds elapsed, the run's length and
+/// the rest: `"3/10 s; m 812 IO/s"` is `(3, 10, "m 812 IO/s")`.
+fn parse_status(line: &str) -> Option<(u64, u64, &str)> {
+    let (clock, rest) = line.split_once(" s").unwrap_or((line, ""));
+    let (now, total) = clock.split_once('/')?;
+    let rest = rest.trim_start_matches(';').trim();
+    Some((now.trim().parse().ok()?, total.trim().parse().ok()?, rest))
+}
+
+fn show_on_bar(bar: &ProgressBar, line: &str) {
+    match parse_status(line) {
+        Some((now, total, rest)) => {
+            bar.set_length(total);
+            bar.set_position(now.min(total));
+            bar.set_message(rest.to_string());
+        }
+        None => bar.set_message(line.to_string()),
+    }
+}
+
+/// The steps of a long preparation: each step's line as a spinner's message on a terminal (the
+/// spinner turns while a step runs), a plain `pathrig: …` line otherwise.
+pub struct Steps {
+    terminal: bool,
+    /// Started at the first step (nothing to show when everything is cached).
+    spinner: Option<ProgressBar>,
+}
+
+impl Steps {
+    pub fn new() -> Steps {
+        Steps {
+            terminal: std::io::stderr().is_terminal(),
+            spinner: None,
+        }
+    }
+
+    /// Shows the step now running (the line stays on screen above the spinner).
+    pub fn step(&mut self, line: &str) {
+        if !self.terminal {
+            eprintln!("pathrig: {line}");
+            return;
+        }
+        let spinner = self.spinner.get_or_insert_with(|| {
+            let s = ProgressBar::new_spinner();
+            s.set_style(
+                ProgressStyle::with_template("pathrig: {spinner} {msg} ({elapsed})")
+                    .expect("a valid template"),
+            );
+            s.enable_steady_tick(Duration::from_millis(120));
+            s
+        });
+        spinner.println(format!("pathrig: {line}"));
+        spinner.set_message(line.to_string());
+    }
+}
+
+impl Default for Steps {
+    fn default() -> Steps {
+        Steps::new()
+    }
+}
+
+impl Drop for Steps {
+    fn drop(&mut self) {
+        if let Some(s) = self.spinner.take() {
+            s.finish_and_clear();
         }
     }
 }
@@ -122,5 +208,22 @@ mod tests {
         assert_eq!(relay.seen, 2);
         assert!(relay.partial.is_empty());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_status_line_becomes_the_bars_position_length_and_message() {
+        assert_eq!(
+            parse_status("3/10 s; m 812 IO/s"),
+            Some((3, 10, "m 812 IO/s"))
+        );
+        assert_eq!(parse_status("0/4 s"), Some((0, 4, "")));
+        assert_eq!(parse_status("starting"), None);
+        let bar = run_bar(ProgressDrawTarget::hidden());
+        show_on_bar(&bar, "7/5 s; m 3 IO/s, errors 2");
+        // A run that overruns its length stays at the end of the bar.
+        assert_eq!((bar.position(), bar.length()), (5, Some(5)));
+        assert_eq!(bar.message(), "m 3 IO/s, errors 2");
+        show_on_bar(&bar, "no clock here");
+        assert_eq!(bar.message(), "no clock here");
     }
 }
