@@ -411,6 +411,10 @@ pub fn trespass(env: &GuestEnv) -> Result<Value, String> {
     let build_events = c.alua_log(0).map_err(err)?;
     let build_state_of_1 = c.port_group_state(0, 1).map_err(err)?;
     let build_refused = c.alua_counts(0).map_err(err)?.refused;
+    // The scan may have left group 1 the owner already (a move to the owner changes nothing
+    // and tells nobody): go through group 2, so each path has exactly one unit attention
+    // pending whichever way the scan ended.
+    c.move_ownership(0, 2).map_err(err)?;
     c.move_ownership(0, 1).map_err(err)?;
     let reset = [tur(&opt)?, tur(&opt)?, tur(&stby)?];
     let base = c.alua_counts(0).map_err(err)?.trespasses;
